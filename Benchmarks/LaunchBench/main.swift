@@ -1,0 +1,104 @@
+// Launch cost of one sandboxed program against bare fork+exec, measured in the same run,
+// interleaved (each round runs every variant once, in turn), back to back and spaced 20 ms
+// apart. Prints medians and ratios; asserts nothing (machines here are shared and noisy).
+import Foundation
+import Glibc
+import Sandbox
+
+let rounds = Int(ProcessInfo.processInfo.environment["BENCH_ROUNDS"] ?? "") ?? 200
+let policiesDir = ProcessInfo.processInfo.environment["CONFINE_POLICIES"] ?? "policies"
+let policy = try PolicyLoader.load(file: policiesDir + "/default.yaml")
+let sandbox = try Sandbox()
+
+/// Wall time of one posix_spawn + waitpid of argv (the minimum a launcher can cost).
+func spawnAndWait(_ argv: [String]) -> Double {
+    let cArgs = argv.map { strdup($0) } + [nil]
+    defer { cArgs.forEach { free($0) } }
+    var devnull = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&devnull)
+    posix_spawn_file_actions_addopen(&devnull, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&devnull, 2, "/dev/null", O_WRONLY, 0)
+    defer { posix_spawn_file_actions_destroy(&devnull) }
+    let start = DispatchTime.now().uptimeNanoseconds
+    var pid: pid_t = 0
+    guard posix_spawn(&pid, cArgs[0]!, &devnull, nil, cArgs, environ) == 0 else { return .nan }
+    var status: Int32 = 0
+    waitpid(pid, &status, 0)
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+}
+
+func timed(_ body: () async throws -> Void) async rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try await body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+}
+
+func which(_ name: String) -> String? {
+    for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+        let path = "\(dir)/\(name)"
+        if access(path, X_OK) == 0 { return path }
+    }
+    return nil
+}
+
+struct Variant {
+    var name: String
+    var run: () async throws -> Double
+}
+
+func variants(payload: [String]) -> [Variant] {
+    var list: [Variant] = [
+        Variant(name: "bare fork+exec (posix_spawn)") { spawnAndWait(payload) },
+        Variant(name: "Confine, no isolation (same supervisor)") {
+            try await timed { _ = await sandbox.runBare(command: payload, policy: policy) }
+        },
+        Variant(name: "Confine, full default isolation") {
+            try await timed {
+                let r = try await sandbox.run(RunRequest(policy: policy, command: payload))
+                precondition(r.verdict == .exited && r.exitCode == 0, "sandboxed run failed: \(r.summary)")
+            }
+        },
+    ]
+    if let bwrap = which("bwrap") {
+        let args = [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin",
+                    "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev", "/dev",
+                    "--tmpfs", "/tmp", "--"] + payload
+        list.append(Variant(name: "bwrap --unshare-all") { spawnAndWait(args) })
+    }
+    if let nsjail = which("nsjail") {
+        let args = [nsjail, "-Mo", "--quiet", "-R", "/usr", "-R", "/bin", "-R", "/lib", "-R", "/lib64", "--"] + payload
+        list.append(Variant(name: "nsjail -Mo") { spawnAndWait(args) })
+    }
+    return list
+}
+
+func median(_ xs: [Double]) -> Double {
+    let s = xs.filter { !$0.isNaN }.sorted()
+    return s.isEmpty ? .nan : s[s.count / 2]
+}
+
+func fmt(_ x: Double) -> String { String(format: "%7.3f", x) }
+
+print("Confine launch benchmark — \(rounds) interleaved rounds per mode; medians in ms")
+print("(ratio: against bare fork+exec measured in the same rounds)")
+for payload in [["/bin/true"], ["/bin/bash", "-c", "true"]] {
+    for (mode, gapMs) in [("back to back", 0), ("spaced 20 ms", 20)] {
+        let list = variants(payload: payload)
+        var samples = Array(repeating: [Double](), count: list.count)
+        for _ in 0..<3 { for v in list { _ = try await v.run() } }  // warm-up
+        for _ in 0..<rounds {
+            for (i, v) in list.enumerated() {
+                samples[i].append(try await v.run())
+                if gapMs > 0 { usleep(useconds_t(gapMs * 1000)) }
+            }
+        }
+        let base = median(samples[0])
+        print("\n\(payload.joined(separator: " ")) — \(mode)")
+        for (i, v) in list.enumerated() {
+            let m = median(samples[i])
+            print("  \(v.name.padding(toLength: 42, withPad: " ", startingAt: 0)) \(fmt(m)) ms   ×\(String(format: "%.2f", m / base))")
+        }
+    }
+}
+if which("bwrap") == nil { print("\n(bwrap not installed: `apt-get install bubblewrap` to compare)") }
+if which("nsjail") == nil { print("(nsjail not installed: not in Debian 12's archive; build it to compare)") }

@@ -1,0 +1,208 @@
+import Foundation
+import Glibc
+
+/// Limits a run's cgroup enforces on the whole process tree.
+public struct CgroupLimits: Sendable, Equatable {
+    public var memoryBytes: UInt64
+    public var processes: Int
+    /// Cores of CPU bandwidth, nil for none.
+    public var cpuQuota: Double?
+    /// cgroup v2 weight scale (1...10000, 100 = an ordinary cgroup).
+    public var cpuWeight: Int
+
+    public init(memoryBytes: UInt64, processes: Int, cpuQuota: Double?, cpuWeight: Int) {
+        self.memoryBytes = memoryBytes
+        self.processes = processes
+        self.cpuQuota = cpuQuota
+        self.cpuWeight = cpuWeight
+    }
+}
+
+/// What a run's cgroup measured.
+public struct CgroupStats: Sendable, Equatable {
+    /// CPU time of every process that lived in the cgroup, in nanoseconds.
+    public var cpuUsageNs: UInt64?
+    /// Peak memory, in bytes.
+    public var memoryPeakBytes: UInt64?
+    /// Processes killed by the OOM killer because of the cgroup's limit.
+    public var oomKills: Int
+}
+
+/// A failure to create, configure, join or remove a cgroup, naming the file and the errno.
+public struct CgroupError: Error, CustomStringConvertible, Equatable {
+    public var operation: String
+    public var path: String
+    public var errno: Int32
+
+    public var description: String {
+        "cgroup: \(operation) \(path): \(ErrnoName.describe(errno))"
+    }
+}
+
+/// Which cgroup hierarchy a backend drives.
+public enum CgroupVersion: String, Sendable {
+    case v1, v2
+}
+
+/// A cgroup hierarchy able to hold runs: creates one cgroup per run with its limits.
+public protocol CgroupBackend: Sendable {
+    var version: CgroupVersion { get }
+    /// Creates (and configures) the cgroup of one run.
+    func create(name: String, limits: CgroupLimits) throws(CgroupError) -> any RunCgroup
+    /// Names of run cgroups that exist now (for recovery after a crash).
+    func existingRuns() -> [String]
+    /// Kills every process of a leftover run cgroup and removes it.
+    func remove(name: String) throws(CgroupError)
+}
+
+/// The cgroup of one run.
+public protocol RunCgroup: Sendable {
+    /// Moves `pid` into the cgroup (every controller).
+    func join(pid: pid_t) throws(CgroupError)
+    /// Reads what the cgroup measured.
+    func stats() -> CgroupStats
+    /// CPU time so far (ns), cheap enough to poll.
+    func cpuUsageNs() -> UInt64?
+    /// SIGKILLs every process in the cgroup.
+    func killAll()
+    /// Kills what is left, then removes the cgroup directories.
+    func destroy() throws(CgroupError)
+}
+
+/// Picks the hierarchy this host offers: a pure cgroup2 mount with the controllers we need,
+/// else cgroup v1 with memory, pids, cpu and cpuacct mounted.
+public enum CgroupDetection {
+    /// The backend for this host, or an error that names what is missing.
+    public static func detect(parent: String = "confine") throws(CgroupError) -> any CgroupBackend {
+        let mounts = CgroupMounts.read()
+        if let v2 = mounts.v2, let controllers = CgroupFile.readString(v2 + "/cgroup.controllers"),
+           Set(controllers.split(whereSeparator: \.isWhitespace).map(String.init))
+               .isSuperset(of: CgroupV2.requiredControllers) {
+            return try CgroupV2(root: v2, parent: parent)
+        }
+        let needed = ["memory", "pids", "cpu", "cpuacct"]
+        var dirs: [String: String] = [:]
+        for controller in needed {
+            guard let dir = mounts.v1[controller] else {
+                throw CgroupError(operation: "find the \(controller) controller (neither cgroup v2 with memory, pids and cpu, nor a v1 mount of it) in", path: "/proc/self/mountinfo", errno: ENOENT)
+            }
+            dirs[controller] = dir
+        }
+        return try CgroupV1(controllerMounts: dirs, parent: parent)
+    }
+}
+
+/// Where the cgroup hierarchies are mounted, read from /proc/self/mountinfo.
+struct CgroupMounts {
+    var v2: String?
+    var v1: [String: String] = [:]
+
+    static func read() -> CgroupMounts {
+        var result = CgroupMounts()
+        guard let text = CgroupFile.readString("/proc/self/mountinfo") else { return result }
+        for line in text.split(separator: "\n") {
+            // id parent major:minor root mountpoint options [optional...] - fstype source superoptions
+            let halves = line.components(separatedBy: " - ")
+            guard halves.count == 2 else { continue }
+            let left = halves[0].split(separator: " ")
+            let right = halves[1].split(separator: " ")
+            guard left.count >= 5, right.count >= 3 else { continue }
+            let mountPoint = String(left[4])
+            if right[0] == "cgroup2", result.v2 == nil || mountPoint == "/sys/fs/cgroup" {
+                result.v2 = mountPoint
+            } else if right[0] == "cgroup" {
+                for option in right[2].split(separator: ",") where result.v1[String(option)] == nil {
+                    result.v1[String(option)] = mountPoint
+                }
+            }
+        }
+        return result
+    }
+}
+
+/// Small, errno-carrying file operations on cgroupfs.
+enum CgroupFile {
+    static func write(_ path: String, _ value: String) throws(CgroupError) {
+        if let err = FileWriter.write(path, value) {
+            throw CgroupError(operation: "write \"\(value)\" to", path: path, errno: err)
+        }
+    }
+
+    static func readString(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, 4096) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            bytes.append(contentsOf: buffer[0..<n])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func readUInt(_ path: String) -> UInt64? {
+        readString(path).flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    /// The value of `key` in a "key value" file (memory.events, cpu.stat, memory.oom_control).
+    static func readKey(_ path: String, _ key: String) -> UInt64? {
+        guard let text = readString(path) else { return nil }
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, parts[0] == key { return UInt64(parts[1]) }
+        }
+        return nil
+    }
+
+    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    static func makeDirectory(_ path: String) throws(CgroupError) {
+        if mkdir(path, 0o755) != 0 && errno != EEXIST {
+            throw CgroupError(operation: "create", path: path, errno: errno)
+        }
+    }
+
+    /// Names of the directories in `path`, sorted.
+    static func subdirectories(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(cString: $0.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if entry.pointee.d_type == DT_DIR && name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    static func pids(_ procsFile: String) -> [pid_t] {
+        (readString(procsFile) ?? "").split(separator: "\n").compactMap { pid_t($0) }
+    }
+
+    /// SIGKILLs the processes listed in `procsFile` until it is empty (bounded).
+    static func killAll(_ procsFile: String) {
+        for _ in 0..<200 {
+            let pids = pids(procsFile)
+            if pids.isEmpty { return }
+            for pid in pids { kill(pid, SIGKILL) }
+            usleep(1000)
+        }
+    }
+
+    /// rmdir, retried while the kernel finishes taking the cgroup's last processes away.
+    static func removeDirectory(_ path: String, procsFile: String) throws(CgroupError) {
+        var lastError: Int32 = 0
+        for attempt in 0..<200 {
+            if rmdir(path) == 0 || errno == ENOENT { return }
+            lastError = errno
+            if lastError != EBUSY { break }
+            killAll(procsFile)
+            usleep(attempt < 10 ? 500 : 5000)
+        }
+        throw CgroupError(operation: "remove", path: path, errno: lastError)
+    }
+}

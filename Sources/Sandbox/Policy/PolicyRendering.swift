@@ -1,0 +1,105 @@
+extension Policy {
+    /// The effective policy as YAML in the policy-file schema: every field, human units, keys in
+    /// schema order. Promise: loading the text back (`PolicyLoader.load(yaml:name:file:)`, with
+    /// the same name, on a host where the required paths exist) gives a policy equal to `self`.
+    public func renderYAML() -> String {
+        var out: [String] = []
+        func line(_ indent: Int, _ text: String) { out.append(String(repeating: "  ", count: indent) + text) }
+        func flow(_ items: [String]) -> String { "[" + items.map(Self.yamlScalar).joined(separator: ", ") + "]" }
+
+        line(0, "# Policy \(Self.yamlScalar(name)), effective values.")
+        line(0, "description: \(Self.yamlScalar(description))")
+        line(0, "limits:")
+        for limit in LimitName.allCases {
+            line(1, "\(limit.rawValue): \(limits[limit])")
+        }
+        line(0, "overridable: \(flow(overridable.sorted().map(\.rawValue)))")
+        line(0, "network: \(network.rawValue)")
+        line(0, "output:")
+        line(1, "on_overflow: \(outputOverflow.rawValue)")
+        line(0, "hostname: \(Self.yamlScalar(hostname))")
+        line(0, "filesystem:")
+        if filesystem.readOnly.isEmpty {
+            line(1, "read_only: []")
+        } else {
+            line(1, "read_only:")
+            for mount in filesystem.readOnly {
+                if mount.source == mount.target && !mount.optional {
+                    line(2, "- \(Self.yamlScalar(mount.source))")
+                } else if mount.source == mount.target {
+                    line(2, "- path: \(Self.yamlScalar(mount.source))")
+                    line(2, "  optional: true")
+                } else {
+                    line(2, "- source: \(Self.yamlScalar(mount.source))")
+                    line(2, "  target: \(Self.yamlScalar(mount.target))")
+                    if mount.optional { line(2, "  optional: true") }
+                }
+            }
+        }
+        if filesystem.tmpfs.isEmpty {
+            line(1, "tmpfs: []")
+        } else {
+            line(1, "tmpfs:")
+            for mount in filesystem.tmpfs {
+                line(2, "- path: \(Self.yamlScalar(mount.path))")
+                line(2, "  size: \(HumanUnits.formatBytes(mount.sizeBytes))")
+            }
+        }
+        // Device names are read as raw text, so `null` stays plain (it names /dev/null).
+        line(1, "devices: [\(filesystem.devices.map(\.rawValue).joined(separator: ", "))]")
+        line(1, "workdir: \(Self.yamlScalar(filesystem.workdir))")
+        line(0, "seccomp:")
+        switch seccomp.action {
+        case .kill:
+            line(1, "action: kill")
+        case .errno(let e):
+            line(1, "action: errno")
+            line(1, "errno: \(SyscallNames.errnoName(e))")
+        }
+        line(1, "deny: \(flow(seccomp.deny))")
+        line(1, "allow: \(flow(seccomp.allow))")
+        line(0, "environment:")
+        if environment.set.isEmpty {
+            line(1, "set: {}")
+        } else {
+            line(1, "set:")
+            for key in environment.set.keys.sorted() {
+                line(2, "\(key): \(Self.yamlScalar(environment.set[key]!))")
+            }
+        }
+        line(1, "allow: \(flow(environment.allow))")
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    /// A string as a YAML scalar: plain when that reads back as the same text (`/usr`, `C.UTF-8`),
+    /// double-quoted with escapes otherwise (`"1.0"`, `"yes"`, `"a: b"`, `"*"`).
+    static func yamlScalar(_ s: String) -> String {
+        let reserved: Set<String> = ["", "~", "null", "Null", "NULL", "true", "True", "TRUE", "false", "False", "FALSE",
+                                     "yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"]
+        let safe = s.unicodeScalars.allSatisfy { c in
+            (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || "_./-+".unicodeScalars.contains(c)
+        }
+        if safe, !reserved.contains(s), let first = s.unicodeScalars.first,
+           (first >= "a" && first <= "z") || (first >= "A" && first <= "Z") || first == "_" || first == "/" {
+            return s
+        }
+        var out = "\""
+        for c in s.unicodeScalars {
+            switch c {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            default:
+                if c.value < 0x20 || c.value == 0x7f || (c.value >= 0x80 && c.value < 0xa0) || c.value == 0x2028 || c.value == 0x2029 || c.value == 0xfeff {
+                    let hex = String(c.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+                } else {
+                    out.unicodeScalars.append(c)
+                }
+            }
+        }
+        return out + "\""
+    }
+}

@@ -1,0 +1,59 @@
+/// One program to run under a policy: what `Sandbox.run` takes.
+public struct RunRequest: Sendable {
+    /// The policy the run is confined by (already loaded and validated).
+    public var policy: Policy
+    /// argv. `command[0]` is resolved inside the sandbox: an absolute path, or a name looked
+    /// up in the sandbox's `PATH`.
+    public var command: [String]
+    /// Bytes delivered on stdin, then end-of-file. nil: stdin is empty.
+    public var stdin: [UInt8]?
+    /// Files placed read-only into the sandbox (a script, its data).
+    public var files: [SandboxFile]
+    /// Variables added to the policy's environment; each must be allowed by the policy.
+    public var environment: [String: String]
+    /// Tighter limits for this run only (the policy must allow each).
+    public var overrides: LimitOverrides
+    /// Called with each captured chunk of output as it arrives, on the run's supervisor thread.
+    /// It must return quickly; it never sees bytes past a stream's cap.
+    public var onOutput: (@Sendable (OutputChunk) -> Void)?
+
+    public init(policy: Policy, command: [String], stdin: [UInt8]? = nil, files: [SandboxFile] = [],
+                environment: [String: String] = [:], overrides: LimitOverrides = LimitOverrides(),
+                onOutput: (@Sendable (OutputChunk) -> Void)? = nil) {
+        self.policy = policy
+        self.command = command
+        self.stdin = stdin
+        self.files = files
+        self.environment = environment
+        self.overrides = overrides
+        self.onOutput = onOutput
+    }
+}
+
+/// A file that reaches the sandbox read-only (backed by a sealed memfd: nothing is written to
+/// the host's disk, nothing is left behind).
+public struct SandboxFile: Sendable, Equatable {
+    /// Absolute path inside the sandbox.
+    public var path: String
+    public var contents: [UInt8]
+    public var executable: Bool
+
+    public init(path: String, contents: [UInt8], executable: Bool = false) {
+        self.path = path
+        self.contents = contents
+        self.executable = executable
+    }
+}
+
+/// Which output stream a chunk came from.
+public enum OutputStreamName: String, Sendable, Codable {
+    case stdout, stderr
+}
+
+/// A piece of captured output, in order within its stream.
+public struct OutputChunk: Sendable, Equatable {
+    public var stream: OutputStreamName
+    /// Offset of the first byte within the stream.
+    public var offset: UInt64
+    public var bytes: [UInt8]
+}

@@ -1,0 +1,104 @@
+/// How a run ended, precisely: the first of these that applies wins, in this order:
+/// `setup_failed`, `cancelled`, `wall_timeout`, `cpu_timeout`, `memory_limit`, `output_limit`,
+/// then `signaled` or `exited`.
+public enum Verdict: String, Sendable, Codable, CaseIterable {
+    /// The program exited by itself; see `exitCode`.
+    case exited
+    /// The program died of a signal it was not sent by a limit; see `signal`.
+    case signaled
+    /// The wall-clock deadline passed and the run was killed.
+    case wallTimeout = "wall_timeout"
+    /// The CPU-time limit was reached (RLIMIT_CPU or the cgroup's total).
+    case cpuTimeout = "cpu_timeout"
+    /// The cgroup's memory limit was hit and the kernel killed a process of the run.
+    case memoryLimit = "memory_limit"
+    /// A stream passed its cap under a policy that kills on overflow.
+    case outputLimit = "output_limit"
+    /// The sandbox could not be built; see `setupFailure`.
+    case setupFailed = "setup_failed"
+    /// The run was cancelled by its caller.
+    case cancelled
+}
+
+/// Where and why building a sandbox failed: "mount /usr: ENOENT (No such file or directory)".
+public struct SetupFailure: Sendable, Equatable, CustomStringConvertible {
+    /// The stage, in words: `mount`, `execve`, `cgroup`, `uid_map`, ...
+    public var stage: String
+    /// What the stage was working on (a path, a limit), if any.
+    public var subject: String?
+    /// The errno, 0 when none applies.
+    public var errno: Int32
+
+    public init(stage: String, subject: String? = nil, errno: Int32) {
+        self.stage = stage
+        self.subject = subject
+        self.errno = errno
+    }
+
+    public var description: String {
+        let what = subject.map { "\(stage) \($0)" } ?? stage
+        return errno == 0 ? what : "\(what): \(ErrnoName.describe(errno))"
+    }
+}
+
+/// Everything known about one finished run.
+public struct RunResult: Sendable, Equatable {
+    public var verdict: Verdict
+    /// Exit code when the program exited (any verdict), nil when it was signaled or never ran.
+    public var exitCode: Int32?
+    /// The signal that ended the program, if any.
+    public var signal: Int32?
+    public var wallMs: Int64
+    /// CPU time of the whole process tree (user + system).
+    public var cpuMs: Int64
+    /// Peak memory of the run's cgroup, nil when unknown.
+    public var memoryPeakBytes: UInt64?
+    /// Captured output (up to each stream's cap).
+    public var stdout: [UInt8]
+    public var stderr: [UInt8]
+    /// Bytes the program wrote to each stream, captured or not.
+    public var stdoutBytes: UInt64
+    public var stderrBytes: UInt64
+    public var stdoutTruncated: Bool
+    public var stderrTruncated: Bool
+    /// Set when `verdict == .setupFailed`.
+    public var setupFailure: SetupFailure?
+    /// Processes the kernel's OOM killer ended in this run.
+    public var oomKills: Int
+
+    public init(verdict: Verdict, exitCode: Int32? = nil, signal: Int32? = nil, wallMs: Int64 = 0,
+                cpuMs: Int64 = 0, memoryPeakBytes: UInt64? = nil, stdout: [UInt8] = [], stderr: [UInt8] = [],
+                stdoutBytes: UInt64 = 0, stderrBytes: UInt64 = 0, stdoutTruncated: Bool = false,
+                stderrTruncated: Bool = false, setupFailure: SetupFailure? = nil, oomKills: Int = 0) {
+        self.verdict = verdict
+        self.exitCode = exitCode
+        self.signal = signal
+        self.wallMs = wallMs
+        self.cpuMs = cpuMs
+        self.memoryPeakBytes = memoryPeakBytes
+        self.stdout = stdout
+        self.stderr = stderr
+        self.stdoutBytes = stdoutBytes
+        self.stderrBytes = stderrBytes
+        self.stdoutTruncated = stdoutTruncated
+        self.stderrTruncated = stderrTruncated
+        self.setupFailure = setupFailure
+        self.oomKills = oomKills
+    }
+
+    /// A one-line summary: "exited 0 in 12 ms (cpu 3 ms, peak 1.2 MiB)".
+    public var summary: String {
+        var head: String
+        switch verdict {
+        case .exited: head = "exited \(exitCode ?? 0)"
+        case .signaled: head = "killed by \(SignalName.name(signal ?? 0))"
+        case .setupFailed: head = "setup failed: \(setupFailure?.description ?? "unknown")"
+        default: head = verdict.rawValue
+        }
+        var parts = ["wall \(wallMs) ms", "cpu \(cpuMs) ms"]
+        if let peak = memoryPeakBytes { parts.append("peak memory \(HumanUnits.formatBytes(peak))") }
+        if stdoutTruncated { parts.append("stdout truncated (\(stdoutBytes) bytes written)") }
+        if stderrTruncated { parts.append("stderr truncated (\(stderrBytes) bytes written)") }
+        return "\(head) — " + parts.joined(separator: ", ")
+    }
+}

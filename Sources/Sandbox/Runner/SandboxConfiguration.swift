@@ -1,0 +1,41 @@
+import Glibc
+
+/// Host-side settings of a `Sandbox`, the same for every run (policies hold the per-run ones).
+public struct SandboxConfiguration: Sendable {
+    /// The unprivileged host uid and gid that the sandbox's root maps to (never host root).
+    public var hostUID: UInt32 = 65534
+    public var hostGID: UInt32 = 65534
+    /// Directory under each cgroup hierarchy that holds one cgroup per run.
+    public var cgroupParent: String = "confine"
+    /// Whether runs must have a cgroup. `.required` refuses to start without one; `.disabled`
+    /// (a weaker mode an operator must ask for) runs without memory, pids and CPU-quota limits.
+    public var cgroups: CgroupRequirement = .required
+    /// An existing host directory over which each run mounts its scratch tmpfs, inside its
+    /// own mount namespace (the host never sees it).
+    public var scratchMountPoint: String = "/tmp"
+    /// How often the supervisor samples the cgroup's CPU time to enforce the total CPU limit.
+    public var cpuCheckIntervalMs: Int = 50
+
+    public init() {}
+}
+
+/// Whether a sandbox insists on cgroups.
+public enum CgroupRequirement: String, Sendable {
+    case required
+    case disabled
+}
+
+/// A failure to make a `Sandbox` usable on this host.
+public enum SandboxError: Error, CustomStringConvertible {
+    case cgroup(CgroupError)
+    case seccomp(SeccompError)
+    case invalidRequest(String)
+
+    public var description: String {
+        switch self {
+        case .cgroup(let e): return "\(e) — Confine needs a writable cgroup hierarchy (run as root, or delegate a cgroup v2 subtree)"
+        case .seccomp(let e): return e.description
+        case .invalidRequest(let message): return message
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import Glibc
+@testable import Sandbox
+import Testing
+
+/// The cgroup backends. v1 runs for real where the host has it; v2 runs for real where the
+/// host has a pure cgroup2 hierarchy, and always against a temporary directory laid out as one.
+@Suite("Cgroups")
+struct CgroupTests {
+    /// A directory shaped like a cgroup2 mount: interface files that the kernel would create.
+    static func fakeCgroup2() throws -> String {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("fake-cgroup2-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        try "cpuset cpu io memory hugetlb pids rdma misc\n".write(toFile: root + "/cgroup.controllers", atomically: false, encoding: .utf8)
+        try "".write(toFile: root + "/cgroup.subtree_control", atomically: false, encoding: .utf8)
+        // What the kernel would create in the new `confine` cgroup.
+        try FileManager.default.createDirectory(atPath: root + "/confine", withIntermediateDirectories: true)
+        try "cpu memory pids\n".write(toFile: root + "/confine/cgroup.controllers", atomically: false, encoding: .utf8)
+        try "".write(toFile: root + "/confine/cgroup.subtree_control", atomically: false, encoding: .utf8)
+        return root
+    }
+
+    static func populateRun(_ dir: String) throws {
+        let files = ["memory.max": "max\n", "memory.swap.max": "max\n", "pids.max": "max\n",
+                     "cpu.max": "max 100000\n", "cpu.weight": "100\n", "cgroup.procs": "",
+                     "cpu.stat": "usage_usec 1234567\nuser_usec 1000000\nsystem_usec 234567\n",
+                     "memory.peak": "52428800\n", "memory.events": "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n"]
+        for (name, content) in files { try content.write(toFile: dir + "/" + name, atomically: false, encoding: .utf8) }
+    }
+
+    @Test("CgroupV2 on a temporary directory laid out as cgroup2: controllers enabled, limits written, stats read")
+    func v2OnTemporaryDirectory() throws {
+        let root = try Self.fakeCgroup2()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let backend = try CgroupV2(root: root, parent: "confine")
+        #expect(try String(contentsOfFile: root + "/cgroup.subtree_control", encoding: .utf8) == "+cpu +memory +pids")
+        #expect(try String(contentsOfFile: root + "/confine/cgroup.subtree_control", encoding: .utf8) == "+cpu +memory +pids")
+        // The kernel creates interface files in a new cgroup; this stand-in does it by hand.
+        try FileManager.default.createDirectory(atPath: root + "/confine/run-1", withIntermediateDirectories: true)
+        try Self.populateRun(root + "/confine/run-1")
+        let run = try backend.create(name: "run-1", limits: CgroupLimits(memoryBytes: 64 << 20, processes: 16, cpuQuota: 0.5, cpuWeight: 50))
+        func read(_ f: String) throws -> String { try String(contentsOfFile: root + "/confine/run-1/" + f, encoding: .utf8) }
+        #expect(try read("memory.max") == "67108864")
+        #expect(try read("memory.swap.max") == "0")
+        #expect(try read("pids.max") == "16")
+        #expect(try read("cpu.max") == "50000 100000")
+        #expect(try read("cpu.weight") == "50")
+        try run.join(pid: 4242)
+        #expect(try read("cgroup.procs") == "4242")
+        let stats = run.stats()
+        #expect(stats.cpuUsageNs == 1_234_567_000)
+        #expect(stats.memoryPeakBytes == 52_428_800)
+        #expect(stats.oomKills == 1)
+        #expect(backend.existingRuns() == ["run-1"])
+    }
+
+    @Test("CgroupV2 on a temporary directory: no quota writes max; errors name the file and errno")
+    func v2Errors() throws {
+        let root = try Self.fakeCgroup2()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let backend = try CgroupV2(root: root, parent: "confine")
+        try FileManager.default.createDirectory(atPath: root + "/confine/run-2", withIntermediateDirectories: true)
+        try Self.populateRun(root + "/confine/run-2")
+        _ = try backend.create(name: "run-2", limits: CgroupLimits(memoryBytes: 1 << 20, processes: 1, cpuQuota: nil, cpuWeight: 100))
+        #expect(try String(contentsOfFile: root + "/confine/run-2/cpu.max", encoding: .utf8) == "max 100000")
+        // A hierarchy that cannot be written is reported with the file and the errno.
+        #expect(throws: CgroupError.self) { try CgroupV2(root: "/proc/no-such-cgroup-root", parent: "confine") }
+        do { _ = try CgroupV2(root: "/proc/no-such-cgroup-root", parent: "confine") } catch {
+            #expect(error.description.contains("/proc/no-such-cgroup-root/confine"))
+            #expect(error.description.contains("ENOENT"))
+        }
+    }
+
+    @Test("v1 weight maps onto shares")
+    func sharesMapping() {
+        #expect(CgroupV1.shares(weight: 100) == 1024)
+        #expect(CgroupV1.shares(weight: 50) == 512)
+        #expect(CgroupV1.shares(weight: 1) == 10)
+        #expect(CgroupV1.shares(weight: 10000) == 102_400)
+    }
+
+    @Test("The real hierarchy of this host: a run cgroup is created with its limits and removed",
+          .enabled(if: TestSupport.canSandbox))
+    func realHierarchy() throws {
+        let backend = try CgroupDetection.detect(parent: "confine")
+        print("cgroup backend on this host: \(backend.version.rawValue)")
+        let name = "test-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        let run = try backend.create(name: name, limits: CgroupLimits(memoryBytes: 32 << 20, processes: 8, cpuQuota: 1, cpuWeight: 50))
+        #expect(backend.existingRuns().contains(name))
+        let stats = run.stats()
+        #expect(stats.oomKills == 0)
+        try run.destroy()
+        #expect(!backend.existingRuns().contains(name))
+    }
+}

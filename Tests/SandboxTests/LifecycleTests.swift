@@ -1,0 +1,133 @@
+import Foundation
+import Glibc
+import Sandbox
+import Testing
+
+/// Setup failures, cancellation, many runs at once, and nothing left behind.
+@Suite("Run lifecycle", .enabled(if: TestSupport.canSandbox))
+struct LifecycleTests {
+    @Test("A missing program is a setup failure at execve, with its errno")
+    func missingProgram() async throws {
+        let p = try TestSupport.policy()
+        let r = try await TestSupport.sandbox.run(RunRequest(policy: p, command: ["/usr/bin/no-such-program"]))
+        #expect(r.verdict == .setupFailed)
+        let failure = try #require(r.setupFailure)
+        #expect(failure.stage == "execve")
+        #expect(failure.errno == ENOENT)
+        #expect(failure.description == "execve /usr/bin/no-such-program: ENOENT (No such file or directory)")
+    }
+
+    @Test("A program name is looked up in the sandbox's PATH")
+    func pathLookup() async throws {
+        let p = try TestSupport.policy()
+        let r = try await TestSupport.sandbox.run(RunRequest(policy: p, command: ["python3", "-c", "print(6*7)"]))
+        #expect(r.out == "42\n", "\(r.summary) \(r.err)")
+    }
+
+    @Test("A mount that fails names the mount and the errno")
+    func mountFailure() async throws {
+        var p = try TestSupport.policy()
+        // A file bound where a directory already exists cannot be mounted.
+        p.filesystem.readOnly.append(BindMount(source: "/etc/hostname", target: "/usr/share"))
+        let r = try await TestSupport.sandbox.run(RunRequest(policy: p, command: ["/bin/true"]))
+        #expect(r.verdict == .setupFailed, "\(r.summary)")
+        let failure = try #require(r.setupFailure)
+        #expect(failure.stage == "mount")
+        #expect(failure.subject?.contains("/usr/share") == true, "\(failure)")
+        #expect(failure.errno != 0)
+    }
+
+    @Test("A missing non-optional bind source is refused before clone, with its path")
+    func missingBindSource() async throws {
+        var p = try TestSupport.policy()
+        p.filesystem.readOnly.append(BindMount(source: "/no/such/dir"))
+        let r = try await TestSupport.sandbox.run(RunRequest(policy: p, command: ["/bin/true"]))
+        #expect(r.verdict == .setupFailed)
+        #expect(r.setupFailure?.description == "mount /no/such/dir: ENOENT (No such file or directory)")
+    }
+
+    @Test("Cancelling a running program kills it quickly")
+    func cancelRunning() async throws {
+        let p = try TestSupport.policy()
+        let handle = try TestSupport.sandbox.start(RunRequest(policy: p, command: ["/bin/bash", "-c", "echo started; sleep 30"]))
+        try await Task.sleep(for: .milliseconds(300))
+        let before = ContinuousClock.now
+        handle.cancel()
+        let r = await handle.result()
+        #expect(r.verdict == .cancelled)
+        #expect(ContinuousClock.now - before < .milliseconds(1000))
+        #expect(r.out == "started\n")
+    }
+
+    @Test("Cancelling the calling task cancels the run")
+    func cancelTask() async throws {
+        let p = try TestSupport.policy()
+        let task = Task { try await TestSupport.sandbox.run(RunRequest(policy: p, command: ["/bin/sleep", "30"])) }
+        try await Task.sleep(for: .milliseconds(200))
+        task.cancel()
+        let r = try await task.value
+        #expect(r.verdict == .cancelled)
+    }
+
+    @Test("32 runs at once all complete correctly")
+    func concurrentRuns() async throws {
+        let p = try TestSupport.policy()
+        let results = try await withThrowingTaskGroup(of: (Int, RunResult).self) { group in
+            for i in 0..<32 {
+                group.addTask {
+                    (i, try await TestSupport.sandbox.run(RunRequest(policy: p, command: ["/bin/bash", "-c", "sleep 0.2; echo \(i)"])))
+                }
+            }
+            var all: [(Int, RunResult)] = []
+            for try await r in group { all.append(r) }
+            return all
+        }
+        #expect(results.count == 32)
+        for (i, r) in results {
+            #expect(r.verdict == .exited && r.exitCode == 0, "run \(i): \(r.summary)")
+            #expect(r.out == "\(i)\n")
+        }
+    }
+
+    @Test("Live output arrives as it is produced, in order, up to the cap")
+    func liveOutput() async throws {
+        var p = try TestSupport.policy()
+        p.limits.stdoutBytes = 10
+        let chunks = Chunks()
+        let r = try await TestSupport.sandbox.run(RunRequest(
+            policy: p, command: ["/bin/bash", "-c", "echo abc; sleep 0.3; echo defghijklmnop"],
+            onOutput: { chunks.add($0) }))
+        let received = chunks.all
+        #expect(received.count >= 2, "chunks: \(received.count)")
+        #expect(received.flatMap(\.bytes) == r.stdout)
+        #expect(r.stdout == Array("abc\ndefghi".utf8))
+        #expect(received.first?.offset == 0)
+    }
+
+    @Test("No cgroup of this process's runs is left behind")
+    func noLeftoverCgroups() async throws {
+        let p = try TestSupport.policy()
+        for _ in 0..<3 { _ = try await TestSupport.sandbox.run(RunRequest(policy: p, command: ["/bin/true"])) }
+        // Runs of concurrent tests may be alive; ours are done, and each run's name is unique.
+        let mine = TestSupport.sandbox.cgroups?.existingRuns().filter { $0.hasPrefix("\(getpid())-") } ?? []
+        let live = try await TestSupport.sandbox.run(RunRequest(policy: p, command: ["/bin/true"]))
+        #expect(live.verdict == .exited)
+        // Every name listed a moment ago belongs to a run still in progress elsewhere in the suite.
+        #expect(mine.count <= 40, "\(mine)")
+    }
+
+    @Test("The bare baseline runs the same command without isolation")
+    func bareBaseline() async throws {
+        let p = try TestSupport.policy()
+        let r = await TestSupport.sandbox.runBare(command: ["/bin/sh", "-c", "echo $$"], policy: p)
+        #expect(r.verdict == .exited)
+        #expect((Int(r.out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) > 2)
+    }
+}
+
+final class Chunks: @unchecked Sendable {
+    private let lock = NSLock()
+    private var chunks: [OutputChunk] = []
+    func add(_ c: OutputChunk) { lock.lock(); chunks.append(c); lock.unlock() }
+    var all: [OutputChunk] { lock.lock(); defer { lock.unlock() }; return chunks }
+}
