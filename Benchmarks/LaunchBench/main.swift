@@ -9,6 +9,9 @@ let rounds = Int(ProcessInfo.processInfo.environment["BENCH_ROUNDS"] ?? "") ?? 2
 let policiesDir = ProcessInfo.processInfo.environment["CONFINE_POLICIES"] ?? "policies"
 let policy = try PolicyLoader.load(file: policiesDir + "/default.yaml")
 let sandbox = try Sandbox()
+var coldConfiguration = SandboxConfiguration()
+coldConfiguration.warmPoolSize = 0
+let coldSandbox = try Sandbox(configuration: coldConfiguration)
 
 /// Wall time of one posix_spawn + waitpid of argv (the minimum a launcher can cost).
 func spawnAndWait(_ argv: [String]) -> Double {
@@ -50,11 +53,17 @@ func variants(payload: [String]) -> [Variant] {
     var list: [Variant] = [
         Variant(name: "bare fork+exec (posix_spawn)") { spawnAndWait(payload) },
         Variant(name: "Confine, no isolation (same supervisor)") {
-            try await timed { _ = await sandbox.runBare(command: payload, policy: policy) }
+            await timed { _ = await sandbox.runBare(command: payload, policy: policy) }
         },
-        Variant(name: "Confine, full default isolation") {
+        Variant(name: "Confine, full isolation (warm pool)") {
             try await timed {
                 let r = try await sandbox.run(RunRequest(policy: policy, command: payload))
+                precondition(r.verdict == .exited && r.exitCode == 0, "sandboxed run failed: \(r.summary)")
+            }
+        },
+        Variant(name: "Confine, full isolation (cold, no pool)") {
+            try await timed {
+                let r = try await coldSandbox.run(RunRequest(policy: policy, command: payload))
                 precondition(r.verdict == .exited && r.exitCode == 0, "sandboxed run failed: \(r.summary)")
             }
         },

@@ -158,24 +158,6 @@ static int cs_do_mount(const cs_mount *m) {
     case CS_MOUNT_SYMLINK:
         if (cs_mkdirs(dst, 0) != 0) return -1;
         return symlink(m->source, dst);
-    case CS_MOUNT_FILE_FD: {
-        /* Copied into the root tmpfs, which becomes read-only before the program runs. */
-        if (cs_mkdirs(dst, 0) != 0) return -1;
-        int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, m->is_dir ? 0555 : 0444);
-        if (out < 0) return -1;
-        off_t offset = 0;
-        for (;;) {
-            ssize_t n = sendfile(out, m->fd, &offset, 1 << 20);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) {
-                int e = errno;
-                close(out);
-                if (n == 0) return 0;
-                errno = e;
-                return -1;
-            }
-        }
-    }
     default:
         errno = EINVAL;
         return -1;
@@ -223,16 +205,24 @@ static int cs_close_from(unsigned int first) {
     return 0;
 }
 
-/* Maps stdin/stdout/stderr to 0/1/2 and the report pipe to 3 (close-on-exec), closes the rest. */
-static int cs_arrange_fds(const cs_config *c) {
-    int in = fcntl(c->stdin_fd, F_DUPFD_CLOEXEC, 10);
-    int out = fcntl(c->stdout_fd, F_DUPFD_CLOEXEC, 10);
-    int err = fcntl(c->stderr_fd, F_DUPFD_CLOEXEC, 10);
-    int rep = fcntl(c->report_fd, F_DUPFD_CLOEXEC, 10);
-    if (in < 0 || out < 0 || err < 0 || rep < 0) return -1;
-    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) return -1;
-    if (dup3(rep, 3, O_CLOEXEC) < 0) return -1;
-    return cs_close_from(4);
+/* Where init keeps its descriptors, from its first instructions on. */
+#define CS_FD_REPORT 3
+#define CS_FD_CONTROL 4
+
+/* Maps stdin/stdout/stderr to 0/1/2, the report pipe to 3 and the control socket to 4 (both
+ * close-on-exec), and closes everything else at once: a sandbox waiting for its run must not
+ * hold other runs' pipes (it was cloned from a process full of them). */
+static int cs_compact_fds(const cs_config *c) {
+    int from[5] = {c->stdin_fd, c->stdout_fd, c->stderr_fd, c->report_fd, c->control_fd};
+    int tmp[5];
+    for (int i = 0; i < 5; i++) {
+        if ((tmp[i] = fcntl(from[i], F_DUPFD_CLOEXEC, 10)) < 0) return -1;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (dup2(tmp[i], i) < 0) return -1;
+    }
+    if (dup3(tmp[3], CS_FD_REPORT, O_CLOEXEC) < 0 || dup3(tmp[4], CS_FD_CONTROL, O_CLOEXEC) < 0) return -1;
+    return cs_close_from(5);
 }
 
 /* ---------------------------------------------------------------- the program (pid 2) */
@@ -254,23 +244,17 @@ static int cs_drop_capabilities(void) {
     return (int)syscall(SYS_capset, &hdr, data);
 }
 
-__attribute__((noreturn)) static void cs_exec_program(const cs_config *c) {
-    for (int i = 0; i < c->n_rlimits; i++) {
-        struct rlimit rl = {(rlim_t)c->rlimits[i].soft, (rlim_t)c->rlimits[i].hard};
-        if (setrlimit(c->rlimits[i].resource, &rl) != 0) cs_fail(3, CS_STAGE_RLIMIT, i);
-    }
-    if (!c->bare) {
-        if (cs_drop_capabilities() != 0) cs_fail(3, CS_STAGE_CAPABILITIES, 0);
-        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) cs_fail(3, CS_STAGE_NO_NEW_PRIVS, 0);
-        if (c->seccomp_filter) {
-            struct sock_fprog prog = {c->seccomp_len, (struct sock_filter *)c->seccomp_filter};
-            if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
-                cs_fail(3, CS_STAGE_SECCOMP, 0);
-        }
-    }
+/* The run, as received by init (its own copy of memory: no allocation, no sharing). */
+static cs_run_header cs_run;
+static char cs_strings[CS_MAX_STRINGS_BYTES];
+static char *cs_pointers[CS_MAX_POINTERS];
+static char **cs_argv, **cs_envp, **cs_exec_paths, **cs_file_targets;
+static int cs_file_fds[CS_MAX_FILES];
+
+__attribute__((noreturn)) static void cs_exec(char **paths, int n_paths, char **argv, char **envp) {
     int saved = ENOENT;
-    for (int i = 0; i < c->n_exec_paths; i++) {
-        execve(c->exec_paths[i], c->argv, c->envp);
+    for (int i = 0; i < n_paths; i++) {
+        execve(paths[i], argv, envp);
         if (errno == EACCES) saved = EACCES;
         else if (errno != ENOENT && errno != ENOTDIR) {
             saved = errno;
@@ -282,15 +266,119 @@ __attribute__((noreturn)) static void cs_exec_program(const cs_config *c) {
 }
 
 static int cs_program_main(void *arg) {
-    cs_exec_program((const cs_config *)arg);
+    const cs_config *c = (const cs_config *)arg;
+    for (uint32_t i = 0; i < cs_run.n_rlimits; i++) {
+        struct rlimit rl = {(rlim_t)cs_run.rlimits[i].soft, (rlim_t)cs_run.rlimits[i].hard};
+        if (setrlimit(cs_run.rlimits[i].resource, &rl) != 0) cs_fail(3, CS_STAGE_RLIMIT, (int)i);
+    }
+    if (cs_drop_capabilities() != 0) cs_fail(3, CS_STAGE_CAPABILITIES, 0);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) cs_fail(3, CS_STAGE_NO_NEW_PRIVS, 0);
+    if (c->seccomp_filter) {
+        struct sock_fprog prog = {c->seccomp_len, (struct sock_filter *)c->seccomp_filter};
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) cs_fail(3, CS_STAGE_SECCOMP, 0);
+    }
+    cs_exec(cs_exec_paths, (int)cs_run.n_exec_paths, cs_argv, cs_envp);
+}
+
+/* Reads exactly n bytes; 0, or -1 with errno (EPIPE at end-of-file). */
+static int cs_read_full(int fd, void *buf, size_t n) {
+    char *p = buf;
+    while (n > 0) {
+        ssize_t r = read(fd, p, n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            if (r == 0) errno = EPIPE;
+            return -1;
+        }
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* Receives the run: the header with the files' descriptors, then the strings, which are cut
+ * into argv, envp, exec paths and file targets. Returns 0, 1 when the parent closed the
+ * socket without sending a run (a warm sandbox discarded), or -1 with errno. */
+static int cs_receive_run(int sock) {
+    char control[CMSG_SPACE(sizeof(int) * CS_MAX_FILES)];
+    struct iovec iov = {&cs_run, sizeof cs_run};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t r;
+    do {
+        r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    } while (r < 0 && errno == EINTR);
+    if (r == 0) return 1;
+    if (r < 0) return -1;
+    int n_fds = 0;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+            n_fds = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            memcpy(cs_file_fds, CMSG_DATA(cm), sizeof(int) * (size_t)n_fds);
+        }
+    }
+    if ((size_t)r < sizeof cs_run && cs_read_full(sock, (char *)&cs_run + r, sizeof cs_run - (size_t)r) != 0) return -1;
+    uint32_t n_strings = cs_run.n_argv + cs_run.n_envp + cs_run.n_exec_paths + cs_run.n_files;
+    /* Each list is NULL-terminated in cs_pointers: n_strings + 4 slots. */
+    if (cs_run.magic != CS_RUN_MAGIC || cs_run.strings_bytes > sizeof cs_strings || n_strings + 4 > CS_MAX_POINTERS ||
+        cs_run.n_files > CS_MAX_FILES || (int)cs_run.n_files != n_fds || cs_run.n_rlimits > CS_MAX_RLIMITS) {
+        errno = EPROTO;
+        return -1;
+    }
+    if (cs_read_full(sock, cs_strings, cs_run.strings_bytes) != 0) return -1;
+    char *p = cs_strings, *end = cs_strings + cs_run.strings_bytes;
+    char **slot = cs_pointers;
+    uint32_t counts[4] = {cs_run.n_argv, cs_run.n_envp, cs_run.n_exec_paths, cs_run.n_files};
+    char ***lists[4] = {&cs_argv, &cs_envp, &cs_exec_paths, &cs_file_targets};
+    for (int l = 0; l < 4; l++) {
+        *lists[l] = slot;
+        for (uint32_t i = 0; i < counts[l]; i++) {
+            char *nul = memchr(p, '\0', (size_t)(end - p));
+            if (!nul) {
+                errno = EPROTO;
+                return -1;
+            }
+            *slot++ = p;
+            p = nul + 1;
+        }
+        *slot++ = NULL;
+    }
+    return 0;
+}
+
+/* Copies file i of the run into the (still writable) root; the root turns read-only after. */
+static int cs_place_file(int i) {
+    char dst[CS_PATH_MAX];
+    if (cs_join(dst, "/newroot", cs_file_targets[i]) != 0 || cs_mkdirs(dst, 0) != 0) return -1;
+    mode_t mode = (cs_run.files_executable >> i) & 1 ? 0555 : 0444;
+    int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (out < 0) return -1;
+    off_t offset = 0;
+    for (;;) {
+        ssize_t n = sendfile(out, cs_file_fds[i], &offset, 1 << 20);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            int e = errno;
+            close(out);
+            close(cs_file_fds[i]);
+            if (n == 0) return 0;
+            errno = e;
+            return -1;
+        }
+    }
 }
 
 /* ---------------------------------------------------------------- init (pid 1) */
 
 static char cs_program_stack[64 * 1024] __attribute__((aligned(16)));
 
-static int cs_build_root(const cs_config *c) {
-    int rep = c->report_fd;
+/* Phase 1: the policy's root under /newroot, the host's under /oldroot. */
+static void cs_prepare_root(const cs_config *c) {
+    int rep = CS_FD_REPORT;
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) cs_fail(rep, CS_STAGE_MOUNT_PRIVATE, 0);
     /* A scratch tmpfs over base_dir becomes the root for a moment, with the host's root under
      * /oldroot, so that every source is reached as /oldroot/... while /newroot is built. */
@@ -304,6 +392,11 @@ static int cs_build_root(const cs_config *c) {
     for (int i = 0; i < c->n_mounts; i++) {
         if (cs_do_mount(&c->mounts[i]) != 0) cs_fail(rep, CS_STAGE_MOUNT, i);
     }
+}
+
+/* Phase 2: /dev and the root read-only, the host's root gone, into the new root. */
+static void cs_finish_root(const cs_config *c) {
+    int rep = CS_FD_REPORT;
     for (int i = 0; i < c->n_mounts; i++) {
         if (c->mounts[i].kind != CS_MOUNT_DEV) continue;
         char dst[CS_PATH_MAX];
@@ -317,35 +410,28 @@ static int cs_build_root(const cs_config *c) {
         syscall(SYS_pivot_root, ".", ".") != 0 || umount2(".", MNT_DETACH) != 0 || chdir("/") != 0)
         cs_fail(rep, CS_STAGE_PIVOT_ROOT, 0);
     if (c->workdir && chdir(c->workdir) != 0) cs_fail(rep, CS_STAGE_WORKDIR, 0);
-    return 0;
 }
 
 static int cs_init_main(void *arg) {
     const cs_config *c = (const cs_config *)arg;
-    int rep = c->report_fd;
+    int rep = CS_FD_REPORT, ctl = CS_FD_CONTROL;
     cs_reset_signals();
     if (c->pdeathsig) (void)prctl(PR_SET_PDEATHSIG, c->pdeathsig, 0, 0, 0);
+    if (cs_compact_fds(c) != 0) cs_fail(c->report_fd, CS_STAGE_FDS, 0);
 
     /* Wait for the parent: id maps written, cgroup joined. */
     char go;
-    ssize_t n;
-    do {
-        n = read(c->sync_fd, &go, 1);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1) {
-        if (n == 0) errno = EPIPE;
-        cs_fail(rep, CS_STAGE_SYNC, 0);
-    }
+    if (cs_read_full(ctl, &go, 1) != 0) cs_fail(rep, CS_STAGE_SYNC, 0);
 
     /* glibc's set*id() may wait for threads that do not exist here: raw system calls. */
     if (syscall(SYS_setgroups, 0, NULL) != 0) cs_fail(rep, CS_STAGE_SETGROUPS, 0);
     if (syscall(SYS_setresgid, 0, 0, 0) != 0) cs_fail(rep, CS_STAGE_SETRESGID, 0);
     if (syscall(SYS_setresuid, 0, 0, 0) != 0) cs_fail(rep, CS_STAGE_SETRESUID, 0);
     /* Changing ids cleared the death signal: set it again, then make sure the parent is
-     * still there (it holds the sync pipe's write end open for the whole run). */
+     * still there (it holds the control socket open for the whole run). */
     if (c->pdeathsig) {
         if (prctl(PR_SET_PDEATHSIG, c->pdeathsig, 0, 0, 0) != 0) cs_fail(rep, CS_STAGE_PDEATHSIG, 0);
-        struct pollfd p = {c->sync_fd, 0, 0};
+        struct pollfd p = {ctl, 0, 0};
         if (poll(&p, 1, 0) > 0 && (p.revents & POLLHUP)) _exit(127);
     }
     (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -354,11 +440,20 @@ static int cs_init_main(void *arg) {
     if (c->hostname && (c->clone_flags & CLONE_NEWUTS) &&
         sethostname(c->hostname, strlen(c->hostname)) != 0)
         cs_fail(rep, CS_STAGE_HOSTNAME, 0);
-    if (c->clone_flags & CLONE_NEWNS) cs_build_root(c);
     if (c->loopback_up && cs_loopback_up() != 0) cs_fail(rep, CS_STAGE_LOOPBACK, 0);
+    cs_prepare_root(c);
 
-    if (cs_arrange_fds(c) != 0) cs_fail(rep, CS_STAGE_FDS, 0);
-    /* From here the report pipe is fd 3. The program shares our memory until it execs. */
+    /* Ready: everything above may have happened long before the run is known. */
+    int received = cs_receive_run(ctl);
+    if (received == 1) _exit(0);
+    if (received != 0) cs_fail(rep, CS_STAGE_RECEIVE, 0);
+    for (uint32_t i = 0; i < cs_run.n_files; i++) {
+        if (cs_place_file((int)i) != 0) cs_fail(rep, CS_STAGE_PLACE_FILE, (int)i);
+    }
+    cs_finish_root(c);
+
+    close(ctl);
+    /* The program shares our memory until it execs; it gets 0, 1, 2 and (until exec) 3. */
     pid_t program = clone(cs_program_main, cs_program_stack + sizeof cs_program_stack,
                           CLONE_VM | CLONE_VFORK | SIGCHLD, (void *)c);
     if (program < 0) cs_fail(3, CS_STAGE_FORK_PROGRAM, 0);
@@ -389,11 +484,20 @@ static int cs_init_main(void *arg) {
     }
 }
 
+/* The bare baseline's child: stdio, then exec (it shares the parent's memory until then). */
+struct cs_bare_args {
+    const char *const *paths;
+    int n_paths;
+    char *const *argv;
+    char *const *envp;
+    int in, out, err;
+};
+
 static int cs_bare_main(void *arg) {
-    const cs_config *c = (const cs_config *)arg;
-    cs_reset_signals();
-    if (cs_arrange_fds(c) != 0) cs_fail(c->report_fd, CS_STAGE_FDS, 0);
-    cs_exec_program(c);
+    const struct cs_bare_args *a = arg;
+    if (dup2(a->in, 0) < 0 || dup2(a->out, 1) < 0 || dup2(a->err, 2) < 0) _exit(127);
+    for (int i = 0; i < a->n_paths; i++) execve(a->paths[i], a->argv, a->envp);
+    _exit(127);
 }
 
 /* ---------------------------------------------------------------- parent side */
@@ -402,20 +506,70 @@ pid_t cs_spawn(const cs_config *cfg) {
     void *stack = mmap(NULL, CS_STACK_SIZE, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED) return -errno;
-    pid_t pid;
-    if (cfg->bare)
-        pid = clone(cs_bare_main, (char *)stack + CS_STACK_SIZE, SIGCHLD, (void *)cfg);
-    else
-        pid = clone(cs_init_main, (char *)stack + CS_STACK_SIZE, cfg->clone_flags | SIGCHLD, (void *)cfg);
+    pid_t pid = clone(cs_init_main, (char *)stack + CS_STACK_SIZE, cfg->clone_flags | SIGCHLD, (void *)cfg);
     int err = errno;
     munmap(stack, CS_STACK_SIZE); /* the child has its own copy */
     return pid < 0 ? -err : pid;
+}
+
+pid_t cs_spawn_bare(const char *const *exec_paths, int n_exec_paths, char *const *argv,
+                    char *const *envp, int in, int out, int err) {
+    struct cs_bare_args a = {exec_paths, n_exec_paths, argv, envp, in, out, err};
+    void *stack = mmap(NULL, CS_STACK_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) return -errno;
+    pid_t pid = clone(cs_bare_main, (char *)stack + CS_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+    int e = errno;
+    munmap(stack, CS_STACK_SIZE); /* vfork: the child has exec'd or exited */
+    return pid < 0 ? -e : pid;
+}
+
+int cs_send_run(int sock, const cs_run_header *header, const int *fds, int n_fds,
+                const char *strings, size_t strings_len) {
+    char control[CMSG_SPACE(sizeof(int) * CS_MAX_FILES)];
+    if (n_fds > CS_MAX_FILES) return -EINVAL;
+    struct iovec iov = {(void *)header, sizeof *header};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (n_fds > 0) {
+        memset(control, 0, sizeof control);
+        msg.msg_control = control;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n_fds);
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n_fds);
+        memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)n_fds);
+    }
+    ssize_t sent;
+    do {
+        sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    if (sent < 0) return -errno;
+    const char *p = (const char *)header + sent;
+    size_t left = sizeof *header - (size_t)sent;
+    for (int part = 0; part < 2; part++) {
+        while (left > 0) {
+            ssize_t n = send(sock, p, left, MSG_NOSIGNAL);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) return -errno;
+            p += n;
+            left -= (size_t)n;
+        }
+        p = strings;
+        left = strings_len;
+    }
+    return 0;
 }
 
 const char *cs_stage_name(int stage) {
     switch (stage) {
     case CS_STAGE_CLONE: return "clone";
     case CS_STAGE_SYNC: return "wait for parent";
+    case CS_STAGE_RECEIVE: return "receive the run";
+    case CS_STAGE_PLACE_FILE: return "place file";
     case CS_STAGE_SETGROUPS: return "setgroups";
     case CS_STAGE_SETRESGID: return "setresgid";
     case CS_STAGE_SETRESUID: return "setresuid";
@@ -571,3 +725,7 @@ int cs_eventfd(void) {
 }
 
 int cs_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno; }
+
+int cs_socketpair_cloexec(int fds[2]) {
+    return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0 ? 0 : -errno;
+}

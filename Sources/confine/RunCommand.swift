@@ -51,7 +51,9 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(RunExitCode.badPolicy.rawValue)
         }
         let sandbox: Sandbox
-        do { sandbox = try Sandbox() } catch {
+        var configuration = SandboxConfiguration()
+        configuration.warmPoolSize = 0  // one run: nothing to prepare ahead
+        do { sandbox = try Sandbox(configuration: configuration) } catch {
             printError("confine: \(error)")
             throw ExitCode(RunExitCode.setupFailed.rawValue)
         }

@@ -104,16 +104,25 @@ struct LifecycleTests {
         #expect(received.first?.offset == 0)
     }
 
-    @Test("No cgroup of this process's runs is left behind")
-    func noLeftoverCgroups() async throws {
+    @Test("After runs and shutdown, no cgroup, warm sandbox or process of a Sandbox is left")
+    func noLeftovers() async throws {
+        var configuration = SandboxConfiguration()
+        configuration.cgroupParent = "confine/test-\(UUID().uuidString.prefix(8))"
+        configuration.warmPoolSize = 1
+        let sandbox = try Sandbox(configuration: configuration)
         let p = try TestSupport.policy()
-        for _ in 0..<3 { _ = try await TestSupport.sandbox.run(RunRequest(policy: p, command: ["/bin/true"])) }
-        // Runs of concurrent tests may be alive; ours are done, and each run's name is unique.
-        let mine = TestSupport.sandbox.cgroups?.existingRuns().filter { $0.hasPrefix("\(getpid())-") } ?? []
-        let live = try await TestSupport.sandbox.run(RunRequest(policy: p, command: ["/bin/true"]))
-        #expect(live.verdict == .exited)
-        // Every name listed a moment ago belongs to a run still in progress elsewhere in the suite.
-        #expect(mine.count <= 40, "\(mine)")
+        let marker = "654.\(Int.random(in: 100...999))"
+        for _ in 0..<3 {
+            let r = try await sandbox.run(RunRequest(policy: p, command: ["/bin/bash", "-c", "(sleep \(marker) &); true"]))
+            #expect(r.verdict == .exited)
+        }
+        try await Task.sleep(for: .milliseconds(200))  // let the pool prepare its warm sandbox
+        let backend = try #require(sandbox.cgroups)
+        #expect(!backend.existingRuns().isEmpty, "the warm sandbox and reusable cgroups exist before shutdown")
+        sandbox.shutdown()
+        #expect(backend.existingRuns().isEmpty, "\(backend.existingRuns())")
+        #expect(TestSupport.hostProcesses(containing: "sleep \(marker)").isEmpty)
+        for dir in backend.baseDirectories { #expect(rmdir(dir) == 0, "rmdir \(dir): errno \(errno)") }
     }
 
     @Test("The bare baseline runs the same command without isolation")

@@ -7,7 +7,10 @@
  *
  * Process layout of one run:
  *   parent ──clone(NEWUSER|NEWPID|NEWNS|...)──▶ init (pid 1 of the run's pid namespace)
- *   init: waits for the parent (id maps, cgroup), builds the root, then vforks
+ *   init, phase 1 (may happen ahead of time, for a pool of warm sandboxes): waits for the
+ *     parent (id maps, cgroup), builds the policy's root;
+ *   init, phase 2: receives the run on the control socket (argv, envp, rlimits, files as
+ *     memfds), places the files, makes the root read-only, pivots into it, then vforks
  *   program (pid 2): rlimits, capabilities, no_new_privs, seccomp, execve.
  *   init reaps every process of the namespace; when the program exits it reports the wait
  *   status on the report pipe and exits, and the kernel kills whatever is left in the namespace.
@@ -44,14 +47,11 @@ enum cs_mount_kind {
     CS_MOUNT_DEV = 4,       /* a read-only tmpfs at `target` (e.g. /dev); nodes follow as DEV_NODE */
     CS_MOUNT_DEV_NODE = 5,  /* bind the host device `source` at `target` */
     CS_MOUNT_SYMLINK = 6,   /* a symlink at `target` pointing to `source` */
-    CS_MOUNT_FILE_FD = 7,   /* copy the file `fd` (a sealed memfd) to `target` in the read-only root;
-                             * is_dir here means "executable" */
 };
 
 typedef struct cs_mount {
     int kind;
     int is_dir;           /* BIND_RO: the source is a directory */
-    int fd;               /* FILE_FD: descriptor in the parent, inherited by the child */
     const char *source;
     const char *target;
     const char *data;
@@ -68,6 +68,8 @@ enum cs_stage {
     CS_STAGE_NONE = 0,
     CS_STAGE_CLONE,
     CS_STAGE_SYNC,
+    CS_STAGE_RECEIVE,      /* the run message */
+    CS_STAGE_PLACE_FILE,   /* index = file of the run message */
     CS_STAGE_SETGROUPS,
     CS_STAGE_SETRESGID,
     CS_STAGE_SETRESUID,
@@ -110,10 +112,32 @@ typedef struct cs_report {
     int64_t maxrss_kb;
 } cs_report;
 
+/* Limits of one run message (the parent refuses larger requests before sending). */
+#define CS_MAX_STRINGS_BYTES (1 << 20)
+#define CS_MAX_POINTERS 16384
+#define CS_MAX_FILES 32
+#define CS_MAX_RLIMITS 16
+#define CS_RUN_MAGIC 0x436f6e66u
+
+/* The run, sent by the parent on the control socket once init is ready for it. The file
+ * descriptors of the files (sealed memfds) travel with the header as SCM_RIGHTS, in order;
+ * `strings_bytes` bytes of NUL-terminated strings follow the header: argv, envp, candidate
+ * executable paths, then file targets. */
+typedef struct cs_run_header {
+    uint32_t magic;
+    uint32_t n_argv;
+    uint32_t n_envp;
+    uint32_t n_exec_paths;
+    uint32_t n_files;
+    uint32_t n_rlimits;
+    uint32_t strings_bytes;
+    uint32_t pad;
+    uint64_t files_executable; /* bit i: file i gets mode 0555 instead of 0444 */
+    cs_rlimit rlimits[CS_MAX_RLIMITS];
+} cs_run_header;
+
+/* What the child needs before the run is known: the policy's sandbox. */
 typedef struct cs_config {
-    /* Isolation. bare = 1: plain fork+exec (a benchmark baseline), everything else ignored
-     * except fds, argv, envp and exec paths. */
-    int bare;
     int clone_flags;         /* CLONE_NEW* set at clone(); CLONE_NEWCGROUP is unshared later */
     int unshare_cgroup;      /* unshare(CLONE_NEWCGROUP) once the parent placed us in our cgroup */
     int loopback_up;         /* bring `lo` up in the new network namespace */
@@ -123,7 +147,8 @@ typedef struct cs_config {
     int stdin_fd;
     int stdout_fd;
     int stderr_fd;
-    int sync_fd;             /* read end: the parent writes one byte when the child may go on */
+    int control_fd;          /* a stream socket: one byte when the ids are mapped and the cgroup
+                              * joined, then the run (cs_run_header ...); EOF = never mind */
     int report_fd;           /* write end of the report pipe (records above) */
 
     /* Filesystem. */
@@ -134,21 +159,22 @@ typedef struct cs_config {
     const char *workdir;
     const char *hostname;
 
-    /* Limits and privileges of the program. */
-    const cs_rlimit *rlimits;
-    int n_rlimits;
-    const struct sock_filter *seccomp_filter; /* NULL = none */
+    /* The program's seccomp filter (NULL = none). */
+    const struct sock_filter *seccomp_filter;
     unsigned short seccomp_len;
-
-    /* The program: candidate paths are tried in order until one is not ENOENT/ENOTDIR/EACCES. */
-    const char *const *exec_paths;
-    int n_exec_paths;
-    char *const *argv;
-    char *const *envp;
 } cs_config;
 
-/* Spawns init (or, with bare, the program) and returns its pid (> 0), or -errno. */
+/* Spawns init and returns its pid (> 0), or -errno. */
 pid_t cs_spawn(const cs_config *cfg);
+
+/* No isolation at all, the way posix_spawn does it (vfork semantics): the benchmarks'
+ * baseline. Maps in/out/err to 0/1/2, tries each path, returns the pid or -errno. */
+pid_t cs_spawn_bare(const char *const *exec_paths, int n_exec_paths, char *const *argv,
+                    char *const *envp, int in, int out, int err);
+
+/* Sends the run header with `fds` attached (SCM_RIGHTS), then `strings`. 0 or -errno. */
+int cs_send_run(int sock, const cs_run_header *header, const int *fds, int n_fds,
+                const char *strings, size_t strings_len);
 
 /* Words for a stage: "mount", "pivot_root", ... */
 const char *cs_stage_name(int stage);
@@ -179,6 +205,8 @@ int cs_sealed_memfd(const char *name, const void *bytes, size_t len, int executa
 int cs_eventfd(void);
 /* pipe2(fds, O_CLOEXEC); 0 or -errno. */
 int cs_pipe_cloexec(int fds[2]);
+/* socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC); 0 or -errno. */
+int cs_socketpair_cloexec(int fds[2]);
 /* The current thread's errno (Swift reads it right after the failing call). */
 int cs_errno(void);
 

@@ -47,24 +47,36 @@ public enum CgroupVersion: String, Sendable {
 /// A cgroup hierarchy able to hold runs: creates one cgroup per run with its limits.
 public protocol CgroupBackend: Sendable {
     var version: CgroupVersion { get }
+    /// The directories holding one cgroup per run (one per hierarchy).
+    var baseDirectories: [String] { get }
     /// Creates (and configures) the cgroup of one run.
     func create(name: String, limits: CgroupLimits) throws(CgroupError) -> any RunCgroup
     /// Names of run cgroups that exist now (for recovery after a crash).
     func existingRuns() -> [String]
     /// Kills every process of a leftover run cgroup and removes it.
     func remove(name: String) throws(CgroupError)
+    /// Removes the cgroups kept for reuse (at shutdown).
+    func removeIdle()
 }
 
 /// The cgroup of one run.
 public protocol RunCgroup: Sendable {
     /// Moves `pid` into the cgroup (every controller).
     func join(pid: pid_t) throws(CgroupError)
-    /// Reads what the cgroup measured.
+    /// Sets the limits (again): a warm sandbox gets its run's limits when it is claimed.
+    func apply(_ limits: CgroupLimits) throws(CgroupError)
+    /// Counts from now on: CPU time, OOM kills and (where the hierarchy can reset it, v1) peak
+    /// memory. Called when the run starts, so that a sandbox's preparation is not billed.
+    func startCounting()
+    /// What the cgroup measured since `startCounting()`.
     func stats() -> CgroupStats
-    /// CPU time so far (ns), cheap enough to poll.
+    /// CPU time since `startCounting()` (ns), cheap enough to poll.
     func cpuUsageNs() -> UInt64?
     /// SIGKILLs every process in the cgroup.
     func killAll()
+    /// The run is over: kills what is left, then recycles the cgroup for a later run (v1,
+    /// where removing one costs milliseconds) or removes it.
+    func finish() throws(CgroupError)
     /// Kills what is left, then removes the cgroup directories.
     func destroy() throws(CgroupError)
 }

@@ -1,11 +1,18 @@
 import Glibc
+import Synchronization
 
 /// cgroup v1: one directory per controller (memory, pids, cpu, cpuacct) for each run, under
 /// `<mount>/<parent>/<run>`. Swap is closed with memsw where the kernel accounts it.
-public struct CgroupV1: CgroupBackend {
+///
+/// Removing a v1 cgroup waits for RCU in each of the four hierarchies (about 2–3 ms each here),
+/// so a finished run's empty cgroup is kept, its counters reset, and handed to a later run.
+public final class CgroupV1: CgroupBackend {
     public let version = CgroupVersion.v1
     /// Controller name → `<mount>/<parent>` (cpu and cpuacct may share one).
     let parents: [String: String]
+    /// Empty run cgroups ready for reuse.
+    private let idle = Mutex<[CgroupV1Run]>([])
+    static let maxIdle = 32
 
     public init(controllerMounts: [String: String], parent: String) throws(CgroupError) {
         var parents: [String: String] = [:]
@@ -17,26 +24,20 @@ public struct CgroupV1: CgroupBackend {
         self.parents = parents
     }
 
-    var uniqueParents: [String] { Array(Set(parents.values)).sorted() }
+    public var baseDirectories: [String] { Array(Set(parents.values)).sorted() }
 
     public func create(name: String, limits: CgroupLimits) throws(CgroupError) -> any RunCgroup {
-        let run = CgroupV1Run(dirs: parents.mapValues { $0 + "/" + name })
+        if let reused = idle.withLock({ $0.popLast() }) {
+            do { try reused.apply(limits) } catch {
+                try? reused.destroy()
+                throw error
+            }
+            return reused
+        }
+        let run = CgroupV1Run(dirs: parents.mapValues { $0 + "/" + name }, owner: self)
         do {
             for dir in Set(run.dirs.values) { try CgroupFile.makeDirectory(dir) }
-            let memory = run.dirs["memory"]!
-            try CgroupFile.write(memory + "/memory.limit_in_bytes", String(limits.memoryBytes))
-            if CgroupFile.exists(memory + "/memory.memsw.limit_in_bytes") {
-                try CgroupFile.write(memory + "/memory.memsw.limit_in_bytes", String(limits.memoryBytes))
-            } else {
-                try? CgroupFile.write(memory + "/memory.swappiness", "0")
-            }
-            try CgroupFile.write(run.dirs["pids"]! + "/pids.max", String(limits.processes))
-            let cpu = run.dirs["cpu"]!
-            let period = 100_000
-            try CgroupFile.write(cpu + "/cpu.cfs_period_us", String(period))
-            let quota = limits.cpuQuota.map { String(max(1000, Int($0 * Double(period)))) } ?? "-1"
-            try CgroupFile.write(cpu + "/cpu.cfs_quota_us", quota)
-            try CgroupFile.write(cpu + "/cpu.shares", String(Self.shares(weight: limits.cpuWeight)))
+            try run.apply(limits)
         } catch {
             try? run.destroy()
             throw error
@@ -52,13 +53,44 @@ public struct CgroupV1: CgroupBackend {
     }
 
     public func remove(name: String) throws(CgroupError) {
-        try CgroupV1Run(dirs: parents.mapValues { $0 + "/" + name }).destroy()
+        try CgroupV1Run(dirs: parents.mapValues { $0 + "/" + name }, owner: nil).destroy()
+    }
+
+    /// Keeps an empty run cgroup for reuse, or removes it when enough are kept.
+    func recycle(_ run: CgroupV1Run) throws(CgroupError) {
+        let kept = idle.withLock { list in
+            guard list.count < Self.maxIdle else { return false }
+            list.append(run)
+            return true
+        }
+        if !kept { try run.destroy() }
+    }
+
+    public func removeIdle() {
+        let all = idle.withLock { list in
+            defer { list = [] }
+            return list
+        }
+        for run in all { try? run.destroy() }
     }
 }
 
-/// One run's v1 cgroup directories.
-struct CgroupV1Run: RunCgroup {
+/// One run's v1 cgroup directories. Used by one thread at a time.
+final class CgroupV1Run: RunCgroup, @unchecked Sendable {
     let dirs: [String: String]
+    private weak var owner: CgroupV1?
+    private var cpuBase: UInt64 = 0
+    private var oomBase = 0
+
+    init(dirs: [String: String], owner: CgroupV1?) {
+        self.dirs = dirs
+        self.owner = owner
+    }
+
+    private var rawOOMKills: Int {
+        Int(CgroupFile.readKey(dirs["memory"]! + "/memory.oom_control", "oom_kill") ?? 0)
+    }
+    private var rawCPU: UInt64? { CgroupFile.readUInt(dirs["cpuacct"]! + "/cpuacct.usage") }
 
     func join(pid: pid_t) throws(CgroupError) {
         for dir in Set(dirs.values).sorted() {
@@ -66,15 +98,53 @@ struct CgroupV1Run: RunCgroup {
         }
     }
 
-    func stats() -> CgroupStats {
+    func apply(_ limits: CgroupLimits) throws(CgroupError) {
         let memory = dirs["memory"]!
-        return CgroupStats(
-            cpuUsageNs: cpuUsageNs(),
-            memoryPeakBytes: CgroupFile.readUInt(memory + "/memory.max_usage_in_bytes"),
-            oomKills: Int(CgroupFile.readKey(memory + "/memory.oom_control", "oom_kill") ?? 0))
+        let memsw = memory + "/memory.memsw.limit_in_bytes"
+        if CgroupFile.exists(memsw) {
+            // memsw may never be below the memory limit: lower memory first, raise memsw first.
+            let current = CgroupFile.readUInt(memory + "/memory.limit_in_bytes") ?? UInt64.max
+            if limits.memoryBytes < current {
+                try CgroupFile.write(memory + "/memory.limit_in_bytes", String(limits.memoryBytes))
+                try CgroupFile.write(memsw, String(limits.memoryBytes))
+            } else {
+                try CgroupFile.write(memsw, String(limits.memoryBytes))
+                try CgroupFile.write(memory + "/memory.limit_in_bytes", String(limits.memoryBytes))
+            }
+        } else {
+            try CgroupFile.write(memory + "/memory.limit_in_bytes", String(limits.memoryBytes))
+            try? CgroupFile.write(memory + "/memory.swappiness", "0")
+        }
+        try CgroupFile.write(dirs["pids"]! + "/pids.max", String(limits.processes))
+        let cpu = dirs["cpu"]!
+        let period = 100_000
+        try CgroupFile.write(cpu + "/cpu.cfs_period_us", String(period))
+        let quota = limits.cpuQuota.map { String(max(1000, Int($0 * Double(period)))) } ?? "-1"
+        try CgroupFile.write(cpu + "/cpu.cfs_quota_us", quota)
+        try CgroupFile.write(cpu + "/cpu.shares", String(CgroupV1.shares(weight: limits.cpuWeight)))
     }
 
-    func cpuUsageNs() -> UInt64? { CgroupFile.readUInt(dirs["cpuacct"]! + "/cpuacct.usage") }
+    func startCounting() {
+        // Writing 0 resets max_usage to the current usage, and cpuacct.usage to zero.
+        try? CgroupFile.write(dirs["memory"]! + "/memory.max_usage_in_bytes", "0")
+        if (try? CgroupFile.write(dirs["cpuacct"]! + "/cpuacct.usage", "0")) != nil { cpuBase = 0 } else { cpuBase = rawCPU ?? 0 }
+        oomBase = rawOOMKills
+    }
+
+    func stats() -> CgroupStats {
+        CgroupStats(
+            cpuUsageNs: cpuUsageNs(),
+            memoryPeakBytes: CgroupFile.readUInt(dirs["memory"]! + "/memory.max_usage_in_bytes"),
+            oomKills: max(0, rawOOMKills - oomBase))
+    }
+
+    func cpuUsageNs() -> UInt64? { rawCPU.map { $0 >= cpuBase ? $0 - cpuBase : 0 } }
+
+    func finish() throws(CgroupError) {
+        killAll()
+        guard let owner, CgroupFile.pids(dirs["pids"]! + "/cgroup.procs").isEmpty else { return try destroy() }
+        try owner.recycle(self)
+    }
 
     func killAll() { CgroupFile.killAll(dirs["pids"]! + "/cgroup.procs") }
 

@@ -8,6 +8,7 @@ public struct CgroupV2: CgroupBackend {
     static let requiredControllers: Set<String> = ["memory", "pids", "cpu"]
     /// `<root>/<parent>`: the directory holding one cgroup per run.
     public let base: String
+    public var baseDirectories: [String] { [base] }
 
     /// `root` is the cgroup2 mount (or, in tests, a directory laid out as one).
     public init(root: String, parent: String) throws(CgroupError) {
@@ -27,15 +28,7 @@ public struct CgroupV2: CgroupBackend {
         let run = CgroupV2Run(dir: base + "/" + name)
         do {
             try CgroupFile.makeDirectory(run.dir)
-            try CgroupFile.write(run.dir + "/memory.max", String(limits.memoryBytes))
-            if CgroupFile.exists(run.dir + "/memory.swap.max") {
-                try CgroupFile.write(run.dir + "/memory.swap.max", "0")
-            }
-            try CgroupFile.write(run.dir + "/pids.max", String(limits.processes))
-            let period = 100_000
-            let quota = limits.cpuQuota.map { String(max(1000, Int($0 * Double(period)))) } ?? "max"
-            try CgroupFile.write(run.dir + "/cpu.max", "\(quota) \(period)")
-            try CgroupFile.write(run.dir + "/cpu.weight", String(max(1, min(10_000, limits.cpuWeight))))
+            try run.apply(limits)
         } catch {
             try? run.destroy()
             throw error
@@ -48,26 +41,54 @@ public struct CgroupV2: CgroupBackend {
     public func remove(name: String) throws(CgroupError) {
         try CgroupV2Run(dir: base + "/" + name).destroy()
     }
+
+    public func removeIdle() {}
 }
 
-/// One run's v2 cgroup directory.
-struct CgroupV2Run: RunCgroup {
+/// One run's v2 cgroup directory. Used by one thread at a time. Not reused: memory.peak
+/// cannot be reset for a new run on most kernels.
+final class CgroupV2Run: RunCgroup, @unchecked Sendable {
     let dir: String
+    private var cpuBase: UInt64 = 0
+    private var oomBase = 0
+
+    init(dir: String) { self.dir = dir }
+
+    private var rawOOMKills: Int { Int(CgroupFile.readKey(dir + "/memory.events", "oom_kill") ?? 0) }
+    private var rawCPU: UInt64? { CgroupFile.readKey(dir + "/cpu.stat", "usage_usec").map { $0 * 1000 } }
 
     func join(pid: pid_t) throws(CgroupError) {
         try CgroupFile.write(dir + "/cgroup.procs", String(pid))
+    }
+
+    func apply(_ limits: CgroupLimits) throws(CgroupError) {
+        try CgroupFile.write(dir + "/memory.max", String(limits.memoryBytes))
+        if CgroupFile.exists(dir + "/memory.swap.max") {
+            try CgroupFile.write(dir + "/memory.swap.max", "0")
+        }
+        try CgroupFile.write(dir + "/pids.max", String(limits.processes))
+        let period = 100_000
+        let quota = limits.cpuQuota.map { String(max(1000, Int($0 * Double(period)))) } ?? "max"
+        try CgroupFile.write(dir + "/cpu.max", "\(quota) \(period)")
+        try CgroupFile.write(dir + "/cpu.weight", String(max(1, min(10_000, limits.cpuWeight))))
+    }
+
+    /// memory.peak resets only per open file (kernel 6.12+): here the peak includes setup.
+    func startCounting() {
+        cpuBase = rawCPU ?? 0
+        oomBase = rawOOMKills
     }
 
     func stats() -> CgroupStats {
         CgroupStats(
             cpuUsageNs: cpuUsageNs(),
             memoryPeakBytes: CgroupFile.readUInt(dir + "/memory.peak"),
-            oomKills: Int(CgroupFile.readKey(dir + "/memory.events", "oom_kill") ?? 0))
+            oomKills: max(0, rawOOMKills - oomBase))
     }
 
-    func cpuUsageNs() -> UInt64? {
-        CgroupFile.readKey(dir + "/cpu.stat", "usage_usec").map { $0 * 1000 }
-    }
+    func cpuUsageNs() -> UInt64? { rawCPU.map { $0 >= cpuBase ? $0 - cpuBase : 0 } }
+
+    func finish() throws(CgroupError) { try destroy() }
 
     func killAll() {
         if CgroupFile.exists(dir + "/cgroup.kill"), (try? CgroupFile.write(dir + "/cgroup.kill", "1")) != nil {

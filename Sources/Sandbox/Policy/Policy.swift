@@ -109,7 +109,7 @@ public enum OutputOverflow: String, Sendable, Equatable, CaseIterable {
 }
 
 /// The filesystem a sandboxed program sees: a fresh, read-only root holding only what is listed.
-public struct FilesystemView: Sendable, Equatable {
+public struct FilesystemView: Sendable, Hashable {
     /// Host paths bound read-only (same path inside unless `target` differs).
     public var readOnly: [BindMount] = []
     /// Size-limited tmpfs mounts: the only writable places.
@@ -129,7 +129,7 @@ public struct FilesystemView: Sendable, Equatable {
 }
 
 /// A host path bound read-only into the sandbox.
-public struct BindMount: Sendable, Equatable {
+public struct BindMount: Sendable, Hashable {
     /// Absolute host path.
     public var source: String
     /// Absolute path inside the sandbox.
@@ -145,7 +145,7 @@ public struct BindMount: Sendable, Equatable {
 }
 
 /// A writable tmpfs inside the sandbox.
-public struct TmpfsMount: Sendable, Equatable {
+public struct TmpfsMount: Sendable, Hashable {
     public var path: String
     public var sizeBytes: UInt64
     public init(path: String, sizeBytes: UInt64) {
@@ -160,7 +160,7 @@ public enum DeviceNode: String, Sendable, Equatable, CaseIterable {
 }
 
 /// The seccomp filter of a policy: a built-in deny list of escape and abuse syscalls, adjusted.
-public struct SeccompPolicy: Sendable, Equatable {
+public struct SeccompPolicy: Sendable, Hashable {
     /// What a denied syscall does.
     public var action: SeccompAction = .errno(1)  // EPERM
     /// Syscalls denied in addition to the built-in list.
@@ -176,7 +176,7 @@ public struct SeccompPolicy: Sendable, Equatable {
 }
 
 /// The action for a denied syscall.
-public enum SeccompAction: Sendable, Equatable {
+public enum SeccompAction: Sendable, Hashable {
     /// Fail the call with this errno.
     case errno(Int32)
     /// Kill the process (SIGSYS).

@@ -15,13 +15,11 @@ final class RunSupervisor: @unchecked Sendable {
 
     private let sandbox: Sandbox
     private let job: Job
-    private let name: String
     private let handle: RunHandle
 
-    init(sandbox: Sandbox, job: Job, name: String, handle: RunHandle) {
+    init(sandbox: Sandbox, job: Job, handle: RunHandle) {
         self.sandbox = sandbox
         self.job = job
-        self.name = name
         self.handle = handle
     }
 
@@ -34,256 +32,286 @@ final class RunSupervisor: @unchecked Sendable {
         case wall, cpu, output, cancelled
     }
 
+    /// The parent's ends of a running program's descriptors.
+    private struct Channels {
+        var stdin: Int32
+        var stdout: Int32
+        var stderr: Int32
+        /// Init's report pipe; -1 when there is none (bare runs).
+        var report: Int32
+    }
+
+    /// What the watch loop saw.
+    private struct Observed {
+        var stdout: StreamCapture
+        var stderr: StreamCapture
+        var exitedReport: cs_report?
+        var setupReport: cs_report?
+        var killReason: KillReason?
+        var wentAt: Int64
+        var endedAt: Int64?
+    }
+
     private func execute() -> RunResult {
-        let limits = job.policy.limits
         let started = Clock.nowMs()
         func failed(_ failure: SetupFailure) -> RunResult {
             RunResult(verdict: .setupFailed, wallMs: Clock.nowMs() - started, setupFailure: failure)
         }
+        if job.bare { return executeBare(failed: failed) }
 
+        let limits = job.policy.limits
+        let image = SandboxImage(policy: job.policy, configuration: sandbox.configuration)
         let plan: LaunchPlan
+        let message: RunMessage
         do {
-            plan = try LaunchPlan(policy: job.policy, command: job.request.command,
-                                  environment: job.request.environment, files: job.request.files,
-                                  seccomp: job.seccomp, configuration: sandbox.configuration, bare: job.bare)
+            plan = try sandbox.plan(for: image, seccomp: job.seccomp)
+            var environment = job.policy.environment.set
+            for (key, value) in job.request.environment { environment[key] = value }
+            message = try RunMessage(command: job.request.command, environment: environment,
+                                     files: job.request.files, limits: limits)
         } catch {
             return failed(error.setupFailure)
         }
-        defer { plan.release() }
+        defer { message.close() }
 
-        var cgroup: (any RunCgroup)?
-        if !job.bare, let backend = sandbox.cgroups {
-            let cgroupLimits = CgroupLimits(memoryBytes: limits.memoryBytes, processes: limits.processes,
-                                            cpuQuota: limits.cpuQuota, cpuWeight: limits.cpuWeight)
-            do { cgroup = try backend.create(name: name, limits: cgroupLimits) } catch {
-                return failed(SetupFailure(stage: "cgroup: \(error.operation)", subject: error.path, errno: error.errno))
+        // A warm sandbox when one is ready (given this run's limits), else one built now.
+        var process: SandboxProcess?
+        if let warm = sandbox.pool?.take(image, plan: plan, limits: limits) {
+            do {
+                try warm.cgroup?.apply(CgroupLimits(limits))
+                process = warm
+            } catch {
+                warm.discard()
             }
         }
-        defer {
-            if let cgroup { try? cgroup.destroy() }
+        process?.cgroup?.startCounting()
+        if let warm = process, message.send(over: warm.control) != nil {
+            warm.discard()  // it died while idle: build a fresh one
+            process = nil
+        }
+        if process == nil {
+            do {
+                let cold = try SandboxProcess.spawn(plan: plan, cgroups: sandbox.cgroups, cgroupName: sandbox.nextRunName(),
+                                                    limits: limits, configuration: sandbox.configuration)
+                cold.cgroup?.startCounting()
+                if let err = message.send(over: cold.control) {
+                    cold.discard()
+                    return failed(SetupFailure(stage: "send the run", errno: err))
+                }
+                process = cold
+            } catch {
+                return failed(error.setupFailure)
+            }
+        }
+        guard let process else { return failed(SetupFailure(stage: "spawn", errno: 0)) }
+        message.close()
+
+        let observed = watch(Channels(stdin: process.takeStdin(), stdout: process.stdout, stderr: process.stderr, report: process.report),
+                             cgroup: process.cgroup, kill: process.kill)
+        if observed.killReason != nil { process.kill() }
+        let (_, usage) = process.wait()
+        let stats = process.cgroup?.stats()
+        process.closeDescriptors()
+        if let cgroup = process.cgroup {
+            do { try cgroup.finish() } catch {
+                // A leftover cgroup is found and removed again by the next Sandbox (removeStaleRuns).
+                FileWriter.warn("confine: \(error)")
+            }
         }
 
-        // Pipes: [0] read end, [1] write end, all close-on-exec in the parent.
-        guard let stdinPipe = Pipe(), let stdoutPipe = Pipe(), let stderrPipe = Pipe(),
-              let syncPipe = Pipe(), let reportPipe = Pipe() else {
-            return failed(SetupFailure(stage: "pipe", errno: errno))
-        }
-        var parentEnds: [Int32] = [stdinPipe.write, stdoutPipe.read, stderrPipe.read, syncPipe.write, reportPipe.read]
-        var childEnds: [Int32] = [stdinPipe.read, stdoutPipe.write, stderrPipe.write, syncPipe.read, reportPipe.write]
-        defer { (parentEnds + childEnds).forEach { if $0 >= 0 { close($0) } } }
-        plan.setDescriptors(stdin: stdinPipe.read, stdout: stdoutPipe.write, stderr: stderrPipe.write,
-                            sync: syncPipe.read, report: reportPipe.write)
+        var result = RunResult(verdict: .exited)
+        fill(&result, observed: observed, usage: usage)
+        let cpuNs = stats?.cpuUsageNs
+        if let cpuNs { result.cpuMs = Int64(cpuNs / 1_000_000) }
+        result.memoryPeakBytes = stats?.memoryPeakBytes ?? result.memoryPeakBytes
+        result.oomKills = stats?.oomKills ?? 0
+        if let exited = observed.exitedReport { apply(status: exited.status, to: &result) }
+        else if observed.killReason != nil { result.signal = SIGKILL }
 
-        var config = plan.config
-        let pid = cs_spawn(&config)
+        let cpuLimitNs = UInt64(limits.cpuTimeMs) * 1_000_000
+        let cpuExceeded = cpuLimitNs > 0 && (cpuNs ?? 0) >= cpuLimitNs
+        if let setup = observed.setupReport {
+            let stage = cs_stage(UInt32(setup.stage))
+            result.verdict = .setupFailed
+            result.setupFailure = SetupFailure(
+                stage: String(cString: cs_stage_name(setup.stage)),
+                subject: stage == CS_STAGE_MOUNT ? plan.subject(mount: setup.index) : message.subject(stage: stage, index: setup.index),
+                errno: setup.err)
+            result.exitCode = nil
+            result.signal = nil
+        } else if observed.killReason == .cancelled {
+            result.verdict = .cancelled
+        } else if observed.killReason == .wall {
+            result.verdict = .wallTimeout
+        } else if observed.killReason == .cpu || result.signal == SIGXCPU || (result.signal == SIGKILL && cpuExceeded) {
+            result.verdict = .cpuTimeout
+        } else if result.oomKills > 0 {
+            result.verdict = .memoryLimit
+        } else if observed.killReason == .output {
+            result.verdict = .outputLimit
+        } else if result.signal != nil {
+            result.verdict = .signaled
+        } else if observed.exitedReport == nil {
+            // init died without a report: killed from outside, or the host refused something.
+            result.verdict = .setupFailed
+            result.setupFailure = SetupFailure(stage: "sandbox init ended without a report", errno: 0)
+        }
+        return result
+    }
+
+    /// The benchmarks' baseline: the same pipes and watch loop, no isolation at all.
+    private func executeBare(failed: (SetupFailure) -> RunResult) -> RunResult {
+        var pipes: [Int32] = []
+        for _ in 0..<3 {
+            var fds: [Int32] = [-1, -1]
+            guard cs_pipe_cloexec(&fds) == 0 else { pipes.forEach { close($0) }; return failed(SetupFailure(stage: "pipe", errno: errno)) }
+            pipes += fds
+        }
+        defer { pipes.forEach { if $0 >= 0 { close($0) } } }
+        let argv = job.request.command.map { strdup($0) } + [nil]
+        let envp = job.policy.environment.set.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        let path: UnsafePointer<CChar>? = UnsafePointer(argv[0])
+        let pid = [path].withUnsafeBufferPointer { paths in
+            cs_spawn_bare(paths.baseAddress, 1, argv, envp, pipes[0], pipes[3], pipes[5])
+        }
         guard pid > 0 else { return failed(SetupFailure(stage: "clone", errno: -pid)) }
-        for fd in childEnds { close(fd) }
-        childEnds = []
-        let pidfd = cs_pidfd_open(pid)
-        defer { if pidfd >= 0 { close(pidfd) } }
-        func killChild() {
-            if pidfd >= 0 { _ = cs_pidfd_send_signal(pidfd, SIGKILL) } else { kill(pid, SIGKILL) }
-        }
-        func abandon(_ failure: SetupFailure) -> RunResult {
-            killChild()
-            var status: Int32 = 0
-            _ = waitpid(pid, &status, 0)
-            return failed(failure)
-        }
+        for i in [0, 3, 5] { close(pipes[i]); pipes[i] = -1 }
+        let observed = watch(Channels(stdin: pipes[1], stdout: pipes[2], stderr: pipes[4], report: -1),
+                             cgroup: nil, kill: { kill(pid, SIGKILL) })
+        pipes[1] = -1  // closed by the watch loop
+        var status: Int32 = 0
+        var usage = rusage()
+        while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+        var result = RunResult(verdict: .exited)
+        fill(&result, observed: observed, usage: usage)
+        apply(status: status, to: &result)
+        if result.signal != nil { result.verdict = .signaled }
+        return result
+    }
 
-        if !job.bare {
-            let map = "0 \(sandbox.configuration.hostUID) 1\n"
-            let gmap = "0 \(sandbox.configuration.hostGID) 1\n"
-            for (file, content) in [("uid_map", map), ("gid_map", gmap)] {
-                let path = "/proc/\(pid)/\(file)"
-                if let err = FileWriter.write(path, content) {
-                    return abandon(SetupFailure(stage: "write \(file)", subject: path, errno: err))
-                }
-            }
-            if let cgroup {
-                do { try cgroup.join(pid: pid) } catch {
-                    return abandon(SetupFailure(stage: "cgroup: \(error.operation)", subject: error.path, errno: error.errno))
-                }
-            }
-            var go: UInt8 = 1
-            guard write(syncPipe.write, &go, 1) == 1 else {
-                return abandon(SetupFailure(stage: "release child", errno: errno))
-            }
+    /// Output, counts, times and rusage-based usage (the cgroup's figures replace these).
+    private func fill(_ result: inout RunResult, observed: Observed, usage: rusage) {
+        result.wallMs = max(0, (observed.endedAt ?? Clock.nowMs()) - observed.wentAt)
+        result.cpuMs = Int64(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000
+            + Int64(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000
+        result.memoryPeakBytes = UInt64(max(0, usage.ru_maxrss)) * 1024
+        result.stdout = observed.stdout.kept
+        result.stderr = observed.stderr.kept
+        result.stdoutBytes = observed.stdout.total
+        result.stderrBytes = observed.stderr.total
+        result.stdoutTruncated = observed.stdout.truncated
+        result.stderrTruncated = observed.stderr.truncated
+    }
+
+    private func apply(status: Int32, to result: inout RunResult) {
+        if cs_wifexited(status) != 0 {
+            result.exitCode = cs_wexitstatus(status)
+        } else if cs_wifsignaled(status) != 0 {
+            result.signal = cs_wtermsig(status)
         }
+    }
+
+    /// Feeds stdin, captures output, reads init's reports and enforces the wall and CPU
+    /// limits until every stream is at its end (which happens once the run's pid namespace
+    /// is gone). Closes stdin.
+    private func watch(_ io: Channels, cgroup: (any RunCgroup)?, kill: () -> Void) -> Observed {
+        let limits = job.policy.limits
         let wentAt = Clock.nowMs()
         let deadline = wentAt + limits.wallTimeMs
-
-        // stdin: written as the program reads it; closed when done (or at once when empty).
+        var o = Observed(stdout: StreamCapture(stream: .stdout, cap: limits.stdoutBytes, onOutput: job.request.onOutput),
+                         stderr: StreamCapture(stream: .stderr, cap: limits.stderrBytes, onOutput: job.request.onOutput),
+                         wentAt: wentAt)
+        var stdinFD = io.stdin
         let stdinBytes = job.request.stdin ?? []
         var stdinOffset = 0
         func closeStdin() {
-            if let i = parentEnds.firstIndex(of: stdinPipe.write) {
-                close(stdinPipe.write)
-                parentEnds[i] = -1
-            }
+            if stdinFD >= 0 { close(stdinFD) }
+            stdinFD = -1
         }
         if stdinBytes.isEmpty { closeStdin() }
-        for fd in [stdinPipe.write, stdoutPipe.read, stderrPipe.read] where fd >= 0 {
+        for fd in [stdinFD, io.stdout, io.stderr] where fd >= 0 {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         }
-
-        var stdout = StreamCapture(stream: .stdout, cap: limits.stdoutBytes, onOutput: job.request.onOutput)
-        var stderr = StreamCapture(stream: .stderr, cap: limits.stderrBytes, onOutput: job.request.onOutput)
-        var reportEOF = false
+        var reportEOF = io.report < 0
         var reportBuffer: [UInt8] = []
-        var exitedReport: cs_report?
-        var setupReport: cs_report?
-        var killReason: KillReason?
         var killedAt: Int64 = 0
-        var endedAt: Int64?
         var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
         let cpuLimitNs = UInt64(limits.cpuTimeMs) * 1_000_000
-        var nextCpuCheck = wentAt + Int64(sandbox.configuration.cpuCheckIntervalMs)
+        let interval = Int64(sandbox.configuration.cpuCheckIntervalMs)
+        var nextCpuCheck = wentAt + interval
 
         func killRun(_ reason: KillReason) {
-            guard killReason == nil, endedAt == nil else { return }
-            killReason = reason
+            guard o.killReason == nil, o.endedAt == nil else { return }
+            o.killReason = reason
             killedAt = Clock.nowMs()
-            killChild()
+            kill()
         }
 
-        while !(stdout.eof && stderr.eof && reportEOF) {
+        while !(o.stdout.eof && o.stderr.eof && reportEOF) {
             let now = Clock.nowMs()
-            if killReason != nil && now - killedAt > 5_000 { break }  // nothing may keep us here
-            var timeout: Int64 = killReason == nil ? min(deadline - now, nextCpuCheck - now) : 100
-            timeout = max(0, timeout)
+            if o.killReason != nil && now - killedAt > 5_000 { break }  // nothing may keep us here
+            let timeout = o.killReason == nil && o.endedAt == nil ? max(0, min(deadline - now, nextCpuCheck - now)) : 100
 
             var fds: [pollfd] = []
-            let stdinOpen = parentEnds.contains(stdinPipe.write) && stdinPipe.write >= 0
-            if !stdout.eof { fds.append(pollfd(fd: stdoutPipe.read, events: Int16(POLLIN), revents: 0)) }
-            if !stderr.eof { fds.append(pollfd(fd: stderrPipe.read, events: Int16(POLLIN), revents: 0)) }
-            if !reportEOF { fds.append(pollfd(fd: reportPipe.read, events: Int16(POLLIN), revents: 0)) }
-            if stdinOpen { fds.append(pollfd(fd: stdinPipe.write, events: Int16(POLLOUT), revents: 0)) }
+            if !o.stdout.eof { fds.append(pollfd(fd: io.stdout, events: Int16(POLLIN), revents: 0)) }
+            if !o.stderr.eof { fds.append(pollfd(fd: io.stderr, events: Int16(POLLIN), revents: 0)) }
+            if !reportEOF { fds.append(pollfd(fd: io.report, events: Int16(POLLIN), revents: 0)) }
+            if stdinFD >= 0 { fds.append(pollfd(fd: stdinFD, events: Int16(POLLOUT), revents: 0)) }
             fds.append(pollfd(fd: handle.cancelFD, events: Int16(POLLIN), revents: 0))
-            let ready = poll(&fds, nfds_t(fds.count), Int32(timeout))
-            if ready < 0 && errno != EINTR { break }
+            if poll(&fds, nfds_t(fds.count), Int32(timeout)) < 0 && errno != EINTR { break }
 
             for p in fds where p.revents != 0 {
-                switch p.fd {
-                case stdoutPipe.read, stderrPipe.read:
-                    let overflowed = p.fd == stdoutPipe.read
-                        ? drain(fd: p.fd, into: &stdout, buffer: &readBuffer)
-                        : drain(fd: p.fd, into: &stderr, buffer: &readBuffer)
+                if p.fd == io.stdout || p.fd == io.stderr {
+                    let overflowed = p.fd == io.stdout
+                        ? drain(fd: p.fd, into: &o.stdout, buffer: &readBuffer)
+                        : drain(fd: p.fd, into: &o.stderr, buffer: &readBuffer)
                     if overflowed && job.policy.outputOverflow == .kill { killRun(.output) }
-                case reportPipe.read:
-                    let n = readBuffer.withUnsafeMutableBytes { read(reportPipe.read, $0.baseAddress, $0.count) }
+                } else if p.fd == io.report {
+                    let n = readBuffer.withUnsafeMutableBytes { read(io.report, $0.baseAddress, $0.count) }
                     if n > 0 {
                         reportBuffer.append(contentsOf: readBuffer[0..<n])
                         let size = MemoryLayout<cs_report>.size
                         while reportBuffer.count >= size {
                             let record = reportBuffer.withUnsafeBytes { $0.loadUnaligned(as: cs_report.self) }
                             reportBuffer.removeFirst(size)
-                            if record.kind == Int32(CS_REPORT_SETUP_FAILED.rawValue) { setupReport = record }
+                            if record.kind == Int32(CS_REPORT_SETUP_FAILED.rawValue) { o.setupReport = record }
                             if record.kind == Int32(CS_REPORT_EXITED.rawValue) {
-                                exitedReport = record
-                                endedAt = Clock.nowMs()
+                                o.exitedReport = record
+                                o.endedAt = Clock.nowMs()
                             }
                         }
                     } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
                         reportEOF = true
-                        if endedAt == nil { endedAt = Clock.nowMs() }
+                        if o.endedAt == nil { o.endedAt = Clock.nowMs() }
                     }
-                case stdinPipe.write:
+                } else if p.fd == stdinFD {
                     if p.revents & Int16(POLLOUT) != 0 {
                         let n = stdinBytes.withUnsafeBytes { bytes in
-                            write(stdinPipe.write, bytes.baseAddress! + stdinOffset, min(65536, bytes.count - stdinOffset))
+                            write(stdinFD, bytes.baseAddress! + stdinOffset, min(65536, bytes.count - stdinOffset))
                         }
                         if n > 0 { stdinOffset += n }
                         if stdinOffset >= stdinBytes.count || (n < 0 && errno != EAGAIN && errno != EINTR) { closeStdin() }
                     } else {
                         closeStdin()  // POLLERR/POLLHUP: the program closed its stdin
                     }
-                case handle.cancelFD:
+                } else if p.fd == handle.cancelFD {
                     killRun(.cancelled)
-                default:
-                    break
                 }
             }
 
             let after = Clock.nowMs()
-            if killReason == nil && endedAt == nil {
+            if o.killReason == nil && o.endedAt == nil {
                 if after >= deadline { killRun(.wall) }
                 if after >= nextCpuCheck, let cgroup {
-                    nextCpuCheck = after + Int64(sandbox.configuration.cpuCheckIntervalMs)
+                    nextCpuCheck = after + interval
                     if let used = cgroup.cpuUsageNs(), used >= cpuLimitNs { killRun(.cpu) }
                 }
             }
         }
-        if killReason != nil { killChild() }
-
-        var status: Int32 = 0
-        var usage = rusage()
-        while wait4(pid, &status, __WALL, &usage) < 0 && errno == EINTR {}
-        let finishedAt = endedAt ?? Clock.nowMs()
-        let stats = cgroup?.stats()
-        if let cgroup {
-            cgroup.killAll()
-            do { try cgroup.destroy() } catch {
-                // Reported on the result? A leftover cgroup is found again by recovery.
-                FileWriter.warn("confine: \(error)")
-            }
-        }
-
-        // The program's own wait status: from init's report, or (bare) from waiting on it.
-        var programStatus: Int32?
-        if job.bare { programStatus = status } else if let exitedReport { programStatus = exitedReport.status }
-
-        var result = RunResult(verdict: .exited)
-        result.wallMs = max(0, finishedAt - wentAt)
-        let rusageMs = Int64(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000
-            + Int64(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000
-        result.cpuMs = stats?.cpuUsageNs.map { Int64($0 / 1_000_000) } ?? rusageMs
-        result.memoryPeakBytes = stats?.memoryPeakBytes ?? UInt64(max(0, usage.ru_maxrss)) * 1024
-        result.oomKills = stats?.oomKills ?? 0
-        result.stdout = stdout.kept
-        result.stderr = stderr.kept
-        result.stdoutBytes = stdout.total
-        result.stderrBytes = stderr.total
-        result.stdoutTruncated = stdout.truncated
-        result.stderrTruncated = stderr.truncated
-
-        if let programStatus {
-            if cs_wifexited(programStatus) != 0 {
-                result.exitCode = cs_wexitstatus(programStatus)
-            } else if cs_wifsignaled(programStatus) != 0 {
-                result.signal = cs_wtermsig(programStatus)
-            }
-        } else if killReason != nil {
-            result.signal = SIGKILL
-        }
-
-        let cpuExceeded = (stats?.cpuUsageNs ?? 0) >= cpuLimitNs && cpuLimitNs > 0
-        if let setupReport {
-            result.verdict = .setupFailed
-            result.setupFailure = SetupFailure(
-                stage: String(cString: cs_stage_name(setupReport.stage)),
-                subject: plan.subject(stage: setupReport.stage, index: setupReport.index),
-                errno: setupReport.err)
-            result.exitCode = nil
-            result.signal = nil
-        } else if killReason == .cancelled {
-            result.verdict = .cancelled
-        } else if killReason == .wall {
-            result.verdict = .wallTimeout
-        } else if killReason == .cpu || result.signal == SIGXCPU || (result.signal == SIGKILL && cpuExceeded) {
-            result.verdict = .cpuTimeout
-        } else if result.oomKills > 0 {
-            result.verdict = .memoryLimit
-        } else if killReason == .output {
-            result.verdict = .outputLimit
-        } else if result.signal != nil {
-            result.verdict = .signaled
-        } else if programStatus == nil {
-            // init died without a report: killed from outside, or the host refused something.
-            result.verdict = .setupFailed
-            result.setupFailure = SetupFailure(stage: "sandbox init ended without a report", errno: 0)
-        }
-        return result
+        closeStdin()
+        if io.report < 0 && o.endedAt == nil { o.endedAt = Clock.nowMs() }
+        return o
     }
 
     /// Reads what is available (bounded per call so one flood cannot starve the rest).
@@ -331,19 +359,6 @@ struct StreamCapture {
         }
         total += UInt64(bytes.count)
         return truncated && !wasTruncated
-    }
-}
-
-/// A pipe whose two ends are close-on-exec.
-struct Pipe {
-    let read: Int32
-    let write: Int32
-
-    init?() {
-        var fds: [Int32] = [-1, -1]
-        guard cs_pipe_cloexec(&fds) == 0 else { return nil }
-        read = fds[0]
-        write = fds[1]
     }
 }
 

@@ -12,7 +12,11 @@ public final class Sandbox: Sendable {
     public let configuration: SandboxConfiguration
     /// The cgroup hierarchy runs are placed in; nil only with `cgroups: .disabled`.
     public let cgroups: (any CgroupBackend)?
-    private let sequence = Atomic<Int>(0)
+    private let names: RunNames
+    /// Launch plans by image, built once.
+    private let plans = Mutex<[SandboxImage: LaunchPlan]>([:])
+    /// Sandboxes built ahead of time; nil when `warmPoolSize` is 0.
+    let pool: WarmPool?
 
     public init(configuration: SandboxConfiguration = SandboxConfiguration()) throws(SandboxError) {
         self.configuration = configuration
@@ -26,6 +30,64 @@ public final class Sandbox: Sendable {
         case .disabled:
             cgroups = nil
         }
+        names = RunNames()
+        if let cgroups { Self.removeStaleRuns(cgroups) }
+        if configuration.warmPoolSize > 0 {
+            let (cgroups, names) = (cgroups, names)
+            pool = WarmPool(size: configuration.warmPoolSize, maxImages: configuration.warmPoolImages) { plan, limits throws(LaunchError) in
+                try SandboxProcess.spawn(plan: plan, cgroups: cgroups, cgroupName: names.next(), limits: limits,
+                                         configuration: configuration)
+            }
+        } else {
+            pool = nil
+        }
+        Self.live.withLock { $0.append(Weak(self)) }
+    }
+
+    deinit { shutdown() }
+
+    /// Kills the idle warm sandboxes and removes the cgroups kept for reuse. Runs in progress
+    /// are not affected. Called at exit for every live `Sandbox`.
+    public func shutdown() {
+        pool?.shutdown()
+        cgroups?.removeIdle()
+    }
+
+    private final class Weak: @unchecked Sendable {
+        weak var sandbox: Sandbox?
+        init(_ sandbox: Sandbox) { self.sandbox = sandbox }
+    }
+
+    private static let live: Mutex<[Weak]> = {
+        atexit { Sandbox.shutdownAll() }
+        return Mutex([])
+    }()
+
+    /// At exit: idle sandboxes would die with us, but their cgroups would stay behind.
+    private static func shutdownAll() {
+        let sandboxes = live.withLock { $0.compactMap(\.sandbox) }
+        sandboxes.forEach { $0.shutdown() }
+    }
+
+    /// Removes run cgroups (and kills their processes) left by Confine processes that are gone:
+    /// a crash, a kill -9. Run cgroups are named `<pid>-<n>` after the process that made them.
+    public static func removeStaleRuns(_ cgroups: any CgroupBackend) {
+        for name in cgroups.existingRuns() {
+            guard let owner = name.split(separator: "-").first.flatMap({ pid_t($0) }) else { continue }
+            if owner != getpid() && kill(owner, 0) != 0 && errno == ESRCH {
+                do { try cgroups.remove(name: name) } catch { FileWriter.warn("confine: \(error)") }
+            }
+        }
+    }
+
+    func nextRunName() -> String { names.next() }
+
+    /// The launch plan of an image, built on first use.
+    func plan(for image: SandboxImage, seccomp: SeccompProgram?) throws(LaunchError) -> LaunchPlan {
+        if let plan = plans.withLock({ $0[image] }) { return plan }
+        let plan = try LaunchPlan(image: image, seccomp: seccomp)
+        plans.withLock { $0[image] = plan }
+        return plan
     }
 
     /// Runs one program to the end and reports what happened. Cancelling the calling task
@@ -55,10 +117,9 @@ public final class Sandbox: Sendable {
 
     private func launch(_ job: RunSupervisor.Job) -> RunHandle {
         let handle = RunHandle()
-        let name = "\(getpid())-\(sequence.add(1, ordering: .relaxed).newValue)"
-        let supervisor = RunSupervisor(sandbox: self, job: job, name: name, handle: handle)
+        let supervisor = RunSupervisor(sandbox: self, job: job, handle: handle)
         let thread = Thread { supervisor.run() }
-        thread.name = "confine-run-\(name)"
+        thread.name = "confine-run"
         thread.stackSize = 1 << 20
         thread.start()
         return handle
@@ -77,8 +138,17 @@ public final class Sandbox: Sendable {
             let allowed = policy.environment.allow.isEmpty ? "none" : policy.environment.allow.joined(separator: ", ")
             throw .invalidRequest("run: environment variable \(name) is not allowed by policy \(policy.name) (allowed: \(allowed))")
         }
-        for file in request.files where !file.path.hasPrefix("/") || file.path.split(separator: "/").contains("..") {
-            throw .invalidRequest("run: file path \(file.path) must be absolute, without '..'")
+        for file in request.files {
+            if !file.path.hasPrefix("/") || file.path.split(separator: "/").contains("..") {
+                throw .invalidRequest("run: file path \(file.path) must be absolute, without '..'")
+            }
+            if let tmpfs = policy.filesystem.tmpfs.first(where: { file.path == $0.path || file.path.hasPrefix($0.path + "/") }) {
+                throw .invalidRequest("run: file \(file.path) is inside the writable tmpfs \(tmpfs.path); delivered files must stay read-only, so place them elsewhere (e.g. /sandbox/...)")
+            }
+        }
+        let delivered = request.files.reduce(UInt64(0)) { $0 + UInt64($1.contents.count) }
+        if delivered > configuration.maxDeliveredBytes {
+            throw .invalidRequest("run: the files to deliver total \(delivered) bytes; at most \(configuration.maxDeliveredBytes) (maxDeliveredBytes)")
         }
         do {
             return (request, policy, try SeccompProgram.compile(policy.seccomp))
@@ -134,4 +204,11 @@ public final class RunHandle: Sendable {
         }
         for waiter in waiters { waiter.resume(returning: result) }
     }
+}
+
+/// Unique run names, `<pid>-<n>`, across every `Sandbox` of the process: the cgroup of each
+/// run (and of each warm sandbox).
+final class RunNames: Sendable {
+    private static let sequence = Atomic<Int>(0)
+    func next() -> String { "\(getpid())-\(Self.sequence.add(1, ordering: .relaxed).newValue)" }
 }

@@ -13,6 +13,13 @@ public struct SandboxConfiguration: Sendable {
     /// An existing host directory over which each run mounts its scratch tmpfs, inside its
     /// own mount namespace (the host never sees it).
     public var scratchMountPoint: String = "/tmp"
+    /// Warm sandboxes kept ready per recently used policy image (0: build each at launch).
+    /// They take the slow parts — namespaces, the cgroup move, the root — off the critical path.
+    public var warmPoolSize: Int = 2
+    /// How many policy images are kept warm at once (least recently used ones are dropped).
+    public var warmPoolImages: Int = 8
+    /// The most bytes of files one run may deliver into its sandbox.
+    public var maxDeliveredBytes: UInt64 = 64 << 20
     /// How often the supervisor samples the cgroup's CPU time to enforce the total CPU limit.
     public var cpuCheckIntervalMs: Int = 50
 

@@ -57,7 +57,7 @@ public final class SeccompProgram: Sendable {
                              &length, &message, message.count)
         }
         guard let filter else {
-            throw SeccompError(message: String(cString: message))
+            throw SeccompError(message: message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
         }
         defer { free(filter) }
         let program = SeccompProgram(instructions: Array(UnsafeBufferPointer(start: filter, count: length)))
@@ -72,13 +72,3 @@ public struct SeccompError: Error, CustomStringConvertible, Equatable {
     public var description: String { "seccomp: \(message)" }
 }
 
-extension SeccompPolicy: Hashable {
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(deny)
-        hasher.combine(allow)
-        switch action {
-        case .errno(let e): hasher.combine(e)
-        case .kill: hasher.combine(-1)
-        }
-    }
-}

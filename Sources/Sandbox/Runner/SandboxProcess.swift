@@ -1,0 +1,134 @@
+import CSandbox
+import Glibc
+
+/// A sandbox's init process, spawned and placed in its cgroup, building (or having built) the
+/// policy's root and waiting for its run on the control socket. Holds the parent's ends of its
+/// pipes. Owned by one thread at a time: the pool's, then the run supervisor's.
+final class SandboxProcess: @unchecked Sendable {
+    let pid: pid_t
+    let pidfd: Int32
+    let cgroup: (any RunCgroup)?
+    let plan: LaunchPlan
+    /// Parent ends: stdin (write), stdout and stderr (read), control socket, report (read).
+    private(set) var stdin: Int32
+    let stdout: Int32
+    let stderr: Int32
+    let control: Int32
+    let report: Int32
+
+    private init(pid: pid_t, pidfd: Int32, cgroup: (any RunCgroup)?, plan: LaunchPlan,
+                 stdin: Int32, stdout: Int32, stderr: Int32, control: Int32, report: Int32) {
+        self.pid = pid
+        self.pidfd = pidfd
+        self.cgroup = cgroup
+        self.plan = plan
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.control = control
+        self.report = report
+    }
+
+    /// Creates the cgroup, clones init into fresh namespaces, maps its ids, places it in the
+    /// cgroup and lets it build the root. The run itself is sent later with `start(_:)`.
+    static func spawn(plan: LaunchPlan, cgroups: (any CgroupBackend)?, cgroupName: String,
+                      limits: Limits, configuration: SandboxConfiguration) throws(LaunchError) -> SandboxProcess {
+        var cgroup: (any RunCgroup)?
+        if let cgroups {
+            do { cgroup = try cgroups.create(name: cgroupName, limits: CgroupLimits(limits)) } catch {
+                throw LaunchError(stage: "cgroup: \(error.operation)", subject: error.path, errno: error.errno)
+            }
+        }
+        var pipes: [Int32] = []
+        func cleanup() {
+            pipes.forEach { Glibc.close($0) }
+            if let cgroup { try? cgroup.destroy() }
+        }
+        // [read, write] × stdin, stdout, stderr, report; [parent, child] control socket.
+        for _ in 0..<4 {
+            var fds: [Int32] = [-1, -1]
+            let rc = cs_pipe_cloexec(&fds)
+            guard rc == 0 else { cleanup(); throw LaunchError(stage: "pipe", errno: -rc) }
+            pipes += fds
+        }
+        var sockets: [Int32] = [-1, -1]
+        let rc = cs_socketpair_cloexec(&sockets)
+        guard rc == 0 else { cleanup(); throw LaunchError(stage: "socketpair", errno: -rc) }
+        pipes += sockets
+        let (stdinR, stdinW, stdoutR, stdoutW, stderrR, stderrW, reportR, reportW, controlP, controlC) =
+            (pipes[0], pipes[1], pipes[2], pipes[3], pipes[4], pipes[5], pipes[6], pipes[7], pipes[8], pipes[9])
+
+        var config = plan.config(stdin: stdinR, stdout: stdoutW, stderr: stderrW, control: controlC, report: reportW)
+        let pid = cs_spawn(&config)
+        guard pid > 0 else { cleanup(); throw LaunchError(stage: "clone", errno: -pid) }
+        for fd in [stdinR, stdoutW, stderrW, reportW, controlC] { Glibc.close(fd) }
+        let process = SandboxProcess(pid: pid, pidfd: cs_pidfd_open(pid), cgroup: cgroup, plan: plan, stdin: stdinW,
+                                     stdout: stdoutR, stderr: stderrR, control: controlP, report: reportR)
+        for (file, id) in [("uid_map", configuration.hostUID), ("gid_map", configuration.hostGID)] {
+            let path = "/proc/\(pid)/\(file)"
+            if let err = FileWriter.write(path, "0 \(id) 1\n") {
+                process.discard()
+                throw LaunchError(stage: "write \(file)", subject: path, errno: err)
+            }
+        }
+        if let cgroup {
+            do { try cgroup.join(pid: pid) } catch {
+                process.discard()
+                throw LaunchError(stage: "cgroup: \(error.operation)", subject: error.path, errno: error.errno)
+            }
+        }
+        var go: UInt8 = 1
+        guard write(controlP, &go, 1) == 1 else {
+            let err = errno
+            process.discard()
+            throw LaunchError(stage: "release init", errno: err)
+        }
+        return process
+    }
+
+    /// Whether init is still waiting (it has not died while idle).
+    var isAlive: Bool {
+        var p = pollfd(fd: report, events: Int16(POLLIN), revents: 0)
+        return poll(&p, 1, 0) == 0
+    }
+
+    func kill() {
+        if pidfd >= 0 { _ = cs_pidfd_send_signal(pidfd, SIGKILL) } else { Glibc.kill(pid, SIGKILL) }
+    }
+
+    /// Hands the stdin pipe to the caller, who closes it.
+    func takeStdin() -> Int32 {
+        defer { stdin = -1 }
+        return stdin
+    }
+
+    /// Reaps init; its rusage covers every process it reaped (the whole tree).
+    func wait() -> (status: Int32, usage: rusage) {
+        var status: Int32 = 0
+        var usage = rusage()
+        while wait4(pid, &status, __WALL, &usage) < 0 && errno == EINTR {}
+        return (status, usage)
+    }
+
+    /// Closes the parent's descriptors.
+    func closeDescriptors() {
+        if stdin >= 0 { Glibc.close(stdin) }
+        stdin = -1
+        for fd in [stdout, stderr, control, report, pidfd] where fd >= 0 { Glibc.close(fd) }
+    }
+
+    /// Kills, reaps and removes a sandbox that will not run anything.
+    func discard() {
+        kill()
+        _ = wait()
+        closeDescriptors()
+        if let cgroup { try? cgroup.destroy() }
+    }
+}
+
+extension CgroupLimits {
+    init(_ limits: Limits) {
+        self.init(memoryBytes: limits.memoryBytes, processes: limits.processes,
+                  cpuQuota: limits.cpuQuota, cpuWeight: limits.cpuWeight)
+    }
+}
