@@ -350,10 +350,10 @@ static int cs_receive_run(int sock) {
     return 0;
 }
 
-/* Copies file i of the run into the (still writable) root; the root turns read-only after. */
+/* Copies file i of the run into the root (still writable; it turns read-only next). */
 static int cs_place_file(int i) {
     char dst[CS_PATH_MAX];
-    if (cs_join(dst, "/newroot", cs_file_targets[i]) != 0 || cs_mkdirs(dst, 0) != 0) return -1;
+    if (cs_join(dst, "", cs_file_targets[i]) != 0 || cs_mkdirs(dst, 0) != 0) return -1;
     mode_t mode = (cs_run.files_executable >> i) & 1 ? 0555 : 0444;
     int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
     if (out < 0) return -1;
@@ -376,7 +376,8 @@ static int cs_place_file(int i) {
 
 static char cs_program_stack[64 * 1024] __attribute__((aligned(16)));
 
-/* Phase 1: the policy's root under /newroot, the host's under /oldroot. */
+/* Phase 1: the policy's root built under /newroot (with the host's under /oldroot), then
+ * made the root. Everything the run needs of the host is bound by now. */
 static void cs_prepare_root(const cs_config *c) {
     int rep = CS_FD_REPORT;
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) cs_fail(rep, CS_STAGE_MOUNT_PRIVATE, 0);
@@ -392,23 +393,23 @@ static void cs_prepare_root(const cs_config *c) {
     for (int i = 0; i < c->n_mounts; i++) {
         if (cs_do_mount(&c->mounts[i]) != 0) cs_fail(rep, CS_STAGE_MOUNT, i);
     }
+    /* Into the new root, the host's gone: detaching its tree waits for an RCU grace period,
+     * which belongs here, before the run is known, not on the run's path. */
+    if (umount2("/oldroot", MNT_DETACH) != 0 || chdir("/newroot") != 0 ||
+        syscall(SYS_pivot_root, ".", ".") != 0 || umount2(".", MNT_DETACH) != 0 || chdir("/") != 0)
+        cs_fail(rep, CS_STAGE_PIVOT_ROOT, 0);
 }
 
-/* Phase 2: /dev and the root read-only, the host's root gone, into the new root. */
+/* Phase 2 (after the run's files are placed): /dev and the root read-only, into the workdir. */
 static void cs_finish_root(const cs_config *c) {
     int rep = CS_FD_REPORT;
     for (int i = 0; i < c->n_mounts; i++) {
         if (c->mounts[i].kind != CS_MOUNT_DEV) continue;
-        char dst[CS_PATH_MAX];
-        if (cs_join(dst, "/newroot", c->mounts[i].target) != 0 ||
-            mount(NULL, dst, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, c->mounts[i].data) != 0)
+        if (mount(NULL, c->mounts[i].target, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, c->mounts[i].data) != 0)
             cs_fail(rep, CS_STAGE_MOUNT, i);
     }
-    if (mount(NULL, "/newroot", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, c->root_options) != 0)
+    if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, c->root_options) != 0)
         cs_fail(rep, CS_STAGE_REMOUNT_ROOT, 0);
-    if (umount2("/oldroot", MNT_DETACH) != 0 || chdir("/newroot") != 0 ||
-        syscall(SYS_pivot_root, ".", ".") != 0 || umount2(".", MNT_DETACH) != 0 || chdir("/") != 0)
-        cs_fail(rep, CS_STAGE_PIVOT_ROOT, 0);
     if (c->workdir && chdir(c->workdir) != 0) cs_fail(rep, CS_STAGE_WORKDIR, 0);
 }
 
