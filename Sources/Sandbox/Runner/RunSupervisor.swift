@@ -89,15 +89,14 @@ final class RunSupervisor: @unchecked Sendable {
             warm.discard()  // it died while idle: build a fresh one
             process = nil
         }
+        // A sandbox built now that cannot take its run has failed to build: its report says why.
+        var sendError: Int32?
         if process == nil {
             do {
                 let cold = try SandboxProcess.spawn(plan: plan, cgroups: sandbox.cgroups, cgroupName: sandbox.nextRunName(),
                                                     limits: limits, configuration: sandbox.configuration)
                 cold.cgroup?.startCounting()
-                if let err = message.send(over: cold.control) {
-                    cold.discard()
-                    return failed(SetupFailure(stage: "send the run", errno: err))
-                }
+                sendError = message.send(over: cold.control)
                 process = cold
             } catch {
                 return failed(error.setupFailure)
@@ -154,7 +153,8 @@ final class RunSupervisor: @unchecked Sendable {
         } else if observed.exitedReport == nil {
             // init died without a report: killed from outside, or the host refused something.
             result.verdict = .setupFailed
-            result.setupFailure = SetupFailure(stage: "sandbox init ended without a report", errno: 0)
+            result.setupFailure = sendError.map { SetupFailure(stage: "send the run", errno: $0) }
+                ?? SetupFailure(stage: "sandbox init ended without a report", errno: 0)
         }
         return result
     }

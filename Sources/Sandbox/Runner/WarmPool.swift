@@ -71,15 +71,17 @@ final class WarmPool: @unchecked Sendable {
         while true {
             condition.lock()
             var job: (SandboxImage, LaunchPlan, Limits)?
-            while job == nil && !stopped {
-                if let (image, entry) = entries.first(where: { $0.value.ready.count < size }) {
+            while job == nil {
+                if !stopped, let (image, entry) = entries.first(where: { $0.value.ready.count < size }) {
                     job = (image, entry.plan, entry.limits)
                 } else {
+                    // Once stopped, the thread stays parked: a run whose sandbox it spawned may
+                    // still be going, and that sandbox dies when its spawning thread exits.
                     condition.wait()
                 }
             }
             condition.unlock()
-            guard let (image, plan, limits) = job else { return }
+            guard let (image, plan, limits) = job else { continue }
             let process: SandboxProcess
             do { process = try spawn(plan, limits) } catch {
                 // This image cannot be built ahead: forget it; the run path reports why.
