@@ -81,6 +81,8 @@ final class CgroupV1Run: RunCgroup, @unchecked Sendable {
     private weak var owner: CgroupV1?
     private var cpuBase: UInt64 = 0
     private var oomBase = 0
+    /// The limits written last: a claimed warm sandbox with the same limits needs no writes.
+    private var applied: CgroupLimits?
 
     init(dirs: [String: String], owner: CgroupV1?) {
         self.dirs = dirs
@@ -99,6 +101,13 @@ final class CgroupV1Run: RunCgroup, @unchecked Sendable {
     }
 
     func apply(_ limits: CgroupLimits) throws(CgroupError) {
+        if applied == limits { return }
+        applied = nil
+        try write(limits)
+        applied = limits
+    }
+
+    private func write(_ limits: CgroupLimits) throws(CgroupError) {
         let memory = dirs["memory"]!
         let memsw = memory + "/memory.memsw.limit_in_bytes"
         if CgroupFile.exists(memsw) {
@@ -143,6 +152,12 @@ final class CgroupV1Run: RunCgroup, @unchecked Sendable {
     func finish() throws(CgroupError) {
         killAll()
         guard let owner, CgroupFile.pids(dirs["pids"]! + "/cgroup.procs").isEmpty else { return try destroy() }
+        // Page cache the run read stays charged here: hand it to the parent, so that the next
+        // run's usage and peak start from nothing.
+        let memory = dirs["memory"]!
+        if (CgroupFile.readUInt(memory + "/memory.usage_in_bytes") ?? 0) > 256 << 10 {
+            try? CgroupFile.write(memory + "/memory.force_empty", "0")
+        }
         try owner.recycle(self)
     }
 

@@ -51,6 +51,8 @@ final class CgroupV2Run: RunCgroup, @unchecked Sendable {
     let dir: String
     private var cpuBase: UInt64 = 0
     private var oomBase = 0
+    /// The limits written last: a claimed warm sandbox with the same limits needs no writes.
+    private var applied: CgroupLimits?
 
     init(dir: String) { self.dir = dir }
 
@@ -62,6 +64,13 @@ final class CgroupV2Run: RunCgroup, @unchecked Sendable {
     }
 
     func apply(_ limits: CgroupLimits) throws(CgroupError) {
+        if applied == limits { return }
+        applied = nil
+        try write(limits)
+        applied = limits
+    }
+
+    private func write(_ limits: CgroupLimits) throws(CgroupError) {
         try CgroupFile.write(dir + "/memory.max", String(limits.memoryBytes))
         if CgroupFile.exists(dir + "/memory.swap.max") {
             try CgroupFile.write(dir + "/memory.swap.max", "0")

@@ -23,8 +23,21 @@ final class RunSupervisor: @unchecked Sendable {
         self.handle = handle
     }
 
+    /// The run's cgroup, empty once the result is known: recycled or removed after the result
+    /// is published, off the caller's path (emptying a v1 memory cgroup of its page cache can
+    /// take milliseconds).
+    private var spentCgroup: (any RunCgroup)?
+
     func run() {
+        sandbox.housekeeping.add(1, ordering: .sequentiallyConsistent)
+        defer { sandbox.housekeeping.subtract(1, ordering: .sequentiallyConsistent) }
         handle.finish(execute())
+        if let cgroup = spentCgroup {
+            do { try cgroup.finish() } catch {
+                // A leftover cgroup is found and removed again by the next Sandbox (removeStaleRuns).
+                FileWriter.warn("confine: \(error)")
+            }
+        }
     }
 
     /// Why the supervisor killed the run, if it did.
@@ -111,12 +124,8 @@ final class RunSupervisor: @unchecked Sendable {
         let (_, usage) = process.wait()
         let stats = process.cgroup?.stats()
         process.closeDescriptors()
-        if let cgroup = process.cgroup {
-            do { try cgroup.finish() } catch {
-                // A leftover cgroup is found and removed again by the next Sandbox (removeStaleRuns).
-                FileWriter.warn("confine: \(error)")
-            }
-        }
+        process.cgroup?.killAll()  // nothing can be left after init, but the cgroup says for sure
+        spentCgroup = process.cgroup
 
         var result = RunResult(verdict: .exited)
         fill(&result, observed: observed, usage: usage)

@@ -17,6 +17,8 @@ public final class Sandbox: Sendable {
     private let plans = Mutex<[SandboxImage: LaunchPlan]>([:])
     /// Sandboxes built ahead of time; nil when `warmPoolSize` is 0.
     let pool: WarmPool?
+    /// Supervisors still tidying up after publishing their result (cgroup recycling).
+    let housekeeping = Atomic<Int>(0)
 
     public init(configuration: SandboxConfiguration = SandboxConfiguration()) throws(SandboxError) {
         self.configuration = configuration
@@ -50,6 +52,8 @@ public final class Sandbox: Sendable {
     /// are not affected. Called at exit for every live `Sandbox`.
     public func shutdown() {
         pool?.shutdown()
+        // Let finished runs hand their cgroups back first (bounded: a second at most).
+        for _ in 0..<1000 where housekeeping.load(ordering: .sequentiallyConsistent) > 0 { usleep(1000) }
         cgroups?.removeIdle()
     }
 
