@@ -104,6 +104,28 @@ struct LifecycleTests {
         #expect(received.first?.offset == 0)
     }
 
+    @Test("A warm sandbox takes its run's own, tighter limits")
+    func warmSandboxGetsRunLimits() async throws {
+        var configuration = SandboxConfiguration()
+        configuration.warmPoolSize = 1
+        let sandbox = try Sandbox(configuration: configuration)
+        defer { sandbox.shutdown() }
+        let p = try TestSupport.policy()
+        let hog = ["/usr/bin/python3", "-c", "x = bytearray(100 << 20); print(len(x))"]
+        // The first run builds the image's sandbox itself and leaves one warm for the next.
+        let first = try await sandbox.run(RunRequest(policy: p, command: hog))
+        #expect(first.verdict == .exited && first.out == "\(100 << 20)\n", "\(first.summary)")
+        try await Task.sleep(for: .milliseconds(300))
+        var tighter = LimitOverrides()
+        try tighter.add(parsing: "memory=48MiB")
+        let second = try await sandbox.run(RunRequest(policy: p, command: hog, overrides: tighter))
+        #expect(second.verdict == .memoryLimit, "\(second.summary)")
+        // And the one after gets the policy's limits back.
+        try await Task.sleep(for: .milliseconds(300))
+        let third = try await sandbox.run(RunRequest(policy: p, command: hog))
+        #expect(third.verdict == .exited, "\(third.summary)")
+    }
+
     @Test("After runs and shutdown, no cgroup, warm sandbox or process of a Sandbox is left")
     func noLeftovers() async throws {
         var configuration = SandboxConfiguration()
