@@ -55,6 +55,9 @@ final class SandboxProcess: @unchecked Sendable {
         let rc = cs_socketpair_cloexec(&sockets)
         guard rc == 0 else { cleanup(); throw LaunchError(stage: "socketpair", errno: -rc) }
         pipes += sockets
+        // Sending a large run waits for init to read it; never forever (a hung mount, say).
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        _ = setsockopt(sockets[0], SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let (stdinR, stdinW, stdoutR, stdoutW, stderrR, stderrW, reportR, reportW, controlP, controlC) =
             (pipes[0], pipes[1], pipes[2], pipes[3], pipes[4], pipes[5], pipes[6], pipes[7], pipes[8], pipes[9])
 

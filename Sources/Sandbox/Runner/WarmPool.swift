@@ -20,6 +20,8 @@ final class WarmPool: @unchecked Sendable {
     private let condition = NSCondition()
     private var entries: [SandboxImage: Entry] = [:]
     private var clock: UInt64 = 0
+    /// Sandboxes to kill and reap, on the pool's own thread (never on a shared executor).
+    private var discards: [SandboxProcess] = []
     private var stopped = false
     private let size: Int
     private let maxImages: Int
@@ -62,8 +64,7 @@ final class WarmPool: @unchecked Sendable {
     private func evictIfNeeded() {
         while entries.count > maxImages, let oldest = entries.min(by: { $0.value.lastUsed < $1.value.lastUsed }) {
             entries[oldest.key] = nil
-            let victims = oldest.value.ready
-            DispatchQueue.global().async { victims.forEach { $0.discard() } }
+            discards += oldest.value.ready
         }
     }
 
@@ -72,7 +73,13 @@ final class WarmPool: @unchecked Sendable {
             condition.lock()
             var job: (SandboxImage, LaunchPlan, Limits)?
             while job == nil {
-                if !stopped, let (image, entry) = entries.first(where: { $0.value.ready.count < size }) {
+                if !discards.isEmpty {
+                    let victims = discards
+                    discards = []
+                    condition.unlock()
+                    victims.forEach { $0.discard() }
+                    condition.lock()
+                } else if !stopped, let (image, entry) = entries.first(where: { $0.value.ready.count < size }) {
                     job = (image, entry.plan, entry.limits)
                 } else {
                     // Once stopped, the thread stays parked: a run whose sandbox it spawned may
