@@ -72,6 +72,8 @@ public protocol RunCgroup: Sendable {
     func stats() -> CgroupStats
     /// CPU time since `startCounting()` (ns), cheap enough to poll.
     func cpuUsageNs() -> UInt64?
+    /// The processes in the cgroup now (host pids).
+    func processes() -> [pid_t]
     /// SIGKILLs every process in the cgroup.
     func killAll()
     /// The run is over: kills what is left, then recycles the cgroup for a later run (v1,

@@ -161,6 +161,8 @@ final class CgroupV1Run: RunCgroup, @unchecked Sendable {
         try owner.recycle(self)
     }
 
+    func processes() -> [pid_t] { CgroupFile.pids(dirs["pids"]! + "/cgroup.procs") }
+
     func killAll() { CgroupFile.killAll(dirs["pids"]! + "/cgroup.procs") }
 
     func destroy() throws(CgroupError) {

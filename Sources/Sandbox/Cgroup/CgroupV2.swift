@@ -99,6 +99,8 @@ final class CgroupV2Run: RunCgroup, @unchecked Sendable {
 
     func finish() throws(CgroupError) { try destroy() }
 
+    func processes() -> [pid_t] { CgroupFile.pids(dir + "/cgroup.procs") }
+
     func killAll() {
         if CgroupFile.exists(dir + "/cgroup.kill"), (try? CgroupFile.write(dir + "/cgroup.kill", "1")) != nil {
             return

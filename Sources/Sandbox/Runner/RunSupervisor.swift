@@ -23,16 +23,20 @@ final class RunSupervisor: @unchecked Sendable {
         self.handle = handle
     }
 
-    /// The run's cgroup, empty once the result is known: recycled or removed after the result
-    /// is published, off the caller's path (emptying a v1 memory cgroup of its page cache can
-    /// take milliseconds).
-    private var spentCgroup: (any RunCgroup)?
+    /// The sandbox once its result is known: every process of the program is gone, and init is
+    /// in its last instructions (`_exit`). Reaping init (whose exit unmaps its copy of our
+    /// address space) and recycling the cgroup (emptying a v1 memory cgroup of its page cache)
+    /// take milliseconds: they happen after the result is published, on this same thread.
+    private var spent: SandboxProcess?
 
     func run() {
         sandbox.housekeeping.add(1, ordering: .sequentiallyConsistent)
         defer { sandbox.housekeeping.subtract(1, ordering: .sequentiallyConsistent) }
         handle.finish(execute())
-        if let cgroup = spentCgroup {
+        guard let process = spent else { return }
+        _ = process.wait()
+        process.closeDescriptors()
+        if let cgroup = process.cgroup {
             do { try cgroup.finish() } catch {
                 // A leftover cgroup is found and removed again by the next Sandbox (removeStaleRuns).
                 FileWriter.warn("confine: \(error)")
@@ -61,6 +65,8 @@ final class RunSupervisor: @unchecked Sendable {
         var exitedReport: cs_report?
         var setupReport: cs_report?
         var killReason: KillReason?
+        /// The cgroup showed every process of the program gone (only init, exiting, was left).
+        var programGone = false
         var wentAt: Int64
         var endedAt: Int64?
     }
@@ -118,14 +124,24 @@ final class RunSupervisor: @unchecked Sendable {
         guard let process else { return failed(SetupFailure(stage: "spawn", errno: 0)) }
         message.close()
 
+        let initPID = process.pid
         let observed = watch(Channels(stdin: process.takeStdin(), stdout: process.stdout, stderr: process.stderr, report: process.report),
-                             cgroup: process.cgroup, kill: process.kill)
+                             cgroup: process.cgroup, kill: process.kill,
+                             programGone: { cgroup in cgroup.processes().allSatisfy { $0 == initPID } })
         if observed.killReason != nil { process.kill() }
-        let (_, usage) = process.wait()
+        var usage = rusage()
+        if !observed.programGone {
+            // Unless the cgroup vouched for the tree, wait for init: its exit kills the rest.
+            usage = process.wait().usage
+            process.closeDescriptors()
+        } else {
+            spent = process
+        }
         let stats = process.cgroup?.stats()
-        process.closeDescriptors()
-        process.cgroup?.killAll()  // nothing can be left after init, but the cgroup says for sure
-        spentCgroup = process.cgroup
+        if spent == nil, let cgroup = process.cgroup {
+            cgroup.killAll()
+            do { try cgroup.finish() } catch { FileWriter.warn("confine: \(error)") }
+        }
 
         var result = RunResult(verdict: .exited)
         fill(&result, observed: observed, usage: usage)
@@ -187,7 +203,7 @@ final class RunSupervisor: @unchecked Sendable {
         guard pid > 0 else { return failed(SetupFailure(stage: "clone", errno: -pid)) }
         for i in [0, 3, 5] { close(pipes[i]); pipes[i] = -1 }
         let observed = watch(Channels(stdin: pipes[1], stdout: pipes[2], stderr: pipes[4], report: -1),
-                             cgroup: nil, kill: { kill(pid, SIGKILL) })
+                             cgroup: nil, kill: { kill(pid, SIGKILL) }, programGone: { _ in false })
         pipes[1] = -1  // closed by the watch loop
         var status: Int32 = 0
         var usage = rusage()
@@ -222,9 +238,11 @@ final class RunSupervisor: @unchecked Sendable {
     }
 
     /// Feeds stdin, captures output, reads init's reports and enforces the wall and CPU
-    /// limits until every stream is at its end (which happens once the run's pid namespace
-    /// is gone). Closes stdin.
-    private func watch(_ io: Channels, cgroup: (any RunCgroup)?, kill: () -> Void) -> Observed {
+    /// limits until the output is complete and the program's processes are all gone: init's
+    /// report pipe at its end (init has exited), or init's exit report received and the cgroup
+    /// holding nothing but init (`programGone`). Closes stdin.
+    private func watch(_ io: Channels, cgroup: (any RunCgroup)?, kill: () -> Void,
+                       programGone: (any RunCgroup) -> Bool) -> Observed {
         let limits = job.policy.limits
         let wentAt = Clock.nowMs()
         let deadline = wentAt + limits.wallTimeMs
@@ -257,7 +275,14 @@ final class RunSupervisor: @unchecked Sendable {
             kill()
         }
 
-        while !(o.stdout.eof && o.stderr.eof && reportEOF) {
+        func finished() -> Bool {
+            guard o.stdout.eof && o.stderr.eof else { return false }
+            if reportEOF { return true }
+            guard o.exitedReport != nil, o.killReason == nil, let cgroup else { return false }
+            o.programGone = programGone(cgroup)
+            return o.programGone
+        }
+        while !finished() {
             let now = Clock.nowMs()
             if o.killReason != nil && now - killedAt > 5_000 { break }  // nothing may keep us here
             let timeout = o.killReason == nil && o.endedAt == nil ? max(0, min(deadline - now, nextCpuCheck - now)) : 100
