@@ -95,6 +95,7 @@ struct RunCommand: AsyncParsableCommand {
         } else {
             printError("confine: \(result.summary)")
         }
+        for note in hostFileNotes(policy: request.policy) { printError(note) }
         throw ExitCode(RunExitCode.code(for: result))
     }
 
@@ -137,6 +138,20 @@ struct RunCommand: AsyncParsableCommand {
             input = Array(data)
         }
         return RunRequest(policy: policy, command: command, stdin: input, files: delivered, environment: env)
+    }
+
+    /// Arguments that name host files the sandbox cannot see: the usual reason a script is
+    /// "not found" inside. Host files reach the sandbox only through --file.
+    private func hostFileNotes(policy: Policy) -> [String] {
+        let delivered = Set(files.map { String($0.split(separator: ":", maxSplits: 1)[0]) })
+        let visible = policy.filesystem.readOnly.map(\.source)
+        return command.filter { arg in
+            var isDirectory: ObjCBool = false
+            guard !delivered.contains(arg), arg.contains("/") || arg.contains("."),
+                  FileManager.default.fileExists(atPath: arg, isDirectory: &isDirectory), !isDirectory.boolValue else { return false }
+            let absolute = URL(fileURLWithPath: arg).standardizedFileURL.path
+            return arg.hasPrefix("/") ? !visible.contains { absolute == $0 || absolute.hasPrefix($0 + "/") } : true
+        }.map { "confine: note: \($0) is a file on the host, which the sandbox does not see; deliver it with --file \($0) (it appears at /sandbox/\(URL(fileURLWithPath: $0).lastPathComponent))" }
     }
 
     private func printError(_ message: String) {

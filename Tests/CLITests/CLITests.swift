@@ -117,6 +117,12 @@ struct CLITests {
                                   "--file", dir.appendingPathComponent("up.py").path,
                                   "--", "/usr/bin/python3", "/sandbox/up.py"])
         #expect(o.stdout == "LINE ONE\nLINE TWO\n", "\(o.stderr)")
+        // Without --file, the script is not there, and confine says how to deliver it.
+        let script = dir.appendingPathComponent("up.py").path
+        let missing = try Self.confine(["run", "--", "/usr/bin/python3", script])
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("note: \(script) is a file on the host"), "\(missing.stderr)")
+        #expect(missing.stderr.contains("--file \(script)"))
         let env = try Self.confine(["run", "--env", "NOT_ALLOWED=1", "--", "/usr/bin/env"])
         #expect(env.status == 78)
         #expect(env.stderr.contains("NOT_ALLOWED"))
