@@ -83,6 +83,11 @@ extension Policy {
            (first >= "a" && first <= "z") || (first >= "A" && first <= "Z") || first == "_" || first == "/" {
             return s
         }
+        return doubleQuoted(s)
+    }
+
+    /// A string in double quotes with YAML's escapes (also how messages quote a value).
+    static func doubleQuoted(_ s: String) -> String {
         var out = "\""
         for c in s.unicodeScalars {
             switch c {

@@ -7,7 +7,8 @@ import Synchronization
 /// cgroup and rlimit limits, no capabilities, a seccomp filter and a wall-clock deadline.
 ///
 /// Each run is supervised on a dedicated thread of its own (never on Swift's cooperative
-/// pool), and nothing of it — process, mount, cgroup, file — outlives it.
+/// pool). When its result is published, no process, mount or file of the run is left; its
+/// emptied cgroup is recycled for a later run (cgroup v1) or removed right after.
 public final class Sandbox: Sendable {
     public let configuration: SandboxConfiguration
     /// The cgroup hierarchy runs are placed in; nil only with `cgroups: .disabled`.
@@ -49,11 +50,16 @@ public final class Sandbox: Sendable {
     deinit { shutdown() }
 
     /// Kills the idle warm sandboxes and removes the cgroups kept for reuse. Runs in progress
-    /// are not affected. Called at exit for every live `Sandbox`.
+    /// are not affected. Called at exit for every live `Sandbox`. Blocks (up to a second):
+    /// call it from a thread, not from a task.
     public func shutdown() {
         pool?.shutdown()
         // Let finished runs hand their cgroups back first (bounded: a second at most).
-        for _ in 0..<1000 where housekeeping.load(ordering: .sequentiallyConsistent) > 0 { usleep(1000) }
+        var waited = 0
+        while housekeeping.load(ordering: .sequentiallyConsistent) > 0 && waited < 1000 {
+            usleep(1000)
+            waited += 1
+        }
         cgroups?.removeIdle()
     }
 
