@@ -11,6 +11,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         .target(
@@ -21,6 +22,15 @@ let package = Package(
         .target(
             name: "Sandbox",
             dependencies: ["CSandbox", .product(name: "Yams", package: "Yams")]
+        ),
+        .target(name: "Domain"),
+        .target(
+            name: "Store",
+            dependencies: ["Domain", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .target(
+            name: "Engine",
+            dependencies: ["Domain", "Store", "Sandbox"]
         ),
         .executableTarget(
             name: "confine",
@@ -33,6 +43,8 @@ let package = Package(
         ),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),
         .testTarget(name: "CLITests", dependencies: ["Sandbox"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Domain"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Store", "Domain", "Sandbox"]),
     ],
     swiftLanguageModes: [.v6]
 )

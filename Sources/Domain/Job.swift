@@ -1,0 +1,67 @@
+import Foundation
+
+/// A stored script: created once, run many times. Editing a job never changes executions
+/// already made from it (each keeps a snapshot).
+public struct Job: Sendable, Equatable, Codable, Identifiable {
+    public var id: Int64
+    /// Unique among jobs.
+    public var name: String
+    public var scriptType: ScriptType
+    public var scriptContent: String
+    /// Name of the policy (a file of the policies folder) the job runs under.
+    public var policy: String
+    /// Tighter limits for every run of this job, as `NAME=VALUE` texts (`memory=64MiB`).
+    public var limits: [String]
+    /// What a run does while another run of the same job is pending or running.
+    public var concurrency: ConcurrencyRule
+    /// Arguments given to the script by default.
+    public var arguments: [String]
+    /// Environment variables given to the script (each must be allowed by the policy).
+    public var environment: [String: String]
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public init(id: Int64, name: String, scriptType: ScriptType, scriptContent: String, policy: String = "default",
+                limits: [String] = [], concurrency: ConcurrencyRule = .forbid, arguments: [String] = [],
+                environment: [String: String] = [:], createdAt: Date, updatedAt: Date) {
+        self.id = id
+        self.name = name
+        self.scriptType = scriptType
+        self.scriptContent = scriptContent
+        self.policy = policy
+        self.limits = limits
+        self.concurrency = concurrency
+        self.arguments = arguments
+        self.environment = environment
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// The kind of script, naming the interpreter that runs it (`python`, `bash`, and any an
+/// operator adds in config).
+public struct ScriptType: RawRepresentable, Sendable, Hashable, Codable, CustomStringConvertible {
+    public var rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+    public var description: String { rawValue }
+
+    public static let python = ScriptType("python")
+    public static let bash = ScriptType("bash")
+
+    public init(from decoder: Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
+    }
+}
+
+/// What a run does while another run of the same job is pending or running.
+public enum ConcurrencyRule: String, Sendable, Codable, CaseIterable {
+    /// Refused (the earlier platform's behaviour, HTTP 409).
+    case forbid
+    /// Queued: runs one after another.
+    case queue
+    /// Runs alongside.
+    case allow
+}

@@ -1,0 +1,375 @@
+import Domain
+import Foundation
+import Sandbox
+import Store
+import Synchronization
+
+/// Options of one run of a job.
+public struct RunOptions: Sendable, Equatable {
+    /// Arguments for the script; nil: the job's default arguments.
+    public var arguments: [String]?
+    /// Variables added to the job's (each allowed by the policy).
+    public var environment: [String: String]
+    public var stdin: Data?
+    /// Tighter limits for this run (`memory=64MiB`), on top of the job's.
+    public var limits: [String]
+    public var priority: Int
+
+    public init(arguments: [String]? = nil, environment: [String: String] = [:], stdin: Data? = nil,
+                limits: [String] = [], priority: Int = 0) {
+        self.arguments = arguments
+        self.environment = environment
+        self.stdin = stdin
+        self.limits = limits
+        self.priority = priority
+    }
+}
+
+/// Runs stored jobs asynchronously: takes submissions into the store's persistent queue,
+/// serves it with a pool of workers that run each execution in the sandbox, keeps partial
+/// output while it runs, enforces cancellation, renews leases, applies retention, recovers
+/// after a crash and shuts down gracefully.
+///
+/// Nothing here blocks Swift's cooperative pool: the store works on its own queues and the
+/// sandbox on its own threads.
+public final class Engine: Sendable {
+    public let store: any ExecutionStore
+    public let sandbox: Sandbox
+    public let policies: PolicySet
+    public let configuration: EngineConfiguration
+
+    private struct State {
+        var handles: [Int64: RunHandle] = [:]
+        var draining = false
+        var interrupting = false
+        var workers: [Task<Void, Never>] = []
+        var background: [Task<Void, Never>] = []
+        var bells: [AsyncStream<Void>.Continuation] = []
+    }
+    private let state = Mutex(State())
+    /// Policies parsed back from executions' snapshots (many executions share one).
+    private let snapshots = Mutex<[String: Policy]>([:])
+
+    public init(store: any ExecutionStore, sandbox: Sandbox, policies: PolicySet,
+                configuration: EngineConfiguration = EngineConfiguration()) {
+        self.store = store
+        self.sandbox = sandbox
+        self.policies = policies
+        self.configuration = configuration
+    }
+
+    // MARK: Lifecycle
+
+    /// Recovers from a previous crash (executions left RUNNING end as FAILED with verdict
+    /// `interrupted`; their sandboxes were removed when the `Sandbox` started), then starts
+    /// the workers. Returns the executions it interrupted.
+    @discardableResult
+    public func start() async throws(EngineError) -> [Execution] {
+        let interrupted: [Execution]
+        do {
+            interrupted = try await store.interruptRunning(
+                worker: nil, reason: "the server stopped while this execution ran; its sandbox was removed at restart",
+                now: Date())
+        } catch {
+            throw Self.wrap(error)
+        }
+        for index in 0..<max(1, configuration.workers) {
+            let (stream, bell) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+            let worker = Task { [self] in await self.work(index: index, bell: stream) }
+            state.withLock {
+                $0.bells.append(bell)
+                $0.workers.append(worker)
+            }
+        }
+        // A periodic ring: leases that expired elsewhere, and queue rules that now allow a run.
+        let ticker = Task { [self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                self.ring()
+            }
+        }
+        let retention = Task { [self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: self.configuration.retentionInterval)
+                if Task.isCancelled { break }
+                await self.applyRetention()
+            }
+        }
+        state.withLock { $0.background += [ticker, retention] }
+        return interrupted
+    }
+
+    /// Stops taking work, lets running executions finish for up to `shutdownGrace`, then
+    /// interrupts the rest (verdict `interrupted`), and returns when every worker has stopped.
+    public func shutdown() async {
+        state.withLock { $0.draining = true }
+        ring()
+        let deadline = ContinuousClock.now + configuration.shutdownGrace
+        while ContinuousClock.now < deadline, state.withLock({ !$0.handles.isEmpty }) {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let (handles, workers, background, bells) = state.withLock { s in
+            s.interrupting = true
+            return (Array(s.handles.values), s.workers, s.background, s.bells)
+        }
+        handles.forEach { $0.cancel() }
+        bells.forEach { $0.finish() }
+        for worker in workers { await worker.value }
+        background.forEach { $0.cancel() }
+        for task in background { await task.value }
+    }
+
+    // MARK: Requests
+
+    /// Queues a run of a job: the script and the effective policy are snapshotted now, so later
+    /// edits of the job or the policy do not change what this execution runs.
+    public func submit(jobID: Int64, options: RunOptions = RunOptions()) async throws(EngineError) -> Execution {
+        if state.withLock({ $0.draining }) { throw .shuttingDown }
+        let job: Job
+        do {
+            guard let found = try await store.job(id: jobID) else { throw EngineError.jobNotFound(jobID) }
+            job = found
+        } catch {
+            throw Self.wrap(error)
+        }
+        guard configuration.runtimes[job.scriptType] != nil else {
+            throw .unknownRuntime(job.scriptType.rawValue, known: configuration.runtimes.keys.map(\.rawValue).sorted())
+        }
+        let scriptBytes = job.scriptContent.utf8.count
+        if scriptBytes > configuration.maxScriptBytes {
+            throw .scriptTooLarge(bytes: scriptBytes, limit: configuration.maxScriptBytes)
+        }
+        let policy = try effectivePolicy(name: job.policy, limits: job.limits + options.limits)
+        let environment = job.environment.merging(options.environment) { _, run in run }
+        for name in environment.keys.sorted() where !policy.environment.allows(name) {
+            throw .invalidPolicy("environment variable \(name) is not allowed by policy \(policy.name)")
+        }
+        let new = NewExecution(
+            jobID: job.id, scriptType: job.scriptType, scriptSnapshot: job.scriptContent, policyName: policy.name,
+            policySnapshot: policy.renderYAML(), concurrency: job.concurrency,
+            arguments: options.arguments ?? job.arguments, environment: environment, stdin: options.stdin,
+            priority: options.priority, createdAt: Date())
+        do {
+            let execution = try await store.enqueue(new, queueLimit: configuration.queueLimit)
+            ring()
+            return execution
+        } catch {
+            throw Self.wrap(error)
+        }
+    }
+
+    /// Cancels a PENDING execution at once, or a RUNNING one by killing its sandbox (it then
+    /// ends as CANCELLED). Returns the execution as it is after the request.
+    @discardableResult
+    public func cancel(executionID: Int64) async throws(EngineError) -> Execution {
+        do {
+            let execution = try await store.cancel(executionID: executionID, now: Date())
+            if execution.status == .running {
+                state.withLock { $0.handles[executionID] }?.cancel()
+            }
+            return execution
+        } catch {
+            throw Self.wrap(error)
+        }
+    }
+
+    /// The policy a run gets: the named one, with limits applied (each only tighter).
+    public func effectivePolicy(name: String, limits: [String]) throws(EngineError) -> Policy {
+        do {
+            let base = try policies.policy(named: name)
+            return try base.applying(LimitOverrides(parsing: limits))
+        } catch {
+            throw .invalidPolicy(error.description)
+        }
+    }
+
+    // MARK: Workers
+
+    private func ring() {
+        for bell in state.withLock({ $0.bells }) { bell.yield() }
+    }
+
+    private func work(index: Int, bell: AsyncStream<Void>) async {
+        var rings = bell.makeAsyncIterator()
+        while !state.withLock({ $0.draining }) {
+            let claimed: Execution?
+            do {
+                claimed = try await store.claimNext(worker: configuration.workerName,
+                                                    leaseUntil: Date() + configuration.leaseDuration.seconds, now: Date())
+            } catch {
+                Log.warn("worker \(index): claiming failed: \(error)")
+                claimed = nil
+            }
+            if let claimed {
+                await run(claimed)
+            } else if await rings.next() == nil {
+                return
+            }
+        }
+    }
+
+    /// Runs one claimed execution to its end and stores the outcome.
+    private func run(_ execution: Execution) async {
+        let outcome = await outcome(of: execution)
+        do { _ = try await store.finish(executionID: execution.id, outcome) } catch {
+            Log.warn("execution \(execution.id): storing its end failed: \(error)")
+        }
+    }
+
+    private func outcome(of execution: Execution) async -> ExecutionOutcome {
+        func setupFailure(_ reason: String) -> ExecutionOutcome {
+            ExecutionOutcome(verdict: .setupFailed, reason: reason, finishedAt: Date())
+        }
+        let policy: Policy
+        if let cached = snapshots.withLock({ $0[execution.policySnapshot] }) {
+            policy = cached
+        } else {
+            do {
+                policy = try PolicyLoader.load(yaml: execution.policySnapshot, name: execution.policyName,
+                                               file: "policy snapshot of execution \(execution.id)")
+            } catch {
+                return setupFailure("\(error)")
+            }
+            snapshots.withLock { cache in
+                if cache.count >= 64 { cache.removeAll() }
+                cache[execution.policySnapshot] = policy
+            }
+        }
+        guard let runtime = configuration.runtimes[execution.scriptType] else {
+            return setupFailure("no runtime for script type \"\(execution.scriptType.rawValue)\"")
+        }
+        let output = OutputBuffer()
+        let request = RunRequest(
+            policy: policy, command: runtime.command + [runtime.scriptPath] + execution.arguments,
+            stdin: execution.stdin.map { Array($0) },
+            files: [SandboxFile(path: runtime.scriptPath, contents: Array(execution.scriptSnapshot.utf8))],
+            environment: execution.environment, onOutput: { output.add($0) })
+        let handle: RunHandle
+        do { handle = try sandbox.start(request) } catch {
+            return setupFailure("\(error)")
+        }
+        let interrupting = state.withLock { s -> Bool in
+            s.handles[execution.id] = handle
+            return s.interrupting
+        }
+        if interrupting { handle.cancel() }
+        if (try? await store.isCancelRequested(executionID: execution.id)) == true { handle.cancel() }
+
+        // While it runs: partial output to the store, and the lease renewed.
+        let keeper = Task { [self] in
+            var sinceRenewal = Duration.zero
+            while !Task.isCancelled {
+                try? await Task.sleep(for: configuration.outputFlushInterval)
+                await flush(output, executionID: execution.id)
+                sinceRenewal += configuration.outputFlushInterval
+                if sinceRenewal >= configuration.leaseDuration / 3 {
+                    sinceRenewal = .zero
+                    try? await store.renewLease(executionID: execution.id, worker: configuration.workerName,
+                                                until: Date() + configuration.leaseDuration.seconds)
+                }
+            }
+        }
+        let result = await handle.result()
+        keeper.cancel()
+        await keeper.value
+        let interrupted = state.withLock { s -> Bool in
+            s.handles[execution.id] = nil
+            return s.interrupting
+        }
+        return ExecutionOutcome(result, interrupted: interrupted && result.verdict == .cancelled)
+    }
+
+    private func flush(_ output: OutputBuffer, executionID: Int64) async {
+        guard let pending = output.take() else { return }
+        do {
+            try await store.appendOutput(executionID: executionID, stdout: pending.stdout, stderr: pending.stderr,
+                                         stdoutBytes: pending.stdoutBytes, stderrBytes: pending.stderrBytes)
+        } catch {
+            Log.warn("execution \(executionID): storing partial output failed: \(error)")
+        }
+    }
+
+    private func applyRetention() async {
+        guard configuration.keepPerJob != nil || configuration.maxAge != nil else { return }
+        let olderThan = configuration.maxAge.map { Date() - $0.seconds }
+        do { _ = try await store.prune(keepPerJob: configuration.keepPerJob, olderThan: olderThan) } catch {
+            Log.warn("retention failed: \(error)")
+        }
+    }
+
+    private static func wrap(_ error: any Error) -> EngineError {
+        if let e = error as? EngineError { return e }
+        if let e = error as? StoreError { return .store(e) }
+        return .store(.unavailable("\(error)"))
+    }
+}
+
+/// Output captured while a run goes on, waiting to be stored in a batch.
+final class OutputBuffer: Sendable {
+    struct Pending {
+        var stdout = Data()
+        var stderr = Data()
+        var stdoutBytes: Int64 = 0
+        var stderrBytes: Int64 = 0
+    }
+    private let state = Mutex((pending: Pending(), dirty: false))
+
+    /// Called on the sandbox's supervisor thread: only appends.
+    func add(_ chunk: OutputChunk) {
+        state.withLock { s in
+            let end = Int64(chunk.offset) + Int64(chunk.bytes.count)
+            switch chunk.stream {
+            case .stdout:
+                s.pending.stdout.append(contentsOf: chunk.bytes)
+                s.pending.stdoutBytes = end
+            case .stderr:
+                s.pending.stderr.append(contentsOf: chunk.bytes)
+                s.pending.stderrBytes = end
+            }
+            s.dirty = true
+        }
+    }
+
+    /// What arrived since the last call (with the running byte counts), or nil.
+    func take() -> Pending? {
+        state.withLock { s in
+            guard s.dirty else { return nil }
+            let taken = s.pending
+            s.pending.stdout = Data()
+            s.pending.stderr = Data()
+            s.dirty = false
+            return taken
+        }
+    }
+}
+
+extension ExecutionOutcome {
+    /// The store's record of a sandbox result.
+    init(_ result: RunResult, interrupted: Bool) {
+        let verdict: ExecutionVerdict = interrupted ? .interrupted : (ExecutionVerdict(rawValue: result.verdict.rawValue) ?? .setupFailed)
+        self.init(
+            verdict: verdict, exitCode: result.exitCode, signal: result.signal,
+            reason: interrupted ? "the server shut down while this execution ran" : result.setupFailure?.description,
+            stdout: Data(result.stdout), stderr: Data(result.stderr),
+            stdoutBytes: Int64(result.stdoutBytes), stderrBytes: Int64(result.stderrBytes),
+            stdoutTruncated: result.stdoutTruncated, stderrTruncated: result.stderrTruncated,
+            usage: ResourceUsage(wallMs: result.wallMs, cpuMs: result.cpuMs, memoryPeakBytes: result.memoryPeakBytes.map { Int64($0) }),
+            finishedAt: Date())
+    }
+}
+
+extension Duration {
+    /// As seconds, for Date arithmetic.
+    var seconds: TimeInterval {
+        let c = components
+        return TimeInterval(c.seconds) + TimeInterval(c.attoseconds) / 1e18
+    }
+}
+
+/// Warnings of the engine, on stderr until structured logging arrives (issue "Live output,
+/// metrics and structured logs").
+enum Log {
+    static func warn(_ message: String) {
+        FileHandle.standardError.write(Data("confine: \(message)\n".utf8))
+    }
+}

@@ -1,0 +1,230 @@
+import Domain
+import Foundation
+
+/// Persistence of jobs, executions and their output: what the engine and the API rely on.
+///
+/// Every transition is one transaction guarded on the current status, so an execution can
+/// never be finished twice or go back. The protocol assumes nothing of SQLite: a PostgreSQL
+/// implementation can follow for several worker machines (claim with
+/// `FOR UPDATE SKIP LOCKED`, leases renewed by a heartbeat, expired leases taken over).
+/// Methods throw `StoreError`.
+public protocol ExecutionStore: Sendable {
+    // MARK: Jobs
+    func createJob(_ job: NewJob) async throws -> Job
+    func job(id: Int64) async throws -> Job?
+    func job(named name: String) async throws -> Job?
+    /// All jobs, or those of one script type, by id.
+    func jobs(scriptType: ScriptType?) async throws -> [Job]
+    func updateJob(id: Int64, _ patch: JobPatch) async throws -> Job
+    /// Deletes a job and its executions; refused (`.conflict`) while one is pending or running.
+    func deleteJob(id: Int64) async throws
+
+    // MARK: Executions
+    /// Stores a new PENDING execution, applying the job's concurrency rule and the queue bound
+    /// atomically: `.conflict` for `forbid` while the job has one pending or running,
+    /// `.queueFull` when `queueLimit` executions are already pending. Nothing is half-stored.
+    func enqueue(_ execution: NewExecution, queueLimit: Int) async throws -> Execution
+    /// Takes the next runnable PENDING execution (highest priority first, then oldest), makes
+    /// it RUNNING for `worker` with a lease until `leaseUntil`. A `queue` job's execution is
+    /// not runnable while another of the same job runs. Also takes over RUNNING executions
+    /// whose lease expired (another worker died).
+    func claimNext(worker: String, leaseUntil: Date, now: Date) async throws -> Execution?
+    /// Extends a running execution's lease; `.notFound` when it is no longer this worker's.
+    func renewLease(executionID: Int64, worker: String, until: Date) async throws
+    /// Adds captured output of a RUNNING execution (already capped by the sandbox) and sets the
+    /// byte counts written so far, so that readers see partial output.
+    func appendOutput(executionID: Int64, stdout: Data, stderr: Data, stdoutBytes: Int64, stderrBytes: Int64) async throws
+    /// RUNNING → the outcome's final status; `.invalidTransition` if it is not RUNNING.
+    func finish(executionID: Int64, _ outcome: ExecutionOutcome) async throws -> Execution
+    /// PENDING → CANCELLED at once. For a RUNNING one, records the request (the engine kills
+    /// the sandbox and finishes it as CANCELLED). Returns the execution as it is now;
+    /// `.invalidTransition` when it is already final.
+    func cancel(executionID: Int64, now: Date) async throws -> Execution
+    /// Whether cancellation of a RUNNING execution was requested.
+    func isCancelRequested(executionID: Int64) async throws -> Bool
+    /// After a crash: every RUNNING execution (of `worker`, or of all when nil) becomes FAILED
+    /// with verdict `interrupted` and `reason`. Returns them.
+    func interruptRunning(worker: String?, reason: String, now: Date) async throws -> [Execution]
+    func execution(id: Int64) async throws -> Execution?
+    /// A page of executions, newest first, with a cursor for the next page.
+    func executions(_ query: ExecutionQuery) async throws -> ExecutionPage
+    /// How many executions are PENDING.
+    func pendingCount() async throws -> Int
+    /// Deletes finished executions beyond the newest `keepPerJob` of each job and/or finished
+    /// before `olderThan`. Returns how many were deleted.
+    func prune(keepPerJob: Int?, olderThan: Date?) async throws -> Int
+}
+
+/// A job to create.
+public struct NewJob: Sendable, Equatable {
+    public var name: String
+    public var scriptType: ScriptType
+    public var scriptContent: String
+    public var policy: String
+    public var limits: [String]
+    public var concurrency: ConcurrencyRule
+    public var arguments: [String]
+    public var environment: [String: String]
+
+    public init(name: String, scriptType: ScriptType, scriptContent: String, policy: String = "default",
+                limits: [String] = [], concurrency: ConcurrencyRule = .forbid, arguments: [String] = [],
+                environment: [String: String] = [:]) {
+        self.name = name
+        self.scriptType = scriptType
+        self.scriptContent = scriptContent
+        self.policy = policy
+        self.limits = limits
+        self.concurrency = concurrency
+        self.arguments = arguments
+        self.environment = environment
+    }
+}
+
+/// Changes to a job; nil fields stay as they are.
+public struct JobPatch: Sendable, Equatable {
+    public var name: String?
+    public var scriptType: ScriptType?
+    public var scriptContent: String?
+    public var policy: String?
+    public var limits: [String]?
+    public var concurrency: ConcurrencyRule?
+    public var arguments: [String]?
+    public var environment: [String: String]?
+
+    public init(name: String? = nil, scriptType: ScriptType? = nil, scriptContent: String? = nil, policy: String? = nil,
+                limits: [String]? = nil, concurrency: ConcurrencyRule? = nil, arguments: [String]? = nil,
+                environment: [String: String]? = nil) {
+        self.name = name
+        self.scriptType = scriptType
+        self.scriptContent = scriptContent
+        self.policy = policy
+        self.limits = limits
+        self.concurrency = concurrency
+        self.arguments = arguments
+        self.environment = environment
+    }
+}
+
+/// An execution to enqueue, with its snapshots taken by the caller.
+public struct NewExecution: Sendable, Equatable {
+    public var jobID: Int64
+    public var scriptType: ScriptType
+    public var scriptSnapshot: String
+    public var policyName: String
+    public var policySnapshot: String
+    public var concurrency: ConcurrencyRule
+    public var arguments: [String]
+    public var environment: [String: String]
+    public var stdin: Data?
+    public var priority: Int
+    public var createdAt: Date
+
+    public init(jobID: Int64, scriptType: ScriptType, scriptSnapshot: String, policyName: String, policySnapshot: String,
+                concurrency: ConcurrencyRule, arguments: [String] = [], environment: [String: String] = [:],
+                stdin: Data? = nil, priority: Int = 0, createdAt: Date) {
+        self.jobID = jobID
+        self.scriptType = scriptType
+        self.scriptSnapshot = scriptSnapshot
+        self.policyName = policyName
+        self.policySnapshot = policySnapshot
+        self.concurrency = concurrency
+        self.arguments = arguments
+        self.environment = environment
+        self.stdin = stdin
+        self.priority = priority
+        self.createdAt = createdAt
+    }
+}
+
+/// How a RUNNING execution ended.
+public struct ExecutionOutcome: Sendable, Equatable {
+    public var verdict: ExecutionVerdict
+    public var exitCode: Int32?
+    public var signal: Int32?
+    public var reason: String?
+    /// The complete captured output (replaces what was appended while running).
+    public var stdout: Data
+    public var stderr: Data
+    public var stdoutBytes: Int64
+    public var stderrBytes: Int64
+    public var stdoutTruncated: Bool
+    public var stderrTruncated: Bool
+    public var usage: ResourceUsage
+    public var finishedAt: Date
+
+    public init(verdict: ExecutionVerdict, exitCode: Int32? = nil, signal: Int32? = nil, reason: String? = nil,
+                stdout: Data = Data(), stderr: Data = Data(), stdoutBytes: Int64 = 0, stderrBytes: Int64 = 0,
+                stdoutTruncated: Bool = false, stderrTruncated: Bool = false, usage: ResourceUsage = ResourceUsage(),
+                finishedAt: Date) {
+        self.verdict = verdict
+        self.exitCode = exitCode
+        self.signal = signal
+        self.reason = reason
+        self.stdout = stdout
+        self.stderr = stderr
+        self.stdoutBytes = stdoutBytes
+        self.stderrBytes = stderrBytes
+        self.stdoutTruncated = stdoutTruncated
+        self.stderrTruncated = stderrTruncated
+        self.usage = usage
+        self.finishedAt = finishedAt
+    }
+
+    /// The final status this outcome gives.
+    public var status: ExecutionStatus { verdict.status(exitCode: exitCode) }
+}
+
+/// Which executions to list.
+public struct ExecutionQuery: Sendable, Equatable {
+    public var jobID: Int64?
+    public var statuses: [ExecutionStatus]
+    public var verdicts: [ExecutionVerdict]
+    public var createdAfter: Date?
+    public var createdBefore: Date?
+    /// Ids below this one (the cursor of the previous page); nil for the first page.
+    public var before: Int64?
+    public var limit: Int
+
+    public init(jobID: Int64? = nil, statuses: [ExecutionStatus] = [], verdicts: [ExecutionVerdict] = [],
+                createdAfter: Date? = nil, createdBefore: Date? = nil, before: Int64? = nil, limit: Int = 100) {
+        self.jobID = jobID
+        self.statuses = statuses
+        self.verdicts = verdicts
+        self.createdAfter = createdAfter
+        self.createdBefore = createdBefore
+        self.before = before
+        self.limit = limit
+    }
+}
+
+/// A page of executions, newest first; `nextCursor` is the `before` of the next page.
+public struct ExecutionPage: Sendable, Equatable {
+    public var executions: [Execution]
+    public var nextCursor: Int64?
+
+    public init(executions: [Execution], nextCursor: Int64?) {
+        self.executions = executions
+        self.nextCursor = nextCursor
+    }
+}
+
+/// Why the store refused or failed, in words for the caller (the API maps these to statuses).
+public enum StoreError: Error, CustomStringConvertible, Equatable {
+    case notFound(String)
+    case conflict(String)
+    case queueFull(limit: Int)
+    case invalidTransition(executionID: Int64, from: ExecutionStatus, to: String)
+    case invalid(String)
+    case unavailable(String)
+
+    public var description: String {
+        switch self {
+        case .notFound(let what): return "\(what) not found"
+        case .conflict(let why): return why
+        case .queueFull(let limit): return "the queue is full (\(limit) executions pending); retry later"
+        case .invalidTransition(let id, let from, let to): return "execution \(id) is \(from.rawValue); it cannot become \(to)"
+        case .invalid(let why): return why
+        case .unavailable(let why): return "the store is unavailable: \(why)"
+        }
+    }
+}
