@@ -38,7 +38,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "confine-bench",
-            dependencies: ["Sandbox"],
+            dependencies: ["Sandbox", "Engine", "Store", "Domain"],
             path: "Benchmarks/LaunchBench"
         ),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),

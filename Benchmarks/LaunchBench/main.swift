@@ -109,5 +109,8 @@ for payload in [["/bin/true"], ["/bin/bash", "-c", "true"]] {
         }
     }
 }
+let engineCount = Int(ProcessInfo.processInfo.environment["BENCH_EXECUTIONS"] ?? "") ?? 1000
+try await EngineBench.run(count: engineCount, policies: try PolicySet.load(directory: policiesDir))
+
 if which("bwrap") == nil { print("\n(bwrap not installed: `apt-get install bubblewrap` to compare)") }
 if which("nsjail") == nil { print("(nsjail not installed: not in Debian 12's archive; build it to compare)") }

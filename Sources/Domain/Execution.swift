@@ -85,6 +85,8 @@ public struct Execution: Sendable, Equatable, Codable, Identifiable {
     /// The worker that claimed it, and until when its claim holds unless renewed.
     public var worker: String?
     public var leaseDeadline: Date?
+    /// Cancellation was asked while it was RUNNING; the engine kills its sandbox.
+    public var cancelRequested: Bool
 
     public init(id: Int64, jobID: Int64, status: ExecutionStatus = .pending, verdict: ExecutionVerdict? = nil,
                 exitCode: Int32? = nil, signal: Int32? = nil, reason: String? = nil, scriptType: ScriptType,
@@ -92,7 +94,8 @@ public struct Execution: Sendable, Equatable, Codable, Identifiable {
                 environment: [String: String] = [:], stdin: Data? = nil, priority: Int = 0, stdout: Data = Data(),
                 stderr: Data = Data(), stdoutBytes: Int64 = 0, stderrBytes: Int64 = 0, stdoutTruncated: Bool = false,
                 stderrTruncated: Bool = false, usage: ResourceUsage = ResourceUsage(), createdAt: Date,
-                startedAt: Date? = nil, finishedAt: Date? = nil, worker: String? = nil, leaseDeadline: Date? = nil) {
+                startedAt: Date? = nil, finishedAt: Date? = nil, worker: String? = nil, leaseDeadline: Date? = nil,
+                cancelRequested: Bool = false) {
         self.id = id
         self.jobID = jobID
         self.status = status
@@ -120,5 +123,6 @@ public struct Execution: Sendable, Equatable, Codable, Identifiable {
         self.finishedAt = finishedAt
         self.worker = worker
         self.leaseDeadline = leaseDeadline
+        self.cancelRequested = cancelRequested
     }
 }

@@ -40,6 +40,8 @@ public final class Engine: Sendable {
 
     private struct State {
         var handles: [Int64: RunHandle] = [:]
+        /// Cancellations asked for an execution this engine has claimed but not started yet.
+        var cancelled: Set<Int64> = []
         var draining = false
         var interrupting = false
         var workers: [Task<Void, Never>] = []
@@ -165,7 +167,12 @@ public final class Engine: Sendable {
         do {
             let execution = try await store.cancel(executionID: executionID, now: Date())
             if execution.status == .running {
-                state.withLock { $0.handles[executionID] }?.cancel()
+                let handle = state.withLock { s -> RunHandle? in
+                    if let handle = s.handles[executionID] { return handle }
+                    s.cancelled.insert(executionID)  // claimed, its sandbox not started yet
+                    return nil
+                }
+                handle?.cancel()
             }
             return execution
         } catch {
@@ -248,19 +255,22 @@ public final class Engine: Sendable {
         do { handle = try sandbox.start(request) } catch {
             return setupFailure("\(error)")
         }
-        let interrupting = state.withLock { s -> Bool in
+        // A cancellation that came before the handle existed: asked of this engine, or stored
+        // (by the API of another process) before the claim.
+        let cancelNow = state.withLock { s -> Bool in
             s.handles[execution.id] = handle
-            return s.interrupting
+            return s.interrupting || s.cancelled.remove(execution.id) != nil
         }
-        if interrupting { handle.cancel() }
-        if (try? await store.isCancelRequested(executionID: execution.id)) == true { handle.cancel() }
+        if cancelNow || execution.cancelRequested { handle.cancel() }
 
-        // While it runs: partial output to the store, and the lease renewed.
+        // While it runs: partial output to the store, cancellations from elsewhere, the lease renewed.
         let keeper = Task { [self] in
             var sinceRenewal = Duration.zero
             while !Task.isCancelled {
                 try? await Task.sleep(for: configuration.outputFlushInterval)
                 await flush(output, executionID: execution.id)
+                // A cancellation stored by another process (the API of a cluster).
+                if (try? await store.isCancelRequested(executionID: execution.id)) == true { handle.cancel() }
                 sinceRenewal += configuration.outputFlushInterval
                 if sinceRenewal >= configuration.leaseDuration / 3 {
                     sinceRenewal = .zero
@@ -274,6 +284,7 @@ public final class Engine: Sendable {
         await keeper.value
         let interrupted = state.withLock { s -> Bool in
             s.handles[execution.id] = nil
+            s.cancelled.remove(execution.id)
             return s.interrupting
         }
         return ExecutionOutcome(result, interrupted: interrupted && result.verdict == .cancelled)

@@ -36,6 +36,7 @@ enum Records {
             stdoutTruncated: row["stdout_truncated"], stderrTruncated: row["stderr_truncated"],
             usage: ResourceUsage(wallMs: row["wall_ms"], cpuMs: row["cpu_ms"], memoryPeakBytes: row["memory_peak_bytes"]),
             createdAt: Millis.date(row["created_at"]), startedAt: started.map(Millis.date),
-            finishedAt: finished.map(Millis.date), worker: row["worker"], leaseDeadline: lease.map(Millis.date))
+            finishedAt: finished.map(Millis.date), worker: row["worker"], leaseDeadline: lease.map(Millis.date),
+            cancelRequested: row["cancel_requested"])
     }
 }
