@@ -107,6 +107,25 @@ struct EngineTests {
         }
     }
 
+    @Test("Scripts over the size cap, unknown script types and disallowed environment are refused with a reason")
+    func refusals() async throws {
+        try await EngineFixture.with { f in
+            let big = try await f.job(String(repeating: "#", count: (1 << 20) + 1))
+            do {
+                _ = try await f.engine.submit(jobID: big.id)
+                Issue.record("an oversized script was accepted")
+            } catch {
+                #expect(error as? EngineError == .scriptTooLarge(bytes: (1 << 20) + 1, limit: 1 << 20))
+            }
+            let ruby = try await f.job("puts 1", type: ScriptType("ruby"))
+            await #expect(throws: EngineError.unknownRuntime("ruby", known: ["bash", "python"])) { _ = try await f.engine.submit(jobID: ruby.id) }
+            let job = try await f.job("env")
+            await #expect(throws: EngineError.self) { _ = try await f.engine.submit(jobID: job.id, options: RunOptions(environment: ["SECRET": "x"])) }
+            await #expect(throws: EngineError.jobNotFound(424242)) { _ = try await f.engine.submit(jobID: 424242) }
+            #expect(try await f.store.pendingCount() == 0, "nothing refused was stored")
+        }
+    }
+
     @Test("Partial output is visible while RUNNING")
     func partialOutput() async throws {
         try await EngineFixture.with { f in

@@ -126,6 +126,35 @@ struct LifecycleTests {
         #expect(third.verdict == .exited, "\(third.summary)")
     }
 
+    @Test("Recovery: a dead Confine process's leftover cgroup is emptied (its processes killed) and removed")
+    func staleRunsRemoved() throws {
+        // A backend of its own: the shared one may hand out a recycled cgroup under another name.
+        let backend = try CgroupDetection.detect(parent: "confine")
+        // A pid that is surely gone: a child we have reaped.
+        var pid: pid_t = 0
+        let trueArgs = [strdup("/bin/true"), nil]
+        defer { trueArgs.forEach { free($0) } }
+        #expect(posix_spawn(&pid, "/bin/true", nil, nil, trueArgs, environ) == 0)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        let name = "\(pid)-1"
+        let leftover = try backend.create(name: name, limits: CgroupLimits(memoryBytes: 64 << 20, processes: 8, cpuQuota: nil, cpuWeight: 50))
+        // An orphan of the dead server, still running in its sandbox's cgroup.
+        var orphan: pid_t = 0
+        let sleepArgs = [strdup("/bin/sleep"), strdup("600"), nil]
+        defer { sleepArgs.forEach { free($0) } }
+        #expect(posix_spawn(&orphan, "/bin/sleep", nil, nil, sleepArgs, environ) == 0)
+        try leftover.join(pid: orphan)
+        #expect(backend.existingRuns().contains(name))
+
+        Sandbox.removeStaleRuns(backend)
+
+        #expect(!backend.existingRuns().contains(name))
+        var orphanStatus: Int32 = 0
+        #expect(waitpid(orphan, &orphanStatus, 0) == orphan)
+        #expect(orphanStatus & 0x7f == SIGKILL, "the orphan was killed (status \(orphanStatus))")
+    }
+
     @Test("After runs and shutdown, no cgroup, warm sandbox or process of a Sandbox is left")
     func noLeftovers() async throws {
         var configuration = SandboxConfiguration()
