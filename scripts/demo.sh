@@ -9,4 +9,4 @@ step "$bin" run -- /usr/bin/python3 -c 'import os, socket; print("uid", os.getui
 step "$bin" run -- /bin/bash -c 'cat /etc/shadow; ls /root; touch /usr/x; echo written > /tmp/ok && cat /tmp/ok'
 step "$bin" run --limit wall_time=1s -- /bin/bash -c 'while :; do :; done'
 step "$bin" run --limit memory=32MiB -- /usr/bin/python3 -c 'x = bytearray(100 << 20)'
-step "$bin" run --json -- /bin/bash -c 'head -c 5000000 /dev/zero | tr "\0" x; echo done >&2'
+step "$bin" run --json --limit stdout=64 -- /bin/bash -c 'head -c 5000000 /dev/zero | tr "\0" x; echo done >&2'

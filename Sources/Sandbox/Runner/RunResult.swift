@@ -86,6 +86,13 @@ public struct RunResult: Sendable, Equatable {
         self.oomKills = oomKills
     }
 
+    /// A measured size, rounded for reading: "11.2 MiB", "768 KiB".
+    static func approximate(_ bytes: UInt64) -> String {
+        if bytes < 1 << 20 { return "\((bytes + 512) >> 10) KiB" }
+        let mib = Double(bytes) / Double(1 << 20)
+        return mib < 100 ? String(format: "%.1f MiB", mib) : "\(Int(mib.rounded())) MiB"
+    }
+
     /// A one-line summary: "exited 0 in 12 ms (cpu 3 ms, peak 1.2 MiB)".
     public var summary: String {
         var head: String
@@ -96,7 +103,7 @@ public struct RunResult: Sendable, Equatable {
         default: head = verdict.rawValue
         }
         var parts = ["wall \(wallMs) ms", "cpu \(cpuMs) ms"]
-        if let peak = memoryPeakBytes { parts.append("peak memory \(HumanUnits.formatBytes(peak))") }
+        if let peak = memoryPeakBytes { parts.append("peak memory \(Self.approximate(peak))") }
         if stdoutTruncated { parts.append("stdout truncated (\(stdoutBytes) bytes written)") }
         if stderrTruncated { parts.append("stderr truncated (\(stderrBytes) bytes written)") }
         return "\(head) — " + parts.joined(separator: ", ")
