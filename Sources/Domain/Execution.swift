@@ -87,6 +87,9 @@ public struct Execution: Sendable, Equatable, Codable, Identifiable {
     public var leaseDeadline: Date?
     /// Cancellation was asked while it was RUNNING; the engine kills its sandbox.
     public var cancelRequested: Bool
+    /// How many times a worker took it over after the lease of the worker running it expired
+    /// (that worker presumably died); 0 for an execution claimed only once.
+    public var takeovers: Int
 
     public init(id: Int64, jobID: Int64, status: ExecutionStatus = .pending, verdict: ExecutionVerdict? = nil,
                 exitCode: Int32? = nil, signal: Int32? = nil, reason: String? = nil, scriptType: ScriptType,
@@ -95,7 +98,7 @@ public struct Execution: Sendable, Equatable, Codable, Identifiable {
                 stderr: Data = Data(), stdoutBytes: Int64 = 0, stderrBytes: Int64 = 0, stdoutTruncated: Bool = false,
                 stderrTruncated: Bool = false, usage: ResourceUsage = ResourceUsage(), createdAt: Date,
                 startedAt: Date? = nil, finishedAt: Date? = nil, worker: String? = nil, leaseDeadline: Date? = nil,
-                cancelRequested: Bool = false) {
+                cancelRequested: Bool = false, takeovers: Int = 0) {
         self.id = id
         self.jobID = jobID
         self.status = status
@@ -124,5 +127,6 @@ public struct Execution: Sendable, Equatable, Codable, Identifiable {
         self.worker = worker
         self.leaseDeadline = leaseDeadline
         self.cancelRequested = cancelRequested
+        self.takeovers = takeovers
     }
 }

@@ -27,7 +27,9 @@ public protocol ExecutionStore: Sendable {
     /// Takes the next runnable PENDING execution (highest priority first, then oldest), makes
     /// it RUNNING for `worker` with a lease until `leaseUntil`. A `queue` job's execution is
     /// not runnable while another of the same job runs. Also takes over RUNNING executions
-    /// whose lease expired (another worker died).
+    /// whose lease expired before `now` (another worker died), before any PENDING one: the
+    /// take-over keeps `startedAt`, counts one more in `takeovers`, and clears the partial
+    /// output of the dead run (the new worker runs the script from its start).
     func claimNext(worker: String, leaseUntil: Date, now: Date) async throws -> Execution?
     /// Extends a running execution's lease; `.notFound` when it is no longer this worker's.
     func renewLease(executionID: Int64, worker: String, until: Date) async throws
@@ -176,14 +178,23 @@ public struct ExecutionOutcome: Sendable, Equatable {
 
 /// Which executions to list.
 public struct ExecutionQuery: Sendable, Equatable {
+    /// Only this job's executions; nil for all.
     public var jobID: Int64?
+    /// Only executions in one of these statuses; empty for any.
     public var statuses: [ExecutionStatus]
+    /// Only executions with one of these verdicts; empty for any.
     public var verdicts: [ExecutionVerdict]
+    /// Only executions created at or after this date.
     public var createdAfter: Date?
+    /// Only executions created strictly before this date.
     public var createdBefore: Date?
     /// Ids below this one (the cursor of the previous page); nil for the first page.
     public var before: Int64?
+    /// The page size, between 1 and `ExecutionQuery.maximumLimit`.
     public var limit: Int
+
+    /// The largest page a store returns, whatever `limit` asks.
+    public static let maximumLimit = 1000
 
     public init(jobID: Int64? = nil, statuses: [ExecutionStatus] = [], verdicts: [ExecutionVerdict] = [],
                 createdAfter: Date? = nil, createdBefore: Date? = nil, before: Int64? = nil, limit: Int = 100) {

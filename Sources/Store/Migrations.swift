@@ -1,69 +1,110 @@
 import GRDB
 
-/// The schema's history: each version a migration, applied in order at open. Never edit a
-/// shipped migration; add the next version.
+/// The schema's history: an explicit, ordered list of versions, each with the migration that
+/// brings the previous version to it. They are applied in order when a store opens.
+///
+/// To change the schema, append the next version ("v2", …) to `all`; never edit a version
+/// that has shipped (a database that already has it would never see the change). The tests
+/// build a file at every earlier version (`SQLiteStore(path:migrateUpTo:)`), fill it through
+/// that version's own SQL, and check that opening it migrates it to the latest with its data.
+///
+/// Dates are INTEGER milliseconds since 1970; output and stdin are BLOBs; lists and maps are
+/// JSON text.
 enum Migrations {
-    /// Versions in order.
-    static let versions = ["v1"]
+    /// One version of the schema.
+    struct Version: Sendable {
+        let name: String
+        let migrate: @Sendable (Database) throws -> Void
+    }
 
+    /// Every version, oldest first.
+    static let all: [Version] = [
+        Version(name: "v1", migrate: v1),
+    ]
+
+    /// The versions' names, oldest first.
+    static var versions: [String] { all.map(\.name) }
+
+    /// The version a store opened by this build ends at.
+    static var latest: String { all.last!.name }
+
+    /// A migrator that knows every version.
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE job (
-                  id INTEGER PRIMARY KEY AUTOINCREMENT,
-                  name TEXT NOT NULL UNIQUE,
-                  script_type TEXT NOT NULL,
-                  script_content TEXT NOT NULL,
-                  policy TEXT NOT NULL,
-                  limits TEXT NOT NULL DEFAULT '[]',
-                  concurrency TEXT NOT NULL DEFAULT 'forbid',
-                  arguments TEXT NOT NULL DEFAULT '[]',
-                  environment TEXT NOT NULL DEFAULT '{}',
-                  created_at INTEGER NOT NULL,
-                  updated_at INTEGER NOT NULL
-                );
-                CREATE INDEX job_script_type ON job(script_type, id);
-                CREATE TABLE execution (
-                  id INTEGER PRIMARY KEY AUTOINCREMENT,
-                  job_id INTEGER NOT NULL REFERENCES job(id) ON DELETE CASCADE,
-                  status TEXT NOT NULL,
-                  verdict TEXT,
-                  exit_code INTEGER,
-                  signal INTEGER,
-                  reason TEXT,
-                  script_type TEXT NOT NULL,
-                  script_snapshot TEXT NOT NULL,
-                  policy_name TEXT NOT NULL,
-                  policy_snapshot TEXT NOT NULL,
-                  concurrency TEXT NOT NULL,
-                  arguments TEXT NOT NULL DEFAULT '[]',
-                  environment TEXT NOT NULL DEFAULT '{}',
-                  stdin BLOB,
-                  priority INTEGER NOT NULL DEFAULT 0,
-                  stdout BLOB NOT NULL DEFAULT x'',
-                  stderr BLOB NOT NULL DEFAULT x'',
-                  stdout_bytes INTEGER NOT NULL DEFAULT 0,
-                  stderr_bytes INTEGER NOT NULL DEFAULT 0,
-                  stdout_truncated INTEGER NOT NULL DEFAULT 0,
-                  stderr_truncated INTEGER NOT NULL DEFAULT 0,
-                  wall_ms INTEGER NOT NULL DEFAULT 0,
-                  cpu_ms INTEGER NOT NULL DEFAULT 0,
-                  memory_peak_bytes INTEGER,
-                  created_at INTEGER NOT NULL,
-                  started_at INTEGER,
-                  finished_at INTEGER,
-                  worker TEXT,
-                  lease_deadline INTEGER,
-                  cancel_requested INTEGER NOT NULL DEFAULT 0
-                );
-                CREATE INDEX execution_queue ON execution(status, priority DESC, id);
-                CREATE INDEX execution_job ON execution(job_id, id);
-                CREATE INDEX execution_lease ON execution(status, lease_deadline);
-                CREATE INDEX execution_created ON execution(created_at);
-                CREATE INDEX execution_finished ON execution(finished_at);
-                """)
-        }
+        for version in all { migrator.registerMigration(version.name, migrate: version.migrate) }
         return migrator
+    }
+
+    // MARK: Versions
+
+    /// Jobs and executions.
+    @Sendable
+    static func v1(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE job (
+              id INTEGER PRIMARY KEY AUTOINCREMENT,
+              name TEXT NOT NULL UNIQUE,
+              script_type TEXT NOT NULL,
+              script_content TEXT NOT NULL,
+              policy TEXT NOT NULL,
+              limits TEXT NOT NULL DEFAULT '[]',
+              concurrency TEXT NOT NULL DEFAULT 'forbid',
+              arguments TEXT NOT NULL DEFAULT '[]',
+              environment TEXT NOT NULL DEFAULT '{}',
+              created_at INTEGER NOT NULL,
+              updated_at INTEGER NOT NULL
+            );
+            -- jobs(scriptType:)
+            CREATE INDEX job_script_type ON job(script_type, id);
+
+            CREATE TABLE execution (
+              id INTEGER PRIMARY KEY AUTOINCREMENT,
+              job_id INTEGER NOT NULL REFERENCES job(id) ON DELETE CASCADE,
+              status TEXT NOT NULL,
+              verdict TEXT,
+              exit_code INTEGER,
+              signal INTEGER,
+              reason TEXT,
+              script_type TEXT NOT NULL,
+              script_snapshot TEXT NOT NULL,
+              policy_name TEXT NOT NULL,
+              policy_snapshot TEXT NOT NULL,
+              concurrency TEXT NOT NULL,
+              arguments TEXT NOT NULL DEFAULT '[]',
+              environment TEXT NOT NULL DEFAULT '{}',
+              stdin BLOB,
+              priority INTEGER NOT NULL DEFAULT 0,
+              stdout BLOB NOT NULL DEFAULT x'',
+              stderr BLOB NOT NULL DEFAULT x'',
+              stdout_bytes INTEGER NOT NULL DEFAULT 0,
+              stderr_bytes INTEGER NOT NULL DEFAULT 0,
+              stdout_truncated INTEGER NOT NULL DEFAULT 0,
+              stderr_truncated INTEGER NOT NULL DEFAULT 0,
+              wall_ms INTEGER NOT NULL DEFAULT 0,
+              cpu_ms INTEGER NOT NULL DEFAULT 0,
+              memory_peak_bytes INTEGER,
+              created_at INTEGER NOT NULL,
+              started_at INTEGER,
+              finished_at INTEGER,
+              worker TEXT,
+              lease_deadline INTEGER,
+              cancel_requested INTEGER NOT NULL DEFAULT 0,
+              takeovers INTEGER NOT NULL DEFAULT 0
+            );
+            -- claimNext: the pending queue, highest priority then oldest.
+            CREATE INDEX execution_queue ON execution(status, priority DESC, id);
+            -- executions(jobID:), newest first; prune per job.
+            CREATE INDEX execution_job ON execution(job_id, id DESC);
+            -- the concurrency rules and deleteJob: a job's pending or running executions.
+            CREATE INDEX execution_job_status ON execution(job_id, status);
+            -- executions(statuses: [one]), newest first; pendingCount.
+            CREATE INDEX execution_status ON execution(status, id);
+            -- claimNext: expired leases.
+            CREATE INDEX execution_lease ON execution(status, lease_deadline);
+            -- executions(createdAfter:createdBefore:).
+            CREATE INDEX execution_created ON execution(created_at);
+            -- prune(olderThan:).
+            CREATE INDEX execution_finished ON execution(finished_at);
+            """)
     }
 }

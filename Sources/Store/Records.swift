@@ -2,7 +2,8 @@ import Domain
 import Foundation
 import GRDB
 
-/// Rows of the schema as Domain values.
+/// Rows of the schema (see `Migrations`) as Domain values: JSON text back to lists and maps,
+/// integer milliseconds back to dates, BLOBs back to `Data`.
 enum Records {
     static func job(_ row: Row) -> Job {
         Job(id: row["id"], name: row["name"], scriptType: ScriptType(row["script_type"] as String),
@@ -37,6 +38,6 @@ enum Records {
             usage: ResourceUsage(wallMs: row["wall_ms"], cpuMs: row["cpu_ms"], memoryPeakBytes: row["memory_peak_bytes"]),
             createdAt: Millis.date(row["created_at"]), startedAt: started.map(Millis.date),
             finishedAt: finished.map(Millis.date), worker: row["worker"], leaseDeadline: lease.map(Millis.date),
-            cancelRequested: row["cancel_requested"])
+            cancelRequested: row["cancel_requested"], takeovers: row["takeovers"])
     }
 }

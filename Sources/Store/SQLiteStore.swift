@@ -2,21 +2,44 @@ import Domain
 import Foundation
 import GRDB
 
-/// The SQLite implementation of `ExecutionStore` (GRDB on the system's libsqlite3): WAL, foreign
-/// keys, one writer and a pool of readers, migrations at open. Dates are stored as integer
-/// milliseconds since 1970, output as BLOBs. All work runs on GRDB's queues.
+/// The SQLite implementation of `ExecutionStore` (GRDB 7 on the system's libsqlite3).
+///
+/// What it promises, beyond the protocol's contract:
+/// - one database file in WAL mode, foreign keys on, a busy timeout; one writer and a pool of
+///   readers (`DatabasePool`), so readers — the API listing executions, a client following
+///   the partial output of a RUNNING one — never wait for the writer;
+/// - the schema migrated at open (`Migrations`), and a file written by a newer Confine refused
+///   rather than misread;
+/// - every transition one write transaction guarded on the current status; every refusal and
+///   failure a `StoreError` (no `DatabaseError` escapes);
+/// - all work on GRDB's own dispatch queues, never blocking Swift's cooperative pool;
+/// - dates as integer milliseconds since 1970, output and stdin as BLOBs (binary-safe).
+///
+/// A commit survives a crash or kill of the server (WAL with `synchronous = NORMAL`); only a
+/// power cut may lose the last commits.
 public final class SQLiteStore: ExecutionStore {
+    /// The database file.
     public let path: String
     let pool: DatabasePool
+
+    /// How many rows one pruning transaction deletes at most, so that the writer is never held
+    /// long and enqueues from the API slip in between.
+    static let pruneBatch = 500
 
     /// Opens (creating it and its folder when missing) and migrates the database at `path`.
     public convenience init(path: String) throws {
         try self.init(path: path, migrateUpTo: nil)
     }
 
-    /// Opens the database, migrating only up to `version` (nil: all): for migration tests.
-    public init(path: String, migrateUpTo version: String?) throws {
+    /// Opens the database, migrating only up to `version` (nil: the latest): for migration
+    /// tests, which build files at every earlier version. `busyTimeout` is how long a write
+    /// waits for another process holding the database's write lock before it fails as
+    /// `.unavailable`.
+    public init(path: String, migrateUpTo version: String?, busyTimeout: TimeInterval = 5) throws {
         self.path = path
+        if let version, !Migrations.versions.contains(version) {
+            throw StoreError.invalid("unknown schema version \"\(version)\" (known: \(Migrations.versions.joined(separator: ", ")))")
+        }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -24,20 +47,38 @@ public final class SQLiteStore: ExecutionStore {
             throw StoreError.unavailable("cannot create the database folder \(folder): \(error.localizedDescription)")
         }
         var configuration = Configuration()
+        configuration.label = "confine-store"
         configuration.foreignKeysEnabled = true
-        configuration.busyMode = .timeout(5)
+        configuration.busyMode = .timeout(busyTimeout)
+        configuration.maximumReaderCount = 5
         // WAL with synchronous=NORMAL: a commit survives any crash or kill of the server (what
         // "nothing accepted is lost" is about); only a power cut may lose the last commits.
         // Measured here: FULL's fsync per transaction made each claim and finish ~20% slower.
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
         }
+        let pool: DatabasePool
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
-            if let version { try Migrations.migrator.migrate(pool, upTo: version) } else { try Migrations.migrator.migrate(pool) }
+            let migrator = Migrations.migrator
+            let applied = try pool.read { db in try migrator.appliedIdentifiers(db) }
+            let unknown = applied.subtracting(Migrations.versions)
+            if !unknown.isEmpty {
+                throw StoreError.unavailable("""
+                    \(path) has schema version \(unknown.sorted().joined(separator: ", ")), written by a newer Confine; \
+                    this one knows up to \(Migrations.latest)
+                    """)
+            }
+            let target = version ?? Migrations.latest
+            let targetIndex = Migrations.versions.firstIndex(of: target)!
+            if let beyond = Migrations.versions.enumerated().first(where: { $0.offset > targetIndex && applied.contains($0.element) }) {
+                throw StoreError.invalid("\(path) is already at schema version \(beyond.element), beyond \(target)")
+            }
+            try migrator.migrate(pool, upTo: target)
         } catch {
             throw Self.storeError(error, path: path)
         }
+        self.pool = pool
     }
 
     // MARK: Jobs
@@ -47,7 +88,8 @@ public final class SQLiteStore: ExecutionStore {
             let now = Millis.now
             do {
                 try db.execute(sql: """
-                    INSERT INTO job (name, script_type, script_content, policy, limits, concurrency, arguments, environment, created_at, updated_at)
+                    INSERT INTO job (name, script_type, script_content, policy, limits, concurrency, arguments, environment,
+                                     created_at, updated_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [job.name, job.scriptType.rawValue, job.scriptContent, job.policy, JSON.encode(job.limits),
                                      job.concurrency.rawValue, JSON.encode(job.arguments), JSON.encode(job.environment), now, now])
@@ -71,7 +113,8 @@ public final class SQLiteStore: ExecutionStore {
     public func jobs(scriptType: ScriptType?) async throws -> [Job] {
         try await read { db in
             if let scriptType {
-                return try Row.fetchAll(db, sql: "SELECT * FROM job WHERE script_type = ? ORDER BY id", arguments: [scriptType.rawValue]).map(Records.job)
+                return try Row.fetchAll(db, sql: "SELECT * FROM job WHERE script_type = ? ORDER BY id",
+                                        arguments: [scriptType.rawValue]).map(Records.job)
             }
             return try Row.fetchAll(db, sql: "SELECT * FROM job ORDER BY id").map(Records.job)
         }
@@ -93,7 +136,8 @@ public final class SQLiteStore: ExecutionStore {
                     UPDATE job SET name = ?, script_type = ?, script_content = ?, policy = ?, limits = ?, concurrency = ?,
                     arguments = ?, environment = ?, updated_at = ? WHERE id = ?
                     """, arguments: [job.name, job.scriptType.rawValue, job.scriptContent, job.policy, JSON.encode(job.limits),
-                                     job.concurrency.rawValue, JSON.encode(job.arguments), JSON.encode(job.environment), Millis.now, id])
+                                     job.concurrency.rawValue, JSON.encode(job.arguments), JSON.encode(job.environment),
+                                     Millis.now, id])
             } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
                 throw StoreError.conflict("a job named \(job.name) already exists")
             }
@@ -103,9 +147,12 @@ public final class SQLiteStore: ExecutionStore {
 
     public func deleteJob(id: Int64) async throws {
         try await write { db in
-            guard try Self.fetchJob(db, id: id) != nil else { throw StoreError.notFound("job \(id)") }
-            if let active = try Int64.fetchOne(db, sql: "SELECT id FROM execution WHERE job_id = ? AND status IN ('PENDING', 'RUNNING') LIMIT 1", arguments: [id]) {
-                throw StoreError.conflict("job \(id) has execution \(active) pending or running; cancel it first")
+            guard let job = try Self.fetchJob(db, id: id) else { throw StoreError.notFound("job \(id)") }
+            if let active = try Self.activeExecution(db, jobID: id) {
+                throw StoreError.conflict("""
+                    job \(job.name) (\(id)) has execution \(active) pending or running; cancel it or let it end before \
+                    deleting the job
+                    """)
             }
             try db.execute(sql: "DELETE FROM job WHERE id = ?", arguments: [id])
         }
@@ -115,16 +162,18 @@ public final class SQLiteStore: ExecutionStore {
 
     public func enqueue(_ new: NewExecution, queueLimit: Int) async throws -> Execution {
         try await write { db in
-            guard try Self.fetchJob(db, id: new.jobID) != nil else { throw StoreError.notFound("job \(new.jobID)") }
-            if new.concurrency == .forbid,
-               let active = try Int64.fetchOne(db, sql: "SELECT id FROM execution WHERE job_id = ? AND status IN ('PENDING', 'RUNNING') LIMIT 1", arguments: [new.jobID]) {
-                throw StoreError.conflict("job \(new.jobID) already has execution \(active) pending or running (concurrency: forbid)")
+            guard let job = try Self.fetchJob(db, id: new.jobID) else { throw StoreError.notFound("job \(new.jobID)") }
+            if new.concurrency == .forbid, let active = try Self.activeExecution(db, jobID: new.jobID) {
+                throw StoreError.conflict("""
+                    job \(job.name) (\(job.id)) already has execution \(active) pending or running, and its concurrency \
+                    rule is forbid
+                    """)
             }
             let pending = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM execution WHERE status = 'PENDING'") ?? 0
             if pending >= queueLimit { throw StoreError.queueFull(limit: queueLimit) }
             try db.execute(sql: """
                 INSERT INTO execution (job_id, status, script_type, script_snapshot, policy_name, policy_snapshot, concurrency,
-                arguments, environment, stdin, priority, created_at)
+                                       arguments, environment, stdin, priority, created_at)
                 VALUES (?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [new.jobID, new.scriptType.rawValue, new.scriptSnapshot, new.policyName, new.policySnapshot,
                                  new.concurrency.rawValue, JSON.encode(new.arguments), JSON.encode(new.environment), new.stdin,
@@ -133,28 +182,41 @@ public final class SQLiteStore: ExecutionStore {
         }
     }
 
+    /// The RUNNING execution whose lease expired first (before the argument).
+    static let expiredLeaseSQL = """
+        SELECT id FROM execution WHERE status = 'RUNNING' AND lease_deadline < ? ORDER BY lease_deadline, id LIMIT 1
+        """
+
+    /// The next runnable PENDING execution: highest priority, then oldest; a `queue` job's
+    /// execution waits while another execution of the same job runs.
+    static let nextPendingSQL = """
+        SELECT e.id FROM execution e
+        WHERE e.status = 'PENDING'
+          AND (e.concurrency != 'queue' OR NOT EXISTS
+               (SELECT 1 FROM execution r WHERE r.job_id = e.job_id AND r.status = 'RUNNING'))
+        ORDER BY e.priority DESC, e.id LIMIT 1
+        """
+
     public func claimNext(worker: String, leaseUntil: Date, now: Date) async throws -> Execution? {
         try await write { db in
-            // A lease that expired: its worker is gone; take the execution over.
-            if let expired = try Int64.fetchOne(db, sql: """
-                SELECT id FROM execution WHERE status = 'RUNNING' AND lease_deadline < ? ORDER BY id LIMIT 1
-                """, arguments: [Millis.of(now)]) {
-                try db.execute(sql: "UPDATE execution SET worker = ?, lease_deadline = ? WHERE id = ? AND status = 'RUNNING'",
-                               arguments: [worker, Millis.of(leaseUntil), expired])
+            let nowMs = Millis.of(now), leaseMs = Millis.of(leaseUntil)
+            // A lease that expired: its worker is gone. Take the execution over; the new worker
+            // runs the script from its start, so the dead run's partial output goes.
+            if let expired = try Int64.fetchOne(db, sql: Self.expiredLeaseSQL, arguments: [nowMs]) {
+                try db.execute(sql: """
+                    UPDATE execution SET worker = ?, lease_deadline = ?, takeovers = takeovers + 1,
+                      stdout = x'', stderr = x'', stdout_bytes = 0, stderr_bytes = 0, stdout_truncated = 0, stderr_truncated = 0
+                    WHERE id = ? AND status = 'RUNNING' AND lease_deadline < ?
+                    """, arguments: [worker, leaseMs, expired, nowMs])
+                guard db.changesCount == 1 else { throw StoreError.unavailable("execution \(expired) changed during its take-over") }
                 return try Self.fetchExecution(db, id: expired)
             }
-            // Highest priority, then oldest; a `queue` job waits while one of its runs is running.
-            guard let id = try Int64.fetchOne(db, sql: """
-                SELECT e.id FROM execution e
-                WHERE e.status = 'PENDING'
-                  AND (e.concurrency != 'queue' OR NOT EXISTS
-                       (SELECT 1 FROM execution r WHERE r.job_id = e.job_id AND r.status = 'RUNNING'))
-                ORDER BY e.priority DESC, e.id LIMIT 1
-                """) else { return nil }
+            guard let id = try Int64.fetchOne(db, sql: Self.nextPendingSQL) else { return nil }
             try db.execute(sql: """
                 UPDATE execution SET status = 'RUNNING', started_at = ?, worker = ?, lease_deadline = ?
                 WHERE id = ? AND status = 'PENDING'
-                """, arguments: [Millis.of(now), worker, Millis.of(leaseUntil), id])
+                """, arguments: [nowMs, worker, leaseMs, id])
+            guard db.changesCount == 1 else { throw StoreError.unavailable("execution \(id) changed while it was claimed") }
             return try Self.fetchExecution(db, id: id)
         }
     }
@@ -169,27 +231,29 @@ public final class SQLiteStore: ExecutionStore {
 
     public func appendOutput(executionID: Int64, stdout: Data, stderr: Data, stdoutBytes: Int64, stderrBytes: Int64) async throws {
         try await write { db in
-            // `||` yields TEXT in SQLite: cast back so that bytes stay bytes.
+            // `||` yields TEXT in SQLite (bytes kept as they are): cast back so that bytes stay a
+            // BLOB. COALESCE: an empty Data may bind as NULL on some platforms.
             try db.execute(sql: """
-                UPDATE execution SET stdout = CAST(stdout || ? AS BLOB), stderr = CAST(stderr || ? AS BLOB),
-                stdout_bytes = MAX(stdout_bytes, ?), stderr_bytes = MAX(stderr_bytes, ?)
+                UPDATE execution SET stdout = CAST(stdout || COALESCE(?, x'') AS BLOB),
+                  stderr = CAST(stderr || COALESCE(?, x'') AS BLOB), stdout_bytes = ?, stderr_bytes = ?
                 WHERE id = ? AND status = 'RUNNING'
                 """, arguments: [stdout, stderr, stdoutBytes, stderrBytes, executionID])
-            if db.changesCount == 0 { try Self.requireStatus(db, executionID, .running, to: "appended to") }
+            if db.changesCount == 0 { try Self.requireStatus(db, executionID, .running, to: "given more output") }
         }
     }
 
     public func finish(executionID: Int64, _ outcome: ExecutionOutcome) async throws -> Execution {
         try await write { db in
             try db.execute(sql: """
-                UPDATE execution SET status = ?, verdict = ?, exit_code = ?, signal = ?, reason = ?, stdout = ?, stderr = ?,
-                stdout_bytes = ?, stderr_bytes = ?, stdout_truncated = ?, stderr_truncated = ?, wall_ms = ?, cpu_ms = ?,
-                memory_peak_bytes = ?, finished_at = ?, lease_deadline = NULL
+                UPDATE execution SET status = ?, verdict = ?, exit_code = ?, signal = ?, reason = ?,
+                  stdout = COALESCE(?, x''), stderr = COALESCE(?, x''), stdout_bytes = ?, stderr_bytes = ?,
+                  stdout_truncated = ?, stderr_truncated = ?, wall_ms = ?, cpu_ms = ?, memory_peak_bytes = ?,
+                  finished_at = ?, lease_deadline = NULL
                 WHERE id = ? AND status = 'RUNNING'
-                """, arguments: [outcome.status.rawValue, outcome.verdict.rawValue, outcome.exitCode, outcome.signal, outcome.reason,
-                                 outcome.stdout, outcome.stderr, outcome.stdoutBytes, outcome.stderrBytes, outcome.stdoutTruncated,
-                                 outcome.stderrTruncated, outcome.usage.wallMs, outcome.usage.cpuMs, outcome.usage.memoryPeakBytes,
-                                 Millis.of(outcome.finishedAt), executionID])
+                """, arguments: [outcome.status.rawValue, outcome.verdict.rawValue, outcome.exitCode, outcome.signal,
+                                 outcome.reason, outcome.stdout, outcome.stderr, outcome.stdoutBytes, outcome.stderrBytes,
+                                 outcome.stdoutTruncated, outcome.stderrTruncated, outcome.usage.wallMs, outcome.usage.cpuMs,
+                                 outcome.usage.memoryPeakBytes, Millis.of(outcome.finishedAt), executionID])
             if db.changesCount == 0 { try Self.requireStatus(db, executionID, .running, to: outcome.status.rawValue) }
             return try Self.fetchExecution(db, id: executionID)!
         }
@@ -197,17 +261,22 @@ public final class SQLiteStore: ExecutionStore {
 
     public func cancel(executionID: Int64, now: Date) async throws -> Execution {
         try await write { db in
-            guard let current = try Self.fetchExecution(db, id: executionID) else { throw StoreError.notFound("execution \(executionID)") }
+            guard let current = try Self.fetchExecution(db, id: executionID) else {
+                throw StoreError.notFound("execution \(executionID)")
+            }
             switch current.status {
             case .pending:
                 try db.execute(sql: """
                     UPDATE execution SET status = 'CANCELLED', verdict = 'cancelled', reason = 'cancelled before it started',
-                    finished_at = ? WHERE id = ? AND status = 'PENDING'
+                      finished_at = ?
+                    WHERE id = ? AND status = 'PENDING'
                     """, arguments: [Millis.of(now), executionID])
             case .running:
-                try db.execute(sql: "UPDATE execution SET cancel_requested = 1 WHERE id = ? AND status = 'RUNNING'", arguments: [executionID])
-            default:
-                throw StoreError.invalidTransition(executionID: executionID, from: current.status, to: ExecutionStatus.cancelled.rawValue)
+                try db.execute(sql: "UPDATE execution SET cancel_requested = 1 WHERE id = ? AND status = 'RUNNING'",
+                               arguments: [executionID])
+            case .success, .failed, .cancelled, .timedOut:
+                throw StoreError.invalidTransition(executionID: executionID, from: current.status,
+                                                   to: ExecutionStatus.cancelled.rawValue)
             }
             return try Self.fetchExecution(db, id: executionID)!
         }
@@ -223,13 +292,15 @@ public final class SQLiteStore: ExecutionStore {
         try await write { db in
             let ids: [Int64]
             if let worker {
-                ids = try Int64.fetchAll(db, sql: "SELECT id FROM execution WHERE status = 'RUNNING' AND worker = ?", arguments: [worker])
+                ids = try Int64.fetchAll(db, sql: "SELECT id FROM execution WHERE status = 'RUNNING' AND worker = ? ORDER BY id",
+                                         arguments: [worker])
             } else {
-                ids = try Int64.fetchAll(db, sql: "SELECT id FROM execution WHERE status = 'RUNNING'")
+                ids = try Int64.fetchAll(db, sql: "SELECT id FROM execution WHERE status = 'RUNNING' ORDER BY id")
             }
             for id in ids {
                 try db.execute(sql: """
-                    UPDATE execution SET status = 'FAILED', verdict = 'interrupted', reason = ?, finished_at = ?, lease_deadline = NULL
+                    UPDATE execution SET status = 'FAILED', verdict = 'interrupted', reason = ?, finished_at = ?,
+                      lease_deadline = NULL
                     WHERE id = ? AND status = 'RUNNING'
                     """, arguments: [reason, Millis.of(now), id])
             }
@@ -242,66 +313,97 @@ public final class SQLiteStore: ExecutionStore {
     }
 
     public func executions(_ query: ExecutionQuery) async throws -> ExecutionPage {
-        try await read { db in
-            var clauses: [String] = []
-            var arguments: StatementArguments = []
-            if let jobID = query.jobID {
-                clauses.append("job_id = ?")
-                arguments += [jobID]
-            }
-            if !query.statuses.isEmpty {
-                clauses.append("status IN (\(query.statuses.map { _ in "?" }.joined(separator: ", ")))")
-                arguments += StatementArguments(query.statuses.map(\.rawValue))
-            }
-            if !query.verdicts.isEmpty {
-                clauses.append("verdict IN (\(query.verdicts.map { _ in "?" }.joined(separator: ", ")))")
-                arguments += StatementArguments(query.verdicts.map(\.rawValue))
-            }
-            if let after = query.createdAfter {
-                clauses.append("created_at >= ?")
-                arguments += [Millis.of(after)]
-            }
-            if let before = query.createdBefore {
-                clauses.append("created_at < ?")
-                arguments += [Millis.of(before)]
-            }
-            if let cursor = query.before {
-                clauses.append("id < ?")
-                arguments += [cursor]
-            }
-            let limit = max(1, min(1000, query.limit))
-            let whereSQL = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
-            let rows = try Row.fetchAll(db, sql: "SELECT * FROM execution \(whereSQL) ORDER BY id DESC LIMIT \(limit + 1)",
-                                        arguments: arguments)
+        let (sql, arguments, limit) = Self.listing(query)
+        return try await read { db in
+            let rows = try Row.fetchAll(db, sql: sql, arguments: arguments)
             let page = rows.prefix(limit).map(Records.execution)
+            // One row more than the page was asked for: a further page exists.
             return ExecutionPage(executions: Array(page), nextCursor: rows.count > limit ? page.last?.id : nil)
         }
+    }
+
+    /// The statement `executions(_:)` runs: the query's filters, newest first, one row more
+    /// than the page (capped to `ExecutionQuery.maximumLimit`) to know whether a next page exists.
+    static func listing(_ query: ExecutionQuery) -> (sql: String, arguments: StatementArguments, limit: Int) {
+        var clauses: [String] = []
+        var arguments: StatementArguments = []
+        if let jobID = query.jobID {
+            clauses.append("job_id = ?")
+            arguments += [jobID]
+        }
+        if !query.statuses.isEmpty {
+            clauses.append("status IN (\(query.statuses.map { _ in "?" }.joined(separator: ", ")))")
+            arguments += StatementArguments(query.statuses.map(\.rawValue))
+        }
+        if !query.verdicts.isEmpty {
+            clauses.append("verdict IN (\(query.verdicts.map { _ in "?" }.joined(separator: ", ")))")
+            arguments += StatementArguments(query.verdicts.map(\.rawValue))
+        }
+        if let after = query.createdAfter {
+            clauses.append("created_at >= ?")
+            arguments += [Millis.of(after)]
+        }
+        if let before = query.createdBefore {
+            clauses.append("created_at < ?")
+            arguments += [Millis.of(before)]
+        }
+        if let cursor = query.before {
+            clauses.append("id < ?")
+            arguments += [cursor]
+        }
+        let limit = max(1, min(ExecutionQuery.maximumLimit, query.limit))
+        let whereSQL = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ") + " "
+        return ("SELECT * FROM execution \(whereSQL)ORDER BY id DESC LIMIT \(limit + 1)", arguments, limit)
     }
 
     public func pendingCount() async throws -> Int {
         try await read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM execution WHERE status = 'PENDING'") ?? 0 }
     }
 
+    /// Deletes in transactions of at most `pruneBatch` rows, each guarded on the status (a
+    /// PENDING or RUNNING execution is never deleted), so the writer is never held for long.
     public func prune(keepPerJob: Int?, olderThan: Date?) async throws -> Int {
-        try await write { db in
-            var deleted = 0
-            if let keepPerJob {
-                try db.execute(sql: """
-                    DELETE FROM execution WHERE status NOT IN ('PENDING', 'RUNNING') AND id IN (
-                      SELECT id FROM (
-                        SELECT id, ROW_NUMBER() OVER (PARTITION BY job_id ORDER BY id DESC) AS n
-                        FROM execution WHERE status NOT IN ('PENDING', 'RUNNING'))
-                      WHERE n > ?)
+        var deleted = 0
+        if let keepPerJob {
+            // Finished executions only get further from their job's newest, so the ids found in
+            // this snapshot stay candidates while the batches run.
+            let ids = try await read { db in
+                try Int64.fetchAll(db, sql: """
+                    SELECT id FROM (
+                      SELECT id, ROW_NUMBER() OVER (PARTITION BY job_id ORDER BY id DESC) AS n
+                      FROM execution WHERE status NOT IN ('PENDING', 'RUNNING'))
+                    WHERE n > ?
                     """, arguments: [max(0, keepPerJob)])
-                deleted += db.changesCount
             }
-            if let olderThan {
-                try db.execute(sql: "DELETE FROM execution WHERE status NOT IN ('PENDING', 'RUNNING') AND finished_at < ?",
-                               arguments: [Millis.of(olderThan)])
-                deleted += db.changesCount
+            var start = 0
+            while start < ids.count {
+                let batch = Array(ids[start..<min(ids.count, start + Self.pruneBatch)])
+                start += batch.count
+                deleted += try await write { db in
+                    try db.execute(sql: """
+                        DELETE FROM execution
+                        WHERE id IN (\(batch.map { _ in "?" }.joined(separator: ", "))) AND status NOT IN ('PENDING', 'RUNNING')
+                        """, arguments: StatementArguments(batch))
+                    return db.changesCount
+                }
             }
-            return deleted
         }
+        if let olderThan {
+            let cutoff = Millis.of(olderThan)
+            while true {
+                let count = try await write { db in
+                    try db.execute(sql: """
+                        DELETE FROM execution WHERE id IN (
+                          SELECT id FROM execution
+                          WHERE finished_at < ? AND status NOT IN ('PENDING', 'RUNNING') LIMIT ?)
+                        """, arguments: [cutoff, Self.pruneBatch])
+                    return db.changesCount
+                }
+                deleted += count
+                if count < Self.pruneBatch { break }
+            }
+        }
+        return deleted
     }
 
     // MARK: Helpers
@@ -322,28 +424,66 @@ public final class SQLiteStore: ExecutionStore {
         try Row.fetchOne(db, sql: "SELECT * FROM execution WHERE id = ?", arguments: [id]).map(Records.execution)
     }
 
+    /// A PENDING or RUNNING execution of a job (the argument). No ORDER BY: it would make
+    /// SQLite walk all the job's executions in id order instead of seeking the few active ones.
+    static let activeExecutionSQL = """
+        SELECT id FROM execution WHERE job_id = ? AND status IN ('PENDING', 'RUNNING') LIMIT 1
+        """
+
+    /// A PENDING or RUNNING execution of a job, if any.
+    static func activeExecution(_ db: Database, jobID: Int64) throws -> Int64? {
+        try Int64.fetchOne(db, sql: activeExecutionSQL, arguments: [jobID])
+    }
+
     /// Throws the precise reason an update guarded on `status` changed nothing.
     static func requireStatus(_ db: Database, _ id: Int64, _ status: ExecutionStatus, to target: String) throws {
         guard let current = try String.fetchOne(db, sql: "SELECT status FROM execution WHERE id = ?", arguments: [id]) else {
             throw StoreError.notFound("execution \(id)")
         }
-        let from = ExecutionStatus(rawValue: current) ?? .failed
+        guard let from = ExecutionStatus(rawValue: current) else {
+            throw StoreError.invalid("execution \(id) has an unknown status \"\(current)\"")
+        }
         if from != status { throw StoreError.invalidTransition(executionID: id, from: from, to: target) }
     }
 
     /// Every failure as a StoreError with words an operator can act on.
     static func storeError(_ error: any Error, path: String) -> StoreError {
         if let e = error as? StoreError { return e }
-        guard let e = error as? DatabaseError else { return .unavailable("\(error)") }
+        if error is CancellationError { return .unavailable("the request was cancelled before \(path) answered") }
+        guard let e = error as? DatabaseError else { return .unavailable("\(path): \(error)") }
+        let detail = e.message.map { " (\($0))" } ?? ""
         switch e.resultCode {
-        case .SQLITE_FULL: return .unavailable("the disk holding \(path) is full")
-        case .SQLITE_BUSY, .SQLITE_LOCKED: return .unavailable("\(path) is locked by another process (\(e.message ?? "busy"))")
-        case .SQLITE_READONLY: return .unavailable("\(path) is read-only")
-        case .SQLITE_CANTOPEN: return .unavailable("cannot open \(path) (\(e.message ?? "check the path and its permissions"))")
-        case .SQLITE_CORRUPT, .SQLITE_NOTADB: return .unavailable("\(path) is not a valid Confine database (\(e.message ?? "corrupt"))")
-        case .SQLITE_IOERR: return .unavailable("I/O error on \(path) (\(e.message ?? "io"))")
-        case .SQLITE_CONSTRAINT: return .conflict(e.message ?? "constraint violated")
-        default: return .unavailable("\(path): \(e.message ?? "\(e.resultCode)")")
+        case .SQLITE_FULL:
+            return .unavailable("the database disk is full (\(path))")
+        case .SQLITE_BUSY:
+            return .unavailable("the database \(path) is busy: another process holds its write lock\(detail)")
+        case .SQLITE_LOCKED:
+            return .unavailable("the database \(path) is locked by another connection\(detail)")
+        case .SQLITE_READONLY:
+            return .unavailable("the database \(path) is read-only\(detail)")
+        case .SQLITE_CANTOPEN:
+            return .unavailable("cannot open the database \(path)\(detail); check the path and its permissions")
+        case .SQLITE_PERM, .SQLITE_AUTH:
+            return .unavailable("permission denied on the database \(path)\(detail)")
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+            return .unavailable("\(path) is corrupt or not a Confine database\(detail)")
+        case .SQLITE_IOERR:
+            return .unavailable("I/O error on the database \(path)\(detail)")
+        case .SQLITE_NOMEM:
+            return .unavailable("out of memory using the database \(path)")
+        case .SQLITE_INTERRUPT:
+            return .unavailable("an operation on the database \(path) was interrupted")
+        case .SQLITE_CONSTRAINT:
+            switch e.extendedResultCode {
+            case .SQLITE_CONSTRAINT_UNIQUE, .SQLITE_CONSTRAINT_PRIMARYKEY:
+                return .conflict("already stored\(detail)")
+            case .SQLITE_CONSTRAINT_FOREIGNKEY:
+                return .notFound("the job this refers to\(detail)")
+            default:
+                return .invalid("the change breaks a rule of the database\(detail)")
+            }
+        default:
+            return .unavailable("database error on \(path): \(e.resultCode)\(detail)")
         }
     }
 }

@@ -70,8 +70,10 @@ struct EngineTests {
 
     @Test("The queue is bounded: past it a submission is refused and nothing is stored")
     func queueBound() async throws {
-        try await EngineFixture.with(workers: 1, queueLimit: 2) { f in
-            let job = try await f.job("sleep 1", concurrency: .allow)
+        // The running one sleeps long enough that it cannot end (and free a queue slot) while the
+        // test submits, however loaded the machine; the short grace interrupts it at the end.
+        try await EngineFixture.with(workers: 1, queueLimit: 2, grace: .milliseconds(100)) { f in
+            let job = try await f.job("sleep 30", concurrency: .allow)
             let running = try await f.engine.submit(jobID: job.id)
             _ = try await f.waitStatus(running.id, .running)
             _ = try await f.engine.submit(jobID: job.id)

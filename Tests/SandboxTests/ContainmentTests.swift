@@ -21,8 +21,9 @@ struct ContainmentTests {
             $0.limits.cpuTimeMs = 1000
         }
         #expect(r.verdict == .cpuTimeout, "\(r.summary)")
-        // RLIMIT_CPU and the cgroup count CPU time apart; under load they differ by ~10%.
-        #expect(r.cpuMs >= 800, "cpu \(r.cpuMs) ms")
+        // RLIMIT_CPU (ticks) and the cgroup (exact) count CPU time apart; under load they differ
+        // by 10-25% (788 ms seen while the whole suite ran), so only "most of a second" is asserted.
+        #expect(r.cpuMs >= 700, "cpu \(r.cpuMs) ms")
         #expect(r.wallMs < 10_000)
     }
 

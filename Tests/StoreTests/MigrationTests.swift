@@ -1,0 +1,152 @@
+import Domain
+import Foundation
+import GRDB
+@testable import Store
+import Testing
+
+/// The schema: created from an empty file, and reached from every earlier version with the
+/// data kept.
+@Suite("Store migrations")
+struct MigrationTests {
+    /// Rows written into a file at one version with that version's own SQL (never through the
+    /// store's current code, which follows the latest schema), and how they must read once the
+    /// file is migrated to the latest. When adding "v2", add `"v2": …` here: the test below
+    /// requires a fixture for every version.
+    struct Fixture: Sendable {
+        let fill: @Sendable (Database) throws -> Void
+        let check: @Sendable (SQLiteStore) async throws -> Void
+    }
+
+    static let fixtures: [String: Fixture] = [
+        "v1": Fixture(
+            fill: { db in
+                try db.execute(sql: """
+                    INSERT INTO job (id, name, script_type, script_content, policy, limits, concurrency, arguments, environment,
+                                     created_at, updated_at)
+                    VALUES (7, 'nightly', 'python', 'print(1)', 'strict', '["memory=64MiB"]', 'queue', '["-v"]', '{"K":"v"}',
+                            1700000000000, 1700000001000);
+                    INSERT INTO execution (id, job_id, status, verdict, exit_code, script_type, script_snapshot, policy_name,
+                                           policy_snapshot, concurrency, stdout, stdout_bytes, created_at, started_at, finished_at,
+                                           worker)
+                    VALUES (11, 7, 'SUCCESS', 'exited', 0, 'python', 'print(0)', 'strict', 'name: strict', 'queue', x'00ff0a', 3,
+                            1700000002000, 1700000003000, 1700000004000, 'host:1');
+                    INSERT INTO execution (id, job_id, status, script_type, script_snapshot, policy_name, policy_snapshot,
+                                           concurrency, priority, created_at)
+                    VALUES (12, 7, 'PENDING', 'python', 'print(1)', 'strict', 'name: strict', 'queue', 3, 1700000005000);
+                    """)
+            },
+            check: { store in
+                let job = try #require(try await store.job(named: "nightly"))
+                #expect(job.id == 7 && job.scriptType == .python && job.limits == ["memory=64MiB"] && job.concurrency == .queue)
+                #expect(job.arguments == ["-v"] && job.environment == ["K": "v"])
+                #expect(job.createdAt == Date(timeIntervalSince1970: 1_700_000_000))
+                let done = try #require(try await store.execution(id: 11))
+                #expect(done.status == .success && done.stdout == Data([0x00, 0xff, 0x0a]) && done.scriptSnapshot == "print(0)")
+                #expect(done.finishedAt == Date(timeIntervalSince1970: 1_700_000_004) && done.worker == "host:1")
+                let pending = try #require(try await store.execution(id: 12))
+                #expect(pending.status == .pending && pending.priority == 3)
+                // The migrated file keeps working: its pending execution is claimed, new ids follow.
+                #expect(try await store.claim()?.id == 12)
+                let next = try await store.enqueue(job)
+                #expect(next.id == 13)
+            }),
+    ]
+
+    @Test("From an empty file: the folder and file are created, every table, column and index exists, WAL and foreign keys on")
+    func fromEmpty() async throws {
+        try await withTemporaryFolder { folder in
+            let path = folder.appendingPathComponent("nested/deeper/confine.sqlite").path
+            #expect(!FileManager.default.fileExists(atPath: path))
+            let store = try SQLiteStore(path: path)
+            #expect(FileManager.default.fileExists(atPath: path))
+            let (tables, indexes, applied, columns) = try await store.pool.read { db in
+                (try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"),
+                 try String.fetchAll(db, sql: """
+                     SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name
+                     """),
+                 try Migrations.migrator.appliedMigrations(db),
+                 try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info('execution') ORDER BY cid"))
+            }
+            #expect(Set(tables).isSuperset(of: ["job", "execution", "grdb_migrations"]))
+            #expect(indexes == ["execution_created", "execution_finished", "execution_job", "execution_job_status",
+                                "execution_lease", "execution_queue", "execution_status", "job_script_type"])
+            #expect(applied == Migrations.versions && applied.last == Migrations.latest)
+            #expect(columns == ["id", "job_id", "status", "verdict", "exit_code", "signal", "reason", "script_type",
+                                "script_snapshot", "policy_name", "policy_snapshot", "concurrency", "arguments", "environment",
+                                "stdin", "priority", "stdout", "stderr", "stdout_bytes", "stderr_bytes", "stdout_truncated",
+                                "stderr_truncated", "wall_ms", "cpu_ms", "memory_peak_bytes", "created_at", "started_at",
+                                "finished_at", "worker", "lease_deadline", "cancel_requested", "takeovers"])
+            let schema = try await store.pool.read(schemaDescription)
+            #expect(schema.contains("table execution foreign key job_id -> job on delete CASCADE"))
+            #expect(schema.contains("index execution_queue on execution(status, priority DESC, id) unique=false partial=false"))
+            #expect(schema.contains("index execution_job on execution(job_id, id DESC) unique=false partial=false"))
+            #expect(schema.contains { $0.hasPrefix("index sqlite_autoindex_job_1 on job(name) unique=true") })
+            // Every connection: the writer and the readers.
+            let writer = try await store.pool.write { db in
+                (try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA foreign_keys"),
+                 try Int.fetchOne(db, sql: "PRAGMA busy_timeout"))
+            }
+            let reader = try await store.pool.read { db in
+                (try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA foreign_keys"),
+                 try Int.fetchOne(db, sql: "PRAGMA busy_timeout"))
+            }
+            #expect(writer.0 == "wal" && writer.1 == 1 && (writer.2 ?? 0) >= 1000)
+            #expect(reader.0 == "wal" && reader.1 == 1)
+            // Reopening migrates nothing twice and changes nothing.
+            let reopened = try SQLiteStore(path: path)
+            #expect(try await reopened.pool.read(schemaDescription) == schema)
+        }
+    }
+
+    @Test("From every earlier schema version: a file built and filled at that version migrates to the latest with its data")
+    func fromEveryEarlierVersion() async throws {
+        #expect(Set(Self.fixtures.keys) == Set(Migrations.versions), "every schema version needs a fixture")
+        let latestSchema = try await withTemporaryFolder { folder in
+            try await SQLiteStore(path: folder.appendingPathComponent("latest.sqlite").path).pool.read(schemaDescription)
+        }
+        for version in Migrations.versions {
+            try await withTemporaryFolder { folder in
+                let path = folder.appendingPathComponent("\(version).sqlite").path
+                do {
+                    let old = try SQLiteStore(path: path, migrateUpTo: version)
+                    let applied = try await old.pool.read { db in try Migrations.migrator.appliedMigrations(db) }
+                    #expect(applied.last == version, "the file was built at \(version)")
+                    let fixture = try #require(Self.fixtures[version])
+                    try await old.pool.write { db in try fixture.fill(db) }
+                }
+                let migrated = try SQLiteStore(path: path)
+                let applied = try await migrated.pool.read { db in try Migrations.migrator.appliedMigrations(db) }
+                #expect(applied == Migrations.versions, "\(version) migrated to the latest")
+                #expect(try await migrated.pool.read(schemaDescription) == latestSchema,
+                        "migrating from \(version) gives the same schema as creating from empty")
+                try await Self.fixtures[version]?.check(migrated)
+            }
+        }
+    }
+
+    @Test("A file written by a newer Confine, or a version this build does not know, is refused with words")
+    func refusesUnknownVersions() async throws {
+        try await withTemporaryFolder { folder in
+            let path = folder.appendingPathComponent("newer.sqlite").path
+            do {
+                let store = try SQLiteStore(path: path)
+                try await store.pool.write { db in try db.execute(sql: "INSERT INTO grdb_migrations VALUES ('v999')") }
+            }
+            let error = #expect(throws: StoreError.self) { _ = try SQLiteStore(path: path) }
+            guard case .unavailable(let why) = error else {
+                Issue.record("expected unavailable, got \(String(describing: error))")
+                return
+            }
+            #expect(why.contains("v999") && why.contains("newer Confine") && why.contains(path))
+            #expect(throws: StoreError.invalid("unknown schema version \"v0\" (known: \(Migrations.versions.joined(separator: ", ")))")) {
+                _ = try SQLiteStore(path: folder.appendingPathComponent("other.sqlite").path, migrateUpTo: "v0")
+            }
+            // Asking for an older version than the file has is refused rather than crashing.
+            if Migrations.versions.count > 1 {
+                let current = folder.appendingPathComponent("current.sqlite").path
+                _ = try SQLiteStore(path: current)
+                #expect(throws: StoreError.self) { _ = try SQLiteStore(path: current, migrateUpTo: Migrations.versions[0]) }
+            }
+        }
+    }
+}
