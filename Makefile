@@ -8,7 +8,7 @@ DEB_RUNTIME  := bash python3 coreutils
 DEB_BENCH    := hyperfine bubblewrap
 BIN          := .build/$(CONFIGURATION)/confine
 
-.PHONY: all deps build test run bench clean
+.PHONY: all deps build test run demo bench clean
 
 all: build
 
@@ -25,8 +25,13 @@ test: deps
 	$(SWIFT) test --skip-build
 	@scripts/check-leftovers.sh
 
-# Until the server exists (issue "REST API"), `make run` demonstrates the sandbox.
+# The server on its embedded SQLite default (./var/confine.sqlite), on 127.0.0.1:8000; API
+# docs at http://127.0.0.1:8000/docs. Ctrl-C stops it gracefully.
 run: build
+	$(BIN) serve
+
+# A few programs under the shipped policies: what the sandbox allows, refuses and reports.
+demo: build
 	@scripts/demo.sh $(BIN)
 
 bench: deps

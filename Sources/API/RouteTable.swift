@@ -1,0 +1,66 @@
+import HTTPTypes
+import Hummingbird
+import Synchronization
+
+/// The routes the server answers, registered on the router and remembered, so that a request
+/// for a known path with another method gets 405 with an `Allow` header (not 404), and tests
+/// can compare the routes with the OpenAPI document.
+final class RouteTable: Sendable {
+    /// One route: a method and a path template (`/jobs/{id}`).
+    struct Route: Sendable, Hashable {
+        let method: HTTPRequest.Method
+        let template: String
+    }
+
+    private let routes = Mutex<[Route]>([])
+    private nonisolated(unsafe) let router: Router<BasicRequestContext>
+
+    init(router: Router<BasicRequestContext>) {
+        self.router = router
+    }
+
+    /// Registers `handler` for `method` on `template` (OpenAPI style: `/jobs/{id}`). A trailing
+    /// slash on the request's path is accepted (the router ignores empty path components).
+    ///
+    /// The router wants one parameter name per position of the path tree (`/executions/{id}`
+    /// and `/executions/{job_id}/run` would clash), so parameters are registered by position
+    /// and handed to the handler under the template's names.
+    func on(_ method: HTTPRequest.Method, _ template: String,
+            _ handler: @escaping @Sendable (Request, PathParameters) async throws -> Response) {
+        routes.withLock { $0.append(Route(method: method, template: template)) }
+        var names: [(position: String, name: String)] = []
+        let parts = template.split(separator: "/").enumerated().map { index, part -> String in
+            guard part.hasPrefix("{"), part.hasSuffix("}") else { return String(part) }
+            names.append(("p\(index)", String(part.dropFirst().dropLast())))
+            return ":p\(index)"
+        }
+        router.on(RouterPath("/" + parts.joined(separator: "/")), method: method) { [names] request, context in
+            var values: [String: String] = [:]
+            for (position, name) in names { values[name] = context.parameters.get(position) }
+            return try await handler(request, PathParameters(values: values))
+        }
+    }
+
+    var all: [Route] { routes.withLock { $0 } }
+
+    /// The methods answered on a concrete path, in registration order.
+    func methods(matching path: String) -> [HTTPRequest.Method] {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+        var methods: [HTTPRequest.Method] = []
+        for route in all {
+            let template = route.template.split(separator: "/", omittingEmptySubsequences: true)
+            guard template.count == parts.count else { continue }
+            // A literal segment must match; a {parameter} matches anything.
+            let matches = zip(template, parts).allSatisfy { t, p in (t.hasPrefix("{") && t.hasSuffix("}")) || t == p }
+            if matches, !methods.contains(route.method) { methods.append(route.method) }
+        }
+        return methods
+    }
+}
+
+/// The path parameters of a request, by the names of the route's template.
+struct PathParameters: Sendable {
+    let values: [String: String]
+
+    func get(_ name: String) -> String? { values[name] }
+}

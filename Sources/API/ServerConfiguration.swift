@@ -1,0 +1,236 @@
+import Domain
+import Engine
+import Foundation
+import Sandbox
+import Yams
+
+/// Everything `confine serve` is configured with: a YAML file (`--config confine.yaml`), then
+/// `CONFINE_*` environment variables over it, then built-in defaults. Unknown keys and wrong
+/// values stop the start with a `ConfigurationError` naming the key.
+public struct ServerConfiguration: Sendable {
+    /// Host and port the HTTP server binds (loopback by default).
+    public var host = "127.0.0.1"
+    public var port = 8000
+    /// The SQLite database file, created on first start.
+    public var database = "./var/confine.sqlite"
+    /// The policies folder.
+    public var policies = "./policies"
+    /// The largest request body accepted, in bytes (413 beyond).
+    public var maxBodyBytes = 2 << 20
+    /// The longest `wait=true` a run request may ask for, in seconds.
+    public var maxWaitSeconds = 300.0
+    /// How the engine runs executions (workers, queue bound, script cap, retention, runtimes…).
+    public var engine = EngineConfiguration()
+
+    public init() {}
+
+    /// Every key of the file, with what it takes (also the order of `confine serve --help`).
+    public static let keys: [(key: String, env: String, help: String)] = [
+        ("listen", "CONFINE_LISTEN", "host:port to bind (default 127.0.0.1:8000)"),
+        ("database", "CONFINE_DATABASE", "SQLite file (default ./var/confine.sqlite)"),
+        ("policies", "CONFINE_POLICIES", "policies folder (default ./policies)"),
+        ("workers", "CONFINE_WORKERS", "executions run at once (default: the number of cores)"),
+        ("queue_limit", "CONFINE_QUEUE_LIMIT", "PENDING executions accepted at most (default 10000)"),
+        ("max_body_size", "CONFINE_MAX_BODY_SIZE", "largest request body (default 2MiB)"),
+        ("max_script_size", "CONFINE_MAX_SCRIPT_SIZE", "largest script (default 1MiB)"),
+        ("max_wait", "CONFINE_MAX_WAIT", "longest wait=true a run may ask (default 5m)"),
+        ("shutdown_grace", "CONFINE_SHUTDOWN_GRACE", "time running executions get at shutdown (default 10s)"),
+        ("retention", "", "mapping: keep_per_job, max_age, interval"),
+        ("retention.keep_per_job", "CONFINE_RETENTION_KEEP_PER_JOB", "finished executions kept per job"),
+        ("retention.max_age", "CONFINE_RETENTION_MAX_AGE", "finished executions kept this long (e.g. 30d)"),
+        ("retention.interval", "CONFINE_RETENTION_INTERVAL", "how often retention runs (default 1m)"),
+        ("runtimes", "", "mapping: script type → {command: [interpreter, …], script_path}"),
+    ]
+
+    /// Loads `file` (nil: none) with `environment` over it.
+    public static func load(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws(ConfigurationError) -> ServerConfiguration {
+        var configuration = ServerConfiguration()
+        if let file {
+            let text: String
+            do {
+                text = try String(contentsOfFile: file, encoding: .utf8)
+            } catch {
+                throw ConfigurationError(file: file, key: nil, message: "cannot read the file: \((error as NSError).localizedDescription)")
+            }
+            try configuration.apply(yaml: text, file: file)
+        }
+        try configuration.apply(environment: environment)
+        return configuration
+    }
+
+    // MARK: File
+
+    mutating func apply(yaml text: String, file: String) throws(ConfigurationError) {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            throw ConfigurationError(file: file, key: nil, message: "not valid YAML: \(error)")
+        }
+        guard let root else { return }
+        guard let mapping = root.mapping else {
+            throw ConfigurationError(file: file, key: nil, message: "the file must be a mapping of keys (listen, database, …)")
+        }
+        let top = Self.keys.map(\.key).filter { !$0.contains(".") }
+        for (keyNode, value) in mapping {
+            let key = keyNode.string ?? "\(keyNode)"
+            let fail = { (message: String) in ConfigurationError(file: file, key: key, message: message) }
+            guard top.contains(key) else {
+                throw fail("unknown key\(Suggestions.didYouMean(key, in: top)); keys are \(top.joined(separator: ", "))")
+            }
+            if key == "retention" {
+                guard let sub = value.mapping else { throw fail("expected a mapping with keep_per_job, max_age, interval") }
+                for (subKey, subValue) in sub {
+                    let name = "retention.\(subKey.string ?? "")"
+                    try set(name, Self.scalar(subValue, file: file, key: name), file: file)
+                }
+            } else if key == "runtimes" {
+                try applyRuntimes(value, file: file)
+            } else {
+                try set(key, Self.scalar(value, file: file, key: key), file: file)
+            }
+        }
+    }
+
+    private static func scalar(_ node: Node, file: String, key: String) throws(ConfigurationError) -> String {
+        guard let scalar = node.scalar else {
+            throw ConfigurationError(file: file, key: key, message: "expected a single value, not a list or mapping")
+        }
+        return scalar.string
+    }
+
+    private mutating func applyRuntimes(_ node: Node, file: String) throws(ConfigurationError) {
+        guard let mapping = node.mapping else {
+            throw ConfigurationError(file: file, key: "runtimes", message: "expected a mapping of script type to {command, script_path}")
+        }
+        for (typeNode, spec) in mapping {
+            let type = typeNode.string ?? ""
+            let key = "runtimes.\(type)"
+            guard type.range(of: #"^[a-z][a-z0-9_-]{0,31}$"#, options: .regularExpression) != nil else {
+                throw ConfigurationError(file: file, key: key, message: "a script type is lowercase letters, digits, - and _ (at most 32)")
+            }
+            guard let fields = spec.mapping else {
+                throw ConfigurationError(file: file, key: key, message: "expected {command: [/usr/bin/INTERPRETER, …], script_path: /sandbox/script.EXT}")
+            }
+            var command: [String]?
+            var scriptPath = "/sandbox/script"
+            for (fieldNode, value) in fields {
+                let field = fieldNode.string ?? ""
+                switch field {
+                case "command":
+                    if let seq = value.sequence {
+                        command = seq.compactMap(\.string)
+                    } else if let one = value.string {
+                        command = one.split(separator: " ").map(String.init)
+                    }
+                case "script_path":
+                    scriptPath = value.string ?? ""
+                default:
+                    throw ConfigurationError(file: file, key: "\(key).\(field)",
+                                             message: "unknown key\(Suggestions.didYouMean(field, in: ["command", "script_path"])); keys are command, script_path")
+                }
+            }
+            guard let command, let first = command.first, first.hasPrefix("/") else {
+                throw ConfigurationError(file: file, key: "\(key).command",
+                                         message: "expected the interpreter as an absolute path inside the sandbox, e.g. [/usr/bin/python3]")
+            }
+            guard scriptPath.hasPrefix("/sandbox/"), !scriptPath.contains("..") else {
+                throw ConfigurationError(file: file, key: "\(key).script_path", message: "expected a path under /sandbox/, e.g. /sandbox/script.rb")
+            }
+            engine.runtimes[ScriptType(type)] = Runtime(command: command, scriptPath: scriptPath)
+        }
+    }
+
+    // MARK: Environment
+
+    mutating func apply(environment: [String: String]) throws(ConfigurationError) {
+        for entry in Self.keys where !entry.env.isEmpty {
+            if let value = environment[entry.env] { try set(entry.key, value, file: nil, env: entry.env) }
+        }
+    }
+
+    // MARK: Values
+
+    private mutating func set(_ key: String, _ value: String, file: String?, env: String? = nil) throws(ConfigurationError) {
+        let fail = { (message: String) in ConfigurationError(file: file, key: env ?? key, message: message) }
+        func count(_ range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+            guard let n = Int(value.trimmingCharacters(in: .whitespaces)), range.contains(n) else {
+                throw fail("expected a whole number from \(range.lowerBound) to \(range.upperBound), got \(HumanUnitsText.quoted(value))")
+            }
+            return n
+        }
+        func size(max: UInt64) throws(ConfigurationError) -> Int {
+            let n: UInt64
+            do { n = try HumanUnitsText.bytes(value) } catch { throw fail(error.message) }
+            guard n >= 1, n <= max else {
+                throw fail("expected a size from 1 byte to \(HumanUnits.formatBytes(max)), got \(HumanUnitsText.quoted(value))")
+            }
+            return Int(n)
+        }
+        func duration() throws(ConfigurationError) -> Duration {
+            let ms: Int64
+            do { ms = try HumanUnitsText.milliseconds(value) } catch { throw fail(error.message + " (or days: 30d)") }
+            guard ms > 0 else { throw fail("expected a duration above zero, got \(HumanUnitsText.quoted(value))") }
+            return .milliseconds(ms)
+        }
+        switch key {
+        case "listen":
+            guard let colon = value.lastIndex(of: ":"), let port = Int(value[value.index(after: colon)...]),
+                  (0...65535).contains(port) else {
+                throw fail("expected host:port such as 127.0.0.1:8000, got \(HumanUnitsText.quoted(value))")
+            }
+            var host = String(value[..<colon])
+            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            guard !host.isEmpty else { throw fail("the host is missing; use 127.0.0.1:\(port) or 0.0.0.0:\(port)") }
+            self.host = host
+            self.port = port
+        case "database":
+            guard !value.isEmpty else { throw fail("expected a file path") }
+            database = value
+        case "policies":
+            guard !value.isEmpty else { throw fail("expected a folder path") }
+            policies = value
+        case "workers": engine.workers = try count(1...1024)
+        case "queue_limit": engine.queueLimit = try count(1...10_000_000)
+        case "max_body_size": maxBodyBytes = try size(max: 1 << 30)
+        case "max_script_size": engine.maxScriptBytes = try size(max: 64 << 20)
+        case "max_wait":
+            let d = try duration()
+            maxWaitSeconds = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        case "shutdown_grace": engine.shutdownGrace = try duration()
+        case "retention.keep_per_job": engine.keepPerJob = try count(0...1_000_000_000)
+        case "retention.max_age": engine.maxAge = try duration()
+        case "retention.interval": engine.retentionInterval = try duration()
+        default:
+            throw fail("unknown key")
+        }
+    }
+}
+
+/// Why the configuration was refused: which file, which key, what is wrong.
+public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
+    public var file: String?
+    public var key: String?
+    public var message: String
+
+    public var description: String {
+        let place = [file, key].compactMap { $0 }.joined(separator: ": ")
+        return place.isEmpty ? "configuration: \(message)" : "configuration \(place): \(message)"
+    }
+}
+
+/// Sizes and times in the units of policies (`2MiB`, `10s`), plus days (`30d`) for retention.
+enum HumanUnitsText {
+    static func quoted(_ s: String) -> String { "\"\(s)\"" }
+
+    static func bytes(_ text: String) throws(HumanUnits.ParseError) -> UInt64 { try HumanUnits.parseBytes(text) }
+
+    static func milliseconds(_ text: String) throws(HumanUnits.ParseError) -> Int64 {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        if t.hasSuffix("d"), let days = Double(t.dropLast()), days >= 0, days <= 36_500 {
+            return Int64(days * 86_400_000)
+        }
+        return try HumanUnits.parseMilliseconds(t)
+    }
+}

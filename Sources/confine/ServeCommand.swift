@@ -1,0 +1,126 @@
+import API
+import ArgumentParser
+import Engine
+import Foundation
+import Logging
+import Sandbox
+import Store
+
+/// `confine serve`: the REST API and the engine, on the embedded SQLite store.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the REST API: store jobs, run them in the sandbox, keep every execution.",
+        discussion: """
+            Configuration comes from --config (YAML), then CONFINE_* environment variables, then \
+            the flags below; anything else keeps its default. Keys of the file:
+            \(ServerConfiguration.keys.map { "  \($0.key)\($0.env.isEmpty ? "" : " ($\($0.env))"): \($0.help)" }.joined(separator: "\n"))
+
+            SIGTERM or SIGINT stops taking work, lets running executions finish for \
+            shutdown_grace, interrupts the rest, and exits. Exit status: 0 after a clean stop, \
+            78 for an invalid configuration or policy, 74 when the database cannot be opened, \
+            71 when the sandbox cannot work on this host.
+            """
+    )
+
+    @Option(name: .long, help: "A YAML configuration file.")
+    var config: String?
+
+    @Option(name: .long, help: "host:port to listen on (default 127.0.0.1:8000).")
+    var listen: String?
+
+    @Option(name: .long, help: "The SQLite database file (default ./var/confine.sqlite).")
+    var database: String?
+
+    @Option(name: .long, help: "The policies folder (default ./policies).")
+    var policies: String?
+
+    @Option(name: .long, help: "Executions run at once (default: the number of cores).")
+    var workers: Int?
+
+    func run() async throws {
+        do {
+            try await serve()
+        } catch let failure as ServeFailure {
+            FileHandle.standardError.write(Data("confine: \(failure.message)\n".utf8))
+            throw ExitCode(failure.code)
+        }
+    }
+
+    private func serve() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = ProcessInfo.processInfo.environment["CONFINE_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
+            return handler
+        }
+        let logger = Logger(label: "confine")
+        var configuration: ServerConfiguration
+        do {
+            var environment = ProcessInfo.processInfo.environment
+            // Flags win over the environment, which wins over the file.
+            if let listen { environment["CONFINE_LISTEN"] = listen }
+            if let database { environment["CONFINE_DATABASE"] = database }
+            if let policies { environment["CONFINE_POLICIES"] = policies }
+            if let workers { environment["CONFINE_WORKERS"] = String(workers) }
+            configuration = try ServerConfiguration.load(file: config, environment: environment)
+        } catch {
+            throw ServeFailure(code: 78, message: error.description)
+        }
+        if config == nil, policies == nil, ProcessInfo.processInfo.environment["CONFINE_POLICIES"] == nil {
+            configuration.policies = PolicyDirectory.locate()
+        }
+        let policySet: PolicySet
+        do {
+            policySet = try PolicySet.load(directory: configuration.policies)
+        } catch {
+            throw ServeFailure(code: 78, message: "policies: \(error.description)")
+        }
+        guard policySet["default"] != nil else {
+            throw ServeFailure(code: 78, message: "policies: \(configuration.policies) has no default.yaml; jobs without a policy need it")
+        }
+        let store: SQLiteStore
+        do {
+            store = try SQLiteStore(path: configuration.database)
+        } catch {
+            throw ServeFailure(code: 74, message: "database: \(error)")
+        }
+        let sandbox: Sandbox
+        do {
+            sandbox = try Sandbox()
+        } catch {
+            throw ServeFailure(code: 71, message: "sandbox: \(error.description)")
+        }
+        let engine = Engine(store: store, sandbox: sandbox, policies: policySet, configuration: configuration.engine)
+        do {
+            let interrupted = try await engine.start()
+            if !interrupted.isEmpty {
+                logger.warning("recovered after a crash: \(interrupted.count) execution(s) left RUNNING ended as FAILED (interrupted)")
+            }
+        } catch {
+            throw ServeFailure(code: 74, message: "database: \(error.description)")
+        }
+        logger.info("""
+            store \(configuration.database), policies \(configuration.policies) (\(policySet.names.joined(separator: ", "))), \
+            \(configuration.engine.workers) workers, cgroup \(sandbox.cgroups?.version.rawValue ?? "none")
+            """)
+        let host = configuration.host
+        let server = APIServer(engine: engine, configuration: configuration)
+        let app = server.application(logger: logger) { port in
+            logger.info("listening on http://\(host.contains(":") ? "[\(host)]" : host):\(port) (docs at /docs)")
+        }
+        do {
+            try await app.runService()
+        } catch {
+            await engine.shutdown()
+            throw ServeFailure(code: 71, message: "server: \(error)")
+        }
+        logger.info("stopped")
+    }
+}
+
+/// A start-up failure of `confine serve`, shown once with its exit status.
+struct ServeFailure: Error, CustomStringConvertible {
+    var code: Int32
+    var message: String
+    var description: String { message }
+}

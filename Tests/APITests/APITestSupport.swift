@@ -1,0 +1,210 @@
+import API
+import Domain
+import Engine
+import Foundation
+import Hummingbird
+import Logging
+import Sandbox
+import ServiceLifecycle
+import Store
+import Synchronization
+import Testing
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A real Confine server on a loopback port (port 0: the kernel picks), with its own database
+/// and the repository's policies, and a real HTTP client (URLSession) talking to it. Every
+/// exchange is appended to `$CONFINE_API_RECORD` (JSON lines) when set, so that `make test`
+/// can check every response of the run against the OpenAPI document.
+final class LiveServer: Sendable {
+    let baseURL: String
+    let engine: Engine
+    let store: SQLiteStore
+    let folder: URL
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    /// Starts a server, runs `body` against it, stops it (graceful: the engine's grace applies).
+    static func with(_ tweak: (inout ServerConfiguration) -> Void = { _ in },
+                     _ body: (LiveServer) async throws -> Void) async throws {
+        let server = try await start(tweak)
+        do {
+            try await body(server)
+        } catch {
+            await server.stop()
+            throw error
+        }
+        await server.stop()
+    }
+
+    static func start(_ tweak: (inout ServerConfiguration) -> Void) async throws -> LiveServer {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("confine-api-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        var configuration = ServerConfiguration()
+        configuration.port = 0
+        configuration.database = folder.appendingPathComponent("confine.sqlite").path
+        configuration.policies = repository.appendingPathComponent("policies").path
+        configuration.engine.workers = 2
+        configuration.engine.shutdownGrace = .milliseconds(500)
+        configuration.engine.outputFlushInterval = .milliseconds(100)
+        tweak(&configuration)
+        let policies = try PolicySet.load(directory: configuration.policies)
+        let store = try SQLiteStore(path: configuration.database)
+        var sandboxConfiguration = SandboxConfiguration()
+        sandboxConfiguration.warmPoolSize = 1
+        let sandbox = try Sandbox(configuration: sandboxConfiguration)
+        let engine = Engine(store: store, sandbox: sandbox, policies: policies, configuration: configuration.engine)
+        try await engine.start()
+        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
+        var logger = Logger(label: "confine-test")
+        logger.logLevel = .warning
+        let app = APIServer(engine: engine, configuration: configuration).application(logger: logger) { port in
+            portContinuation.yield(port)
+            portContinuation.finish()
+        }
+        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        let task = Task { try await group.run() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw TestFailure("the server did not start") }
+        return LiveServer(baseURL: "http://127.0.0.1:\(port)", engine: engine, store: store, folder: folder,
+                          group: group, task: task)
+    }
+
+    private init(baseURL: String, engine: Engine, store: SQLiteStore, folder: URL, group: ServiceGroup,
+                 task: Task<Void, any Error>) {
+        self.baseURL = baseURL
+        self.engine = engine
+        self.store = store
+        self.folder = folder
+        self.group = group
+        self.task = task
+    }
+
+    func stop() async {
+        await group.triggerGracefulShutdown()
+        _ = await task.result
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    // MARK: Client
+
+    /// One HTTP exchange. `json` is sent as the body with `Content-Type: application/json`.
+    @discardableResult
+    func call(_ method: String, _ path: String, json: String? = nil, body: Data? = nil,
+              headers: [String: String] = [:]) async throws -> HTTPAnswer {
+        var request = URLRequest(url: URL(string: baseURL + path)!)
+        request.httpMethod = method
+        request.timeoutInterval = 60
+        if let json {
+            request.httpBody = Data(json.utf8)
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        } else if let body {
+            request.httpBody = body
+        }
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let http = response as! HTTPURLResponse
+        var fields: [String: String] = [:]
+        for (name, value) in http.allHeaderFields {
+            fields[String(describing: name).lowercased()] = String(describing: value)
+        }
+        let answer = HTTPAnswer(status: http.statusCode, headers: fields, body: data)
+        Recorder.shared.record(method: method, path: path, requestType: request.value(forHTTPHeaderField: "Content-Type"),
+                               requestBody: request.httpBody, answer: answer)
+        return answer
+    }
+
+    func get(_ path: String) async throws -> HTTPAnswer { try await call("GET", path) }
+    func post(_ path: String, _ json: String? = nil) async throws -> HTTPAnswer { try await call("POST", path, json: json) }
+
+    /// Creates a job and returns its id.
+    func job(_ name: String, _ type: String = "bash", _ script: String, extra: String = "") async throws -> Int {
+        let body = #"{"name": \#(quote(name)), "script_type": \#(quote(type)), "script_content": \#(quote(script))\#(extra)}"#
+        let answer = try await post("/jobs", body)
+        try #require(answer.status == 200, "\(answer)")
+        return try #require(answer.object["id"] as? Int)
+    }
+
+    /// Polls an execution until it is final.
+    func waitFinal(_ id: Int, seconds: Double = 30) async throws -> [String: Any] {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            let e = try await get("/executions/\(id)").object
+            if let status = e["status"] as? String, !["PENDING", "RUNNING"].contains(status) { return e }
+            try await Task.sleep(for: .milliseconds(30))
+        }
+        throw TestFailure("execution \(id) did not finish in \(seconds) s")
+    }
+}
+
+/// An HTTP answer as the client saw it.
+struct HTTPAnswer: CustomStringConvertible {
+    let status: Int
+    let headers: [String: String]
+    let body: Data
+
+    var text: String { String(decoding: body, as: UTF8.self) }
+    var json: Any? { try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed]) }
+    var object: [String: Any] { json as? [String: Any] ?? [:] }
+    var array: [[String: Any]] { json as? [[String: Any]] ?? [] }
+    var contentType: String { headers["content-type"] ?? "" }
+    var description: String { "\(status) \(contentType) \(text.prefix(600))" }
+
+    /// A problem+json answer with this status, whose detail mentions every fragment.
+    func expectProblem(_ status: Int, field: String? = nil, _ fragments: String..., sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(self.status == status, "\(self)", sourceLocation: sourceLocation)
+        #expect(contentType.hasPrefix("application/problem+json"), "\(self)", sourceLocation: sourceLocation)
+        let o = object
+        #expect(o["status"] as? Int == status, "\(self)", sourceLocation: sourceLocation)
+        #expect((o["type"] as? String)?.hasPrefix("https://confine.dev/problems/") == true, "\(self)", sourceLocation: sourceLocation)
+        #expect(o["title"] is String && o["instance"] is String, "\(self)", sourceLocation: sourceLocation)
+        let detail = o["detail"] as? String ?? ""
+        for fragment in fragments {
+            #expect(detail.contains(fragment), "detail \"\(detail)\" lacks \"\(fragment)\"", sourceLocation: sourceLocation)
+        }
+        if let field { #expect(o["field"] as? String == field, "\(self)", sourceLocation: sourceLocation) }
+    }
+}
+
+/// Appends every exchange to `$CONFINE_API_RECORD` as one JSON line.
+final class Recorder: Sendable {
+    static let shared = Recorder()
+    private let lock = Mutex<FileHandle?>(nil)
+
+    private init() {
+        guard let path = ProcessInfo.processInfo.environment["CONFINE_API_RECORD"], !path.isEmpty else { return }
+        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        let handle = FileHandle(forWritingAtPath: path)
+        handle?.seekToEndOfFile()
+        lock.withLock { $0 = handle }
+    }
+
+    func record(method: String, path: String, requestType: String?, requestBody: Data?, answer: HTTPAnswer) {
+        let line: [String: Any] = [
+            "method": method, "path": path,
+            "request_content_type": requestType as Any? ?? NSNull(),
+            "request_body_base64": requestBody?.base64EncodedString() as Any? ?? NSNull(),
+            "status": answer.status, "response_headers": answer.headers,
+            "response_body_base64": answer.body.base64EncodedString(),
+        ]
+        guard let data = try? JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]) else { return }
+        lock.withLock { handle in
+            handle?.write(data)
+            handle?.write(Data("\n".utf8))
+        }
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A JSON string literal of `s`.
+func quote(_ s: String) -> String {
+    String(decoding: try! JSONSerialization.data(withJSONObject: s, options: [.fragmentsAllowed]), as: UTF8.self)
+}

@@ -1,0 +1,83 @@
+import API
+import Domain
+import Foundation
+import Testing
+
+/// `confine serve`'s configuration: file, then CONFINE_* variables, then defaults; every
+/// mistake refused with the key named.
+@Suite("Server configuration")
+struct ConfigurationTests {
+    /// Writes a configuration file, passes its path to `body`, removes it.
+    func withFile<T>(_ text: String, _ body: (String) throws -> T) throws -> T {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("confine-config-\(UUID().uuidString).yaml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return try body(path)
+    }
+
+    @Test("Defaults: loopback 127.0.0.1:8000, ./var/confine.sqlite, ./policies, 2 MiB bodies, 1 MiB scripts")
+    func defaults() throws {
+        let c = try ServerConfiguration.load(file: nil, environment: [:])
+        #expect(c.host == "127.0.0.1" && c.port == 8000)
+        #expect(c.database == "./var/confine.sqlite")
+        #expect(c.policies == "./policies")
+        #expect(c.maxBodyBytes == 2 << 20)
+        #expect(c.engine.maxScriptBytes == 1 << 20)
+        #expect(c.engine.workers == ProcessInfo.processInfo.activeProcessorCount)
+    }
+
+    @Test("Every key from the file, and the environment over the file")
+    func fileAndEnvironment() throws {
+        let c = try withFile("""
+            listen: 0.0.0.0:9000
+            database: /tmp/x/db.sqlite
+            policies: /etc/confine/policies
+            workers: 3
+            queue_limit: 50
+            max_body_size: 512KiB
+            max_script_size: 100kB
+            max_wait: 2m
+            shutdown_grace: 30s
+            retention: {keep_per_job: 10, max_age: 30d, interval: 5m}
+            runtimes:
+              ruby: {command: [/usr/bin/ruby, --disable-gems], script_path: /sandbox/script.rb}
+            """) { path in
+            try ServerConfiguration.load(file: path, environment: ["CONFINE_WORKERS": "5", "CONFINE_LISTEN": "127.0.0.1:7000"])
+        }
+        #expect(c.host == "127.0.0.1" && c.port == 7000, "the environment wins")
+        #expect(c.engine.workers == 5)
+        #expect(c.database == "/tmp/x/db.sqlite" && c.policies == "/etc/confine/policies")
+        #expect(c.engine.queueLimit == 50)
+        #expect(c.maxBodyBytes == 512 << 10 && c.engine.maxScriptBytes == 100_000)
+        #expect(c.maxWaitSeconds == 120)
+        #expect(c.engine.shutdownGrace == .seconds(30))
+        #expect(c.engine.keepPerJob == 10 && c.engine.maxAge == .seconds(30 * 86_400) && c.engine.retentionInterval == .seconds(300))
+        #expect(c.engine.runtimes[ScriptType("ruby")]?.command == ["/usr/bin/ruby", "--disable-gems"])
+        #expect(c.engine.runtimes[.python] != nil, "configured runtimes add to the built-in ones")
+    }
+
+    @Test("Mistakes name the key: unknown keys (with a suggestion), bad values, bad runtimes, bad variables")
+    func mistakes() throws {
+        func refusal(_ yaml: String, env: [String: String] = [:]) throws -> String {
+            try withFile(yaml) { path in
+                do {
+                    _ = try ServerConfiguration.load(file: path, environment: env)
+                    return "accepted"
+                } catch {
+                    return "\(error)"
+                }
+            }
+        }
+        #expect(try refusal("wokers: 2").contains("wokers: unknown key (did you mean \"workers\"?)"))
+        #expect(try refusal("workers: many").contains("workers: expected a whole number"))
+        #expect(try refusal("listen: localhost").contains("listen: expected host:port"))
+        #expect(try refusal("max_body_size: 2M").contains("max_body_size:"))
+        #expect(try refusal("shutdown_grace: 10").contains("shutdown_grace:"))
+        #expect(try refusal("retention: {keep: 3}").contains("retention.keep"))
+        #expect(try refusal("runtimes: {ruby: {command: [ruby]}}").contains("runtimes.ruby.command: expected the interpreter as an absolute path"))
+        #expect(try refusal("runtimes: {ruby: {command: [/usr/bin/ruby], script_path: /tmp/x.rb}}").contains("runtimes.ruby.script_path"))
+        #expect(try refusal("- a list").contains("must be a mapping"))
+        #expect(try refusal("workers: 2", env: ["CONFINE_QUEUE_LIMIT": "-1"]).contains("CONFINE_QUEUE_LIMIT: expected a whole number"))
+        #expect(try refusal("{{").contains("not valid YAML"))
+    }
+}

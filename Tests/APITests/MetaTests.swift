@@ -1,0 +1,61 @@
+import API
+import Foundation
+import Testing
+
+/// Health, readiness, policies, runtimes, the OpenAPI document, the docs page — and the
+/// document and the router agreeing route for route.
+@Suite("Meta routes and the OpenAPI document")
+struct MetaTests {
+    @Test("/ready checks the store, the sandbox and the cgroups; /runtimes and /policies show effective values")
+    func readyRuntimesPolicies() async throws {
+        try await LiveServer.with { s in
+            let ready = try await s.get("/ready")
+            #expect(ready.status == 200, "\(ready)")
+            #expect(ready.object["status"] as? String == "ready")
+            #expect((ready.object["checks"] as? [String: String])?.keys.sorted() == ["cgroups", "sandbox", "store"])
+
+            let runtimes = try await s.get("/runtimes").array
+            #expect(runtimes.compactMap { $0["script_type"] as? String } == ["bash", "python"])
+            #expect(runtimes.first?["command"] as? [String] == ["/bin/bash"])
+
+            let policies = try await s.get("/policies").array
+            #expect(policies.compactMap { $0["name"] as? String } == ["default", "networked", "strict"])
+            let strict = try await s.get("/policies/strict").object
+            #expect(strict["name"] as? String == "strict")
+            #expect((strict["limits"] as? [String: Any])?["memory"] is String)
+            #expect((strict["yaml"] as? String)?.contains("limits:") == true)
+            try await s.get("/policies/strikt").expectProblem(404, "did you mean \"strict\"")
+        }
+    }
+
+    @Test("The OpenAPI document is served as JSON and YAML, and /docs loads it")
+    func documents() async throws {
+        try await LiveServer.with { s in
+            let json = try await s.get("/openapi.json")
+            #expect(json.status == 200)
+            #expect((json.object["openapi"] as? String)?.hasPrefix("3.1") == true)
+            let yaml = try await s.get("/openapi.yaml")
+            #expect(yaml.status == 200 && yaml.text.contains("openapi: 3.1"))
+            let docs = try await s.get("/docs")
+            #expect(docs.contentType.hasPrefix("text/html"))
+            #expect(docs.text.contains("/openapi.json"))
+        }
+    }
+
+    @Test("Every route of the OpenAPI document is served, and every served route is documented")
+    func documentMatchesRouter() async throws {
+        try await LiveServer.with { s in
+            let doc = try await s.get("/openapi.json").object
+            let paths = try #require(doc["paths"] as? [String: [String: Any]])
+            var documented = Set<String>()
+            for (path, item) in paths {
+                for method in item.keys where ["get", "post", "put", "patch", "delete"].contains(method) {
+                    documented.insert("\(method.uppercased()) \(path)")
+                }
+            }
+            let served = Set(APIServer(engine: s.engine, configuration: .init()).routes.map { "\($0.method) \($0.path)" })
+            #expect(documented.subtracting(served).sorted() == [], "documented but not served")
+            #expect(served.subtracting(documented).sorted() == [], "served but not documented")
+        }
+    }
+}
