@@ -1,0 +1,250 @@
+import ArgumentParser
+import Foundation
+
+/// `confine job …`: the jobs of a Confine server (`confine serve`), over its REST API.
+struct JobCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "job",
+        abstract: "Create, list, show, change and delete jobs on a Confine server.",
+        discussion: """
+            A job is a named script (its type picks the interpreter) with a policy, limits, \
+            arguments and environment; run it with `confine exec run JOB`. JOB is an id or a name.
+
+            Exit status: 0 done; 1 the server refused (the reason is printed); 64 bad usage; \
+            66 an input file cannot be read; 69 the server cannot be reached or failed.
+            """,
+        subcommands: [Create.self, List.self, Show.self, Update.self, Delete.self]
+    )
+
+    /// How many executions of the job may be PENDING or RUNNING at once.
+    enum Concurrency: String, ExpressibleByArgument, CaseIterable {
+        case forbid, queue, allow
+    }
+
+    /// `confine job create NAME --type TYPE (--file PATH | --script TEXT) …`
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a job.")
+
+        @OptionGroup var options: ClientOptions
+
+        @Argument(help: "The job's name (unique; no '/' or control characters).")
+        var name: String
+
+        @Option(name: .customLong("type"), help: ArgumentHelp("The script type, one of the server's runtimes (python, bash…).", valueName: "TYPE"))
+        var scriptType: String
+
+        @OptionGroup var script: ScriptSource
+
+        @Option(help: "The policy the job runs under (default: the server's \"default\").")
+        var policy: String?
+
+        @Option(name: .customLong("limit"), help: ArgumentHelp("A limit tighter than the policy's, e.g. --limit memory=64MiB --limit wall_time=2s.", valueName: "NAME=VALUE"))
+        var limits: [String] = []
+
+        @Option(help: "What a run does while another of the job's executions is PENDING or RUNNING (default: forbid).")
+        var concurrency: Concurrency?
+
+        @Option(name: .customLong("arg"), help: ArgumentHelp("An argument of the script (repeat for several).", valueName: "A"))
+        var arguments: [String] = []
+
+        @Option(name: .customLong("env"), help: ArgumentHelp("An environment variable the policy allows.", valueName: "NAME=VALUE"))
+        var environment: [String] = []
+
+        func validate() throws {
+            if script.file == nil && script.script == nil { throw ValidationError("give the script with --file PATH or --script TEXT") }
+        }
+
+        func run() async throws {
+            let client = try options.makeClient()
+            try await runClientVerb {
+                var body = WireJobBody(name: name, script_type: scriptType, policy: policy, concurrency: concurrency?.rawValue)
+                body.script_content = try await script.content()
+                if !limits.isEmpty { body.limits = try parsePairs(limits, flag: "--limit") }
+                if !arguments.isEmpty { body.arguments = arguments }
+                if !environment.isEmpty { body.environment = try parsePairs(environment, flag: "--env") }
+                let (job, response) = try await client.fetch(WireJob.self, "POST", "/jobs", json: encodeBody(body))
+                if options.json { printJSON(response) } else { print("job \(job.id) \(job.name) created") }
+            }
+        }
+    }
+
+    /// `confine job list [--type TYPE]`
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the jobs, oldest first.")
+
+        @OptionGroup var options: ClientOptions
+
+        @Option(name: .customLong("type"), help: ArgumentHelp("Only jobs of this script type.", valueName: "TYPE"))
+        var scriptType: String?
+
+        func run() async throws {
+            let client = try options.makeClient()
+            try await runClientVerb {
+                let query = scriptType.map { [("script_type", $0)] } ?? []
+                let (jobs, response) = try await client.fetch([WireJob].self, "GET", "/jobs", query: query)
+                if options.json { printJSON(response); return }
+                var table = Table("ID", "NAME", "TYPE", "POLICY", "CONCURRENCY", "UPDATED")
+                for job in jobs {
+                    table.add([String(job.id), job.name, job.script_type, job.policy, job.concurrency, Display.date(job.updated_at)])
+                }
+                print(table.render(), terminator: "")
+            }
+        }
+    }
+
+    /// `confine job show ID|NAME`
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a job and its script.")
+
+        @OptionGroup var options: ClientOptions
+
+        @Argument(help: "The job: its id or its name.")
+        var job: String
+
+        func run() async throws {
+            let client = try options.makeClient()
+            try await runClientVerb {
+                let (job, response) = try await client.job(self.job)
+                if options.json { printJSON(response) } else { print(JobCommand.describe(job), terminator: "") }
+            }
+        }
+    }
+
+    /// `confine job update ID|NAME [--name N] [--type T] [--file PATH | --script TEXT] …`
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change a job.",
+            discussion: "Only the given fields change. --limit, --arg and --env replace the job's limits, arguments and environment as a whole."
+        )
+
+        @OptionGroup var options: ClientOptions
+
+        @Argument(help: "The job: its id or its name.")
+        var job: String
+
+        @Option(help: "A new name.")
+        var name: String?
+
+        @Option(name: .customLong("type"), help: ArgumentHelp("A new script type.", valueName: "TYPE"))
+        var scriptType: String?
+
+        @OptionGroup var script: ScriptSource
+
+        @Option(help: "A new policy.")
+        var policy: String?
+
+        @Option(name: .customLong("limit"), help: ArgumentHelp("The job's limits (replacing all of them).", valueName: "NAME=VALUE"))
+        var limits: [String] = []
+
+        @Option(help: "A new concurrency.")
+        var concurrency: Concurrency?
+
+        @Option(name: .customLong("arg"), help: ArgumentHelp("The job's arguments (replacing all of them).", valueName: "A"))
+        var arguments: [String] = []
+
+        @Option(name: .customLong("env"), help: ArgumentHelp("The job's environment (replacing all of it).", valueName: "NAME=VALUE"))
+        var environment: [String] = []
+
+        func validate() throws {
+            if name == nil, scriptType == nil, script.file == nil, script.script == nil, policy == nil, limits.isEmpty,
+               concurrency == nil, arguments.isEmpty, environment.isEmpty {
+                throw ValidationError("nothing to change: give --name, --type, --file, --script, --policy, --limit, --concurrency, --arg or --env")
+            }
+        }
+
+        func run() async throws {
+            let client = try options.makeClient()
+            try await runClientVerb {
+                var body = WireJobBody(name: name, script_type: scriptType, policy: policy, concurrency: concurrency?.rawValue)
+                if script.file != nil || script.script != nil { body.script_content = try await script.content() }
+                if !limits.isEmpty { body.limits = try parsePairs(limits, flag: "--limit") }
+                if !arguments.isEmpty { body.arguments = arguments }
+                if !environment.isEmpty { body.environment = try parsePairs(environment, flag: "--env") }
+                let (current, _) = try await client.job(job)
+                let (job, response) = try await client.fetch(WireJob.self, "PATCH", "/jobs/\(current.id)", json: encodeBody(body))
+                if options.json { printJSON(response) } else { print("job \(job.id) \(job.name) updated") }
+            }
+        }
+    }
+
+    /// `confine job delete ID|NAME`
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete a job (and its finished executions).",
+            discussion: "Refused while one of the job's executions is PENDING or RUNNING."
+        )
+
+        @OptionGroup var options: ClientOptions
+
+        @Argument(help: "The job: its id or its name.")
+        var job: String
+
+        func run() async throws {
+            let client = try options.makeClient()
+            try await runClientVerb {
+                let (current, _) = try await client.job(job)
+                let (job, response) = try await client.fetch(WireJob.self, "DELETE", "/jobs/\(current.id)")
+                if options.json { printJSON(response) } else { print("job \(job.id) \(job.name) deleted") }
+            }
+        }
+    }
+
+    /// A job as `key: value` lines, its script last.
+    static func describe(_ job: WireJob) -> String {
+        var fields = Fields()
+        fields.add("id", String(job.id))
+        fields.add("name", job.name)
+        fields.add("script_type", job.script_type)
+        fields.add("policy", job.policy)
+        fields.add("concurrency", job.concurrency)
+        fields.add("limits", Display.pairs(job.limits.mapValues(\.description)))
+        fields.add("arguments", Display.arguments(job.arguments))
+        fields.add("environment", Display.pairs(job.environment))
+        fields.add("created_at", job.created_at)
+        fields.add("updated_at", job.updated_at)
+        var text = fields.render()
+        text += "--- script_content (\(job.script_content.utf8.count) bytes) ---\n"
+        text += job.script_content
+        if !job.script_content.isEmpty && !job.script_content.hasSuffix("\n") { text += "\n" }
+        return text
+    }
+}
+
+/// Where a job's script comes from: `--file PATH` (`-` for stdin) or `--script TEXT`.
+struct ScriptSource: ParsableArguments {
+    @Option(help: ArgumentHelp("A file holding the script ('-': read it from stdin).", valueName: "PATH"))
+    var file: String?
+
+    @Option(help: ArgumentHelp("The script itself.", valueName: "TEXT"))
+    var script: String?
+
+    func validate() throws {
+        if file != nil && script != nil { throw ValidationError("give --file or --script, not both") }
+    }
+
+    /// The script's text (a file must be UTF-8: the API carries scripts as JSON strings).
+    func content() async throws(ClientError) -> String {
+        if let script { return script }
+        guard let file else { return "" }
+        let data = try await readInput(file, flag: "--file")
+        guard let text = String(data: data, encoding: .utf8) else { throw .input("--file \(file): the script is not UTF-8 text") }
+        return text
+    }
+}
+
+extension APIClient {
+    /// The job `reference` names: an id (`42`) or a name. A number that is no job's id is also
+    /// tried as a name, since a job may be called `42`.
+    func job(_ reference: String) async throws(ClientError) -> (WireJob, ClientResponse) {
+        if let id = Int64(reference), id >= 1, String(id) == reference {
+            do throws(ClientError) {
+                return try await fetch(WireJob.self, "GET", "/jobs/\(id)")
+            } catch {
+                guard error.isNotFound else { throw error }
+                if let named = try? await fetch(WireJob.self, "GET", "/jobs/by_name/\(reference)") { return named }
+                throw error
+            }
+        }
+        return try await fetch(WireJob.self, "GET", "/jobs/by_name/" + APIClient.escape(reference))
+    }
+}

@@ -1,0 +1,357 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Glibc
+import Testing
+
+/// The client verbs (`confine job …`, `confine exec …`) against a real `confine serve`: each
+/// test starts its own server (free port, fresh database) and stops it with SIGTERM at the end.
+@Suite("confine job / exec against confine serve")
+struct ClientVerbTests {
+    /// Whether the binary has the `serve` verb; the tests skip (saying why) when it does not.
+    static let hasServe: Bool = {
+        let o = try? run(["serve", "--help"])
+        if o?.status != 0 {
+            print("SKIP client verb tests: \(CLITests.binary) has no `serve` verb (status \(o.map { String($0.status) } ?? "?"))")
+            return false
+        }
+        return true
+    }()
+
+    // MARK: Running the binary
+
+    /// What a finished `confine` process left: status and the raw bytes of its streams.
+    struct Outcome: CustomStringConvertible {
+        var status: Int32
+        var out: Data
+        var err: Data
+        var stdout: String { String(decoding: out, as: UTF8.self) }
+        var stderr: String { String(decoding: err, as: UTF8.self) }
+        var description: String { "status \(status)\n--- stdout\n\(stdout)--- stderr\n\(stderr)" }
+    }
+
+    /// A started `confine` process whose streams are read to the end on their own threads.
+    final class Running: @unchecked Sendable {
+        let process = Process()
+        private var out = Data(), err = Data()
+        private let readers: [Thread]
+
+        init(_ args: [String]) throws {
+            process.executableURL = URL(fileURLWithPath: CLITests.binary)
+            process.arguments = args
+            process.currentDirectoryURL = URL(fileURLWithPath: CLITests.repoRoot)
+            var environment = ProcessInfo.processInfo.environment
+            environment.removeValue(forKey: "CONFINE_SERVER")
+            process.environment = environment
+            let outPipe = Pipe(), errPipe = Pipe()
+            process.standardOutput = outPipe
+            process.standardError = errPipe
+            process.standardInput = FileHandle.nullDevice
+            var readers: [Thread] = []
+            try process.run()
+            // Filled in by the threads, read after they finish.
+            nonisolated(unsafe) var outData = Data(), errData = Data()
+            readers.append(Thread { outData = outPipe.fileHandleForReading.readDataToEndOfFile() })
+            readers.append(Thread { errData = errPipe.fileHandleForReading.readDataToEndOfFile() })
+            self.readers = readers
+            readers.forEach { $0.start() }
+            collect = { (outData, errData) }
+        }
+
+        private var collect: () -> (Data, Data) = { (Data(), Data()) }
+
+        func finish() -> Outcome {
+            process.waitUntilExit()
+            while readers.contains(where: { !$0.isFinished }) { usleep(1000) }
+            (out, err) = collect()
+            return Outcome(status: process.terminationStatus, out: out, err: err)
+        }
+    }
+
+    static func run(_ args: [String]) throws -> Outcome { try Running(args).finish() }
+
+    // MARK: The server
+
+    /// A `confine serve` on a free loopback port with a database in a temporary folder.
+    final class Server {
+        let url: String
+        let dir: URL
+        private let process = Process()
+
+        init() async throws {
+            dir = FileManager.default.temporaryDirectory.appendingPathComponent("confine-client-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            let port = try Self.freePort()
+            url = "http://127.0.0.1:\(port)"
+            let config = dir.appendingPathComponent("confine.yaml")
+            try """
+                listen: 127.0.0.1:\(port)
+                database: \(dir.path)/confine.sqlite
+                policies: \(CLITests.repoRoot)/policies
+                """.write(to: config, atomically: true, encoding: .utf8)
+            let log = dir.appendingPathComponent("server.log")
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+            let handle = try FileHandle(forWritingTo: log)
+            process.executableURL = URL(fileURLWithPath: CLITests.binary)
+            process.arguments = ["serve", "--config", config.path]
+            process.currentDirectoryURL = dir
+            process.standardOutput = handle
+            process.standardError = handle
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+
+            let deadline = Date().addingTimeInterval(30)
+            while true {
+                if await Self.healthy(url) { return }
+                let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+                guard process.isRunning else {
+                    throw ServerError(description: "confine serve exited with status \(process.terminationStatus):\n\(text)")
+                }
+                guard Date() < deadline else {
+                    stop()
+                    throw ServerError(description: "confine serve did not answer GET /health within 30s:\n\(text)")
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+
+        struct ServerError: Error, CustomStringConvertible { var description: String }
+
+        /// SIGTERM, then waits for the exit; removes the folder.
+        func stop() {
+            if process.isRunning {
+                process.terminate()
+                process.waitUntilExit()
+            }
+            try? FileManager.default.removeItem(at: dir)
+        }
+
+        static func healthy(_ url: String) async -> Bool {
+            var request = URLRequest(url: URL(string: url + "/health")!, timeoutInterval: 2)
+            request.httpMethod = "GET"
+            guard let (data, response) = try? await URLSession.shared.data(for: request) else { return false }
+            return (response as? HTTPURLResponse)?.statusCode == 200 && String(decoding: data, as: UTF8.self).contains("ok")
+        }
+
+        /// A loopback port nothing listens on right now (bound to port 0, then released).
+        static func freePort() throws -> Int {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { throw ServerError(description: "socket: errno \(errno)") }
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = 0
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+            }
+            guard bound else { throw ServerError(description: "bind: errno \(errno)") }
+            return Int(UInt16(bigEndian: address.sin_port))
+        }
+
+        /// `confine ARGS --server URL`.
+        func confine(_ args: [String]) throws -> Outcome { try ClientVerbTests.run(args + ["--server", url]) }
+
+        /// Writes a file in the server's folder and returns its path.
+        func file(_ name: String, _ contents: String) throws -> String {
+            let path = dir.appendingPathComponent(name).path
+            try contents.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+
+        /// The execution as JSON, via `exec show --json`.
+        func execution(_ id: Int) throws -> [String: Any] {
+            let o = try confine(["exec", "show", String(id), "--json"])
+            #expect(o.status == 0, "\(o)")
+            return try CLITests.json(o.stdout)
+        }
+
+        /// Polls the execution until `done` holds for it (at most `seconds`).
+        func waitFor(_ id: Int, seconds: Double = 20, until done: ([String: Any]) -> Bool) throws -> [String: Any] {
+            let deadline = Date().addingTimeInterval(seconds)
+            var last = try execution(id)
+            while !done(last), Date() < deadline {
+                usleep(100_000)
+                last = try execution(id)
+            }
+            return last
+        }
+    }
+
+    /// The id in `execution 7 PENDING`.
+    static func executionID(_ o: Outcome) throws -> Int {
+        let words = o.stdout.split(separator: " ")
+        #expect(words.count == 3 && words[0] == "execution", "\(o)")
+        return try #require(words.count > 1 ? Int(words[1]) : nil, "\(o)")
+    }
+
+    // MARK: Tests
+
+    @Test("job create from a file, list, show by name, update, --json, delete", .enabled(if: hasServe))
+    func jobs() async throws {
+        let server = try await Server()
+        defer { server.stop() }
+        let script = try server.file("hello.py", "import sys\nprint('hi', sys.argv[1:])\n")
+        let created = try server.confine(["job", "create", "hello-world", "--type", "python", "--file", script,
+                                          "--limit", "wall_time=5s", "--arg", "one", "--concurrency", "queue"])
+        #expect(created.status == 0, "\(created)")
+        #expect(created.stdout == "job 1 hello-world created\n")
+
+        let list = try server.confine(["job", "list"])
+        #expect(list.status == 0, "\(list)")
+        let lines = list.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+        #expect(lines.first == ["ID", "NAME", "TYPE", "POLICY", "CONCURRENCY", "UPDATED"], "\(list)")
+        #expect(lines.count == 2 && Array(lines[1].prefix(5)) == ["1", "hello-world", "python", "default", "queue"], "\(list)")
+        let filtered = try server.confine(["job", "list", "--type", "bash"])
+        #expect(filtered.stdout.split(separator: "\n").count == 1, "\(filtered)")
+
+        let show = try server.confine(["job", "show", "hello-world"])
+        #expect(show.status == 0, "\(show)")
+        #expect(show.stdout.contains("name:        hello-world\n"), "\(show)")
+        #expect(show.stdout.contains("limits:      wall_time=5s\n"), "\(show)")
+        #expect(show.stdout.contains("arguments:   one\n"), "\(show)")
+        #expect(show.stdout.hasSuffix("import sys\nprint('hi', sys.argv[1:])\n"), "\(show)")
+
+        let json = try server.confine(["job", "show", "1", "--json"])
+        let job = try CLITests.json(json.stdout)
+        #expect(job["name"] as? String == "hello-world")
+        #expect(job["script_content"] as? String == "import sys\nprint('hi', sys.argv[1:])\n")
+        let listJSON = try server.confine(["job", "list", "--json"])
+        #expect((try JSONSerialization.jsonObject(with: listJSON.out) as? [Any])?.count == 1, "\(listJSON)")
+
+        let updated = try server.confine(["job", "update", "hello-world", "--name", "hello", "--concurrency", "allow"])
+        #expect(updated.status == 0, "\(updated)")
+        #expect(updated.stdout == "job 1 hello updated\n")
+        #expect(try server.confine(["job", "show", "hello"]).stdout.contains("concurrency: allow\n"))
+
+        let duplicate = try server.confine(["job", "create", "hello", "--type", "python", "--script", "pass"])
+        #expect(duplicate.status == 1, "\(duplicate)")
+        #expect(duplicate.stderr.hasPrefix("confine: "), "\(duplicate)")
+
+        let invalid = try server.confine(["job", "create", "x", "--type", "cobol", "--script", "pass"])
+        #expect(invalid.status == 1, "\(invalid)")
+        #expect(invalid.stderr.contains("(field: script_type)"), "\(invalid)")
+
+        let deleted = try server.confine(["job", "delete", "hello"])
+        #expect(deleted.status == 0, "\(deleted)")
+        #expect(deleted.stdout == "job 1 hello deleted\n")
+        let gone = try server.confine(["job", "show", "hello"])
+        #expect(gone.status == 1, "\(gone)")
+        #expect(gone.stderr.hasPrefix("confine: ") && gone.stderr.contains("hello"), "\(gone)")
+    }
+
+    @Test("exec run --wait: the script's exit status and its exact output bytes; exec output --stream", .enabled(if: hasServe))
+    func runWait() async throws {
+        let server = try await Server()
+        defer { server.stop() }
+        let script = try server.file("s.sh", "read line\nprintf 'out %s\\n' \"$line\"\nprintf 'caf\\xc3\\xa9 %s\\n' \"$1\"\nprintf 'err\\xff\\n' >&2\nexit 3\n")
+        #expect(try server.confine(["job", "create", "three", "--type", "bash", "--file", script]).status == 0)
+        let stdin = try server.file("in.txt", "from stdin\n")
+        let o = try server.confine(["exec", "run", "three", "--wait", "--stdin", stdin, "--arg", "arg1"])
+        #expect(o.status == 3, "\(o)")
+        #expect(o.out == Data("out from stdin\ncafé arg1\n".utf8), "\(o)")
+        #expect(o.err == Data([0x65, 0x72, 0x72, 0xFF, 0x0A]), "\(o)")
+
+        let list = try server.confine(["exec", "list", "--json"])
+        let page = try CLITests.json(list.stdout)
+        let first = try #require((page["executions"] as? [[String: Any]])?.first, "\(list)")
+        let id = try #require(first["id"] as? Int)
+        #expect(first["exit_code"] as? Int == 3)
+        let stderr = try server.confine(["exec", "output", String(id), "--stream", "stderr"])
+        #expect(stderr.status == 0, "\(stderr)")
+        #expect(stderr.out == Data([0x65, 0x72, 0x72, 0xFF, 0x0A]))
+        #expect(try server.confine(["exec", "output", String(id)]).out == Data("out from stdin\ncafé arg1\n".utf8))
+
+        // A verdict other than `exited` maps to confine run's codes.
+        #expect(try server.confine(["job", "create", "slow", "--type", "bash", "--script", "sleep 10"]).status == 0)
+        let timedOut = try server.confine(["exec", "run", "slow", "--wait", "--limit", "wall_time=300ms"])
+        #expect(timedOut.status == 124, "\(timedOut)")
+        #expect(timedOut.stderr.contains("wall_timeout"), "\(timedOut)")
+
+        // --json with --wait prints the final execution and still exits like it.
+        let json = try server.confine(["exec", "run", "three", "--wait", "--json"])
+        #expect(json.status == 3, "\(json)")
+        #expect(try CLITests.json(json.stdout)["status"] as? String == "FAILED")
+    }
+
+    @Test("exec run without --wait, then exec show and exec list (table and --json)", .enabled(if: hasServe))
+    func runNoWait() async throws {
+        let server = try await Server()
+        defer { server.stop() }
+        #expect(try server.confine(["job", "create", "greet", "--type", "bash", "--script", "echo hello"]).status == 0)
+        let o = try server.confine(["exec", "run", "greet"])
+        #expect(o.status == 0, "\(o)")
+        #expect(o.stdout.range(of: #"^execution \d+ (PENDING|RUNNING)\n$"#, options: .regularExpression) != nil, "\(o)")
+        let id = try Self.executionID(o)
+        let final = try server.waitFor(id) { ($0["status"] as? String).map { !["PENDING", "RUNNING"].contains($0) } ?? false }
+        #expect(final["status"] as? String == "SUCCESS", "\(final)")
+
+        let show = try server.confine(["exec", "show", String(id)])
+        #expect(show.status == 0, "\(show)")
+        #expect(show.stdout.hasPrefix("id:"), "\(show)")
+        #expect(show.stdout.contains("status:") && show.stdout.contains("SUCCESS"), "\(show)")
+        #expect(show.stdout.contains("--- stdout (6 bytes) ---\nhello\n"), "\(show)")
+
+        let list = try server.confine(["exec", "list", "--job", "greet", "--status", "SUCCESS"])
+        #expect(list.status == 0, "\(list)")
+        let rows = list.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        #expect(rows.first == ["ID", "JOB", "STATUS", "VERDICT", "EXIT", "WALL", "CREATED"], "\(list)")
+        #expect(rows.count == 2 && Array(rows[1].prefix(5)) == [String(id), "greet", "SUCCESS", "exited", "0"], "\(list)")
+        let none = try server.confine(["exec", "list", "--status", "FAILED", "--json"])
+        #expect((try CLITests.json(none.stdout)["executions"] as? [Any])?.isEmpty == true, "\(none)")
+    }
+
+    @Test("exec cancel of a running `sleep 30` → CANCELLED; Ctrl-C of exec run --wait cancels and exits 120", .enabled(if: hasServe))
+    func cancel() async throws {
+        let server = try await Server()
+        defer { server.stop() }
+        #expect(try server.confine(["job", "create", "sleeper", "--type", "bash", "--script", "sleep 30", "--concurrency", "allow"]).status == 0)
+        let id = try Self.executionID(try server.confine(["exec", "run", "sleeper"]))
+        _ = try server.waitFor(id) { $0["status"] as? String == "RUNNING" }
+        let cancelled = try server.confine(["exec", "cancel", String(id)])
+        #expect(cancelled.status == 0, "\(cancelled)")
+        #expect(cancelled.stdout == "execution \(id) CANCELLED\n", "\(cancelled)")
+        #expect(try server.execution(id)["status"] as? String == "CANCELLED")
+        let again = try server.confine(["exec", "cancel", String(id)])
+        #expect(again.status == 1, "\(again)")
+
+        let waiting = try Running(["exec", "run", "sleeper", "--wait", "--server", server.url])
+        usleep(1_500_000)
+        waiting.process.interrupt()
+        let o = waiting.finish()
+        #expect(o.status == 120, "\(o)")
+        let latest = try CLITests.json(try server.confine(["exec", "list", "--limit", "1", "--json"]).stdout)
+        let execution = try #require((latest["executions"] as? [[String: Any]])?.first)
+        #expect(execution["status"] as? String == "CANCELLED", "\(execution)")
+        #expect(execution["id"] as? Int != id)
+    }
+
+    @Test("an unknown job or execution: exit 1 with the server's detail; usage errors exit 64", .enabled(if: hasServe))
+    func refusals() async throws {
+        let server = try await Server()
+        defer { server.stop() }
+        let job = try server.confine(["exec", "run", "no-such-job", "--wait"])
+        #expect(job.status == 1, "\(job)")
+        #expect(job.stderr.hasPrefix("confine: ") && job.stderr.contains("no-such-job"), "\(job)")
+        #expect(job.stderr.split(separator: "\n").count == 1, "\(job)")
+        let execution = try server.confine(["exec", "show", "4242"])
+        #expect(execution.status == 1, "\(execution)")
+        #expect(execution.stderr.contains("4242"), "\(execution)")
+        #expect(try server.confine(["exec", "show", "seven"]).status == 64)
+        #expect(try server.confine(["job", "create", "x", "--type", "bash"]).status == 64)
+        #expect(try server.confine(["job", "create", "x", "--type", "bash", "--script", "true", "--limit", "memory"]).status == 64)
+        #expect(try server.confine(["job", "create", "x", "--type", "bash", "--script", "true", "--concurrency", "sometimes"]).status == 64)
+    }
+
+    @Test("an unreachable server: exit 69 naming the URL and the reason")
+    func unreachable() throws {
+        let port = try Server.freePort()
+        let o = try Self.run(["job", "list", "--server", "http://127.0.0.1:\(port)"])
+        #expect(o.status == 69, "\(o)")
+        #expect(o.stderr == "confine: cannot reach http://127.0.0.1:\(port): connection refused; is `confine serve` running?\n", "\(o)")
+        let run = try Self.run(["exec", "run", "x", "--wait", "--server", "127.0.0.1:\(port)"])
+        #expect(run.status == 69, "\(run)")
+    }
+}
