@@ -4,8 +4,8 @@
 SWIFT        ?= swift
 CONFIGURATION ?= debug
 DEB_BUILD    := libseccomp-dev libsqlite3-dev pkg-config
-DEB_RUNTIME  := bash python3 coreutils
-DEB_BENCH    := hyperfine bubblewrap
+DEB_RUNTIME  := bash python3 python3-venv coreutils curl
+DEB_BENCH    := hyperfine bubblewrap wrk
 BIN          := .build/$(CONFIGURATION)/confine
 
 .PHONY: all deps build test run demo bench clean
@@ -20,10 +20,16 @@ build: deps
 
 # The whole suite: containment tests run real hostile scripts under real limits (root needed
 # for namespaces and cgroups; where the host lacks a feature the test says so and skips).
+# Then the API's conformance: the OpenAPI document validated, every response the API tests got
+# checked against it, and a bounded schemathesis run against a real server (zero 5xx allowed).
+API_RECORD   := .build/api-exchanges.jsonl
+
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	@rm -f $(API_RECORD)
+	CONFINE_API_RECORD=$(CURDIR)/$(API_RECORD) $(SWIFT) test --skip-build
 	@scripts/check-leftovers.sh
+	@scripts/api-check/check-all.sh .build/debug/confine $(API_RECORD)
 
 # The server on its embedded SQLite default (./var/confine.sqlite), on 127.0.0.1:8000; API
 # docs at http://127.0.0.1:8000/docs. Ctrl-C stops it gracefully.
@@ -38,6 +44,8 @@ bench: deps
 	@scripts/ensure-deps.sh $(DEB_BENCH) || echo "bench: comparison tools unavailable; measuring Confine alone" >&2
 	$(SWIFT) build -c release --product confine-bench
 	.build/release/confine-bench
+	$(SWIFT) build -c release --product confine
+	@scripts/bench-api.sh .build/release/confine
 
 clean:
 	rm -rf .build

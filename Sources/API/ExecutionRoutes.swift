@@ -51,13 +51,15 @@ struct ExecutionRoutes {
                 ("next_cursor", JSON.optional(page.nextCursor) { .string(String($0)) }),
             ]))
         }
-        table.on(.post, "/executions/{id}/cancel") { _, path in
+        table.on(.post, "/executions/{id}/cancel") { request, path in
             let id = try server.id(path, "id")
+            let encoding = try encoding(request)
             var execution = try await server.engineCall { () async throws(EngineError) in try await server.engine.cancel(executionID: id) }
             if !execution.status.isFinal {
                 execution = try await waitFinal(id, seconds: 2) ?? execution
             }
-            return APIServer.respond(Representations.execution(execution), status: execution.status.isFinal ? .ok : .accepted)
+            return APIServer.respond(Representations.execution(execution, encoding: encoding),
+                                     status: execution.status.isFinal ? .ok : .accepted)
         }
         table.on(.get, "/executions/{id}/output") { request, path in
             let execution = try await execution(server.id(path, "id"))
@@ -71,7 +73,6 @@ struct ExecutionRoutes {
             var headers: HTTPFields = [.contentType: "application/octet-stream"]
             headers[HTTPField.Name("X-Confine-Truncated")!] = truncated ? "true" : "false"
             headers[HTTPField.Name("X-Confine-Total-Bytes")!] = String(total)
-            headers[HTTPField.Name("X-Confine-Status")!] = execution.status.rawValue
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         }
     }
@@ -94,6 +95,7 @@ struct ExecutionRoutes {
     // MARK: Run
 
     func run(_ request: Request, jobID: Int64) async throws -> Response {
+        let encoding = try encoding(request)
         let body = try await server.optionalJSON(request)
         let reader = try BodyReader(body ?? .object([]), allowed: Self.runFields)
         var options = RunOptions()
@@ -129,6 +131,7 @@ struct ExecutionRoutes {
             timeout = value
         }
         let maxWait = server.configuration.maxWaitSeconds
+        if !reader.has("wait_timeout"), query.get("wait_timeout") == nil { timeout = min(timeout, maxWait) }
         guard timeout > 0, timeout <= maxWait else {
             throw Problem.validation("wait_timeout", "wait_timeout must be above 0 and at most \(maxWait) seconds (max_wait), got \(timeout)")
         }
@@ -145,7 +148,8 @@ struct ExecutionRoutes {
         let final = try await waitFinal(execution.id, seconds: timeout)
         let current: Execution
         if let final { current = final } else { current = try await self.execution(execution.id) }
-        return APIServer.respond(Representations.execution(current, executionID: true), status: final != nil ? .ok : .accepted)
+        return APIServer.respond(Representations.execution(current, encoding: encoding, executionID: true),
+                                 status: final != nil ? .ok : .accepted)
     }
 
     /// The execution once final, polling the store (cheap reads from the pool), or nil when

@@ -94,11 +94,28 @@ struct MetaRoutes {
         let yaml = policy.renderYAML()
         var members: [(String, JSON)] = [("name", .string(policy.name))]
         if let node = try? Yams.compose(yaml: yaml), case .object(let rendered) = YAMLToJSON.convert(node) {
-            members += rendered.filter { $0.0 != "name" }
+            for (key, value) in rendered where key != "name" {
+                // Limits are always strings in human units, null where there is none.
+                if key == "limits", case .object(let limits) = value {
+                    members.append((key, .object(limits.map { name, limit in (name, Self.limitText(limit)) })))
+                } else {
+                    members.append((key, value))
+                }
+            }
         }
         if !members.contains(where: { $0.0 == "description" }) { members.append(("description", .null)) }
         members.append(("yaml", .string(yaml)))
         return .object(members)
+    }
+
+    static func limitText(_ value: JSON) -> JSON {
+        switch value {
+        case .null: return .null
+        case .string(let text): return text == "none" ? .null : .string(text)
+        case .number(let n): return .string(n.rounded() == n && abs(n) < 9e15 ? String(Int64(n)) : String(n))
+        case .bool(let b): return .string(String(b))
+        default: return .string("\(value)")
+        }
     }
 
     /// Swagger UI from a CDN, reading `/openapi.json`.

@@ -36,7 +36,11 @@ final class RouteTable: Sendable {
         }
         router.on(RouterPath("/" + parts.joined(separator: "/")), method: method) { [names] request, context in
             var values: [String: String] = [:]
-            for (position, name) in names { values[name] = context.parameters.get(position) }
+            for (position, name) in names {
+                // The router hands the segment as sent: `hello%20world` is the job `hello world`.
+                let raw = context.parameters.get(position)
+                values[name] = raw.map { $0.removingPercentEncoding ?? $0 }
+            }
             return try await handler(request, PathParameters(values: values))
         }
     }

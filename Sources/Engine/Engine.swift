@@ -268,6 +268,8 @@ public final class Engine: Sendable {
             var sinceRenewal = Duration.zero
             while !Task.isCancelled {
                 try? await Task.sleep(for: configuration.outputFlushInterval)
+                // Cancelled: the run is over and `finish` stores all of its output.
+                if Task.isCancelled { break }
                 await flush(output, executionID: execution.id)
                 // A cancellation stored by another process (the API of a cluster).
                 if (try? await store.isCancelRequested(executionID: execution.id)) == true { handle.cancel() }
@@ -296,7 +298,8 @@ public final class Engine: Sendable {
             try await store.appendOutput(executionID: executionID, stdout: pending.stdout, stderr: pending.stderr,
                                          stdoutBytes: pending.stdoutBytes, stderrBytes: pending.stderrBytes)
         } catch {
-            Log.warn("execution \(executionID): storing partial output failed: \(error)")
+            // Cancelled mid-write because the run just ended: `finish` stores everything.
+            if !Task.isCancelled { Log.warn("execution \(executionID): storing partial output failed: \(error)") }
         }
     }
 

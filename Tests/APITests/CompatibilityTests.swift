@@ -70,6 +70,8 @@ struct CompatibilityTests {
             #expect(deleted.object["id"] as? Int == a, "DELETE answers the deleted job, as before")
             try await s.get("/jobs/\(a)").expectProblem(404, "job \(a) not found")
             try await s.get("/jobs/by_name/nobody").expectProblem(404, "nobody")
+            let spaced = try await s.job("nightly report", "bash", "true")
+            #expect(try await s.get("/jobs/by_name/nightly%20report").object["id"] as? Int == spaced, "names are percent-decoded")
         }
     }
 
@@ -89,6 +91,13 @@ struct CompatibilityTests {
             #expect(listed.status == 200)
             #expect(listed.array.compactMap { $0["id"] as? Int } == [id])
             try await s.post("/executions/\(id)/cancel")
+            // The earlier platform's newer versions ran a job at /jobs/{id}/run: same answer.
+            let other = try await s.job("alias", "bash", "echo via alias")
+            let aliased = try await s.post("/jobs/\(other)/run")
+            #expect(aliased.status == 200 && aliased.object["status"] as? String == "PENDING", "\(aliased)")
+            let viaAlias = try await s.waitFinal(try #require(aliased.object["execution_id"] as? Int))
+            #expect(viaAlias["stdout"] as? String == "via alias\n")
+            try await s.post("/jobs/9999/run").expectProblem(404, "job 9999 not found")
             let health = try await s.get("/health")
             #expect(health.status == 200)
             #expect(health.text == #"{"status":"ok"}"#)

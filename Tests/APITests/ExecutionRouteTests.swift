@@ -51,6 +51,16 @@ struct ExecutionRouteTests {
         }
     }
 
+    @Test("A max_wait below the default wait_timeout still lets every run through")
+    func shortMaxWait() async throws {
+        try await LiveServer.with({ $0.maxWaitSeconds = 5 }) { s in
+            let job = try await s.job("short", "bash", "echo hi", extra: #", "concurrency": "allow""#)
+            #expect(try await s.post("/executions/\(job)/run").status == 200)
+            #expect(try await s.post("/executions/\(job)/run?wait=true").object["stdout"] as? String == "hi\n")
+            try await s.post("/executions/\(job)/run?wait=true&wait_timeout=6").expectProblem(422, field: "wait_timeout", "5")
+        }
+    }
+
     @Test("Binary output: UTF-8 with a flag by default, base64 on request, raw bytes from /output")
     func binaryOutput() async throws {
         try await LiveServer.with { s in
@@ -71,6 +81,9 @@ struct ExecutionRouteTests {
             #expect(try await s.get("/executions/\(id)/output?stream=stderr").body == Data("err".utf8))
             try await s.get("/executions/\(id)/output?stream=both").expectProblem(400, field: "stream")
             try await s.get("/executions/\(id)?encoding=utf16").expectProblem(400, field: "encoding")
+            let waited = try await s.post("/executions/\(job)/run?wait=true&encoding=base64").object
+            #expect(waited["stdout_encoding"] as? String == "base64" && waited["stdout"] as? String == "b2v//g==", "\(waited)")
+            try await s.post("/executions/\(job)/run?encoding=latin1").expectProblem(400, field: "encoding")
         }
     }
 

@@ -22,7 +22,8 @@ struct MetaTests {
             #expect(policies.compactMap { $0["name"] as? String } == ["default", "networked", "strict"])
             let strict = try await s.get("/policies/strict").object
             #expect(strict["name"] as? String == "strict")
-            #expect((strict["limits"] as? [String: Any])?["memory"] is String)
+            let limits = try #require(strict["limits"] as? [String: Any])
+            #expect(limits.count == 11 && limits.values.allSatisfy { $0 is String || $0 is NSNull }, "\(limits)")
             #expect((strict["yaml"] as? String)?.contains("limits:") == true)
             try await s.get("/policies/strikt").expectProblem(404, "did you mean \"strict\"")
         }

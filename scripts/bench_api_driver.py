@@ -1,0 +1,343 @@
+#!/usr/bin/env python3
+"""HTTP client side of scripts/bench-api.sh (Python standard library only).
+
+Subcommands (BASE is http://127.0.0.1:PORT):
+  wait-health BASE SECONDS          exit 0 once GET /health answers 200
+  setup BASE                        create a job, run it once (wait=true); print the execution id
+  e2e BASE COUNT CONNECTIONS        submit COUNT `bash true` runs, wait for all; print the result line
+  burn BASE COUNT READY_FILE        keep COUNT CPU burners RUNNING until SIGTERM, then cancel them
+  wrk LABEL [IDLE_P99_MS]           parse `wrk --latency` output on stdin; print one line
+  probe BASE PATH SECONDS RATE LABEL [IDLE_P99_MS]   paced GETs on one connection; print one line
+Prints measurements; asserts no timing. Exits non-zero only when something broke.
+"""
+import http.client
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import urllib.parse
+
+EARLIER_RATE = 30.0        # the earlier platform's end-to-end rate here: 25–35 executions/s
+TARGET_FACTOR = 10.0
+READ_P99_TARGET_MS = 10.0
+
+
+class Client:
+    """One keep-alive connection; reconnects once when the server closed it."""
+
+    def __init__(self, base, timeout=60):
+        u = urllib.parse.urlsplit(base)
+        self.host, self.port, self.timeout = u.hostname, u.port or 80, timeout
+        self.conn = None
+
+    def request(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        for attempt in (0, 1):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                self.conn.request(method, path, body=data, headers=headers)
+                resp = self.conn.getresponse()
+                raw = resp.read()
+                try:
+                    payload = json.loads(raw) if raw else None
+                except ValueError:
+                    payload = raw.decode(errors="replace")
+                return resp.status, payload, resp
+            except (http.client.HTTPException, ConnectionError, OSError):
+                self.conn.close()
+                self.conn = None
+                if attempt:
+                    raise
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+
+
+def fail(message):
+    print(f"api: ERROR {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def create_job(client, body):
+    status, payload, _ = client.request("POST", "/jobs", body)
+    if status != 200:
+        fail(f"POST /jobs {body.get('name')} -> {status} {payload}")
+    return payload["id"]
+
+
+def unique(name):
+    return f"{name}-{os.getpid()}-{int(time.time() * 1000)}"
+
+
+# ---------------------------------------------------------------------------------------------
+
+def cmd_wait_health(base, seconds):
+    deadline = time.monotonic() + float(seconds)
+    while time.monotonic() < deadline:
+        try:
+            c = Client(base, timeout=2)
+            status, _, _ = c.request("GET", "/health")
+            c.close()
+            if status == 200:
+                return 0
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return 1
+
+
+def cmd_setup(base):
+    c = Client(base)
+    job = create_job(c, {"name": unique("bench-read"), "script_type": "bash",
+                         "script_content": "echo hello from the read benchmark"})
+    status, payload, _ = c.request("POST", f"/executions/{job}/run?wait=true&wait_timeout=30", {})
+    if status != 200 or payload.get("status") != "SUCCESS":
+        fail(f"setup run of job {job} -> {status} {payload}")
+    print(payload["execution_id"])
+    return 0
+
+
+def list_all(c, job):
+    """Every execution summary of `job` (paged with the cursor)."""
+    out, cursor = [], None
+    while True:
+        path = f"/executions?job_id={job}&limit=1000" + (f"&cursor={urllib.parse.quote(cursor)}" if cursor else "")
+        status, payload, _ = c.request("GET", path)
+        if status != 200:
+            fail(f"GET {path} -> {status} {payload}")
+        out += payload["executions"]
+        cursor = payload["next_cursor"]
+        if not cursor:
+            return out
+
+
+def cmd_e2e(base, count, connections):
+    count, connections = int(count), int(connections)
+    setup = Client(base)
+    job = create_job(setup, {"name": unique("bench-true"), "script_type": "bash",
+                             "script_content": "true", "concurrency": "allow"})
+    errors, accepted, retried = [], [0] * connections, [0] * connections
+    post_ms = [[] for _ in range(connections)]
+    next_index = [0]
+    lock = threading.Lock()
+
+    def submitter(slot):
+        c = Client(base)
+        while True:
+            with lock:
+                if next_index[0] >= count or len(errors) > 10:
+                    break
+                next_index[0] += 1
+            while True:
+                try:
+                    t = time.perf_counter()
+                    status, payload, resp = c.request("POST", f"/executions/{job}/run")
+                    post_ms[slot].append((time.perf_counter() - t) * 1000)
+                except OSError as e:
+                    with lock:
+                        errors.append(f"POST run: {e}")
+                    break
+                if status == 200:
+                    accepted[slot] += 1
+                    break
+                if status == 503 and payload and payload.get("retry_after") is not None:
+                    retried[slot] += 1            # queue full: honour Retry-After
+                    time.sleep(min(float(resp.getheader("Retry-After") or 1), 1.0))
+                    continue
+                with lock:
+                    errors.append(f"POST run -> {status} {payload}")
+                break
+        c.close()
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=submitter, args=(i,)) for i in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    t_submitted = time.monotonic()
+    if errors:
+        fail(f"{len(errors)} submissions failed, first: {errors[0]}")
+
+    poll = Client(base)
+    deadline = t0 + max(120.0, count / 5.0)
+    polls = 0
+    while True:
+        status, payload, _ = poll.request("GET", f"/executions?job_id={job}&status=PENDING,RUNNING&limit=1")
+        polls += 1
+        if status != 200:
+            fail(f"GET /executions (poll) -> {status} {payload}")
+        if not payload["executions"]:
+            break
+        if time.monotonic() > deadline:
+            fail(f"executions still unfinished after {deadline - t0:.0f} s")
+        time.sleep(0.02)
+    t_done = time.monotonic()
+
+    executions = list_all(poll, job)
+    by_status = {}
+    for e in executions:
+        by_status[e["status"]] = by_status.get(e["status"], 0) + 1
+    elapsed = t_done - t0
+    rate = count / elapsed
+    submit_rate = count / (t_submitted - t0)
+    print(f"api: end-to-end bash true    {count} in {elapsed:.2f} s = {rate:.0f} executions/s  "
+          f"(×{rate / EARLIER_RATE:.1f} of the earlier platform's {EARLIER_RATE:.0f}/s; target ×{TARGET_FACTOR:.0f})")
+    extra = f"; {sum(retried)} queue-full retries" if sum(retried) else ""
+    posts = sorted(x for per in post_ms for x in per)
+    print(f"api:   submissions accepted at {submit_rate:.0f}/s over {connections} keep-alive connections "
+          f"({t_submitted - t0:.2f} s{extra}; POST p50 {posts[len(posts) // 2]:.1f} ms, "
+          f"p99 {posts[int(len(posts) * 0.99)]:.1f} ms); {polls} polls until none PENDING/RUNNING")
+    usage = [e["usage"]["wall_ms"] for e in executions if e.get("usage")]
+    queue = []
+    for e in executions:
+        if e.get("started_at") and e.get("created_at"):
+            from datetime import datetime
+            queue.append((datetime.fromisoformat(e["started_at"]) - datetime.fromisoformat(e["created_at"])).total_seconds())
+    if usage:
+        usage.sort()
+        print(f"api:   per execution: sandbox wall median {usage[len(usage) // 2]} ms, max {usage[-1]} ms"
+              + (f"; waited in queue up to {max(queue):.2f} s" if queue else ""))
+    if len(executions) != count or by_status.get("SUCCESS", 0) != count:
+        bad = [e for e in executions if e["status"] != "SUCCESS"][:5]
+        print(f"api: FAILED end-to-end: {len(executions)} executions listed, by status {by_status}", file=sys.stderr)
+        for e in bad:
+            print(f"api:   execution {e['id']}: {e['status']} verdict={e.get('verdict')} reason={e.get('reason')}",
+                  file=sys.stderr)
+        return 1
+    print(f"api:   all {count} ended SUCCESS")
+    return 0
+
+
+def cmd_burn(base, count, ready_file):
+    """Keeps `count` burners RUNNING (resubmitting any that end) until SIGTERM, then cancels."""
+    count = int(count)
+    c = Client(base)
+    job = create_job(c, {"name": unique("bench-burner"), "script_type": "bash",
+                         "script_content": "while :; do :; done", "policy": os.environ.get("BURNER_POLICY", "default"),
+                         "concurrency": "allow"})
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    live, submitted, ready_at = {}, 0, None
+    min_running = None
+
+    def submit():
+        nonlocal submitted
+        status, payload, _ = c.request("POST", f"/executions/{job}/run", {})
+        if status != 200:
+            fail(f"burner run -> {status} {payload}")
+        live[payload["execution_id"]] = "PENDING"
+        submitted += 1
+
+    for _ in range(count):
+        submit()
+    deadline = time.monotonic() + 30
+    while not stop.is_set():
+        for eid in list(live):
+            status, payload, _ = c.request("GET", f"/executions/{eid}")
+            if status != 200:
+                fail(f"GET /executions/{eid} -> {status} {payload}")
+            live[eid] = payload["status"]
+            if payload["status"] not in ("PENDING", "RUNNING"):
+                del live[eid]
+                submit()                 # ended (a policy limit?): keep the CPUs busy
+        running = sum(1 for s in live.values() if s == "RUNNING")
+        if ready_at is None:
+            if running == count:
+                ready_at = time.monotonic()
+                with open(ready_file, "w") as f:
+                    f.write(" ".join(map(str, live)) + "\n")
+            elif time.monotonic() > deadline:
+                fail(f"burners not all RUNNING after 30 s: {live}")
+        else:
+            min_running = running if min_running is None else min(min_running, running)
+        stop.wait(0.25)
+
+    statuses = {}
+    for eid in list(live):
+        status, payload, _ = c.request("POST", f"/executions/{eid}/cancel")
+        final = payload.get("status") if isinstance(payload, dict) else payload
+        statuses[final] = statuses.get(final, 0) + 1
+        if status not in (200, 202, 409):
+            print(f"api: cancel {eid} -> {status} {payload}", file=sys.stderr)
+    print(f"api:   burners: {submitted} submitted ({submitted - count} resubmitted after ending), "
+          f"fewest RUNNING while measured {min_running if min_running is not None else '?'} of {count}; "
+          f"cancelled -> {', '.join(f'{v} {k}' for k, v in statuses.items())}")
+    return 0
+
+
+def cmd_probe(base, path, seconds, rate, label, idle_p99=None):
+    """GET `path` at a steady `rate`/s on one keep-alive connection for `seconds`: the latency a
+    client sees at a light load (wrk -c16 saturates the cores it shares with the server)."""
+    seconds, rate = float(seconds), float(rate)
+    c = Client(base)
+    c.request("GET", path)
+    samples, errors = [], 0
+    start = time.monotonic()
+    n = int(seconds * rate)
+    for i in range(n):
+        due = start + i / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        t = time.perf_counter()
+        status, _, _ = c.request("GET", path)
+        samples.append((time.perf_counter() - t) * 1000)
+        errors += status != 200
+    samples.sort()
+    q = lambda f: samples[min(len(samples) - 1, int(f * len(samples)))]
+    line = (f"api: {label:<27} {rate:>5.0f} req/s paced  p50 {q(0.5):.2f} ms  p90 {q(0.9):.2f} ms  "
+            f"p99 {q(0.99):.2f} ms  max {samples[-1]:.2f} ms")
+    if idle_p99:
+        line += (f"  (p99 ×{q(0.99) / float(idle_p99):.1f} of idle; target < {READ_P99_TARGET_MS:.0f} ms"
+                 f"{': met' if q(0.99) < READ_P99_TARGET_MS else ': missed'})")
+    print(line)
+    with open(os.environ.get("BENCH_P99_FILE", "/dev/null"), "w") as f:
+        f.write(f"{q(0.99)}\n")
+    if errors:
+        fail(f"{errors} of {n} GET {path} did not answer 200")
+    return 0
+
+
+UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def cmd_wrk(label, idle_p99=None):
+    text = sys.stdin.read()
+    rps = re.search(r"Requests/sec:\s*([\d.]+)", text)
+    pct = {m.group(1): float(m.group(2)) * UNIT_MS[m.group(3)]
+           for m in re.finditer(r"^\s*(50|75|90|99)%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)}
+    if not rps or "99" not in pct:
+        print(text, file=sys.stderr)
+        fail(f"could not read wrk's output for {label}")
+    line = (f"api: {label:<27} {float(rps.group(1)):>8.0f} req/s  p50 {pct['50']:.2f} ms  "
+            f"p90 {pct['90']:.2f} ms  p99 {pct['99']:.2f} ms")
+    if idle_p99:
+        line += (f"  (p99 ×{pct['99'] / float(idle_p99):.1f} of idle; target < {READ_P99_TARGET_MS:.0f} ms"
+                 f"{': met' if pct['99'] < READ_P99_TARGET_MS else ': missed'})")
+    print(line)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", text)
+    sock = re.search(r"Socket errors:\s*(.*)", text)
+    if non2xx:
+        print(f"api:   {label}: {non2xx.group(1)} non-2xx responses", file=sys.stderr)
+    if sock:
+        print(f"api:   {label}: socket errors: {sock.group(1)}", file=sys.stderr)
+    with open(os.environ.get("BENCH_P99_FILE", "/dev/null"), "w") as f:
+        f.write(f"{pct['99']}\n")
+    return 2 if non2xx else 0
+
+
+if __name__ == "__main__":
+    commands = {"wait-health": cmd_wait_health, "setup": cmd_setup, "e2e": cmd_e2e, "burn": cmd_burn, "wrk": cmd_wrk,
+                "probe": cmd_probe}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        print(__doc__, file=sys.stderr)
+        sys.exit(64)
+    sys.exit(commands[sys.argv[1]](*sys.argv[2:]))
