@@ -7,6 +7,8 @@
 # 2. End-to-end: BENCH_EXECUTIONS (1000) `bash true` runs submitted over HTTP on a few
 #    keep-alive connections; executions/s from the first submission until none is left
 #    PENDING/RUNNING, beside the earlier platform's 25–35/s on this machine (target ×10).
+# Also: the latency of cancelling a RUNNING execution (POST /cancel until it is final; target
+#    < 100 ms), BENCH_CANCEL_ROUNDS (10) times.
 # 3. Reads under load: one CPU burner per worker, then wrk on GET /executions/{id} again;
 #    p99 beside the idle p99 (target < 10 ms).
 # Beside each wrk figure for GET /executions/{id}, a paced probe (BENCH_PROBE_RATE, 200 GETs/s on
@@ -97,6 +99,9 @@ measure "GET /executions/{id}" "/executions/$execution_id"
 idle_p99="$(cat "$tmp/p99")"
 probe "GET /executions/{id}" "/executions/$execution_id"
 idle_probe_p99="$(cat "$tmp/p99")"
+
+# Cancellation latency of a running execution.
+"${driver[@]}" cancel "$base" "${BENCH_CANCEL_ROUNDS:-10}"
 
 # 2. End-to-end executions per second.
 "${driver[@]}" e2e "$base" "$executions" "$connections"

@@ -334,9 +334,42 @@ def cmd_wrk(label, idle_p99=None):
     return 2 if non2xx else 0
 
 
+def cmd_cancel(base, rounds):
+    """Cancellation latency of a RUNNING execution: from POST /cancel to the execution being
+    final (the route answers 200 once it is, 202 if not yet; then we poll)."""
+    c = Client(base)
+    job = create_job(c, {"name": unique("bench-cancel"), "script_type": "bash", "script_content": "sleep 60",
+                         "concurrency": "allow"})
+    latencies = []
+    for _ in range(int(rounds)):
+        status, run, _ = c.request("POST", f"/executions/{job}/run")
+        if status != 200:
+            fail(f"run -> {status} {run}")
+        eid = run["execution_id"]
+        deadline = time.monotonic() + 30
+        while c.request("GET", f"/executions/{eid}")[1]["status"] != "RUNNING":
+            if time.monotonic() > deadline:
+                fail(f"execution {eid} never RUNNING")
+            time.sleep(0.005)
+        time.sleep(0.05)
+        start = time.monotonic()
+        status, e, _ = c.request("POST", f"/executions/{eid}/cancel")
+        while e["status"] in ("PENDING", "RUNNING"):
+            time.sleep(0.002)
+            e = c.request("GET", f"/executions/{eid}")[1]
+        latencies.append((time.monotonic() - start) * 1000)
+        if e["status"] != "CANCELLED":
+            fail(f"execution {eid} ended {e['status']}, not CANCELLED")
+    latencies.sort()
+    median = latencies[len(latencies) // 2]
+    print(f"api: cancel a RUNNING execution  {len(latencies)} rounds  median {median:.1f} ms  max {latencies[-1]:.1f} ms"
+          f"  (target < 100 ms: {'met' if latencies[-1] < 100 else 'missed'})")
+    return 0
+
+
 if __name__ == "__main__":
     commands = {"wait-health": cmd_wait_health, "setup": cmd_setup, "e2e": cmd_e2e, "burn": cmd_burn, "wrk": cmd_wrk,
-                "probe": cmd_probe}
+                "probe": cmd_probe, "cancel": cmd_cancel}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__, file=sys.stderr)
         sys.exit(64)
