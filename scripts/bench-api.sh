@@ -40,9 +40,10 @@ command -v python3 >/dev/null || { echo "bench-api: python3 needed (apt-get inst
 tmp="$(mktemp -d /tmp/confine-bench-api.XXXXXX)"
 server_pid=""
 burn_pid=""
+big_pid=""
 cleanup() {
   local rc=$?
-  for pid in "$burn_pid" "$server_pid"; do
+  for pid in "$burn_pid" "$server_pid" "$big_pid"; do
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
       kill -TERM "$pid" 2>/dev/null || true
       for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -120,6 +121,30 @@ probe "GET /executions/{id} +${workers} burners" "/executions/$execution_id" "$i
 kill -TERM "$burn_pid"
 wait "$burn_pid" || { burn_pid=""; echo "bench-api: stopping the burners failed" >&2; exit 1; }
 burn_pid=""
+
+# 4. Listing with a million executions: a second server on a database filled with BENCH_ROWS
+#    finished executions (the schema made by the server itself), paced GETs of listing pages.
+rows="${BENCH_ROWS:-1000000}"
+if [ "$rows" -gt 0 ]; then
+  big_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  sed -e "s/^listen: .*/listen: 127.0.0.1:$big_port/" -e "s|^database: .*|database: $tmp/big.sqlite|" "$tmp/confine.yaml" > "$tmp/big.yaml"
+  start_big() {
+    "$bin" serve --config "$tmp/big.yaml" >> "$tmp/big.log" 2>&1 &
+    big_pid=$!
+    "${driver[@]}" wait-health "http://127.0.0.1:$big_port" 30 || { tail -n 20 "$tmp/big.log" >&2; exit 1; }
+  }
+  start_big
+  kill -TERM "$big_pid"; wait "$big_pid" || true
+  "${driver[@]}" fill "$tmp/big.sqlite" "$rows"
+  start_big
+  big="http://127.0.0.1:$big_port"
+  for page in "newest page:/executions?limit=100" "by job:/executions?job_id=42&limit=100" \
+              "by status:/executions?status=TIMED_OUT&limit=100" "by verdict:/executions?verdict=memory_limit&limit=100" \
+              "deep cursor:/executions?cursor=$((rows / 2))&limit=100" "no match:/executions?verdict=setup_failed&limit=100"; do
+    BENCH_P99_FILE=/dev/null "${driver[@]}" probe "$big" "${page#*:}" 2 50 "  ${page%%:*}"
+  done
+  kill -TERM "$big_pid"; wait "$big_pid" || true
+fi
 
 # Stop the server gracefully and report how it ended.
 kill -TERM "$server_pid"

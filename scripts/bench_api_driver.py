@@ -334,6 +334,37 @@ def cmd_wrk(label, idle_p99=None):
     return 2 if non2xx else 0
 
 
+def cmd_fill(database, count):
+    """Fills a database the server created (and stopped) with `count` finished executions over
+    100 jobs, in one transaction: the listing benchmark's million rows."""
+    import sqlite3
+    count = int(count)
+    started = time.monotonic()
+    db = sqlite3.connect(database)
+    now = int(time.time() * 1000) - count
+    with db:
+        jobs = []
+        for j in range(100):
+            cur = db.execute("INSERT INTO job (name, script_type, script_content, policy, created_at, updated_at) "
+                             "VALUES (?, 'bash', 'true', 'default', ?, ?)", (unique(f"bench-list-{j}"), now, now))
+            jobs.append(cur.lastrowid)
+        outcomes = [("SUCCESS", "exited", 0)] * 90 + [("FAILED", "exited", 1)] * 8 + [("TIMED_OUT", "wall_timeout", None),
+                                                                                       ("FAILED", "memory_limit", None)]
+        def rows():
+            for i in range(count):
+                status, verdict, code = outcomes[i % len(outcomes)]
+                t = now + i
+                yield (jobs[i % len(jobs)], status, verdict, code, t, t, t + 5)
+        db.executemany("INSERT INTO execution (job_id, status, verdict, exit_code, script_type, script_snapshot, "
+                       "policy_name, policy_snapshot, concurrency, stdout, created_at, started_at, finished_at) "
+                       "VALUES (?, ?, ?, ?, 'bash', 'true', 'default', 'limits: {}', 'allow', x'6f6b0a', ?, ?, ?)", rows())
+    db.close()
+    size = os.path.getsize(database) / (1 << 20)
+    print(f"api: listing with {count} executions ({size:.0f} MiB database, filled in {time.monotonic() - started:.1f} s),"
+          " paced GETs of 100-row pages:")
+    return 0
+
+
 def cmd_cancel(base, rounds):
     """Cancellation latency of a RUNNING execution: from POST /cancel to the execution being
     final (the route answers 200 once it is, 202 if not yet; then we poll)."""
@@ -369,7 +400,7 @@ def cmd_cancel(base, rounds):
 
 if __name__ == "__main__":
     commands = {"wait-health": cmd_wait_health, "setup": cmd_setup, "e2e": cmd_e2e, "burn": cmd_burn, "wrk": cmd_wrk,
-                "probe": cmd_probe, "cancel": cmd_cancel}
+                "probe": cmd_probe, "cancel": cmd_cancel, "fill": cmd_fill}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__, file=sys.stderr)
         sys.exit(64)

@@ -21,6 +21,8 @@ public struct ServerConfiguration: Sendable {
     public var maxWaitSeconds = 300.0
     /// How the engine runs executions (workers, queue bound, script cap, retention, runtimes…).
     public var engine = EngineConfiguration()
+    /// Host-side sandbox settings (the CPU weight of all sandboxes together).
+    public var sandbox = SandboxConfiguration()
 
     public init() {}
 
@@ -35,6 +37,7 @@ public struct ServerConfiguration: Sendable {
         ("max_script_size", "CONFINE_MAX_SCRIPT_SIZE", "largest script (default 1MiB)"),
         ("max_wait", "CONFINE_MAX_WAIT", "longest wait=true a run may ask (default 5m)"),
         ("shutdown_grace", "CONFINE_SHUTDOWN_GRACE", "time running executions get at shutdown (default 10s)"),
+        ("sandbox_cpu_weight", "CONFINE_SANDBOX_CPU_WEIGHT", "CPU weight of all sandboxes together, 1-10000 (default 25; the server is 100)"),
         ("retention", "", "mapping: keep_per_job, max_age, interval"),
         ("retention.keep_per_job", "CONFINE_RETENTION_KEEP_PER_JOB", "finished executions kept per job"),
         ("retention.max_age", "CONFINE_RETENTION_MAX_AGE", "finished executions kept this long (e.g. 30d)"),
@@ -199,6 +202,7 @@ public struct ServerConfiguration: Sendable {
             let d = try duration()
             maxWaitSeconds = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
         case "shutdown_grace": engine.shutdownGrace = try duration()
+        case "sandbox_cpu_weight": sandbox.groupCPUWeight = try count(1...10_000)
         case "retention.keep_per_job": engine.keepPerJob = try count(0...1_000_000_000)
         case "retention.max_age": engine.maxAge = try duration()
         case "retention.interval": engine.retentionInterval = try duration()

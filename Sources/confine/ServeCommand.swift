@@ -86,7 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let sandbox: Sandbox
         do {
-            sandbox = try Sandbox()
+            sandbox = try Sandbox(configuration: configuration.sandbox)
         } catch {
             throw ServeFailure(code: 71, message: "sandbox: \(error.description)")
         }

@@ -24,6 +24,7 @@ struct ConfigurationTests {
         #expect(c.maxBodyBytes == 2 << 20)
         #expect(c.engine.maxScriptBytes == 1 << 20)
         #expect(c.engine.workers == ProcessInfo.processInfo.activeProcessorCount)
+        #expect(c.sandbox.groupCPUWeight == 25, "sandboxes weigh less than the server")
     }
 
     @Test("Every key from the file, and the environment over the file")
@@ -38,6 +39,7 @@ struct ConfigurationTests {
             max_script_size: 100kB
             max_wait: 2m
             shutdown_grace: 30s
+            sandbox_cpu_weight: 10
             retention: {keep_per_job: 10, max_age: 30d, interval: 5m}
             runtimes:
               ruby: {command: [/usr/bin/ruby, --disable-gems], script_path: /sandbox/script.rb}
@@ -51,6 +53,7 @@ struct ConfigurationTests {
         #expect(c.maxBodyBytes == 512 << 10 && c.engine.maxScriptBytes == 100_000)
         #expect(c.maxWaitSeconds == 120)
         #expect(c.engine.shutdownGrace == .seconds(30))
+        #expect(c.sandbox.groupCPUWeight == 10)
         #expect(c.engine.keepPerJob == 10 && c.engine.maxAge == .seconds(30 * 86_400) && c.engine.retentionInterval == .seconds(300))
         #expect(c.engine.runtimes[ScriptType("ruby")]?.command == ["/usr/bin/ruby", "--disable-gems"])
         #expect(c.engine.runtimes[.python] != nil, "configured runtimes add to the built-in ones")

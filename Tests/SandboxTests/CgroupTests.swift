@@ -17,6 +17,7 @@ struct CgroupTests {
         try FileManager.default.createDirectory(atPath: root + "/confine", withIntermediateDirectories: true)
         try "cpu memory pids\n".write(toFile: root + "/confine/cgroup.controllers", atomically: false, encoding: .utf8)
         try "".write(toFile: root + "/confine/cgroup.subtree_control", atomically: false, encoding: .utf8)
+        try "100\n".write(toFile: root + "/confine/cpu.weight", atomically: false, encoding: .utf8)
         return root
     }
 
@@ -32,8 +33,9 @@ struct CgroupTests {
     func v2OnTemporaryDirectory() throws {
         let root = try Self.fakeCgroup2()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let backend = try CgroupV2(root: root, parent: "confine")
+        let backend = try CgroupV2(root: root, parent: "confine", groupWeight: 25)
         #expect(try String(contentsOfFile: root + "/cgroup.subtree_control", encoding: .utf8) == "+cpu +memory +pids")
+        #expect(try String(contentsOfFile: root + "/confine/cpu.weight", encoding: .utf8) == "25", "all runs weigh less than the server")
         #expect(try String(contentsOfFile: root + "/confine/cgroup.subtree_control", encoding: .utf8) == "+cpu +memory +pids")
         // The kernel creates interface files in a new cgroup; this stand-in does it by hand.
         try FileManager.default.createDirectory(atPath: root + "/confine/run-1", withIntermediateDirectories: true)
@@ -72,11 +74,18 @@ struct CgroupTests {
     }
 
     @Test("v1 weight maps onto shares")
-    func sharesMapping() {
+    func sharesMapping() throws {
         #expect(CgroupV1.shares(weight: 100) == 1024)
         #expect(CgroupV1.shares(weight: 50) == 512)
         #expect(CgroupV1.shares(weight: 1) == 10)
         #expect(CgroupV1.shares(weight: 10000) == 102_400)
+        // For real on this host: all runs together weigh less than the server (default 25).
+        if let cgroups = TestSupport.sandbox.cgroups, cgroups.version == .v1,
+           let cpu = cgroups.baseDirectories.first(where: { FileManager.default.fileExists(atPath: $0 + "/cpu.shares") }) {
+            #expect(try String(contentsOfFile: cpu + "/cpu.shares", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) == "256")
+        } else {
+            print("SKIP the real v1 group weight check: this host's runs are not in cgroup v1")
+        }
     }
 
     @Test("The real hierarchy of this host: a run cgroup is created with its limits and removed",

@@ -87,12 +87,13 @@ public protocol RunCgroup: Sendable {
 /// else cgroup v1 with memory, pids, cpu and cpuacct mounted.
 public enum CgroupDetection {
     /// The backend for this host, or an error that names what is missing.
-    public static func detect(parent: String = "confine") throws(CgroupError) -> any CgroupBackend {
+    /// `groupWeight` is the CPU weight of all runs together (see `SandboxConfiguration`).
+    public static func detect(parent: String = "confine", groupWeight: Int = SandboxConfiguration().groupCPUWeight) throws(CgroupError) -> any CgroupBackend {
         let mounts = CgroupMounts.read()
         if let v2 = mounts.v2, let controllers = CgroupFile.readString(v2 + "/cgroup.controllers"),
            Set(controllers.split(whereSeparator: \.isWhitespace).map(String.init))
                .isSuperset(of: CgroupV2.requiredControllers) {
-            return try CgroupV2(root: v2, parent: parent)
+            return try CgroupV2(root: v2, parent: parent, groupWeight: groupWeight)
         }
         let needed = ["memory", "pids", "cpu", "cpuacct"]
         var dirs: [String: String] = [:]
@@ -102,7 +103,7 @@ public enum CgroupDetection {
             }
             dirs[controller] = dir
         }
-        return try CgroupV1(controllerMounts: dirs, parent: parent)
+        return try CgroupV1(controllerMounts: dirs, parent: parent, groupWeight: groupWeight)
     }
 }
 

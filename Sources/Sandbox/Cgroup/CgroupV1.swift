@@ -14,7 +14,9 @@ public final class CgroupV1: CgroupBackend {
     private let idle = Mutex<[CgroupV1Run]>([])
     static let maxIdle = 32
 
-    public init(controllerMounts: [String: String], parent: String) throws(CgroupError) {
+    /// `groupWeight` (v2 scale) sets `cpu.shares` of `<cpu mount>/<parent>`: all runs together
+    /// against their siblings.
+    public init(controllerMounts: [String: String], parent: String, groupWeight: Int = 100) throws(CgroupError) {
         var parents: [String: String] = [:]
         for (controller, mount) in controllerMounts {
             let dir = mount + "/" + parent
@@ -22,6 +24,7 @@ public final class CgroupV1: CgroupBackend {
             parents[controller] = dir
         }
         self.parents = parents
+        if let cpu = parents["cpu"] { try CgroupFile.write(cpu + "/cpu.shares", String(Self.shares(weight: groupWeight))) }
     }
 
     public var baseDirectories: [String] { Array(Set(parents.values)).sorted() }

@@ -10,8 +10,9 @@ public struct CgroupV2: CgroupBackend {
     public let base: String
     public var baseDirectories: [String] { [base] }
 
-    /// `root` is the cgroup2 mount (or, in tests, a directory laid out as one).
-    public init(root: String, parent: String) throws(CgroupError) {
+    /// `root` is the cgroup2 mount (or, in tests, a directory laid out as one). `groupWeight`
+    /// is the `cpu.weight` of `<root>/<parent>`: all runs together against their siblings.
+    public init(root: String, parent: String, groupWeight: Int = 100) throws(CgroupError) {
         base = root + "/" + parent
         try CgroupFile.makeDirectory(base)
         let enable = Self.requiredControllers.sorted().map { "+" + $0 }.joined(separator: " ")
@@ -22,6 +23,7 @@ public struct CgroupV2: CgroupBackend {
                 try CgroupFile.write(control, enable)
             }
         }
+        try CgroupFile.write(base + "/cpu.weight", String(max(1, min(10_000, groupWeight))))
     }
 
     public func create(name: String, limits: CgroupLimits) throws(CgroupError) -> any RunCgroup {

@@ -27,7 +27,8 @@ public final class Sandbox: Sendable {
         signal(SIGPIPE, SIG_IGN)
         switch configuration.cgroups {
         case .required:
-            do { cgroups = try CgroupDetection.detect(parent: configuration.cgroupParent) } catch {
+            do { cgroups = try CgroupDetection.detect(parent: configuration.cgroupParent,
+                                                                    groupWeight: configuration.groupCPUWeight) } catch {
                 throw .cgroup(error)
             }
         case .disabled:
