@@ -140,7 +140,8 @@ if [ "$rows" -gt 0 ]; then
   big="http://127.0.0.1:$big_port"
   for page in "newest page:/executions?limit=100" "by job:/executions?job_id=42&limit=100" \
               "by status:/executions?status=TIMED_OUT&limit=100" "by verdict:/executions?verdict=memory_limit&limit=100" \
-              "deep cursor:/executions?cursor=$((rows / 2))&limit=100" "no match:/executions?verdict=setup_failed&limit=100"; do
+              "deep cursor:/executions?cursor=$((rows / 2))&limit=100" "verdict, no match:/executions?verdict=setup_failed&limit=100" \
+              "time range, no match:/executions?created_after=2999-01-01T00:00:00Z&limit=100"; do
     BENCH_P99_FILE=/dev/null "${driver[@]}" probe "$big" "${page#*:}" 2 50 "  ${page%%:*}"
   done
   kill -TERM "$big_pid"; wait "$big_pid" || true

@@ -20,6 +20,7 @@ enum Migrations {
     /// Every version, oldest first.
     static let all: [Version] = [
         Version(name: "v1", migrate: v1),
+        Version(name: "v2", migrate: v2),
     ]
 
     /// The versions' names, oldest first.
@@ -106,5 +107,12 @@ enum Migrations {
             -- prune(olderThan:).
             CREATE INDEX execution_finished ON execution(finished_at);
             """)
+    }
+
+    /// Listing by verdict without a status (`GET /executions?verdict=memory_limit`): without
+    /// this index a verdict that matches nothing walked every row (133 ms with a million).
+    @Sendable
+    static func v2(_ db: Database) throws {
+        try db.execute(sql: "CREATE INDEX execution_verdict ON execution(verdict, id)")
     }
 }

@@ -1,6 +1,7 @@
 import API
 import Domain
 import Foundation
+import Sandbox
 import Testing
 
 /// `confine serve`'s configuration: file, then CONFINE_* variables, then defaults; every
@@ -24,7 +25,8 @@ struct ConfigurationTests {
         #expect(c.maxBodyBytes == 2 << 20)
         #expect(c.engine.maxScriptBytes == 1 << 20)
         #expect(c.engine.workers == ProcessInfo.processInfo.activeProcessorCount)
-        #expect(c.sandbox.groupCPUWeight == 25, "sandboxes weigh less than the server")
+        #expect(c.sandbox.groupCPUWeight == SandboxConfiguration.defaultGroupCPUWeight)
+        #expect(SandboxConfiguration.builtInGroupCPUWeight < 100, "sandboxes weigh less than the server")
     }
 
     @Test("Every key from the file, and the environment over the file")

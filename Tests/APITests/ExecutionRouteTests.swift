@@ -122,7 +122,7 @@ struct ExecutionRouteTests {
         }
     }
 
-    @Test("Cancel: a running execution ends CANCELLED within the answer; a finished one is a conflict")
+    @Test("Cancel: a running execution ends CANCELLED (within the answer unless the machine is loaded); a finished one is a conflict")
     func cancel() async throws {
         try await LiveServer.with { s in
             let job = try await s.job("forever", "bash", "sleep 60")
@@ -131,10 +131,15 @@ struct ExecutionRouteTests {
             while try await s.get("/executions/\(id)").object["status"] as? String != "RUNNING", Date() < deadline {
                 try await Task.sleep(for: .milliseconds(20))
             }
-            let cancelled = try await s.post("/executions/\(id)/cancel")
-            #expect(cancelled.status == 200, "\(cancelled)")
-            #expect(cancelled.object["status"] as? String == "CANCELLED")
-            #expect(cancelled.object["verdict"] as? String == "cancelled")
+            // 200 with the final execution when it ended within the route's short wait (the
+            // usual case), 202 with cancel_requested when the machine is too loaded for that.
+            let answer = try await s.post("/executions/\(id)/cancel")
+            #expect(answer.status == 200 || (answer.status == 202 && answer.object["cancel_requested"] as? Bool == true), "\(answer)")
+            if answer.status == 200 { #expect(answer.object["status"] as? String == "CANCELLED", "\(answer)") }
+            let cancelled = try await s.waitFinal(id)
+            #expect(cancelled["status"] as? String == "CANCELLED")
+            #expect(cancelled["verdict"] as? String == "cancelled")
+            #expect((cancelled["usage"] as? [String: Any])?["wall_ms"] as? Int ?? 60_000 < 30_000, "killed, not ended by its sleep")
             try await s.post("/executions/\(id)/cancel").expectProblem(409, "CANCELLED")
             try await s.post("/executions/424242/cancel").expectProblem(404, "424242")
         }

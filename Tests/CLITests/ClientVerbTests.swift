@@ -312,8 +312,10 @@ struct ClientVerbTests {
         _ = try server.waitFor(id) { $0["status"] as? String == "RUNNING" }
         let cancelled = try server.confine(["exec", "cancel", String(id)])
         #expect(cancelled.status == 0, "\(cancelled)")
-        #expect(cancelled.stdout == "execution \(id) CANCELLED\n", "\(cancelled)")
-        #expect(try server.execution(id)["status"] as? String == "CANCELLED")
+        // CANCELLED at once, or "cancel requested" when the machine is too loaded to end it
+        // within the server's short wait; either way it ends CANCELLED.
+        #expect(["execution \(id) CANCELLED\n", "execution \(id) RUNNING cancel requested\n"].contains(cancelled.stdout), "\(cancelled)")
+        #expect(try server.waitFor(id) { $0["status"] as? String != "RUNNING" }["status"] as? String == "CANCELLED")
         let again = try server.confine(["exec", "cancel", String(id)])
         #expect(again.status == 1, "\(again)")
 
@@ -323,9 +325,10 @@ struct ClientVerbTests {
         let o = waiting.finish()
         #expect(o.status == 120, "\(o)")
         let latest = try CLITests.json(try server.confine(["exec", "list", "--limit", "1", "--json"]).stdout)
-        let execution = try #require((latest["executions"] as? [[String: Any]])?.first)
+        let newest = try #require((latest["executions"] as? [[String: Any]])?.first?["id"] as? Int)
+        #expect(newest != id)
+        let execution = try server.waitFor(newest) { !["PENDING", "RUNNING"].contains($0["status"] as? String ?? "") }
         #expect(execution["status"] as? String == "CANCELLED", "\(execution)")
-        #expect(execution["id"] as? Int != id)
     }
 
     @Test("an unknown job or execution: exit 1 with the server's detail; usage errors exit 64", .enabled(if: hasServe))

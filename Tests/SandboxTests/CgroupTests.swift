@@ -79,10 +79,16 @@ struct CgroupTests {
         #expect(CgroupV1.shares(weight: 50) == 512)
         #expect(CgroupV1.shares(weight: 1) == 10)
         #expect(CgroupV1.shares(weight: 10000) == 102_400)
-        // For real on this host: all runs together weigh less than the server (default 25).
+        // For real on this host, in a parent cgroup of its own (the shared one is in use): the
+        // group weight lands in cpu.shares.
         if let cgroups = TestSupport.sandbox.cgroups, cgroups.version == .v1,
-           let cpu = cgroups.baseDirectories.first(where: { FileManager.default.fileExists(atPath: $0 + "/cpu.shares") }) {
-            #expect(try String(contentsOfFile: cpu + "/cpu.shares", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) == "256")
+           let shared = cgroups.baseDirectories.first(where: { FileManager.default.fileExists(atPath: $0 + "/cpu.shares") }) {
+            let mount = String(shared.dropLast("/confine".count))
+            let parent = "confine-weight-\(getpid())"
+            _ = try CgroupV1(controllerMounts: ["cpu": mount], parent: parent, groupWeight: 25)
+            defer { rmdir(mount + "/" + parent) }
+            #expect(try String(contentsOfFile: mount + "/" + parent + "/cpu.shares", encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines) == "256")
         } else {
             print("SKIP the real v1 group weight check: this host's runs are not in cgroup v1")
         }

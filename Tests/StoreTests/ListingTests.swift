@@ -120,6 +120,8 @@ struct ListingTests {
             #expect(firstNext.contains("USING INTEGER PRIMARY KEY") && !firstNext.contains("TEMP B-TREE"), "\(firstNext)")
             let byStatus = try await plan(ExecutionQuery(statuses: [.failed]))
             #expect(byStatus.contains("USING INDEX execution_status") && !byStatus.contains("TEMP B-TREE"), "\(byStatus)")
+            let byVerdict = try await plan(ExecutionQuery(verdicts: [.memoryLimit]))
+            #expect(byVerdict.contains("USING INDEX execution_verdict") && !byVerdict.contains("TEMP B-TREE"), "\(byVerdict)")
 
             let claim = try await store.queryPlan(SQLiteStore.nextPendingSQL)
             #expect(claim.contains("USING INDEX execution_queue") && !claim.contains("TEMP B-TREE"), "\(claim)")

@@ -50,6 +50,21 @@ struct MigrationTests {
                 let next = try await store.enqueue(job)
                 #expect(next.id == 13)
             }),
+        "v2": Fixture(
+            fill: { db in
+                try db.execute(sql: """
+                    INSERT INTO job (id, name, script_type, script_content, policy, created_at, updated_at)
+                    VALUES (3, 'hog', 'bash', 'x', 'default', 1700000000000, 1700000000000);
+                    INSERT INTO execution (id, job_id, status, verdict, script_type, script_snapshot, policy_name,
+                                           policy_snapshot, concurrency, created_at, finished_at, memory_peak_bytes)
+                    VALUES (21, 3, 'FAILED', 'memory_limit', 'bash', 'x', 'default', 'name: default', 'forbid',
+                            1700000001000, 1700000002000, 67108864);
+                    """)
+            },
+            check: { store in
+                let page = try await store.executions(ExecutionQuery(verdicts: [.memoryLimit]))
+                #expect(page.executions.map(\.id) == [21] && page.executions.first?.usage.memoryPeakBytes == 67_108_864)
+            }),
     ]
 
     @Test("From an empty file: the folder and file are created, every table, column and index exists, WAL and foreign keys on")
@@ -69,7 +84,7 @@ struct MigrationTests {
             }
             #expect(Set(tables).isSuperset(of: ["job", "execution", "grdb_migrations"]))
             #expect(indexes == ["execution_created", "execution_finished", "execution_job", "execution_job_status",
-                                "execution_lease", "execution_queue", "execution_status", "job_script_type"])
+                                "execution_lease", "execution_queue", "execution_status", "execution_verdict", "job_script_type"])
             #expect(applied == Migrations.versions && applied.last == Migrations.latest)
             #expect(columns == ["id", "job_id", "status", "verdict", "exit_code", "signal", "reason", "script_type",
                                 "script_snapshot", "policy_name", "policy_snapshot", "concurrency", "arguments", "environment",

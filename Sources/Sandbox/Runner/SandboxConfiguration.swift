@@ -11,8 +11,20 @@ public struct SandboxConfiguration: Sendable {
     /// rest of the host (v2 `cpu.weight` scale: 1…10000, 100 is an ordinary process group; v1
     /// `cpu.shares` = weight × 10.24). Below 100 so that the server stays responsive while every
     /// run burns CPU (measured here with two burners: reads' p99 5.1–5.9 ms at 100, 3.1–4.0 ms
-    /// at 12.5). Each run's own `cpu_weight` divides this share among the runs.
-    public var groupCPUWeight: Int = 25
+    /// at 12.5). Each run's own `cpu_weight` divides this share among the runs. Defaults to
+    /// $CONFINE_SANDBOX_CPU_WEIGHT when set (`make test` sets 100: there the test runner itself
+    /// is the busiest "server", and sandboxed tests must not be starved by it), else 25.
+    public var groupCPUWeight: Int = SandboxConfiguration.defaultGroupCPUWeight
+
+    /// The group weight when nothing else is said.
+    public static let builtInGroupCPUWeight = 25
+
+    /// $CONFINE_SANDBOX_CPU_WEIGHT (1…10000) when set and valid, else `builtInGroupCPUWeight`.
+    public static var defaultGroupCPUWeight: Int {
+        guard let text = getenv("CONFINE_SANDBOX_CPU_WEIGHT").map({ String(cString: $0) }), let weight = Int(text),
+              (1...10_000).contains(weight) else { return builtInGroupCPUWeight }
+        return weight
+    }
     /// Whether runs must have a cgroup. `.required` refuses to start without one; `.disabled`
     /// (a weaker mode an operator must ask for) runs without memory, pids and CPU-quota limits.
     public var cgroups: CgroupRequirement = .required
