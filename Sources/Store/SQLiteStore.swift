@@ -106,17 +106,17 @@ public final class SQLiteStore: ExecutionStore {
 
     public func job(named name: String) async throws -> Job? {
         try await read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM job WHERE name = ?", arguments: [name]).map(Records.job)
+            try Row.fetchOne(db, sql: Records.jobSelect + " WHERE name = ?", arguments: [name]).map(Records.job)
         }
     }
 
     public func jobs(scriptType: ScriptType?) async throws -> [Job] {
         try await read { db in
             if let scriptType {
-                return try Row.fetchAll(db, sql: "SELECT * FROM job WHERE script_type = ? ORDER BY id",
+                return try Row.fetchAll(db, sql: Records.jobSelect + " WHERE script_type = ? ORDER BY id",
                                         arguments: [scriptType.rawValue]).map(Records.job)
             }
-            return try Row.fetchAll(db, sql: "SELECT * FROM job ORDER BY id").map(Records.job)
+            return try Row.fetchAll(db, sql: Records.jobSelect + " ORDER BY id").map(Records.job)
         }
     }
 
@@ -363,7 +363,7 @@ public final class SQLiteStore: ExecutionStore {
         }
         let limit = max(1, min(ExecutionQuery.maximumLimit, query.limit))
         let whereSQL = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ") + " "
-        return ("SELECT * FROM execution \(whereSQL)ORDER BY id DESC LIMIT \(limit + 1)", arguments, limit)
+        return ("\(Records.executionSelect) \(whereSQL)ORDER BY id DESC LIMIT \(limit + 1)", arguments, limit)
     }
 
     public func pendingCount() async throws -> Int {
@@ -427,11 +427,11 @@ public final class SQLiteStore: ExecutionStore {
     }
 
     static func fetchJob(_ db: Database, id: Int64) throws -> Job? {
-        try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id]).map(Records.job)
+        try Row.fetchOne(db, sql: Records.jobSelect + " WHERE id = ?", arguments: [id]).map(Records.job)
     }
 
     static func fetchExecution(_ db: Database, id: Int64) throws -> Execution? {
-        try Row.fetchOne(db, sql: "SELECT * FROM execution WHERE id = ?", arguments: [id]).map(Records.execution)
+        try Row.fetchOne(db, sql: Records.executionSelect + " WHERE id = ?", arguments: [id]).map(Records.execution)
     }
 
     /// A PENDING or RUNNING execution of a job (the argument). No ORDER BY: it would make
@@ -513,8 +513,11 @@ enum JSON {
         return String(decoding: (try? encoder.encode(value)) ?? Data("null".utf8), as: UTF8.self)
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, _ text: String?, default value: T) -> T {
-        guard let text else { return value }
-        return (try? JSONDecoder().decode(T.self, from: Data(text.utf8))) ?? value
+    /// `empty` is the value of a missing text, of the common `[]` / `{}` (without building a
+    /// decoder: most rows have no arguments and no environment) and of a text that does not
+    /// decode.
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String?, empty: T) -> T {
+        guard let text, text != "[]", text != "{}" else { return empty }
+        return (try? JSONDecoder().decode(T.self, from: Data(text.utf8))) ?? empty
     }
 }
