@@ -1,4 +1,5 @@
 import Domain
+import Engine
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -39,6 +40,13 @@ struct MetaRoutes {
                                        + "policies are \(policies.names.joined(separator: ", "))", field: "name")
             }
             return APIServer.respond(Self.policy(policy))
+        }
+        table.on(.post, "/policies/reload") { _, _ in
+            let loaded = try await server.engineCall { () async throws(EngineError) in try server.engine.reloadPolicies() }
+            return APIServer.respond(.object([
+                ("policies", .array(loaded.names.map(JSON.string))),
+                ("directory", .string(loaded.directory)),
+            ]))
         }
         table.on(.get, "/runtimes") { _, _ in
             let runtimes = server.engine.configuration.runtimes

@@ -730,3 +730,15 @@ int cs_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno
 int cs_socketpair_cloexec(int fds[2]) {
     return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0 ? 0 : -errno;
 }
+
+int cs_probe_user_namespace(void) {
+    pid_t child = fork();
+    if (child < 0) return errno;
+    if (child == 0) _exit(unshare(CLONE_NEWUSER) == 0 ? 0 : (errno & 0x7f));
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0) {
+        if (errno != EINTR) return errno;
+    }
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    return EPROTO;
+}

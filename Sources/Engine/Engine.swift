@@ -35,7 +35,10 @@ public struct RunOptions: Sendable, Equatable {
 public final class Engine: Sendable {
     public let store: any ExecutionStore
     public let sandbox: Sandbox
-    public let policies: PolicySet
+    /// The policies new submissions use; `reloadPolicies()` replaces them as a whole.
+    /// Executions keep the policy snapshot taken when they were submitted.
+    public var policies: PolicySet { currentPolicies.withLock { $0 } }
+    private let currentPolicies: Mutex<PolicySet>
     public let configuration: EngineConfiguration
 
     private struct State {
@@ -56,7 +59,7 @@ public final class Engine: Sendable {
                 configuration: EngineConfiguration = EngineConfiguration()) {
         self.store = store
         self.sandbox = sandbox
-        self.policies = policies
+        self.currentPolicies = Mutex(policies)
         self.configuration = configuration
     }
 
@@ -180,10 +183,31 @@ public final class Engine: Sendable {
         }
     }
 
+    /// Loads the policies folder again and, when every file of it is valid, puts the new set in
+    /// force for later submissions. A folder with any invalid file is refused with the errors
+    /// of all of them, and the policies in force stay as they were. Executions already
+    /// submitted keep the policy they were given. Returns the set now in force.
+    @discardableResult
+    public func reloadPolicies() throws(EngineError) -> PolicySet {
+        let directory = policies.directory
+        let loaded: PolicySet
+        do {
+            loaded = try PolicySet.load(directory: directory)
+        } catch {
+            throw .invalidPolicy("reloading \(directory) refused; the previous policies stay in force: \(error.description)")
+        }
+        guard loaded["default"] != nil else {
+            throw .invalidPolicy("reloading \(directory) refused; the previous policies stay in force: it has no default.yaml, "
+                                 + "which jobs without a policy need")
+        }
+        currentPolicies.withLock { $0 = loaded }
+        return loaded
+    }
+
     /// The policy a run gets: the named one, with limits applied (each only tighter).
     public func effectivePolicy(name: String, limits: [String]) throws(EngineError) -> Policy {
         do {
-            let base = try policies.policy(named: name)
+            let base = try self.policies.policy(named: name)
             return try base.applying(LimitOverrides(parsing: limits))
         } catch {
             throw .invalidPolicy(error.description)

@@ -16,6 +16,8 @@ struct ServeCommand: AsyncParsableCommand {
             the flags below; anything else keeps its default. Keys of the file:
             \(ServerConfiguration.keys.map { "  \($0.key)\($0.env.isEmpty ? "" : " ($\($0.env))"): \($0.help)" }.joined(separator: "\n"))
 
+            SIGHUP reloads the policies folder (refused as a whole, with the errors, when any \
+            file is invalid; running executions keep the policy they started with). \
             SIGTERM or SIGINT stops taking work, lets running executions finish for \
             shutdown_grace, interrupts the rest, and exits. Exit status: 0 after a clean stop, \
             78 for an invalid configuration or policy, 74 when the database cannot be opened, \
@@ -103,6 +105,20 @@ struct ServeCommand: AsyncParsableCommand {
             store \(configuration.database), policies \(configuration.policies) (\(policySet.names.joined(separator: ", "))), \
             \(configuration.engine.workers) workers, cgroup \(sandbox.cgroups?.version.rawValue ?? "none")
             """)
+        // SIGHUP reloads the policies folder: all of it or nothing (the previous set stays in
+        // force when any file is invalid). Sandboxed programs get default dispositions back.
+        signal(SIGHUP, SIG_IGN)
+        let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        hangup.setEventHandler {
+            do {
+                let loaded = try engine.reloadPolicies()
+                logger.info("SIGHUP: policies reloaded from \(loaded.directory) (\(loaded.names.joined(separator: ", ")))")
+            } catch {
+                logger.error("SIGHUP: \(error)")
+            }
+        }
+        hangup.resume()
+        defer { hangup.cancel() }
         let host = configuration.host
         let server = APIServer(engine: engine, configuration: configuration)
         let app = server.application(logger: logger) { port in

@@ -29,6 +29,31 @@ struct MetaTests {
         }
     }
 
+    @Test("POST /policies/reload: a new file comes into force; a broken folder is refused with the file named, nothing changes")
+    func reload() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("confine-policies-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let repoPolicies = LiveServer.repository.appendingPathComponent("policies")
+        try FileManager.default.copyItem(at: repoPolicies.appendingPathComponent("default.yaml"),
+                                         to: folder.appendingPathComponent("default.yaml"))
+        try await LiveServer.with({ $0.policies = folder.path }) { s in
+            #expect(try await s.get("/policies").array.compactMap { $0["name"] as? String } == ["default"])
+            try await s.post("/jobs", #"{"name": "later", "script_type": "bash", "script_content": "true", "policy": "strict"}"#)
+                .expectProblem(422, field: "policy", "strict")
+            try FileManager.default.copyItem(at: repoPolicies.appendingPathComponent("strict.yaml"),
+                                             to: folder.appendingPathComponent("strict.yaml"))
+            let reloaded = try await s.post("/policies/reload")
+            #expect(reloaded.status == 200, "\(reloaded)")
+            #expect(reloaded.object["policies"] as? [String] == ["default", "strict"])
+            _ = try await s.job("later", "bash", "true", extra: #", "policy": "strict""#)
+
+            try "limits:\n  memroy: 1MiB\n".write(to: folder.appendingPathComponent("broken.yaml"), atomically: true, encoding: .utf8)
+            try await s.post("/policies/reload").expectProblem(422, "broken.yaml", "memroy", "previous policies stay in force")
+            #expect(try await s.get("/policies").array.compactMap { $0["name"] as? String } == ["default", "strict"])
+        }
+    }
+
     @Test("The OpenAPI document is served as JSON and YAML, and /docs loads it")
     func documents() async throws {
         try await LiveServer.with { s in

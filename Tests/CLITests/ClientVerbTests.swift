@@ -79,7 +79,10 @@ struct ClientVerbTests {
         let dir: URL
         private let process = Process()
 
-        init() async throws {
+        /// The server's process id (for signals).
+        var pid: Int32 { process.processIdentifier }
+
+        init(policies: String = CLITests.repoRoot + "/policies") async throws {
             dir = FileManager.default.temporaryDirectory.appendingPathComponent("confine-client-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             let port = try Self.freePort()
@@ -88,7 +91,7 @@ struct ClientVerbTests {
             try """
                 listen: 127.0.0.1:\(port)
                 database: \(dir.path)/confine.sqlite
-                policies: \(CLITests.repoRoot)/policies
+                policies: \(policies)
                 """.write(to: config, atomically: true, encoding: .utf8)
             let log = dir.appendingPathComponent("server.log")
             _ = FileManager.default.createFile(atPath: log.path, contents: nil)

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Glibc
 import Testing
 
@@ -37,5 +40,45 @@ struct ServeCommandTests {
         let outcome = try CLITests.confine(["serve", "--listen", "127.0.0.1:0", "--database", garbage])
         #expect(outcome.status == 74, "\(outcome.stderr)")
         #expect(outcome.stderr.contains(garbage), "\(outcome.stderr)")
+    }
+
+    @Test("SIGHUP reloads the policies folder: a new file comes into force; a broken one is refused and the rest stays")
+    func hangupReloads() async throws {
+        let policies = URL(fileURLWithPath: try temporary("placeholder")).deletingLastPathComponent()
+        for name in ["default", "strict"] {
+            try FileManager.default.copyItem(atPath: CLITests.repoRoot + "/policies/\(name).yaml",
+                                             toPath: policies.appendingPathComponent("\(name).yaml").path)
+        }
+        let server = try await ClientVerbTests.Server(policies: policies.path)
+        defer {
+            server.stop()
+            try? FileManager.default.removeItem(at: policies)
+        }
+        func names() async throws -> [String] {
+            let (data, _) = try await URLSession.shared.data(from: URL(string: server.url + "/policies")!)
+            let list = try JSONSerialization.jsonObject(with: data) as? [[String: Any]] ?? []
+            return list.compactMap { $0["name"] as? String }
+        }
+        func waitFor(_ expected: [String]) async throws -> [String] {
+            let deadline = Date().addingTimeInterval(15)
+            var seen = try await names()
+            while seen != expected, Date() < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+                seen = try await names()
+            }
+            return seen
+        }
+        #expect(try await names() == ["default", "strict"])
+        try FileManager.default.copyItem(atPath: CLITests.repoRoot + "/policies/networked.yaml",
+                                         toPath: policies.appendingPathComponent("networked.yaml").path)
+        kill(server.pid, SIGHUP)
+        #expect(try await waitFor(["default", "networked", "strict"]) == ["default", "networked", "strict"])
+
+        try "limits:\n  memroy: 1MiB\n".write(to: policies.appendingPathComponent("broken.yaml"), atomically: true, encoding: .utf8)
+        kill(server.pid, SIGHUP)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await names() == ["default", "networked", "strict"], "a broken file leaves the policies in force")
+        let log = try String(contentsOf: server.dir.appendingPathComponent("server.log"), encoding: .utf8)
+        #expect(log.contains("broken.yaml") && log.contains("previous policies stay in force"), "\(log.suffix(800))")
     }
 }

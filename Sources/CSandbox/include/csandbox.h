@@ -210,4 +210,9 @@ int cs_socketpair_cloexec(int fds[2]);
 /* The current thread's errno (Swift reads it right after the failing call). */
 int cs_errno(void);
 
+/* Whether this host lets a process create a user namespace: a forked child tries
+ * unshare(CLONE_NEWUSER) and exits. Returns 0 when it worked, else the errno (of the child's
+ * unshare, or of fork/waitpid). For diagnostics (`confine doctor`); the child runs only C. */
+int cs_probe_user_namespace(void);
+
 #endif
