@@ -33,7 +33,7 @@ let package = Package(
         ),
         .target(
             name: "Engine",
-            dependencies: ["Domain", "Store", "Sandbox"]
+            dependencies: ["Domain", "Store", "Sandbox", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "API",

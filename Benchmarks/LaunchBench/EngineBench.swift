@@ -52,6 +52,7 @@ enum EngineBench {
         defer { sandbox.shutdown() }
         var configuration = EngineConfiguration()
         configuration.workers = workers
+        configuration.logger.logLevel = .warning  // not a line per execution while timing
         let engine = Engine(store: store, sandbox: sandbox, policies: policies, configuration: configuration)
         let job = try await store.createJob(NewJob(name: "bench", scriptType: type, scriptContent: script, concurrency: .allow))
         // Enqueued before the workers start, so that the clock measures the engine serving them.

@@ -23,6 +23,10 @@ public struct ServerConfiguration: Sendable {
     public var engine = EngineConfiguration()
     /// Host-side sandbox settings (the CPU weight of all sandboxes together).
     public var sandbox = SandboxConfiguration()
+    /// The lowest level logged: trace, debug, info, notice, warning, error, critical.
+    public var logLevel = "info"
+    /// `json` (one object a line), `text`, or `auto`: text on a terminal, JSON otherwise.
+    public var logFormat = "auto"
 
     public init() {}
 
@@ -37,6 +41,8 @@ public struct ServerConfiguration: Sendable {
         ("max_script_size", "CONFINE_MAX_SCRIPT_SIZE", "largest script (default 1MiB)"),
         ("max_wait", "CONFINE_MAX_WAIT", "longest wait=true a run may ask (default 5m)"),
         ("shutdown_grace", "CONFINE_SHUTDOWN_GRACE", "time running executions get at shutdown (default 10s)"),
+        ("log_level", "CONFINE_LOG_LEVEL", "trace, debug, info (default), notice, warning, error or critical"),
+        ("log_format", "CONFINE_LOG_FORMAT", "json, text, or auto (default: text on a terminal, JSON otherwise)"),
         ("sandbox_cpu_weight", "CONFINE_SANDBOX_CPU_WEIGHT", "CPU weight of all sandboxes together, 1-10000 (default 25; the server is 100)"),
         ("retention", "", "mapping: keep_per_job, max_age, interval"),
         ("retention.keep_per_job", "CONFINE_RETENTION_KEEP_PER_JOB", "finished executions kept per job"),
@@ -203,6 +209,17 @@ public struct ServerConfiguration: Sendable {
             maxWaitSeconds = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
         case "shutdown_grace": engine.shutdownGrace = try duration()
         case "sandbox_cpu_weight": sandbox.groupCPUWeight = try count(1...10_000)
+        case "log_level":
+            let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+            guard levels.contains(value) else {
+                throw fail("expected one of \(levels.joined(separator: ", ")), got \(HumanUnitsText.quoted(value))")
+            }
+            logLevel = value
+        case "log_format":
+            guard ["json", "text", "auto"].contains(value) else {
+                throw fail("expected json, text or auto, got \(HumanUnitsText.quoted(value))")
+            }
+            logFormat = value
         case "retention.keep_per_job": engine.keepPerJob = try count(0...1_000_000_000)
         case "retention.max_age": engine.maxAge = try duration()
         case "retention.interval": engine.retentionInterval = try duration()

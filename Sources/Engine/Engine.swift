@@ -1,5 +1,6 @@
 import Domain
 import Foundation
+import Logging
 import Sandbox
 import Store
 import Synchronization
@@ -228,7 +229,7 @@ public final class Engine: Sendable {
                 claimed = try await store.claimNext(worker: configuration.workerName,
                                                     leaseUntil: Date() + configuration.leaseDuration.seconds, now: Date())
             } catch {
-                Log.warn("worker \(index): claiming failed: \(error)")
+                configuration.logger.warning("claiming failed: \(error)", metadata: ["worker": "\(index)"])
                 claimed = nil
             }
             if let claimed {
@@ -242,8 +243,17 @@ public final class Engine: Sendable {
     /// Runs one claimed execution to its end and stores the outcome.
     private func run(_ execution: Execution) async {
         let outcome = await outcome(of: execution)
-        do { _ = try await store.finish(executionID: execution.id, outcome) } catch {
-            Log.warn("execution \(execution.id): storing its end failed: \(error)")
+        let about = Self.metadata(execution)
+        do {
+            _ = try await store.finish(executionID: execution.id, outcome)
+            var details = about
+            details["status"] = "\(outcome.status.rawValue)"
+            details["verdict"] = "\(outcome.verdict.rawValue)"
+            if let code = outcome.exitCode { details["exit_code"] = "\(code)" }
+            details["wall_ms"] = "\(outcome.usage.wallMs)"
+            configuration.logger.info("execution finished", metadata: details)
+        } catch {
+            configuration.logger.warning("storing the end of the execution failed: \(error)", metadata: about)
         }
     }
 
@@ -294,7 +304,7 @@ public final class Engine: Sendable {
                 try? await Task.sleep(for: configuration.outputFlushInterval)
                 // Cancelled: the run is over and `finish` stores all of its output.
                 if Task.isCancelled { break }
-                await flush(output, executionID: execution.id)
+                await flush(output, execution: execution)
                 // A cancellation stored by another process (the API of a cluster).
                 if (try? await store.isCancelRequested(executionID: execution.id)) == true { handle.cancel() }
                 sinceRenewal += configuration.outputFlushInterval
@@ -316,22 +326,29 @@ public final class Engine: Sendable {
         return ExecutionOutcome(result, interrupted: interrupted && result.verdict == .cancelled)
     }
 
-    private func flush(_ output: OutputBuffer, executionID: Int64) async {
+    private func flush(_ output: OutputBuffer, execution: Execution) async {
         guard let pending = output.take() else { return }
         do {
-            try await store.appendOutput(executionID: executionID, stdout: pending.stdout, stderr: pending.stderr,
+            try await store.appendOutput(executionID: execution.id, stdout: pending.stdout, stderr: pending.stderr,
                                          stdoutBytes: pending.stdoutBytes, stderrBytes: pending.stderrBytes)
         } catch {
             // Cancelled mid-write because the run just ended: `finish` stores everything.
-            if !Task.isCancelled { Log.warn("execution \(executionID): storing partial output failed: \(error)") }
+            if !Task.isCancelled {
+                configuration.logger.warning("storing partial output failed: \(error)", metadata: Self.metadata(execution))
+            }
         }
+    }
+
+    /// What every log line about an execution carries.
+    static func metadata(_ execution: Execution) -> Logger.Metadata {
+        ["execution_id": "\(execution.id)", "job_id": "\(execution.jobID)"]
     }
 
     private func applyRetention() async {
         guard configuration.keepPerJob != nil || configuration.maxAge != nil else { return }
         let olderThan = configuration.maxAge.map { Date() - $0.seconds }
         do { _ = try await store.prune(keepPerJob: configuration.keepPerJob, olderThan: olderThan) } catch {
-            Log.warn("retention failed: \(error)")
+            configuration.logger.warning("retention failed: \(error)")
         }
     }
 
@@ -401,13 +418,5 @@ extension Duration {
     var seconds: TimeInterval {
         let c = components
         return TimeInterval(c.seconds) + TimeInterval(c.attoseconds) / 1e18
-    }
-}
-
-/// Warnings of the engine, on stderr until structured logging arrives (issue "Live output,
-/// metrics and structured logs").
-enum Log {
-    static func warn(_ message: String) {
-        FileHandle.standardError.write(Data("confine: \(message)\n".utf8))
     }
 }

@@ -1,5 +1,6 @@
 import Domain
 import Foundation
+import Logging
 
 /// How the engine runs executions: workers, queue bound, leases, output batching, retention,
 /// shutdown grace, and the runtimes that turn a script type into a command in the sandbox.
@@ -28,6 +29,9 @@ public struct EngineConfiguration: Sendable {
         .python: Runtime(command: ["/usr/bin/python3"], scriptPath: "/sandbox/script.py"),
         .bash: Runtime(command: ["/bin/bash"], scriptPath: "/sandbox/script.sh"),
     ]
+    /// Where the engine logs: every line about an execution carries `execution_id` and
+    /// `job_id`; a finished execution is one info line; store failures are warnings.
+    public var logger = Logger(label: "confine.engine")
     /// This engine's name in leases (`host:pid` by default).
     public var workerName: String = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)"
 

@@ -40,6 +40,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Executions run at once (default: the number of cores).")
     var workers: Int?
 
+    @Option(name: .long, help: "Log format: json (one object a line), text, or auto (text on a terminal, JSON otherwise).")
+    var logFormat: String?
+
+    @Option(name: .long, help: "Lowest level logged: trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String?
+
     func run() async throws {
         do {
             try await serve()
@@ -50,12 +56,6 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     private func serve() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = ProcessInfo.processInfo.environment["CONFINE_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
-            return handler
-        }
-        let logger = Logger(label: "confine")
         var configuration: ServerConfiguration
         do {
             var environment = ProcessInfo.processInfo.environment
@@ -64,10 +64,26 @@ struct ServeCommand: AsyncParsableCommand {
             if let database { environment["CONFINE_DATABASE"] = database }
             if let policies { environment["CONFINE_POLICIES"] = policies }
             if let workers { environment["CONFINE_WORKERS"] = String(workers) }
+            if let logFormat { environment["CONFINE_LOG_FORMAT"] = logFormat }
+            if let logLevel { environment["CONFINE_LOG_LEVEL"] = logLevel }
             configuration = try ServerConfiguration.load(file: config, environment: environment)
         } catch {
             throw ServeFailure(code: 78, message: error.description)
         }
+        let json = configuration.logFormat == "json" || (configuration.logFormat == "auto" && isatty(2) == 0)
+        let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            if json {
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        configuration.engine.logger = Logger(label: "confine.engine")
+        let logger = Logger(label: "confine")
         if config == nil, policies == nil, ProcessInfo.processInfo.environment["CONFINE_POLICIES"] == nil {
             configuration.policies = PolicyDirectory.locate()
         }

@@ -49,6 +49,7 @@ final class LiveServer: Sendable {
         configuration.database = folder.appendingPathComponent("confine.sqlite").path
         configuration.policies = repository.appendingPathComponent("policies").path
         configuration.engine.workers = 2
+        configuration.engine.logger.logLevel = .warning
         configuration.engine.shutdownGrace = .milliseconds(500)
         configuration.engine.outputFlushInterval = .milliseconds(100)
         tweak(&configuration)

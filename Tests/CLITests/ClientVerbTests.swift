@@ -82,7 +82,7 @@ struct ClientVerbTests {
         /// The server's process id (for signals).
         var pid: Int32 { process.processIdentifier }
 
-        init(policies: String = CLITests.repoRoot + "/policies") async throws {
+        init(policies: String = CLITests.repoRoot + "/policies", extraConfig: String = "") async throws {
             dir = FileManager.default.temporaryDirectory.appendingPathComponent("confine-client-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             let port = try Self.freePort()
@@ -92,6 +92,7 @@ struct ClientVerbTests {
                 listen: 127.0.0.1:\(port)
                 database: \(dir.path)/confine.sqlite
                 policies: \(policies)
+                \(extraConfig)
                 """.write(to: config, atomically: true, encoding: .utf8)
             let log = dir.appendingPathComponent("server.log")
             _ = FileManager.default.createFile(atPath: log.path, contents: nil)

@@ -81,4 +81,37 @@ struct ServeCommandTests {
         let log = try String(contentsOf: server.dir.appendingPathComponent("server.log"), encoding: .utf8)
         #expect(log.contains("broken.yaml") && log.contains("previous policies stay in force"), "\(log.suffix(800))")
     }
+
+    @Test("log_format json: every line of the server's log is one JSON object; an execution's lines carry its ids")
+    func jsonLogs() async throws {
+        let server = try await ClientVerbTests.Server(extraConfig: "log_format: json")
+        var stopped = false
+        defer { if !stopped { server.stop() } }
+        func post(_ path: String, _ body: String?) async throws -> [String: Any] {
+            var request = URLRequest(url: URL(string: server.url + path)!)
+            request.httpMethod = "POST"
+            request.httpBody = body.map { Data($0.utf8) }
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            let (data, _) = try await URLSession.shared.data(for: request)
+            return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+        }
+        let job = try #require(try await post("/jobs", #"{"name": "logged", "script_type": "bash", "script_content": "exit 3"}"#)["id"] as? Int)
+        let execution = try #require(try await post("/executions/\(job)/run?wait=true", nil)["id"] as? Int)
+        let log = try String(contentsOf: server.dir.appendingPathComponent("server.log"), encoding: .utf8)
+        server.stop()
+        stopped = true
+        let lines = log.split(separator: "\n").map(String.init)
+        #expect(lines.count >= 3, "\(log)")
+        var finished: [String: Any]?
+        for line in lines {
+            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object != nil, "not one JSON object: \(line)")
+            guard let object else { continue }
+            #expect(object["time"] is String && object["level"] is String && object["message"] is String, "\(line)")
+            if object["message"] as? String == "execution finished" { finished = object }
+        }
+        let line = try #require(finished, "no line about the execution in \(log)")
+        #expect(line["execution_id"] as? Int == execution && line["job_id"] as? Int == job, "\(line)")
+        #expect(line["status"] as? String == "FAILED" && line["exit_code"] as? Int == 3, "\(line)")
+    }
 }

@@ -252,6 +252,7 @@ struct EngineFixture {
         defer { remove(path) }
         var configuration = EngineConfiguration()
         configuration.workers = workers
+        configuration.logger.logLevel = .warning
         configuration.queueLimit = queueLimit
         configuration.shutdownGrace = grace
         configuration.keepPerJob = keepPerJob
