@@ -114,4 +114,28 @@ struct ServeCommandTests {
         #expect(line["execution_id"] as? Int == execution && line["job_id"] as? Int == job, "\(line)")
         #expect(line["status"] as? String == "FAILED" && line["exit_code"] as? Int == 3, "\(line)")
     }
+
+    @Test("A database locked by another process stops the start with the path and the reason (exit 74), after the busy timeout")
+    func lockedDatabase() throws {
+        let database = try temporary("locked.sqlite")
+        // Another process creates the file and holds an exclusive lock on it while we start.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        holder.arguments = ["-c", """
+            import sqlite3, sys, time
+            db = sqlite3.connect(sys.argv[1], isolation_level=None)
+            db.execute("CREATE TABLE t (x)")
+            db.execute("BEGIN EXCLUSIVE")
+            print("locked", flush=True)
+            time.sleep(12)
+            """, database]
+        let ready = Pipe()
+        holder.standardOutput = ready
+        try holder.run()
+        defer { kill(holder.processIdentifier, SIGKILL); holder.waitUntilExit() }
+        _ = ready.fileHandleForReading.availableData  // "locked"
+        let outcome = try CLITests.confine(["serve", "--listen", "127.0.0.1:0", "--database", database])
+        #expect(outcome.status == 74, "\(outcome.stderr)")
+        #expect(outcome.stderr.contains(database) && outcome.stderr.contains("lock"), "\(outcome.stderr)")
+    }
 }
