@@ -12,18 +12,7 @@ enum Representations {
     static func date(_ date: Date) -> JSON { .string(format(date)) }
     static func date(_ date: Date?) -> JSON { date.map { .string(format($0)) } ?? .null }
 
-    static func format(_ date: Date) -> String {
-        let ms = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
-        var seconds = time_t(ms / 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ n: Int32, _ width: Int) -> String {
-            let s = String(n)
-            return String(repeating: "0", count: max(0, width - s.count)) + s
-        }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(ms % 1000), 3))+00:00"
-    }
+    static func format(_ date: Date) -> String { Timestamp.rfc3339(date) }
 
     /// Parses an RFC 3339 date of a query parameter (`2026-11-27T03:04:05Z`, with or without
     /// fractional seconds, any offset).

@@ -171,7 +171,7 @@ public struct ServerConfiguration: Sendable {
         }
         func size(max: UInt64) throws(ConfigurationError) -> Int {
             let n: UInt64
-            do { n = try HumanUnitsText.bytes(value) } catch { throw fail(error.message) }
+            do { n = try HumanUnits.parseBytes(value) } catch { throw fail(error.message) }
             guard n >= 1, n <= max else {
                 throw fail("expected a size from 1 byte to \(HumanUnits.formatBytes(max)), got \(HumanUnitsText.quoted(value))")
             }
@@ -241,11 +241,9 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// Sizes and times in the units of policies (`2MiB`, `10s`), plus days (`30d`) for retention.
+/// Times in the units of policies (`10s`, `5m`), plus days (`30d`) for retention.
 enum HumanUnitsText {
     static func quoted(_ s: String) -> String { "\"\(s)\"" }
-
-    static func bytes(_ text: String) throws(HumanUnits.ParseError) -> UInt64 { try HumanUnits.parseBytes(text) }
 
     static func milliseconds(_ text: String) throws(HumanUnits.ParseError) -> Int64 {
         let t = text.trimmingCharacters(in: .whitespaces)

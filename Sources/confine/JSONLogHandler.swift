@@ -1,3 +1,4 @@
+import Domain
 import Foundation
 import Logging
 import Synchronization
@@ -25,7 +26,7 @@ struct JSONLogHandler: LogHandler {
         if let provided = metadataProvider?.get() { all.merge(provided) { _, new in new } }
         if let extra = event.metadata { all.merge(extra) { _, new in new } }
         var object: [String: Any] = [
-            "time": Self.timestamp(Date()), "level": event.level.rawValue, "label": label, "message": "\(event.message)",
+            "time": Timestamp.rfc3339(Date()), "level": event.level.rawValue, "label": label, "message": "\(event.message)",
         ]
         for (key, value) in all where object[key] == nil { object[key] = Self.json(value) }
         if let error = event.error, object["error"] == nil { object["error"] = "\(error)" }
@@ -42,11 +43,5 @@ struct JSONLogHandler: LogHandler {
         case .array(let items): return items.map(json)
         case .dictionary(let map): return map.mapValues(json)
         }
-    }
-
-    private static func timestamp(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
     }
 }

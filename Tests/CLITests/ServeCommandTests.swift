@@ -107,7 +107,7 @@ struct ServeCommandTests {
             let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
             #expect(object != nil, "not one JSON object: \(line)")
             guard let object else { continue }
-            #expect(object["time"] is String && object["level"] is String && object["message"] is String, "\(line)")
+            #expect((object["time"] as? String)?.hasSuffix("+00:00") == true && object["level"] is String && object["message"] is String, "\(line)")
             if object["message"] as? String == "execution finished" { finished = object }
         }
         let line = try #require(finished, "no line about the execution in \(log)")
