@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         .target(
@@ -27,6 +28,7 @@ let package = Package(
             dependencies: ["CSandbox", .product(name: "Yams", package: "Yams")]
         ),
         .target(name: "Domain"),
+        .target(name: "Credentials", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "Store",
             dependencies: ["Domain", .product(name: "GRDB", package: "GRDB.swift")]
@@ -38,7 +40,7 @@ let package = Package(
         .target(
             name: "API",
             dependencies: [
-                "Domain", "Store", "Engine", "Sandbox",
+                "Domain", "Store", "Engine", "Sandbox", "Credentials",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
@@ -48,7 +50,7 @@ let package = Package(
         .executableTarget(
             name: "confine",
             dependencies: [
-                "Sandbox", "Domain", "Store", "Engine", "API",
+                "Sandbox", "Domain", "Store", "Engine", "API", "Credentials",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -61,11 +63,12 @@ let package = Package(
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),
         .testTarget(name: "CLITests", dependencies: ["Sandbox"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Domain"]),
+        .testTarget(name: "CredentialsTests", dependencies: ["Credentials"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Store", "Domain", "Sandbox"]),
         .testTarget(
             name: "APITests",
             dependencies: [
-                "API", "Engine", "Store", "Domain", "Sandbox",
+                "API", "Engine", "Store", "Domain", "Sandbox", "Credentials",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

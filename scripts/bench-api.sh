@@ -82,13 +82,17 @@ if ! "${driver[@]}" wait-health "$base" 30; then
   exit 1
 fi
 
+# The server made its first admin token beside its database: every request but /health sends it.
+CONFINE_TOKEN="$(cat "$tmp/admin.token")"
+export CONFINE_TOKEN
+
 echo
 echo "Confine HTTP API — $base, $workers workers, wrk -t2 -c16 -d${seconds}s (loopback, $(nproc) cores)"
 
 # 1. Reads, idle.
 execution_id="$("${driver[@]}" setup "$base")"
 measure() {  # measure LABEL PATH [IDLE_P99_MS]
-  wrk -t2 -c16 -d"${seconds}s" --latency "$base$2" > "$tmp/wrk.out" 2>&1 \
+  wrk -t2 -c16 -d"${seconds}s" --latency -H "Authorization: Bearer $CONFINE_TOKEN" "$base$2" > "$tmp/wrk.out" 2>&1 \
     || { cat "$tmp/wrk.out" >&2; echo "bench-api: wrk failed on $2" >&2; return 1; }
   BENCH_P99_FILE="$tmp/p99" "${driver[@]}" wrk "$1" ${3:-} < "$tmp/wrk.out"
 }
@@ -128,6 +132,7 @@ rows="${BENCH_ROWS:-1000000}"
 if [ "$rows" -gt 0 ]; then
   big_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   sed -e "s/^listen: .*/listen: 127.0.0.1:$big_port/" -e "s|^database: .*|database: $tmp/big.sqlite|" "$tmp/confine.yaml" > "$tmp/big.yaml"
+  echo "admin_token_file: $tmp/big.token" >> "$tmp/big.yaml"
   start_big() {
     "$bin" serve --config "$tmp/big.yaml" >> "$tmp/big.log" 2>&1 &
     big_pid=$!
@@ -138,6 +143,7 @@ if [ "$rows" -gt 0 ]; then
   "${driver[@]}" fill "$tmp/big.sqlite" "$rows"
   start_big
   big="http://127.0.0.1:$big_port"
+  CONFINE_TOKEN="$(cat "$tmp/big.token")"
   for page in "newest page:/executions?limit=100" "by job:/executions?job_id=42&limit=100" \
               "by status:/executions?status=TIMED_OUT&limit=100" "by verdict:/executions?verdict=memory_limit&limit=100" \
               "deep cursor:/executions?cursor=$((rows / 2))&limit=100" "verdict, no match:/executions?verdict=setup_failed&limit=100" \

@@ -23,6 +23,8 @@ import urllib.parse
 EARLIER_RATE = 30.0        # the earlier platform's end-to-end rate here: 25–35 executions/s
 TARGET_FACTOR = 10.0
 READ_P99_TARGET_MS = 10.0
+# Every route but /health needs a token: the server's admin token (bench-api.sh exports it).
+TOKEN = os.environ.get("CONFINE_TOKEN", "")
 
 
 class Client:
@@ -36,6 +38,8 @@ class Client:
     def request(self, method, path, body=None):
         data = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"} if data is not None else {}
+        if TOKEN:
+            headers["Authorization"] = "Bearer " + TOKEN
         for attempt in (0, 1):
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)

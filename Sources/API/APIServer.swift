@@ -1,3 +1,4 @@
+import Credentials
 import Domain
 import Engine
 import Foundation
@@ -9,37 +10,55 @@ import Sandbox
 import ServiceLifecycle
 import Store
 
-/// The HTTP face of Confine: every route of `openapi.yaml` on a Hummingbird 2 router, errors as
-/// problem+json, the OpenAPI document and its docs page. It holds no state of its own: jobs
-/// and executions live in the store, runs in the engine.
+/// The HTTP face of Confine: every route of `openapi.yaml` on a Hummingbird 2 router, each
+/// behind its declared role (bearer tokens), errors as problem+json, the OpenAPI document and
+/// its docs page. It holds no state of its own: jobs and executions live in the store, tokens
+/// and the audit trail in the access store, runs in the engine.
 public struct APIServer: Sendable {
     public let engine: Engine
     public let configuration: ServerConfiguration
+    public let access: any AccessStore
+    /// Seals secret environment values; nil: jobs cannot have secrets (refused with words).
+    public let secrets: SecretBox?
+    let authenticator: Authenticator
 
-    public init(engine: Engine, configuration: ServerConfiguration) {
+    public init(engine: Engine, configuration: ServerConfiguration, access: any AccessStore, secrets: SecretBox?,
+                logger: Logger = Logger(label: "confine.api")) {
         self.engine = engine
         self.configuration = configuration
+        self.access = access
+        self.secrets = secrets
+        self.authenticator = Authenticator(store: access, publicRoutes: configuration.publicRoutes, logger: logger)
     }
 
     var store: any ExecutionStore { engine.store }
 
     /// The router with every route.
-    public func router() -> Router<BasicRequestContext> { routerAndTable().router }
+    public func router() -> Router<ConfineRequestContext> { routerAndTable().router }
 
-    /// Every route answered, as (method, OpenAPI path template): what tests compare with the
-    /// OpenAPI document.
-    public var routes: [(method: String, path: String)] {
-        routerAndTable().table.all.map { ($0.method.rawValue, $0.template) }
+    /// Every route answered, as (method, OpenAPI path template, who may call it): what tests
+    /// compare with the OpenAPI document. `role` is nil for a route open to all, `switch` names
+    /// the `public_routes` entry that can open it.
+    public var routes: [(method: String, path: String, role: String?, switch: String?)] {
+        routerAndTable().table.all.map { route in
+            switch route.access {
+            case .open: return (route.method.rawValue, route.template, nil, nil)
+            case .role(let role): return (route.method.rawValue, route.template, role.rawValue, nil)
+            case .configurable(let name):
+                return (route.method.rawValue, route.template, configuration.publicRoutes.contains(name) ? nil : Role.viewer.rawValue, name)
+            }
+        }
     }
 
-    func routerAndTable() -> (router: Router<BasicRequestContext>, table: RouteTable) {
-        let router = Router(context: BasicRequestContext.self)
-        let table = RouteTable(router: router)
+    func routerAndTable() -> (router: Router<ConfineRequestContext>, table: RouteTable) {
+        let router = Router(context: ConfineRequestContext.self)
+        let table = RouteTable(router: router, authenticator: authenticator)
         // Added first, so that it wraps every route registered after it (and the not-found one).
         router.add(middleware: ProblemMiddleware(table: table))
         JobRoutes(server: self).register(table)
         ExecutionRoutes(server: self).register(table)
         MetaRoutes(server: self).register(table)
+        AccessRoutes(server: self).register(table)
         return (router, table)
     }
 
@@ -59,6 +78,28 @@ public struct APIServer: Sendable {
     }
 
     // MARK: Shared by the routes
+
+    /// The caller of a route that needs a token (set by the route table before the handler).
+    var caller: Caller {
+        get throws(Problem) {
+            guard let caller = Caller.current else {
+                throw Problem("internal", .internalServerError, "a route that needs a token ran without one")
+            }
+            return caller
+        }
+    }
+
+    /// Appends to the audit trail what the caller just did. A failure to record is logged (the
+    /// action itself already happened and is answered).
+    func audit(_ action: String, _ targetType: String, _ targetID: String?, _ detail: String? = nil) async {
+        let caller = Caller.current
+        let entry = AuditEntry(at: Date(), tokenID: caller?.token.id, tokenName: caller?.token.name, role: caller?.role,
+                               action: action, targetType: targetType, targetID: targetID, address: caller?.address,
+                               detail: detail)
+        do { try await access.appendAudit(entry) } catch {
+            authenticator.logger.error("recording \(action) of \(targetType) \(targetID ?? "") in the audit trail failed: \(error)")
+        }
+    }
 
     /// The request body, at most `max_body_size` bytes (413 beyond). A body sent with another
     /// content type than JSON is still read as JSON (`curl -d` sends form encoding), and

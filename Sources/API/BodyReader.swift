@@ -96,6 +96,21 @@ struct BodyReader {
         return out
     }
 
+    /// An object of string or null values (secret variables patched: null removes one).
+    func nullableStringMap(_ key: String) throws(Problem) -> [String: String?]? {
+        guard let value = value(key) else { return nil }
+        guard case .object(let pairs) = value else { throw mismatch(key, "an object of strings or nulls", value) }
+        var out: [String: String?] = [:]
+        for (name, item) in pairs {
+            switch item {
+            case .string(let s): out[name] = .some(s)
+            case .null: out[name] = .some(nil)
+            default: throw .validation("\(field(key)).\(name)", "\(field(key)).\(name): expected a string or null, got \(item.kind)")
+            }
+        }
+        return out
+    }
+
     /// A limits object (`{"memory": "64MiB", "processes": 10}`) as `name=value` texts, each
     /// checked by the policy parser so that its message names the limit.
     func limits(_ key: String) throws(Problem) -> [String]? {

@@ -8,28 +8,30 @@ import Sandbox
 import Store
 
 /// `/executions`: run a job (optionally waiting for the end), show, list with filters and a
-/// cursor, cancel, and the raw output streams.
+/// cursor, cancel, and the raw output streams. Submitters and viewers see only their tenant's
+/// executions; another tenant's is "not found".
 struct ExecutionRoutes {
     let server: APIServer
 
     static let runFields = ["stdin", "stdin_base64", "arguments", "environment", "limits", "priority", "wait", "wait_timeout"]
 
     func register(_ table: RouteTable) {
-        table.on(.post, "/executions/{job_id}/run") { request, path in
+        table.on(.post, "/executions/{job_id}/run", .role(.submitter)) { request, path in
             try await run(request, jobID: server.id(path, "job_id"))
         }
         // The earlier platform's newer versions ran a job here.
-        table.on(.post, "/jobs/{id}/run") { request, path in
+        table.on(.post, "/jobs/{id}/run", .role(.submitter)) { request, path in
             try await run(request, jobID: server.id(path, "id"))
         }
-        table.on(.get, "/executions/{id}") { request, path in
+        table.on(.get, "/executions/{id}", .role(.viewer)) { request, path in
             let execution = try await execution(server.id(path, "id"))
             return APIServer.respond(Representations.execution(execution, encoding: try encoding(request)))
         }
-        table.on(.get, "/executions/job/{job_id}") { request, path in
+        table.on(.get, "/executions/job/{job_id}", .role(.viewer)) { request, path in
             let jobID = try server.id(path, "job_id")
             let encoding = try encoding(request)
-            guard try await server.storeCall({ try await server.store.job(id: jobID) }) != nil else {
+            let caller = try server.caller
+            guard let job = try await server.storeCall({ try await server.store.job(id: jobID) }), caller.sees(tenant: job.tenant) else {
                 throw Problem.notFound("job \(jobID) not found", field: "job_id")
             }
             var all: [Execution] = []
@@ -43,25 +45,28 @@ struct ExecutionRoutes {
             } while cursor != nil
             return APIServer.respond(.array(all.reversed().map { Representations.execution($0, encoding: encoding) }))
         }
-        table.on(.get, "/executions") { request, _ in
-            let query = try listing(request.uri.queryParameters)
+        table.on(.get, "/executions", .role(.viewer)) { request, _ in
+            var query = try listing(request.uri.queryParameters)
+            query.tenant = try server.caller.scope
             let page = try await server.storeCall { try await server.store.executions(query) }
             return APIServer.respond(.object([
                 ("executions", .array(page.executions.map { Representations.execution($0, withOutput: false) })),
                 ("next_cursor", JSON.optional(page.nextCursor) { .string(String($0)) }),
             ]))
         }
-        table.on(.post, "/executions/{id}/cancel") { request, path in
+        table.on(.post, "/executions/{id}/cancel", .role(.submitter)) { request, path in
             let id = try server.id(path, "id")
             let encoding = try encoding(request)
+            _ = try await execution(id)
             var execution = try await server.engineCall { () async throws(EngineError) in try await server.engine.cancel(executionID: id) }
+            await server.audit("execution.cancel", "execution", String(id), "was \(execution.status.rawValue)")
             if !execution.status.isFinal {
                 execution = try await waitFinal(id, seconds: 2) ?? execution
             }
             return APIServer.respond(Representations.execution(execution, encoding: encoding),
                                      status: execution.status.isFinal ? .ok : .accepted)
         }
-        table.on(.get, "/executions/{id}/output") { request, path in
+        table.on(.get, "/executions/{id}/output", .role(.viewer)) { request, path in
             let execution = try await execution(server.id(path, "id"))
             let stream = request.uri.queryParameters.get("stream") ?? "stdout"
             let (bytes, truncated, total): (Data, Bool, Int64)
@@ -77,8 +82,11 @@ struct ExecutionRoutes {
         }
     }
 
+    /// The execution with this id, if the caller may see it; "not found" otherwise.
     func execution(_ id: Int64) async throws -> Execution {
-        guard let execution = try await server.storeCall({ try await server.store.execution(id: id) }) else {
+        let caller = try server.caller
+        guard let execution = try await server.storeCall({ try await server.store.execution(id: id) }),
+              caller.sees(tenant: execution.tenant) else {
             throw Problem.notFound("execution \(id) not found")
         }
         return execution
@@ -136,9 +144,20 @@ struct ExecutionRoutes {
             throw Problem.validation("wait_timeout", "wait_timeout must be above 0 and at most \(maxWait) seconds (max_wait), got \(timeout)")
         }
 
+        // The job must be the caller's to see (404 otherwise), and its effective policy within
+        // the token's quotas.
+        let caller = try server.caller
+        let job = try await JobRoutes(server: server).job(jobID)
+        let policy = try await server.engineCall { () async throws(EngineError) in
+            try server.engine.effectivePolicy(name: job.policy, limits: job.limits + options.limits)
+        }
+        try Quotas.check(policy, token: caller.token, policies: server.engine.policies)
+        options.submittedBy = caller.token.id
+        options.maxActive = caller.token.maxActive
         let execution = try await server.engineCall { () async throws(EngineError) in
             try await server.engine.submit(jobID: jobID, options: options)
         }
+        await server.audit("execution.run", "execution", String(execution.id), "job \(jobID) (\(job.name)), policy \(policy.name)")
         guard wait else {
             return APIServer.respond(.object([
                 ("execution_id", .int(execution.id)),

@@ -27,6 +27,12 @@ public indirect enum JSON: Sendable, Equatable {
     static func int<I: BinaryInteger>(_ value: I) -> JSON { .number(Double(value)) }
     static func optional<T>(_ value: T?, _ transform: (T) -> JSON) -> JSON { value.map(transform) ?? .null }
 
+    /// The keys of an object, in order; nil for anything else.
+    var objectKeys: [String]? {
+        guard case .object(let members) = self else { return nil }
+        return members.map(\.0)
+    }
+
     /// The member named `key` of an object.
     public subscript(key: String) -> JSON? {
         guard case .object(let members) = self else { return nil }

@@ -6,59 +6,90 @@ import Sandbox
 import Store
 
 /// `/jobs`: create, list, show (by id, by name), list by script type, update, delete — the
-/// earlier platform's routes, answering as it did, with Confine's fields added.
+/// earlier platform's routes, answering as it did, with Confine's fields added. Submitters and
+/// viewers see only their tenant's jobs: another tenant's job is "not found", as if it did not
+/// exist, so ids and names do not leak.
 struct JobRoutes {
     let server: APIServer
 
-    static let createFields = ["name", "script_type", "script_content", "policy", "limits", "concurrency", "arguments", "environment"]
+    static let createFields = ["name", "script_type", "script_content", "policy", "limits", "concurrency", "arguments", "environment",
+                               "secret_environment"]
 
     func register(_ table: RouteTable) {
-        table.on(.post, "/jobs") { request, _ in
-            let new = try await newJob(server.json(request))
+        table.on(.post, "/jobs", .role(.submitter)) { request, _ in
+            let caller = try server.caller
+            var new = try await newJob(server.json(request))
+            new.tenant = caller.token.tenant
+            new.createdBy = caller.token.id
             let job = try await server.storeCall { try await server.store.createJob(new) }
+            await server.audit("job.create", "job", String(job.id), "name \(job.name), policy \(job.policy)" + Self.secretNote(new.secretEnvironment))
             return APIServer.respond(Representations.job(job))
         }
-        table.on(.get, "/jobs") { request, _ in
+        table.on(.get, "/jobs", .role(.viewer)) { request, _ in
             let type = request.uri.queryParameters.get("script_type").map { ScriptType($0) }
-            let jobs = try await server.storeCall { try await server.store.jobs(scriptType: type) }
+            let scope = try server.caller.scope
+            let jobs = try await server.storeCall { try await server.store.jobs(scriptType: type, tenant: scope) }
             return APIServer.respond(.array(jobs.map(Representations.job)))
         }
-        table.on(.get, "/jobs/{id}") { _, path in
+        table.on(.get, "/jobs/{id}", .role(.viewer)) { _, path in
             try await APIServer.respond(Representations.job(job(server.id(path, "id"))))
         }
-        table.on(.get, "/jobs/by_name/{name}") { _, path in
+        table.on(.get, "/jobs/by_name/{name}", .role(.viewer)) { _, path in
             let name = path.get("name") ?? ""
-            guard let job = try await server.storeCall({ try await server.store.job(named: name) }) else {
-                throw Problem.notFound("no job named \"\(name)\"", field: "name")
-            }
-            return APIServer.respond(Representations.job(job))
+            return try await APIServer.respond(Representations.job(job(named: name)))
         }
-        table.on(.get, "/jobs/by_script_type/{script_type}") { _, path in
+        table.on(.get, "/jobs/by_script_type/{script_type}", .role(.viewer)) { _, path in
             let type = ScriptType(path.get("script_type") ?? "")
-            let jobs = try await server.storeCall { try await server.store.jobs(scriptType: type) }
+            let scope = try server.caller.scope
+            let jobs = try await server.storeCall { try await server.store.jobs(scriptType: type, tenant: scope) }
             return APIServer.respond(.array(jobs.map(Representations.job)))
         }
-        table.on(.patch, "/jobs/{id}") { request, path in
+        table.on(.patch, "/jobs/{id}", .role(.submitter)) { request, path in
             let id = try server.id(path, "id")
-            let body = try await server.json(request)
             let current = try await job(id)
+            let body = try await server.json(request)
             let patch = try jobPatch(body, current: current)
             let job = try await server.storeCall { try await server.store.updateJob(id: id, patch) }
+            let fields = (body.objectKeys ?? []).sorted().joined(separator: ", ")
+            await server.audit("job.update", "job", String(id), "changed \(fields)")
             return APIServer.respond(Representations.job(job))
         }
-        table.on(.delete, "/jobs/{id}") { _, path in
+        table.on(.delete, "/jobs/{id}", .role(.submitter)) { _, path in
             let id = try server.id(path, "id")
             let job = try await job(id)
             try await server.storeCall { try await server.store.deleteJob(id: id) }
+            await server.audit("job.delete", "job", String(id), "name \(job.name)")
             return APIServer.respond(Representations.job(job))
         }
     }
 
+    /// The job with this id, if the caller may see it; "not found" otherwise (the same words
+    /// for a job of another tenant as for one that does not exist).
     func job(_ id: Int64) async throws -> Job {
-        guard let job = try await server.storeCall({ try await server.store.job(id: id) }) else {
+        let caller = try server.caller
+        guard let job = try await server.storeCall({ try await server.store.job(id: id) }), caller.sees(tenant: job.tenant) else {
             throw Problem.notFound("job \(id) not found")
         }
         return job
+    }
+
+    /// The job with this name among those the caller sees: its own tenant's first; for an
+    /// operator or admin, the only one of that name in any tenant (409 naming the ids when
+    /// several tenants use the name).
+    func job(named name: String) async throws -> Job {
+        let caller = try server.caller
+        let visible = try await server.storeCall { try await server.store.jobs(named: name) }.filter { caller.sees(tenant: $0.tenant) }
+        if let own = visible.first(where: { $0.tenant == caller.token.tenant }) { return own }
+        guard let first = visible.first else { throw Problem.notFound("no job named \"\(name)\"", field: "name") }
+        if visible.count > 1 {
+            throw Problem.conflict("\(visible.count) jobs are named \"\(name)\" in different tenants (ids "
+                                   + visible.map { String($0.id) }.joined(separator: ", ") + "); use /jobs/{id}")
+        }
+        return first
+    }
+
+    static func secretNote(_ secrets: [String: String]) -> String {
+        secrets.isEmpty ? "" : ", secret variables " + secrets.keys.sorted().joined(separator: ", ")
     }
 
     // MARK: Validation
@@ -68,6 +99,9 @@ struct JobRoutes {
         var job = NewJob(name: try body.requiredString("name"), scriptType: ScriptType(try body.requiredString("script_type")),
                          scriptContent: try body.requiredString("script_content"))
         try apply(body, to: &job)
+        if let secrets = try body.stringMap("secret_environment") {
+            job.secretEnvironment = try seal(secrets)
+        }
         try validate(job)
         return job
     }
@@ -81,10 +115,40 @@ struct JobRoutes {
         if let type = try body.string("script_type") { merged.scriptType = ScriptType(type) }
         if let content = try body.string("script_content") { merged.scriptContent = content }
         try apply(body, to: &merged)
+        // Secrets merge (their values cannot be read back to resend): a name with a value is
+        // set, a name with null removed, a name absent kept.
+        merged.secretEnvironment = current.secretEnvironment
+        var secretsChanged = false
+        if let changes = try body.nullableStringMap("secret_environment") {
+            let sealed = try seal(changes.compactMapValues { $0 })
+            for (name, value) in changes {
+                merged.secretEnvironment[name] = value == nil ? nil : sealed[name]
+            }
+            secretsChanged = true
+        }
         try validate(merged)
         return JobPatch(name: merged.name, scriptType: merged.scriptType, scriptContent: merged.scriptContent,
                         policy: merged.policy, limits: merged.limits, concurrency: merged.concurrency,
-                        arguments: merged.arguments, environment: merged.environment)
+                        arguments: merged.arguments, environment: merged.environment,
+                        secretEnvironment: secretsChanged ? merged.secretEnvironment : nil)
+    }
+
+    /// Secret values sealed with the server's key.
+    private func seal(_ secrets: [String: String]) throws(Problem) -> [String: String] {
+        guard !secrets.isEmpty else { return [:] }
+        guard let box = server.secrets else {
+            throw .validation("secret_environment", "this server has no secrets key; secret_environment cannot be stored")
+        }
+        var sealed: [String: String] = [:]
+        for (name, value) in secrets {
+            guard !value.utf8.contains(0) else {
+                throw .validation("secret_environment.\(name)", "secret_environment: \(name) contains a NUL byte")
+            }
+            do { sealed[name] = try box.seal(value) } catch {
+                throw Problem("internal", .internalServerError, "sealing secret_environment.\(name) failed: \(error)")
+            }
+        }
+        return sealed
     }
 
     private func apply(_ body: BodyReader, to job: inout NewJob) throws(Problem) {
@@ -131,13 +195,21 @@ struct JobRoutes {
         } catch {
             throw .validation("limits", "limits: \(error.description)")
         }
-        for name in job.environment.keys.sorted() {
-            guard name.range(of: #"^[A-Za-z_][A-Za-z0-9_]*$"#, options: .regularExpression) != nil else {
-                throw .validation("environment.\(name)", "environment: \"\(name)\" is not a valid variable name")
+        for (key, names) in [("environment", job.environment.keys.sorted()), ("secret_environment", job.secretEnvironment.keys.sorted())] {
+            for name in names {
+                guard name.range(of: #"^[A-Za-z_][A-Za-z0-9_]*$"#, options: .regularExpression) != nil else {
+                    throw .validation("\(key).\(name)", "\(key): \"\(name)\" is not a valid variable name")
+                }
+                guard policy.environment.allows(name) else {
+                    throw .validation("\(key).\(name)", "\(key): \(name) is not allowed by policy \(policy.name)")
+                }
             }
-            guard policy.environment.allows(name) else {
-                throw .validation("environment.\(name)", "environment: \(name) is not allowed by policy \(policy.name)")
-            }
+        }
+        if let both = job.environment.keys.sorted().first(where: { job.secretEnvironment[$0] != nil }) {
+            throw .validation("secret_environment.\(both)", "\(both) is in both environment and secret_environment; keep one")
+        }
+        if let caller = Caller.current {
+            try Quotas.check(policy, token: caller.token, policies: policies)
         }
         for (i, argument) in job.arguments.enumerated() where argument.utf8.contains(0) {
             throw .validation("arguments[\(i)]", "arguments[\(i)] contains a NUL byte")

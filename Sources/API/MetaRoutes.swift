@@ -12,10 +12,10 @@ struct MetaRoutes {
     let server: APIServer
 
     func register(_ table: RouteTable) {
-        table.on(.get, "/health") { _, _ in
+        table.on(.get, "/health", .open) { _, _ in
             APIServer.respond(.object([("status", .string("ok"))]))
         }
-        table.on(.get, "/ready") { _, _ in
+        table.on(.get, "/ready", .configurable("ready")) { _, _ in
             let checks = await readiness()
             if checks.allSatisfy({ $0.1 == "ok" }) {
                 return APIServer.respond(.object([
@@ -28,11 +28,11 @@ struct MetaRoutes {
             problem.extra["checks"] = .object(checks.map { ($0.0, .string($0.1)) })
             throw problem
         }
-        table.on(.get, "/policies") { _, _ in
+        table.on(.get, "/policies", .role(.operator)) { _, _ in
             let policies = server.engine.policies
             return APIServer.respond(.array(policies.names.compactMap { policies[$0] }.map(Self.policy)))
         }
-        table.on(.get, "/policies/{name}") { _, path in
+        table.on(.get, "/policies/{name}", .role(.operator)) { _, path in
             let name = path.get("name") ?? ""
             let policies = server.engine.policies
             guard let policy = policies[name] else {
@@ -41,14 +41,15 @@ struct MetaRoutes {
             }
             return APIServer.respond(Self.policy(policy))
         }
-        table.on(.post, "/policies/reload") { _, _ in
+        table.on(.post, "/policies/reload", .role(.admin)) { _, _ in
             let loaded = try await server.engineCall { () async throws(EngineError) in try server.engine.reloadPolicies() }
+            await server.audit("policies.reload", "policies", nil, "now " + loaded.names.joined(separator: ", "))
             return APIServer.respond(.object([
                 ("policies", .array(loaded.names.map(JSON.string))),
                 ("directory", .string(loaded.directory)),
             ]))
         }
-        table.on(.get, "/runtimes") { _, _ in
+        table.on(.get, "/runtimes", .role(.viewer)) { _, _ in
             let runtimes = server.engine.configuration.runtimes
             return APIServer.respond(.array(runtimes.keys.sorted { $0.rawValue < $1.rawValue }.map { type in
                 let runtime = runtimes[type]!
@@ -59,17 +60,17 @@ struct MetaRoutes {
                 ])
             }))
         }
-        table.on(.get, "/openapi.json") { _, _ in
+        table.on(.get, "/openapi.json", .configurable("openapi")) { _, _ in
             let document = try OpenAPIDocument.shared()
             return Response(status: .ok, headers: [.contentType: "application/json"],
                             body: .init(byteBuffer: ByteBuffer(bytes: document.json)))
         }
-        table.on(.get, "/openapi.yaml") { _, _ in
+        table.on(.get, "/openapi.yaml", .configurable("openapi")) { _, _ in
             let document = try OpenAPIDocument.shared()
             return Response(status: .ok, headers: [.contentType: "application/yaml"],
                             body: .init(byteBuffer: ByteBuffer(string: document.yaml)))
         }
-        table.on(.get, "/docs") { _, _ in
+        table.on(.get, "/docs", .configurable("docs")) { _, _ in
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(string: Self.docsPage)))
         }

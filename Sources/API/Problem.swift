@@ -88,6 +88,7 @@ public struct Problem: Error, CustomStringConvertible, Sendable {
         case .conflict: return .conflict(error.description)
         case .invalidTransition: return .conflict(error.description)
         case .queueFull: return .unavailable("queue-full", error.description, retryAfter: 5)
+        case .quotaExceeded: return Quotas.exceeded("max_active", field: nil, error.description)
         case .invalid: return .validation(nil, error.description)
         case .unavailable: return .unavailable("store-unavailable", error.description, retryAfter: 5)
         }

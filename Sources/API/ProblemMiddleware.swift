@@ -9,7 +9,7 @@ import Store
 /// engine and store refusals into their HTTP meaning, and anything unexpected into a logged
 /// 500 that still says what happened — never a bare error page or a dropped connection.
 struct ProblemMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+    typealias Context = ConfineRequestContext
     let table: RouteTable
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {

@@ -37,6 +37,9 @@ enum Representations {
             ("concurrency", .string(job.concurrency.rawValue)),
             ("arguments", .array(job.arguments.map(JSON.string))),
             ("environment", stringMap(job.environment)),
+            ("secret_environment", .array(job.secretEnvironment.keys.sorted().map(JSON.string))),
+            ("tenant", JSON.optional(job.tenant, JSON.string)),
+            ("created_by", JSON.optional(job.createdBy) { .int($0) }),
             ("created_at", date(job.createdAt)),
             ("updated_at", date(job.updatedAt)),
         ])
@@ -97,6 +100,8 @@ enum Representations {
             ("policy", .string(e.policyName)),
             ("arguments", .array(e.arguments.map(JSON.string))),
             ("priority", .int(e.priority)),
+            ("tenant", JSON.optional(e.tenant, JSON.string)),
+            ("submitted_by", JSON.optional(e.submittedBy) { .int($0) }),
         ]
         members += outputExtras
         members += [

@@ -7,27 +7,33 @@ import Synchronization
 /// can compare the routes with the OpenAPI document.
 final class RouteTable: Sendable {
     /// One route: a method and a path template (`/jobs/{id}`).
-    struct Route: Sendable, Hashable {
+    struct Route: Sendable, Equatable {
         let method: HTTPRequest.Method
         let template: String
+        let access: AccessRule
     }
 
     private let routes = Mutex<[Route]>([])
-    private nonisolated(unsafe) let router: Router<BasicRequestContext>
+    private nonisolated(unsafe) let router: Router<ConfineRequestContext>
+    private let authenticator: Authenticator
 
-    init(router: Router<BasicRequestContext>) {
+    init(router: Router<ConfineRequestContext>, authenticator: Authenticator) {
         self.router = router
+        self.authenticator = authenticator
     }
 
-    /// Registers `handler` for `method` on `template` (OpenAPI style: `/jobs/{id}`). A trailing
-    /// slash on the request's path is accepted (the router ignores empty path components).
+    /// Registers `handler` for `method` on `template` (OpenAPI style: `/jobs/{id}`), callable as
+    /// `access` says: the token is checked before the handler runs, which then finds its
+    /// caller in `Caller.current`. A trailing slash on the request's path is accepted (the
+    /// router ignores empty path components).
     ///
     /// The router wants one parameter name per position of the path tree (`/executions/{id}`
     /// and `/executions/{job_id}/run` would clash), so parameters are registered by position
     /// and handed to the handler under the template's names.
-    func on(_ method: HTTPRequest.Method, _ template: String,
+    func on(_ method: HTTPRequest.Method, _ template: String, _ access: AccessRule,
             _ handler: @escaping @Sendable (Request, PathParameters) async throws -> Response) {
-        routes.withLock { $0.append(Route(method: method, template: template)) }
+        routes.withLock { $0.append(Route(method: method, template: template, access: access)) }
+        let authenticator = self.authenticator
         var names: [(position: String, name: String)] = []
         let parts = template.split(separator: "/").enumerated().map { index, part -> String in
             guard part.hasPrefix("{"), part.hasSuffix("}") else { return String(part) }
@@ -41,7 +47,10 @@ final class RouteTable: Sendable {
                 let raw = context.parameters.get(position)
                 values[name] = raw.map { $0.removingPercentEncoding ?? $0 }
             }
-            return try await handler(request, PathParameters(values: values))
+            let caller = try await authenticator.authorize(request, address: context.clientAddress, rule: access)
+            return try await Caller.$current.withValue(caller) {
+                try await handler(request, PathParameters(values: values))
+            }
         }
     }
 

@@ -27,6 +27,23 @@ public struct ServerConfiguration: Sendable {
     public var logLevel = "info"
     /// `json` (one object a line), `text`, or `auto`: text on a terminal, JSON otherwise.
     public var logFormat = "auto"
+    /// Routes answered without a token besides `/health`: any of `ready`, `metrics`, `docs`,
+    /// `openapi` (none by default).
+    public var publicRoutes: Set<String> = []
+    /// Where the first admin token is written on the first start (nil: `admin.token` beside
+    /// the database).
+    public var adminTokenFile: String?
+    /// The key sealing secret environment values: base64 of 32 bytes, or a file (nil:
+    /// `secrets.key` beside the database, made on the first start).
+    public var secretsKey: String?
+    public var secretsKeyFile: String?
+
+    /// The folder of the database file.
+    var databaseFolder: String { (database as NSString).deletingLastPathComponent.isEmpty ? "." : (database as NSString).deletingLastPathComponent }
+    /// The admin token file in force.
+    public var effectiveAdminTokenFile: String { adminTokenFile ?? databaseFolder + "/admin.token" }
+    /// The secrets key file in force.
+    public var effectiveSecretsKeyFile: String { secretsKeyFile ?? databaseFolder + "/secrets.key" }
 
     public init() {}
 
@@ -44,6 +61,10 @@ public struct ServerConfiguration: Sendable {
         ("log_level", "CONFINE_LOG_LEVEL", "trace, debug, info (default), notice, warning, error or critical"),
         ("log_format", "CONFINE_LOG_FORMAT", "json, text, or auto (default: text on a terminal, JSON otherwise)"),
         ("sandbox_cpu_weight", "CONFINE_SANDBOX_CPU_WEIGHT", "CPU weight of all sandboxes together, 1-10000 (default 25; the server is 100)"),
+        ("public_routes", "CONFINE_PUBLIC_ROUTES", "routes open without a token besides /health: ready, metrics, docs, openapi (default none)"),
+        ("admin_token_file", "CONFINE_ADMIN_TOKEN_FILE", "where the first admin token is written (default admin.token beside the database)"),
+        ("secrets_key", "CONFINE_SECRETS_KEY", "base64 of 32 bytes sealing secret environment values (default: secrets_key_file)"),
+        ("secrets_key_file", "CONFINE_SECRETS_KEY_FILE", "file of the secrets key, made 0600 if missing (default secrets.key beside the database)"),
         ("retention", "", "mapping: keep_per_job, max_age, interval"),
         ("retention.keep_per_job", "CONFINE_RETENTION_KEEP_PER_JOB", "finished executions kept per job"),
         ("retention.max_age", "CONFINE_RETENTION_MAX_AGE", "finished executions kept this long (e.g. 30d)"),
@@ -96,6 +117,9 @@ public struct ServerConfiguration: Sendable {
                 }
             } else if key == "runtimes" {
                 try applyRuntimes(value, file: file)
+            } else if key == "public_routes", let list = value.sequence {
+                let names = list.map { $0.string ?? "" }
+                try set(key, names.joined(separator: ","), file: file)
             } else {
                 try set(key, Self.scalar(value, file: file, key: key), file: file)
             }
@@ -220,6 +244,24 @@ public struct ServerConfiguration: Sendable {
                 throw fail("expected json, text or auto, got \(HumanUnitsText.quoted(value))")
             }
             logFormat = value
+        case "public_routes":
+            let names = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            for name in names where !AccessRule.switches.contains(name) {
+                throw fail("unknown route switch \(HumanUnitsText.quoted(name))\(Suggestions.didYouMean(name, in: AccessRule.switches)); "
+                           + "expected any of \(AccessRule.switches.joined(separator: ", ")) (/health is always open)")
+            }
+            publicRoutes = Set(names)
+        case "admin_token_file":
+            guard !value.isEmpty else { throw fail("expected a file path") }
+            adminTokenFile = value
+        case "secrets_key":
+            guard let key = Data(base64Encoded: value.trimmingCharacters(in: .whitespacesAndNewlines)), key.count == 32 else {
+                throw fail("expected the base64 of 32 bytes (make one with: head -c 32 /dev/urandom | base64)")
+            }
+            secretsKey = value
+        case "secrets_key_file":
+            guard !value.isEmpty else { throw fail("expected a file path") }
+            secretsKeyFile = value
         case "retention.keep_per_job": engine.keepPerJob = try count(0...1_000_000_000)
         case "retention.max_age": engine.maxAge = try duration()
         case "retention.interval": engine.retentionInterval = try duration()

@@ -90,6 +90,12 @@ public struct Execution: Sendable, Equatable, Codable, Identifiable {
     /// How many times a worker took it over after the lease of the worker running it expired
     /// (that worker presumably died); 0 for an execution claimed only once.
     public var takeovers: Int
+    /// The job's secret environment when it was submitted, still sealed.
+    public var secretEnvironment: [String: String]
+    /// The job's tenant, copied at submission (scopes listings without a join).
+    public var tenant: String?
+    /// The token that submitted it (quotas count by it).
+    public var submittedBy: Int64?
 
     public init(id: Int64, jobID: Int64, status: ExecutionStatus = .pending, verdict: ExecutionVerdict? = nil,
                 exitCode: Int32? = nil, signal: Int32? = nil, reason: String? = nil, scriptType: ScriptType,
@@ -98,7 +104,8 @@ public struct Execution: Sendable, Equatable, Codable, Identifiable {
                 stderr: Data = Data(), stdoutBytes: Int64 = 0, stderrBytes: Int64 = 0, stdoutTruncated: Bool = false,
                 stderrTruncated: Bool = false, usage: ResourceUsage = ResourceUsage(), createdAt: Date,
                 startedAt: Date? = nil, finishedAt: Date? = nil, worker: String? = nil, leaseDeadline: Date? = nil,
-                cancelRequested: Bool = false, takeovers: Int = 0) {
+                cancelRequested: Bool = false, takeovers: Int = 0, secretEnvironment: [String: String] = [:],
+                tenant: String? = nil, submittedBy: Int64? = nil) {
         self.id = id
         self.jobID = jobID
         self.status = status
@@ -128,5 +135,8 @@ public struct Execution: Sendable, Equatable, Codable, Identifiable {
         self.leaseDeadline = leaseDeadline
         self.cancelRequested = cancelRequested
         self.takeovers = takeovers
+        self.secretEnvironment = secretEnvironment
+        self.tenant = tenant
+        self.submittedBy = submittedBy
     }
 }

@@ -18,12 +18,21 @@ public struct Job: Sendable, Equatable, Codable, Identifiable {
     public var arguments: [String]
     /// Environment variables given to the script (each must be allowed by the policy).
     public var environment: [String: String]
+    /// Secret environment variables: name → value sealed by the server's key (never the plain
+    /// value; opened only to start a sandbox).
+    public var secretEnvironment: [String: String]
+    /// The scope the job belongs to (the tenant of the token that created it); nil for jobs
+    /// created before tokens existed, which only operators and admins see.
+    public var tenant: String?
+    /// The token that created it.
+    public var createdBy: Int64?
     public var createdAt: Date
     public var updatedAt: Date
 
     public init(id: Int64, name: String, scriptType: ScriptType, scriptContent: String, policy: String = "default",
                 limits: [String] = [], concurrency: ConcurrencyRule = .forbid, arguments: [String] = [],
-                environment: [String: String] = [:], createdAt: Date, updatedAt: Date) {
+                environment: [String: String] = [:], secretEnvironment: [String: String] = [:], tenant: String? = nil,
+                createdBy: Int64? = nil, createdAt: Date, updatedAt: Date) {
         self.id = id
         self.name = name
         self.scriptType = scriptType
@@ -33,6 +42,9 @@ public struct Job: Sendable, Equatable, Codable, Identifiable {
         self.concurrency = concurrency
         self.arguments = arguments
         self.environment = environment
+        self.secretEnvironment = secretEnvironment
+        self.tenant = tenant
+        self.createdBy = createdBy
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }

@@ -15,14 +15,19 @@ public struct RunOptions: Sendable, Equatable {
     /// Tighter limits for this run (`memory=64MiB`), on top of the job's.
     public var limits: [String]
     public var priority: Int
+    /// The token submitting the run, and its quota of executions pending or running at once.
+    public var submittedBy: Int64?
+    public var maxActive: Int?
 
     public init(arguments: [String]? = nil, environment: [String: String] = [:], stdin: Data? = nil,
-                limits: [String] = [], priority: Int = 0) {
+                limits: [String] = [], priority: Int = 0, submittedBy: Int64? = nil, maxActive: Int? = nil) {
         self.arguments = arguments
         self.environment = environment
         self.stdin = stdin
         self.limits = limits
         self.priority = priority
+        self.submittedBy = submittedBy
+        self.maxActive = maxActive
     }
 }
 
@@ -154,7 +159,8 @@ public final class Engine: Sendable {
             jobID: job.id, scriptType: job.scriptType, scriptSnapshot: job.scriptContent, policyName: policy.name,
             policySnapshot: policy.renderYAML(), concurrency: job.concurrency,
             arguments: options.arguments ?? job.arguments, environment: environment, stdin: options.stdin,
-            priority: options.priority, createdAt: Date())
+            priority: options.priority, createdAt: Date(), secretEnvironment: job.secretEnvironment,
+            submittedBy: options.submittedBy, maxActive: options.maxActive)
         do {
             let execution = try await store.enqueue(new, queueLimit: configuration.queueLimit)
             ring()
@@ -279,12 +285,25 @@ public final class Engine: Sendable {
         guard let runtime = configuration.runtimes[execution.scriptType] else {
             return setupFailure("no runtime for script type \"\(execution.scriptType.rawValue)\"")
         }
+        var environment = execution.environment
+        if !execution.secretEnvironment.isEmpty {
+            guard let open = configuration.openSecret else {
+                return setupFailure("the job has secret environment variables and this server has no secrets key")
+            }
+            for (name, sealed) in execution.secretEnvironment {
+                do {
+                    environment[name] = try open(sealed)
+                } catch {
+                    return setupFailure("secret environment variable \(name): \(error)")
+                }
+            }
+        }
         let output = OutputBuffer()
         let request = RunRequest(
             policy: policy, command: runtime.command + [runtime.scriptPath] + execution.arguments,
             stdin: execution.stdin.map { Array($0) },
             files: [SandboxFile(path: runtime.scriptPath, contents: Array(execution.scriptSnapshot.utf8))],
-            environment: execution.environment, onOutput: { output.add($0) })
+            environment: environment, onOutput: { output.add($0) })
         let handle: RunHandle
         do { handle = try sandbox.start(request) } catch {
             return setupFailure("\(error)")

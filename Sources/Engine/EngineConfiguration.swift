@@ -35,6 +35,10 @@ public struct EngineConfiguration: Sendable {
     /// This engine's name in leases (`host:pid` by default).
     public var workerName: String = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)"
 
+    /// Opens a sealed secret value (jobs' secret environment) just before a sandbox starts;
+    /// nil: this engine has no key, and a job with secrets fails to start, saying so.
+    public var openSecret: (@Sendable (String) throws -> String)? = nil
+
     public init() {}
 }
 

@@ -13,16 +13,20 @@ public protocol ExecutionStore: Sendable {
     func createJob(_ job: NewJob) async throws -> Job
     func job(id: Int64) async throws -> Job?
     func job(named name: String) async throws -> Job?
-    /// All jobs, or those of one script type, by id.
-    func jobs(scriptType: ScriptType?) async throws -> [Job]
+    /// Every job with this name (one per tenant at most), by id.
+    func jobs(named name: String) async throws -> [Job]
+    /// All jobs, or those of one script type and/or one tenant, by id.
+    func jobs(scriptType: ScriptType?, tenant: String?) async throws -> [Job]
     func updateJob(id: Int64, _ patch: JobPatch) async throws -> Job
     /// Deletes a job and its executions; refused (`.conflict`) while one is pending or running.
     func deleteJob(id: Int64) async throws
 
     // MARK: Executions
-    /// Stores a new PENDING execution, applying the job's concurrency rule and the queue bound
-    /// atomically: `.conflict` for `forbid` while the job has one pending or running,
-    /// `.queueFull` when `queueLimit` executions are already pending. Nothing is half-stored.
+    /// Stores a new PENDING execution, applying the job's concurrency rule, the submitter's
+    /// quota and the queue bound atomically: `.conflict` for `forbid` while the job has one
+    /// pending or running, `.quotaExceeded` when the submitting token already has `maxActive`
+    /// pending or running, `.queueFull` when `queueLimit` executions are already pending.
+    /// The execution takes the job's tenant. Nothing is half-stored.
     func enqueue(_ execution: NewExecution, queueLimit: Int) async throws -> Execution
     /// Takes the next runnable PENDING execution (highest priority first, then oldest), makes
     /// it RUNNING for `worker` with a lease until `leaseUntil`. A `queue` job's execution is
@@ -57,6 +61,11 @@ public protocol ExecutionStore: Sendable {
     func prune(keepPerJob: Int?, olderThan: Date?) async throws -> Int
 }
 
+public extension ExecutionStore {
+    /// All jobs, or those of one script type, by id.
+    func jobs(scriptType: ScriptType?) async throws -> [Job] { try await jobs(scriptType: scriptType, tenant: nil) }
+}
+
 /// A job to create.
 public struct NewJob: Sendable, Equatable {
     public var name: String
@@ -67,10 +76,16 @@ public struct NewJob: Sendable, Equatable {
     public var concurrency: ConcurrencyRule
     public var arguments: [String]
     public var environment: [String: String]
+    /// Secret variables, values already sealed.
+    public var secretEnvironment: [String: String]
+    /// The scope the job belongs to (see `Job.tenant`).
+    public var tenant: String?
+    public var createdBy: Int64?
 
     public init(name: String, scriptType: ScriptType, scriptContent: String, policy: String = "default",
                 limits: [String] = [], concurrency: ConcurrencyRule = .forbid, arguments: [String] = [],
-                environment: [String: String] = [:]) {
+                environment: [String: String] = [:], secretEnvironment: [String: String] = [:], tenant: String? = nil,
+                createdBy: Int64? = nil) {
         self.name = name
         self.scriptType = scriptType
         self.scriptContent = scriptContent
@@ -79,6 +94,9 @@ public struct NewJob: Sendable, Equatable {
         self.concurrency = concurrency
         self.arguments = arguments
         self.environment = environment
+        self.secretEnvironment = secretEnvironment
+        self.tenant = tenant
+        self.createdBy = createdBy
     }
 }
 
@@ -92,10 +110,12 @@ public struct JobPatch: Sendable, Equatable {
     public var concurrency: ConcurrencyRule?
     public var arguments: [String]?
     public var environment: [String: String]?
+    /// Replaces all secret variables (values sealed).
+    public var secretEnvironment: [String: String]?
 
     public init(name: String? = nil, scriptType: ScriptType? = nil, scriptContent: String? = nil, policy: String? = nil,
                 limits: [String]? = nil, concurrency: ConcurrencyRule? = nil, arguments: [String]? = nil,
-                environment: [String: String]? = nil) {
+                environment: [String: String]? = nil, secretEnvironment: [String: String]? = nil) {
         self.name = name
         self.scriptType = scriptType
         self.scriptContent = scriptContent
@@ -104,6 +124,7 @@ public struct JobPatch: Sendable, Equatable {
         self.concurrency = concurrency
         self.arguments = arguments
         self.environment = environment
+        self.secretEnvironment = secretEnvironment
     }
 }
 
@@ -120,10 +141,16 @@ public struct NewExecution: Sendable, Equatable {
     public var stdin: Data?
     public var priority: Int
     public var createdAt: Date
+    /// The job's secret variables, still sealed.
+    public var secretEnvironment: [String: String]
+    /// The submitting token, and how many of its executions may be pending or running at once.
+    public var submittedBy: Int64?
+    public var maxActive: Int?
 
     public init(jobID: Int64, scriptType: ScriptType, scriptSnapshot: String, policyName: String, policySnapshot: String,
                 concurrency: ConcurrencyRule, arguments: [String] = [], environment: [String: String] = [:],
-                stdin: Data? = nil, priority: Int = 0, createdAt: Date) {
+                stdin: Data? = nil, priority: Int = 0, createdAt: Date, secretEnvironment: [String: String] = [:],
+                submittedBy: Int64? = nil, maxActive: Int? = nil) {
         self.jobID = jobID
         self.scriptType = scriptType
         self.scriptSnapshot = scriptSnapshot
@@ -135,6 +162,9 @@ public struct NewExecution: Sendable, Equatable {
         self.stdin = stdin
         self.priority = priority
         self.createdAt = createdAt
+        self.secretEnvironment = secretEnvironment
+        self.submittedBy = submittedBy
+        self.maxActive = maxActive
     }
 }
 
@@ -180,6 +210,8 @@ public struct ExecutionOutcome: Sendable, Equatable {
 public struct ExecutionQuery: Sendable, Equatable {
     /// Only this job's executions; nil for all.
     public var jobID: Int64?
+    /// Only this tenant's executions; nil for every tenant's.
+    public var tenant: String?
     /// Only executions in one of these statuses; empty for any.
     public var statuses: [ExecutionStatus]
     /// Only executions with one of these verdicts; empty for any.
@@ -197,8 +229,10 @@ public struct ExecutionQuery: Sendable, Equatable {
     public static let maximumLimit = 1000
 
     public init(jobID: Int64? = nil, statuses: [ExecutionStatus] = [], verdicts: [ExecutionVerdict] = [],
-                createdAfter: Date? = nil, createdBefore: Date? = nil, before: Int64? = nil, limit: Int = 100) {
+                createdAfter: Date? = nil, createdBefore: Date? = nil, before: Int64? = nil, limit: Int = 100,
+                tenant: String? = nil) {
         self.jobID = jobID
+        self.tenant = tenant
         self.statuses = statuses
         self.verdicts = verdicts
         self.createdAfter = createdAfter
@@ -224,6 +258,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
     case notFound(String)
     case conflict(String)
     case queueFull(limit: Int)
+    /// A token's quota of pending and running executions is used up.
+    case quotaExceeded(limit: Int)
     case invalidTransition(executionID: Int64, from: ExecutionStatus, to: String)
     case invalid(String)
     case unavailable(String)
@@ -233,6 +269,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
         case .notFound(let what): return "\(what) not found"
         case .conflict(let why): return why
         case .queueFull(let limit): return "the queue is full (\(limit) executions pending); retry later"
+        case .quotaExceeded(let limit):
+            return "\(limit) executions of this token are already pending or running, its most at once; wait for one to end"
         case .invalidTransition(let id, let from, let to): return "execution \(id) is \(from.rawValue); it cannot become \(to)"
         case .invalid(let why): return why
         case .unavailable(let why): return "the store is unavailable: \(why)"

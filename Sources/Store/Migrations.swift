@@ -21,6 +21,7 @@ enum Migrations {
     static let all: [Version] = [
         Version(name: "v1", migrate: v1),
         Version(name: "v2", migrate: v2),
+        Version(name: "v3", migrate: v3),
     ]
 
     /// The versions' names, oldest first.
@@ -114,5 +115,89 @@ enum Migrations {
     @Sendable
     static func v2(_ db: Database) throws {
         try db.execute(sql: "CREATE INDEX execution_verdict ON execution(verdict, id)")
+    }
+
+    /// Tokens, tenants, secrets and the audit trail. Job names become unique per tenant (not
+    /// across tenants, whose names must not leak through a conflict): the job table is rebuilt,
+    /// with foreign-key checks deferred by the migrator so executions keep their jobs.
+    @Sendable
+    static func v3(_ db: Database) throws {
+        let sequence = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'job'")
+        try db.execute(sql: """
+            CREATE TABLE job_v3 (
+              id INTEGER PRIMARY KEY AUTOINCREMENT,
+              name TEXT NOT NULL,
+              script_type TEXT NOT NULL,
+              script_content TEXT NOT NULL,
+              policy TEXT NOT NULL,
+              limits TEXT NOT NULL DEFAULT '[]',
+              concurrency TEXT NOT NULL DEFAULT 'forbid',
+              arguments TEXT NOT NULL DEFAULT '[]',
+              environment TEXT NOT NULL DEFAULT '{}',
+              created_at INTEGER NOT NULL,
+              updated_at INTEGER NOT NULL,
+              -- name -> value sealed with the server's key
+              secret_environment TEXT NOT NULL DEFAULT '{}',
+              -- '' for jobs made before tokens (seen by operators and admins only)
+              tenant TEXT NOT NULL DEFAULT '',
+              created_by INTEGER,
+              UNIQUE (tenant, name)
+            );
+            INSERT INTO job_v3 (id, name, script_type, script_content, policy, limits, concurrency, arguments, environment,
+                                created_at, updated_at)
+              SELECT id, name, script_type, script_content, policy, limits, concurrency, arguments, environment,
+                     created_at, updated_at FROM job;
+            DROP TABLE job;
+            ALTER TABLE job_v3 RENAME TO job;
+            CREATE INDEX job_script_type ON job(script_type, id);
+            -- jobs(named:), in any tenant.
+            CREATE INDEX job_name ON job(name);
+
+            ALTER TABLE execution ADD COLUMN secret_environment TEXT NOT NULL DEFAULT '{}';
+            ALTER TABLE execution ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
+            ALTER TABLE execution ADD COLUMN submitted_by INTEGER;
+            -- a tenant's executions, newest first.
+            CREATE INDEX execution_tenant ON execution(tenant, id);
+            -- quotas: a token's pending and running executions.
+            CREATE INDEX execution_submitter ON execution(submitted_by, status);
+
+            CREATE TABLE access_token (
+              id INTEGER PRIMARY KEY AUTOINCREMENT,
+              name TEXT NOT NULL,
+              role TEXT NOT NULL,
+              tenant TEXT NOT NULL,
+              digest BLOB NOT NULL UNIQUE,
+              policies TEXT,
+              max_policy TEXT,
+              max_active INTEGER,
+              created_at INTEGER NOT NULL,
+              expires_at INTEGER,
+              last_used_at INTEGER,
+              revoked_at INTEGER,
+              created_by INTEGER
+            );
+
+            CREATE TABLE audit (
+              id INTEGER PRIMARY KEY AUTOINCREMENT,
+              at INTEGER NOT NULL,
+              token_id INTEGER,
+              token_name TEXT,
+              role TEXT,
+              action TEXT NOT NULL,
+              target_type TEXT NOT NULL,
+              target_id TEXT,
+              address TEXT,
+              detail TEXT
+            );
+            CREATE INDEX audit_action ON audit(action, id);
+            CREATE INDEX audit_token ON audit(token_id, id);
+            CREATE INDEX audit_target ON audit(target_type, target_id, id);
+            """)
+        // Ids of deleted jobs are never given again (AUTOINCREMENT's promise survives the rebuild).
+        if let sequence {
+            let current = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'job'") ?? 0
+            try db.execute(sql: "DELETE FROM sqlite_sequence WHERE name = 'job'")
+            try db.execute(sql: "INSERT INTO sqlite_sequence (name, seq) VALUES ('job', ?)", arguments: [max(sequence, current)])
+        }
     }
 }

@@ -12,11 +12,12 @@ import GRDB
 enum Records {
     /// The columns of `job`, in the order `job(_:)` reads them.
     enum JobColumn: Int, CaseIterable {
-        case id, name, scriptType, scriptContent, policy, limits, concurrency, arguments, environment, createdAt, updatedAt
+        case id, name, scriptType, scriptContent, policy, limits, concurrency, arguments, environment, createdAt, updatedAt,
+             secretEnvironment, tenant, createdBy
 
         var name: String {
             ["id", "name", "script_type", "script_content", "policy", "limits", "concurrency", "arguments", "environment",
-             "created_at", "updated_at"][rawValue]
+             "created_at", "updated_at", "secret_environment", "tenant", "created_by"][rawValue]
         }
     }
 
@@ -25,14 +26,14 @@ enum Records {
         case id, jobID, status, verdict, exitCode, signal, reason, scriptType, scriptSnapshot, policyName, policySnapshot,
              arguments, environment, stdin, priority, stdout, stderr, stdoutBytes, stderrBytes, stdoutTruncated,
              stderrTruncated, wallMs, cpuMs, memoryPeakBytes, createdAt, startedAt, finishedAt, worker, leaseDeadline,
-             cancelRequested, takeovers
+             cancelRequested, takeovers, secretEnvironment, tenant, submittedBy
 
         var name: String {
             ["id", "job_id", "status", "verdict", "exit_code", "signal", "reason", "script_type", "script_snapshot",
              "policy_name", "policy_snapshot", "arguments", "environment", "stdin", "priority", "stdout", "stderr",
              "stdout_bytes", "stderr_bytes", "stdout_truncated", "stderr_truncated", "wall_ms", "cpu_ms",
              "memory_peak_bytes", "created_at", "started_at", "finished_at", "worker", "lease_deadline",
-             "cancel_requested", "takeovers"][rawValue]
+             "cancel_requested", "takeovers", "secret_environment", "tenant", "submitted_by"][rawValue]
         }
     }
 
@@ -49,6 +50,8 @@ enum Records {
                    concurrency: ConcurrencyRule(rawValue: at(.concurrency)) ?? .forbid,
                    arguments: JSON.decode([String].self, at(.arguments), empty: []),
                    environment: JSON.decode([String: String].self, at(.environment), empty: [:]),
+                   secretEnvironment: JSON.decode([String: String].self, at(.secretEnvironment), empty: [:]),
+                   tenant: tenant(at(.tenant)), createdBy: row[JobColumn.createdBy.rawValue],
                    createdAt: Millis.date(at(.createdAt)), updatedAt: Millis.date(at(.updatedAt)))
     }
 
@@ -77,6 +80,37 @@ enum Records {
             usage: ResourceUsage(wallMs: at(.wallMs), cpuMs: at(.cpuMs), memoryPeakBytes: optional(.memoryPeakBytes)),
             createdAt: Millis.date(at(.createdAt)), startedAt: started.map(Millis.date),
             finishedAt: finished.map(Millis.date), worker: optional(.worker), leaseDeadline: lease.map(Millis.date),
-            cancelRequested: at(.cancelRequested), takeovers: at(.takeovers))
+            cancelRequested: at(.cancelRequested), takeovers: at(.takeovers),
+            secretEnvironment: JSON.decode([String: String].self, optional(.secretEnvironment), empty: [:]),
+            tenant: tenant(at(.tenant)), submittedBy: optional(.submittedBy))
+    }
+
+    /// The stored tenant ('' for none) as the model's (nil for none).
+    static func tenant(_ stored: String) -> String? { stored.isEmpty ? nil : stored }
+
+    /// The columns of `access_token`, in the order `token(_:)` reads them (the digest last).
+    static let tokenSelect = """
+        SELECT id, name, role, tenant, policies, max_policy, max_active, created_at, expires_at, last_used_at, revoked_at,
+               created_by, digest FROM access_token
+        """
+
+    static func token(_ row: Row) -> AccessToken {
+        let policies: String? = row[4]
+        let expires: Int64? = row[8], used: Int64? = row[9], revoked: Int64? = row[10]
+        return AccessToken(id: row[0], name: row[1], role: Role(rawValue: row[2]) ?? .viewer, tenant: row[3],
+                           policies: policies.map { JSON.decode([String].self, $0, empty: []) }, maxPolicy: row[5],
+                           maxActive: row[6], createdAt: Millis.date(row[7]), expiresAt: expires.map(Millis.date),
+                           lastUsedAt: used.map(Millis.date), revokedAt: revoked.map(Millis.date), createdBy: row[11])
+    }
+
+    static let auditSelect = """
+        SELECT id, at, token_id, token_name, role, action, target_type, target_id, address, detail FROM audit
+        """
+
+    static func audit(_ row: Row) -> AuditEntry {
+        let role: String? = row[4]
+        return AuditEntry(id: row[0], at: Millis.date(row[1]), tokenID: row[2], tokenName: row[3],
+                          role: role.flatMap(Role.init(rawValue:)), action: row[5], targetType: row[6], targetID: row[7],
+                          address: row[8], detail: row[9])
     }
 }

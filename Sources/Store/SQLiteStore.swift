@@ -89,10 +89,11 @@ public final class SQLiteStore: ExecutionStore {
             do {
                 try db.execute(sql: """
                     INSERT INTO job (name, script_type, script_content, policy, limits, concurrency, arguments, environment,
-                                     created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     secret_environment, tenant, created_by, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [job.name, job.scriptType.rawValue, job.scriptContent, job.policy, JSON.encode(job.limits),
-                                     job.concurrency.rawValue, JSON.encode(job.arguments), JSON.encode(job.environment), now, now])
+                                     job.concurrency.rawValue, JSON.encode(job.arguments), JSON.encode(job.environment),
+                                     JSON.encode(job.secretEnvironment), job.tenant ?? "", job.createdBy, now, now])
             } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
                 throw StoreError.conflict("a job named \(job.name) already exists")
             }
@@ -110,13 +111,26 @@ public final class SQLiteStore: ExecutionStore {
         }
     }
 
-    public func jobs(scriptType: ScriptType?) async throws -> [Job] {
+    public func jobs(named name: String) async throws -> [Job] {
         try await read { db in
+            try Row.fetchAll(db, sql: Records.jobSelect + " WHERE name = ? ORDER BY id", arguments: [name]).map(Records.job)
+        }
+    }
+
+    public func jobs(scriptType: ScriptType?, tenant: String?) async throws -> [Job] {
+        try await read { db in
+            var clauses: [String] = []
+            var arguments: StatementArguments = []
             if let scriptType {
-                return try Row.fetchAll(db, sql: Records.jobSelect + " WHERE script_type = ? ORDER BY id",
-                                        arguments: [scriptType.rawValue]).map(Records.job)
+                clauses.append("script_type = ?")
+                arguments += [scriptType.rawValue]
             }
-            return try Row.fetchAll(db, sql: Records.jobSelect + " ORDER BY id").map(Records.job)
+            if let tenant {
+                clauses.append("tenant = ?")
+                arguments += [tenant]
+            }
+            let whereSQL = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
+            return try Row.fetchAll(db, sql: Records.jobSelect + whereSQL + " ORDER BY id", arguments: arguments).map(Records.job)
         }
     }
 
@@ -131,13 +145,14 @@ public final class SQLiteStore: ExecutionStore {
             if let v = patch.concurrency { job.concurrency = v }
             if let v = patch.arguments { job.arguments = v }
             if let v = patch.environment { job.environment = v }
+            if let v = patch.secretEnvironment { job.secretEnvironment = v }
             do {
                 try db.execute(sql: """
                     UPDATE job SET name = ?, script_type = ?, script_content = ?, policy = ?, limits = ?, concurrency = ?,
-                    arguments = ?, environment = ?, updated_at = ? WHERE id = ?
+                    arguments = ?, environment = ?, secret_environment = ?, updated_at = ? WHERE id = ?
                     """, arguments: [job.name, job.scriptType.rawValue, job.scriptContent, job.policy, JSON.encode(job.limits),
                                      job.concurrency.rawValue, JSON.encode(job.arguments), JSON.encode(job.environment),
-                                     Millis.now, id])
+                                     JSON.encode(job.secretEnvironment), Millis.now, id])
             } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
                 throw StoreError.conflict("a job named \(job.name) already exists")
             }
@@ -169,15 +184,23 @@ public final class SQLiteStore: ExecutionStore {
                     rule is forbid
                     """)
             }
+            if let submitter = new.submittedBy, let maxActive = new.maxActive {
+                let active = try Int.fetchOne(db, sql: """
+                    SELECT COUNT(*) FROM execution WHERE submitted_by = ? AND status IN ('PENDING', 'RUNNING')
+                    """, arguments: [submitter]) ?? 0
+                if active >= maxActive { throw StoreError.quotaExceeded(limit: maxActive) }
+            }
             let pending = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM execution WHERE status = 'PENDING'") ?? 0
             if pending >= queueLimit { throw StoreError.queueFull(limit: queueLimit) }
             try db.execute(sql: """
                 INSERT INTO execution (job_id, status, script_type, script_snapshot, policy_name, policy_snapshot, concurrency,
-                                       arguments, environment, stdin, priority, created_at)
-                VALUES (?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                       arguments, environment, stdin, priority, created_at, secret_environment, tenant,
+                                       submitted_by)
+                VALUES (?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [new.jobID, new.scriptType.rawValue, new.scriptSnapshot, new.policyName, new.policySnapshot,
                                  new.concurrency.rawValue, JSON.encode(new.arguments), JSON.encode(new.environment), new.stdin,
-                                 new.priority, Millis.of(new.createdAt)])
+                                 new.priority, Millis.of(new.createdAt), JSON.encode(new.secretEnvironment), job.tenant ?? "",
+                                 new.submittedBy])
             return try Self.fetchExecution(db, id: db.lastInsertedRowID)!
         }
     }
@@ -341,6 +364,10 @@ public final class SQLiteStore: ExecutionStore {
             clauses.append("job_id = ?")
             arguments += [jobID]
         }
+        if let tenant = query.tenant {
+            clauses.append("tenant = ?")
+            arguments += [tenant]
+        }
         if !query.statuses.isEmpty {
             clauses.append("status IN (\(query.statuses.map { _ in "?" }.joined(separator: ", ")))")
             arguments += StatementArguments(query.statuses.map(\.rawValue))
@@ -479,11 +506,11 @@ public final class SQLiteStore: ExecutionStore {
 
     // MARK: Helpers
 
-    private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do { return try await pool.read(body) } catch { throw Self.storeError(error, path: path) }
     }
 
-    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do { return try await pool.write(body) } catch { throw Self.storeError(error, path: path) }
     }
 

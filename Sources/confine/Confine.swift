@@ -10,6 +10,6 @@ struct Confine: AsyncParsableCommand {
             Policies live in ./policies (or $CONFINE_POLICIES): YAML files that say what a \
             sandboxed program may see and use. Check one with `confine policy check FILE`.
             """,
-        subcommands: [RunCommand.self, PolicyCommand.self, ServeCommand.self, JobCommand.self, ExecCommand.self, DoctorCommand.self, BackupCommand.self]
+        subcommands: [RunCommand.self, PolicyCommand.self, ServeCommand.self, JobCommand.self, ExecCommand.self, TokenCommand.self, DoctorCommand.self, BackupCommand.self]
     )
 }

@@ -1,4 +1,5 @@
 import API
+import Credentials
 import ArgumentParser
 import Engine
 import Foundation
@@ -102,6 +103,23 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw ServeFailure(code: 74, message: "database: \(error)")
         }
+        let secrets: SecretBox
+        do {
+            secrets = try SecretBox.load(base64: configuration.secretsKey, file: configuration.effectiveSecretsKeyFile)
+        } catch {
+            throw ServeFailure(code: 78, message: "secrets: \(error.description)")
+        }
+        configuration.engine.openSecret = { sealed in try secrets.open(sealed) }
+        do {
+            if try await AdminBootstrap.ensureAdmin(access: store, file: configuration.effectiveAdminTokenFile) {
+                logger.notice("""
+                    first start: made an admin token and wrote it to \(configuration.effectiveAdminTokenFile) (mode 0600); \
+                    use it to make other tokens (confine token create), then keep it safe or revoke it
+                    """)
+            }
+        } catch {
+            throw ServeFailure(code: 74, message: "admin token: \(error)")
+        }
         let sandbox: Sandbox
         do {
             sandbox = try Sandbox(configuration: configuration.sandbox)
@@ -136,7 +154,8 @@ struct ServeCommand: AsyncParsableCommand {
         hangup.resume()
         defer { hangup.cancel() }
         let host = configuration.host
-        let server = APIServer(engine: engine, configuration: configuration)
+        let server = APIServer(engine: engine, configuration: configuration, access: store, secrets: secrets,
+                               logger: Logger(label: "confine.api"))
         let app = server.application(logger: logger) { port in
             logger.info("listening on http://\(host.contains(":") ? "[\(host)]" : host):\(port) (docs at /docs)")
         }

@@ -1,4 +1,5 @@
 import API
+import Credentials
 import Domain
 import Engine
 import Foundation
@@ -19,6 +20,8 @@ import FoundationNetworking
 /// can check every response of the run against the OpenAPI document.
 final class LiveServer: Sendable {
     let baseURL: String
+    /// An admin token, sent by `call` unless told otherwise.
+    let adminToken: String
     let engine: Engine
     let store: SQLiteStore
     let folder: URL
@@ -53,8 +56,13 @@ final class LiveServer: Sendable {
         configuration.engine.shutdownGrace = .milliseconds(500)
         configuration.engine.outputFlushInterval = .milliseconds(100)
         tweak(&configuration)
+        let secrets = try SecretBox(key: Data((0..<32).map { _ in UInt8.random(in: 0...255) }))
+        configuration.engine.openSecret = { try secrets.open($0) }
         let policies = try PolicySet.load(directory: configuration.policies)
         let store = try SQLiteStore(path: configuration.database)
+        let adminToken = TokenMint.make()
+        _ = try await store.createToken(NewAccessToken(name: "test-admin", role: .admin, tenant: "admin",
+                                                       digest: TokenMint.digest(adminToken), createdAt: Date()))
         var sandboxConfiguration = SandboxConfiguration()
         sandboxConfiguration.warmPoolSize = 1
         let sandbox = try Sandbox(configuration: sandboxConfiguration)
@@ -63,7 +71,8 @@ final class LiveServer: Sendable {
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         var logger = Logger(label: "confine-test")
         logger.logLevel = .warning
-        let app = APIServer(engine: engine, configuration: configuration).application(logger: logger) { port in
+        let app = APIServer(engine: engine, configuration: configuration, access: store, secrets: secrets,
+                            logger: logger).application(logger: logger) { port in
             portContinuation.yield(port)
             portContinuation.finish()
         }
@@ -71,13 +80,14 @@ final class LiveServer: Sendable {
         let task = Task { try await group.run() }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw TestFailure("the server did not start") }
-        return LiveServer(baseURL: "http://127.0.0.1:\(port)", engine: engine, store: store, folder: folder,
-                          group: group, task: task)
+        return LiveServer(baseURL: "http://127.0.0.1:\(port)", adminToken: adminToken, engine: engine, store: store,
+                          folder: folder, group: group, task: task)
     }
 
-    private init(baseURL: String, engine: Engine, store: SQLiteStore, folder: URL, group: ServiceGroup,
+    private init(baseURL: String, adminToken: String, engine: Engine, store: SQLiteStore, folder: URL, group: ServiceGroup,
                  task: Task<Void, any Error>) {
         self.baseURL = baseURL
+        self.adminToken = adminToken
         self.engine = engine
         self.store = store
         self.folder = folder
@@ -93,13 +103,25 @@ final class LiveServer: Sendable {
 
     // MARK: Client
 
+    /// Who a request is sent as: the admin token (the default), another token, or no token.
+    enum Credential: Sendable {
+        case admin
+        case token(String)
+        case anonymous
+    }
+
     /// One HTTP exchange. `json` is sent as the body with `Content-Type: application/json`.
     @discardableResult
     func call(_ method: String, _ path: String, json: String? = nil, body: Data? = nil,
-              headers: [String: String] = [:]) async throws -> HTTPAnswer {
+              headers: [String: String] = [:], as credential: Credential = .admin) async throws -> HTTPAnswer {
         var request = URLRequest(url: URL(string: baseURL + path)!)
         request.httpMethod = method
         request.timeoutInterval = 60
+        switch credential {
+        case .admin: request.setValue("Bearer \(adminToken)", forHTTPHeaderField: "Authorization")
+        case .token(let token): request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        case .anonymous: break
+        }
         if let json {
             request.httpBody = Data(json.utf8)
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
@@ -119,22 +141,35 @@ final class LiveServer: Sendable {
         return answer
     }
 
-    func get(_ path: String) async throws -> HTTPAnswer { try await call("GET", path) }
-    func post(_ path: String, _ json: String? = nil) async throws -> HTTPAnswer { try await call("POST", path, json: json) }
+    func get(_ path: String, as credential: Credential = .admin) async throws -> HTTPAnswer {
+        try await call("GET", path, as: credential)
+    }
+    func post(_ path: String, _ json: String? = nil, as credential: Credential = .admin) async throws -> HTTPAnswer {
+        try await call("POST", path, json: json, as: credential)
+    }
+
+    /// Makes a token through the API (`extra`: more members of the body, each starting with a
+    /// comma) and returns its id and text.
+    func token(_ name: String, role: String, extra: String = "") async throws -> (id: Int, token: String) {
+        let answer = try await post("/tokens", #"{"name": \#(quote(name)), "role": \#(quote(role))\#(extra)}"#)
+        try #require(answer.status == 201, "\(answer)")
+        return (try #require(answer.object["id"] as? Int), try #require(answer.object["token"] as? String))
+    }
 
     /// Creates a job and returns its id.
-    func job(_ name: String, _ type: String = "bash", _ script: String, extra: String = "") async throws -> Int {
+    func job(_ name: String, _ type: String = "bash", _ script: String, extra: String = "",
+             as credential: Credential = .admin) async throws -> Int {
         let body = #"{"name": \#(quote(name)), "script_type": \#(quote(type)), "script_content": \#(quote(script))\#(extra)}"#
-        let answer = try await post("/jobs", body)
+        let answer = try await post("/jobs", body, as: credential)
         try #require(answer.status == 200, "\(answer)")
         return try #require(answer.object["id"] as? Int)
     }
 
     /// Polls an execution until it is final.
-    func waitFinal(_ id: Int, seconds: Double = 30) async throws -> [String: Any] {
+    func waitFinal(_ id: Int, seconds: Double = 30, as credential: Credential = .admin) async throws -> [String: Any] {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            let e = try await get("/executions/\(id)").object
+            let e = try await get("/executions/\(id)", as: credential).object
             if let status = e["status"] as? String, !["PENDING", "RUNNING"].contains(status) { return e }
             try await Task.sleep(for: .milliseconds(30))
         }

@@ -37,12 +37,16 @@ struct ClientVerbTests {
         private var out = Data(), err = Data()
         private let readers: [Thread]
 
-        init(_ args: [String]) throws {
+        init(_ args: [String], environment extra: [String: String] = [:]) throws {
             process.executableURL = URL(fileURLWithPath: CLITests.binary)
             process.arguments = args
             process.currentDirectoryURL = URL(fileURLWithPath: CLITests.repoRoot)
             var environment = ProcessInfo.processInfo.environment
             environment.removeValue(forKey: "CONFINE_SERVER")
+            environment.removeValue(forKey: "CONFINE_TOKEN")
+            // Never the developer's own ~/.config/confine/config.yaml.
+            environment["XDG_CONFIG_HOME"] = FileManager.default.temporaryDirectory.appendingPathComponent("confine-no-config").path
+            environment.merge(extra) { _, new in new }
             process.environment = environment
             let outPipe = Pipe(), errPipe = Pipe()
             process.standardOutput = outPipe
@@ -69,7 +73,9 @@ struct ClientVerbTests {
         }
     }
 
-    static func run(_ args: [String]) throws -> Outcome { try Running(args).finish() }
+    static func run(_ args: [String], environment: [String: String] = [:]) throws -> Outcome {
+        try Running(args, environment: environment).finish()
+    }
 
     // MARK: The server
 
@@ -77,6 +83,8 @@ struct ClientVerbTests {
     final class Server {
         let url: String
         let dir: URL
+        /// The admin token the server made on its first start (read from admin.token).
+        private(set) var adminToken = ""
         private let process = Process()
 
         /// The server's process id (for signals).
@@ -107,7 +115,11 @@ struct ClientVerbTests {
 
             let deadline = Date().addingTimeInterval(30)
             while true {
-                if await Self.healthy(url) { return }
+                if await Self.healthy(url) {
+                    adminToken = try String(contentsOf: dir.appendingPathComponent("admin.token"), encoding: .utf8)
+                        .trimmingCharacters(in: .whitespacesAndNewlines)
+                    return
+                }
                 let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
                 guard process.isRunning else {
                     throw ServerError(description: "confine serve exited with status \(process.terminationStatus):\n\(text)")
@@ -155,8 +167,22 @@ struct ClientVerbTests {
             return Int(UInt16(bigEndian: address.sin_port))
         }
 
-        /// `confine ARGS --server URL`.
-        func confine(_ args: [String]) throws -> Outcome { try ClientVerbTests.run(args + ["--server", url]) }
+        /// `confine ARGS --server URL`, with the admin token in CONFINE_TOKEN (or `token`).
+        func confine(_ args: [String], token: String? = nil) throws -> Outcome {
+            try ClientVerbTests.run(args + ["--server", url], environment: ["CONFINE_TOKEN": token ?? adminToken])
+        }
+
+        /// One HTTP request with the admin token (or `token`); the JSON answer and the status.
+        func request(_ method: String, _ path: String, _ body: String? = nil, token: String? = nil) async throws
+            -> (status: Int, json: Any?) {
+            var request = URLRequest(url: URL(string: url + path)!)
+            request.httpMethod = method
+            request.httpBody = body.map { Data($0.utf8) }
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.setValue("Bearer \(token ?? adminToken)", forHTTPHeaderField: "Authorization")
+            let (data, response) = try await URLSession.shared.data(for: request)
+            return ((response as? HTTPURLResponse)?.statusCode ?? 0, try? JSONSerialization.jsonObject(with: data))
+        }
 
         /// Writes a file in the server's folder and returns its path.
         func file(_ name: String, _ contents: String) throws -> String {
@@ -323,7 +349,7 @@ struct ClientVerbTests {
         let again = try server.confine(["exec", "cancel", String(id)])
         #expect(again.status == 1, "\(again)")
 
-        let waiting = try Running(["exec", "run", "sleeper", "--wait", "--server", server.url])
+        let waiting = try Running(["exec", "run", "sleeper", "--wait", "--server", server.url], environment: ["CONFINE_TOKEN": server.adminToken])
         usleep(1_500_000)
         waiting.process.interrupt()
         let o = waiting.finish()
@@ -360,5 +386,59 @@ struct ClientVerbTests {
         #expect(o.stderr == "confine: cannot reach http://127.0.0.1:\(port): connection refused; is `confine serve` running?\n", "\(o)")
         let run = try Self.run(["exec", "run", "x", "--wait", "--server", "127.0.0.1:\(port)"])
         #expect(run.status == 69, "\(run)")
+    }
+
+    @Test("Secure by default: the first start writes an admin token 0600 and logs only its path; token create/list/revoke through the server and on the database; the client's token sources", .enabled(if: hasServe))
+    func tokens() async throws {
+        let server = try await Server()
+        defer { server.stop() }
+        let file = server.dir.appendingPathComponent("admin.token").path
+        let mode = try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        #expect(server.adminToken.hasPrefix("cfn_") && server.adminToken.count == 47)
+        let log = try String(contentsOf: server.dir.appendingPathComponent("server.log"), encoding: .utf8)
+        #expect(log.contains(file) && !log.contains(server.adminToken), "\(log)")
+
+        // Without a token: refused, saying how to give one.
+        let anonymous = try ClientVerbTests.run(["job", "list", "--server", server.url])
+        #expect(anonymous.status == 1 && anonymous.stderr.contains("CONFINE_TOKEN") && anonymous.stderr.contains("admin.token"), "\(anonymous)")
+
+        // Through the server: the text alone on stdout, once.
+        let made = try server.confine(["token", "create", "ci", "--role", "submitter", "--tenant", "build", "--max-active", "2"])
+        #expect(made.status == 0, "\(made)")
+        let ci = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(ci.hasPrefix("cfn_") && !made.stderr.contains(ci))
+        let whoami = try await server.request("GET", "/whoami", token: ci)
+        #expect(whoami.status == 200 && (whoami.json as? [String: Any])?["tenant"] as? String == "build")
+        let list = try server.confine(["token", "list"])
+        #expect(list.status == 0 && list.stdout.contains("ci") && list.stdout.contains("max_active=2") && !list.stdout.contains(ci), "\(list)")
+        // The submitter cannot make tokens.
+        let weak = try server.confine(["token", "create", "x", "--role", "admin"], token: ci)
+        #expect(weak.status == 1 && weak.stderr.contains("admin"), "\(weak)")
+
+        // On the database, while the server runs: a recovery admin token works at once; a revocation holds at once.
+        let database = server.dir.appendingPathComponent("confine.sqlite").path
+        let direct = try ClientVerbTests.run(["token", "create", "rescue", "--role", "admin", "--database", database])
+        #expect(direct.status == 0, "\(direct)")
+        let rescue = direct.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try await server.request("GET", "/tokens", token: rescue).status == 200)
+        let ciID = try #require(((try await server.request("GET", "/whoami", token: ci)).json as? [String: Any])?["id"] as? Int)
+        let revoked = try ClientVerbTests.run(["token", "revoke", String(ciID), "--database", database])
+        #expect(revoked.status == 0, "\(revoked)")
+        #expect(try await server.request("GET", "/whoami", token: ci).status == 401)
+        let offline = try ClientVerbTests.run(["token", "list", "--database", database])
+        #expect(offline.stdout.contains("revoked") && offline.stdout.contains("rescue"), "\(offline)")
+
+        // The client's config file: used when it is the owner's alone, refused otherwise.
+        let home = server.dir.appendingPathComponent("home")
+        try FileManager.default.createDirectory(at: home.appendingPathComponent("confine"), withIntermediateDirectories: true)
+        let config = home.appendingPathComponent("confine/config.yaml").path
+        try "server: \(server.url)\ntoken: \(rescue)\n".write(toFile: config, atomically: true, encoding: .utf8)
+        chmod(config, 0o644)
+        let open = try ClientVerbTests.run(["job", "list"], environment: ["XDG_CONFIG_HOME": home.path])
+        #expect(open.status != 0 && open.stderr.contains("chmod 600"), "\(open)")
+        chmod(config, 0o600)
+        let fromFile = try ClientVerbTests.run(["job", "list"], environment: ["XDG_CONFIG_HOME": home.path])
+        #expect(fromFile.status == 0, "\(fromFile)")
     }
 }

@@ -55,8 +55,7 @@ struct ServeCommandTests {
             try? FileManager.default.removeItem(at: policies)
         }
         func names() async throws -> [String] {
-            let (data, _) = try await URLSession.shared.data(from: URL(string: server.url + "/policies")!)
-            let list = try JSONSerialization.jsonObject(with: data) as? [[String: Any]] ?? []
+            let list = try await server.request("GET", "/policies").json as? [[String: Any]] ?? []
             return list.compactMap { $0["name"] as? String }
         }
         func waitFor(_ expected: [String]) async throws -> [String] {
@@ -88,12 +87,7 @@ struct ServeCommandTests {
         var stopped = false
         defer { if !stopped { server.stop() } }
         func post(_ path: String, _ body: String?) async throws -> [String: Any] {
-            var request = URLRequest(url: URL(string: server.url + path)!)
-            request.httpMethod = "POST"
-            request.httpBody = body.map { Data($0.utf8) }
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            let (data, _) = try await URLSession.shared.data(for: request)
-            return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+            try await server.request("POST", path, body).json as? [String: Any] ?? [:]
         }
         let job = try #require(try await post("/jobs", #"{"name": "logged", "script_type": "bash", "script_content": "exit 3"}"#)["id"] as? Int)
         let execution = try #require(try await post("/executions/\(job)/run?wait=true", nil)["id"] as? Int)

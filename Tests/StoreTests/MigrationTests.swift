@@ -33,6 +33,9 @@ struct MigrationTests {
                     INSERT INTO execution (id, job_id, status, script_type, script_snapshot, policy_name, policy_snapshot,
                                            concurrency, priority, created_at)
                     VALUES (12, 7, 'PENDING', 'python', 'print(1)', 'strict', 'name: strict', 'queue', 3, 1700000005000);
+                    INSERT INTO job (id, name, script_type, script_content, policy, created_at, updated_at)
+                    VALUES (9, 'gone', 'bash', 'x', 'default', 1700000000000, 1700000000000);
+                    DELETE FROM job WHERE id = 9;
                     """)
             },
             check: { store in
@@ -49,6 +52,10 @@ struct MigrationTests {
                 #expect(try await store.claim()?.id == 12)
                 let next = try await store.enqueue(job)
                 #expect(next.id == 13)
+                // v3: jobs made before tokens belong to no tenant; a deleted job's id is never given again.
+                #expect(job.tenant == nil && pending.tenant == nil && job.secretEnvironment.isEmpty)
+                let fresh = try await store.createJob(NewJob(name: "after", scriptType: .bash, scriptContent: "true"))
+                #expect(fresh.id == 10)
             }),
         "v2": Fixture(
             fill: { db in
@@ -64,6 +71,37 @@ struct MigrationTests {
             check: { store in
                 let page = try await store.executions(ExecutionQuery(verdicts: [.memoryLimit]))
                 #expect(page.executions.map(\.id) == [21] && page.executions.first?.usage.memoryPeakBytes == 67_108_864)
+            }),
+        "v3": Fixture(
+            fill: { db in
+                try db.execute(sql: """
+                    INSERT INTO job (id, name, script_type, script_content, policy, created_at, updated_at, tenant, created_by,
+                                     secret_environment)
+                    VALUES (1, 'report', 'bash', 'x', 'default', 1700000000000, 1700000000000, 'data', 2, '{"KEY":"v1:abc"}'),
+                           (2, 'report', 'bash', 'y', 'default', 1700000000000, 1700000000000, 'ops', 3, '{}');
+                    INSERT INTO execution (id, job_id, status, script_type, script_snapshot, policy_name, policy_snapshot,
+                                           concurrency, created_at, tenant, submitted_by, secret_environment)
+                    VALUES (31, 1, 'PENDING', 'bash', 'x', 'default', 'name: default', 'forbid', 1700000001000, 'data', 2,
+                            '{"KEY":"v1:abc"}');
+                    INSERT INTO access_token (id, name, role, tenant, digest, policies, max_policy, max_active, created_at,
+                                              expires_at, revoked_at, created_by)
+                    VALUES (2, 'alice', 'submitter', 'data', x'0102', '["default"]', 'default', 4, 1700000000000, NULL, NULL, 1);
+                    INSERT INTO audit (id, at, token_id, token_name, role, action, target_type, target_id, address, detail)
+                    VALUES (5, 1700000002000, 2, 'alice', 'submitter', 'job.create', 'job', '1', '127.0.0.1', 'name report');
+                    """)
+            },
+            check: { store in
+                let named = try await store.jobs(named: "report")
+                #expect(named.map(\.id) == [1, 2] && named.map(\.tenant) == ["data", "ops"])
+                #expect(named[0].secretEnvironment == ["KEY": "v1:abc"] && named[0].createdBy == 2)
+                #expect(try await store.jobs(scriptType: nil, tenant: "ops").map(\.id) == [2])
+                let e = try #require(try await store.execution(id: 31))
+                #expect(e.tenant == "data" && e.submittedBy == 2 && e.secretEnvironment == ["KEY": "v1:abc"])
+                #expect(try await store.executions(ExecutionQuery(tenant: "ops")).executions.isEmpty)
+                let token = try #require(try await store.token(digest: Data([1, 2])))
+                #expect(token.token.name == "alice" && token.token.role == .submitter && token.token.policies == ["default"])
+                #expect(token.token.maxPolicy == "default" && token.token.maxActive == 4 && token.token.revokedAt == nil)
+                #expect(try await store.audit(AuditQuery(tokenID: 2)).entries.map(\.action) == ["job.create"])
             }),
     ]
 
@@ -83,19 +121,23 @@ struct MigrationTests {
                  try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info('execution') ORDER BY cid"))
             }
             #expect(Set(tables).isSuperset(of: ["job", "execution", "grdb_migrations"]))
-            #expect(indexes == ["execution_created", "execution_finished", "execution_job", "execution_job_status",
-                                "execution_lease", "execution_queue", "execution_status", "execution_verdict", "job_script_type"])
+            #expect(Set(tables).isSuperset(of: ["access_token", "audit"]))
+            #expect(indexes == ["audit_action", "audit_target", "audit_token", "execution_created", "execution_finished",
+                                "execution_job", "execution_job_status", "execution_lease", "execution_queue", "execution_status",
+                                "execution_submitter", "execution_tenant", "execution_verdict", "job_name", "job_script_type"])
             #expect(applied == Migrations.versions && applied.last == Migrations.latest)
             #expect(columns == ["id", "job_id", "status", "verdict", "exit_code", "signal", "reason", "script_type",
                                 "script_snapshot", "policy_name", "policy_snapshot", "concurrency", "arguments", "environment",
                                 "stdin", "priority", "stdout", "stderr", "stdout_bytes", "stderr_bytes", "stdout_truncated",
                                 "stderr_truncated", "wall_ms", "cpu_ms", "memory_peak_bytes", "created_at", "started_at",
-                                "finished_at", "worker", "lease_deadline", "cancel_requested", "takeovers"])
+                                "finished_at", "worker", "lease_deadline", "cancel_requested", "takeovers", "secret_environment",
+                                "tenant", "submitted_by"])
             let schema = try await store.pool.read(schemaDescription)
             #expect(schema.contains("table execution foreign key job_id -> job on delete CASCADE"))
             #expect(schema.contains("index execution_queue on execution(status, priority DESC, id) unique=false partial=false"))
             #expect(schema.contains("index execution_job on execution(job_id, id DESC) unique=false partial=false"))
-            #expect(schema.contains { $0.hasPrefix("index sqlite_autoindex_job_1 on job(name) unique=true") })
+            // Job names are unique per tenant, not across tenants (a conflict must not leak another tenant's names).
+            #expect(schema.contains { $0.hasPrefix("index sqlite_autoindex_job_1 on job(tenant, name) unique=true") })
             // Every connection: the writer and the readers.
             let writer = try await store.pool.write { db in
                 (try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA foreign_keys"),

@@ -45,6 +45,10 @@ for _ in $(seq 1 100); do
     kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; echo "api-check: the server did not start" >&2; exit 1; }
     sleep 0.1
 done
+# The server made its first admin token beside its database.
+for _ in $(seq 1 50); do [[ -s "$work/admin.token" ]] && break; sleep 0.1; done
+FUZZ_TOKEN="$(cat "$work/admin.token")"
+export FUZZ_TOKEN
 if ! "$here/fuzz.sh" "http://127.0.0.1:$port"; then
     echo "api-check: fuzzing failed; the server's log:" >&2
     tail -50 "$work/server.log" >&2

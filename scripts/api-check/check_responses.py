@@ -18,7 +18,8 @@
 # trailing slash is checked as the same path without it (the contract: `/jobs/` == `/jobs`).
 # Every problem document, documented or not, is also checked against the contract's rules:
 # `status` member = HTTP status, a known `type` slug for that status, `instance` = the path,
-# an Allow header on 405, Retry-After and `retry_after` on queue-full/shutting-down.
+# an Allow header on 405, Retry-After and `retry_after` on queue-full/shutting-down,
+# WWW-Authenticate on 401, a `quota` member on 429 quota-exceeded.
 # Date keys (`*_at`) must be RFC 3339 UTC with milliseconds and `+00:00`.
 #
 # Prints "responses: N checked, K operations covered of M, F failures", the first 20
@@ -53,6 +54,9 @@ SLUG_STATUS = {
     "shutting-down": {503},
     "store-unavailable": {503},
     "too-many-requests": {429},
+    "unauthorized": {401},
+    "forbidden": {403},
+    "quota-exceeded": {429},
     "internal": {500},
 }
 TYPE_BASE = "https://confine.dev/problems/"
@@ -200,6 +204,10 @@ def problem_checks(problem_validator, method, raw_path, status, headers, body):
             reasons.append("payload-too-large detail does not name the limit in bytes")
         if slug == "not-ready" and not isinstance(doc.get("checks"), dict):
             reasons.append("not-ready without a checks member")
+        if slug == "unauthorized" and not headers.get("www-authenticate", "").startswith("Bearer realm="):
+            reasons.append("unauthorized without a WWW-Authenticate: Bearer header")
+        if slug == "quota-exceeded" and doc.get("quota") not in ("max_active", "policies", "max_policy"):
+            reasons.append("quota-exceeded without a quota member naming the quota")
     if status == 405 and "allow" not in headers:
         reasons.append("405 without an Allow header")
     instance = doc.get("instance")

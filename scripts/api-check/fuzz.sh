@@ -15,6 +15,9 @@
 #   FUZZ_WORKDIR   where schemathesis keeps its cache (default ${TMPDIR:-/tmp}/confine-fuzz)
 #   FUZZ_SEED_DATA 1 (default) creates a job per python/bash runtime and runs each once before
 #                  fuzzing, so that executions exist for the read routes; 0 skips it
+#   FUZZ_TOKEN     the admin token every request sends (Authorization: Bearer); the document
+#                  is then fetched with it. Token revocation (DELETE /tokens/{id}) is not
+#                  fuzzed: the fuzzer would revoke its own token.
 # Runs scripts/api-check/setup.sh first (a no-op when the venv is current). The server should
 # use a throwaway database and a short max_wait (runs with wait=true block up to it).
 # Exit status: schemathesis's (non-zero on any failure), 124 when FUZZ_TIMEOUT ran out.
@@ -29,17 +32,24 @@ if [[ -z "$base" ]]; then
 fi
 base="${base%/}"
 "$here/setup.sh" >&2
+auth=()
+if [[ -n "${FUZZ_TOKEN:-}" ]]; then
+    auth=(-H "Authorization: Bearer $FUZZ_TOKEN")
+fi
+export FUZZ_TOKEN="${FUZZ_TOKEN:-}"
 venv="${VENV:-$repo/.venv-api}"
 
 if [[ "${FUZZ_SEED_DATA:-1}" == 1 ]]; then
     # Some data for the fuzzer to find: without it nearly every id answers 404.
     "$venv/bin/python" - "$base" <<'PY' >&2 || true
-import json, sys, time, urllib.error, urllib.request
+import json, os, sys, time, urllib.error, urllib.request
 base = sys.argv[1]
 def call(method, path, body=None):
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"} if data else {})
+    headers = {"Content-Type": "application/json"} if data else {}
+    if os.environ.get("FUZZ_TOKEN"):
+        headers["Authorization"] = "Bearer " + os.environ["FUZZ_TOKEN"]
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=20) as response:
             return response.status, json.loads(response.read() or b"null")
@@ -69,9 +79,18 @@ print("fuzz: seeded " + (", ".join(made) or "nothing"))
 PY
 fi
 
+# schemathesis keeps a cache (for `st replay ID`) in the working directory: not in the repo.
+workdir="${FUZZ_WORKDIR:-${TMPDIR:-/tmp}/confine-fuzz}"
+mkdir -p "$workdir"
 schema="$base/openapi.json"
 if [[ -n "${FUZZ_SPEC:-}" ]]; then
     schema="$(realpath "$FUZZ_SPEC")"
+elif [[ -n "$FUZZ_TOKEN" ]]; then
+    # The document is behind the token too (unless public_routes opens it): fetch it once.
+    curl -sf --retry 20 --retry-connrefused --retry-delay 1 -H "Authorization: Bearer $FUZZ_TOKEN" \
+        -o "$workdir/openapi.json" "$base/openapi.json"
+    schema="$workdir/openapi.json"
+    FUZZ_SPEC="$schema"
 fi
 checks="${FUZZ_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance}"
 phases="${FUZZ_PHASES:-examples,coverage,fuzzing,stateful}"
@@ -87,6 +106,8 @@ args=(
     --workers 1
     --no-color
     --suppress-health-check all
+    --exclude-operation-id revokeToken
+    "${auth[@]}"
 )
 if [[ -z "${FUZZ_SPEC:-}" ]]; then
     args+=(--wait-for-schema 10)
@@ -94,9 +115,6 @@ fi
 if [[ -n "${FUZZ_REPORT_DIR:-}" ]]; then
     args+=(--report junit --report-dir "$(realpath -m "$FUZZ_REPORT_DIR")")
 fi
-# schemathesis keeps a cache (for `st replay ID`) in the working directory: not in the repo.
-workdir="${FUZZ_WORKDIR:-${TMPDIR:-/tmp}/confine-fuzz}"
-mkdir -p "$workdir"
 cd "$workdir"
 echo "fuzz: working in $workdir (replay a failure there with $venv/bin/st replay ID)" >&2
 echo "fuzz: schemathesis ${args[*]}" >&2

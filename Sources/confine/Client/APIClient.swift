@@ -4,13 +4,17 @@ import Foundation
 import FoundationNetworking
 #endif
 
-/// The options every client verb takes: which server, and whether to print its JSON.
+/// The options every client verb takes: which server, with which token, and whether to print
+/// its JSON.
 struct ClientOptions: ParsableArguments {
     /// The server when `--server` is not given and `CONFINE_SERVER` is unset.
     static let defaultServer = "http://127.0.0.1:8000"
 
-    @Option(name: .long, help: ArgumentHelp("The Confine server (default: $CONFINE_SERVER, else \(defaultServer)).", valueName: "URL"))
+    @Option(name: .long, help: ArgumentHelp("The Confine server (default: $CONFINE_SERVER, else server: of the config file, else \(defaultServer)).", valueName: "URL"))
     var server: String?
+
+    @Option(name: .long, help: ArgumentHelp("The API token (default: $CONFINE_TOKEN, else token: of \(ClientConfigFile.displayPath)). Prefer those: a flag shows in `ps`.", valueName: "TOKEN"))
+    var token: String?
 
     @Flag(name: .long, help: "Print the server's JSON answer as received (for scripts).")
     var json = false
@@ -19,9 +23,13 @@ struct ClientOptions: ParsableArguments {
         _ = try makeClient()
     }
 
-    /// The client for `--server`, `$CONFINE_SERVER` or the default, in that order.
+    /// The client for `--server`, `$CONFINE_SERVER`, the config file or the default, in that
+    /// order, with the token of `--token`, `$CONFINE_TOKEN` or the config file.
     func makeClient() throws(ValidationError) -> APIClient {
-        var text = server ?? ProcessInfo.processInfo.environment["CONFINE_SERVER"] ?? ""
+        let environment = ProcessInfo.processInfo.environment
+        let file: ClientConfigFile
+        do { file = try ClientConfigFile.load() } catch { throw ValidationError(error.description) }
+        var text = server ?? environment["CONFINE_SERVER"] ?? file.server ?? ""
         if text.isEmpty { text = Self.defaultServer }
         // `127.0.0.1:8000` means http://127.0.0.1:8000.
         if !text.contains("://") { text = "http://" + text }
@@ -30,7 +38,9 @@ struct ClientOptions: ParsableArguments {
               let host = url.host, !host.isEmpty, url.query == nil else {
             throw ValidationError("--server \(server ?? text): expected a URL such as \(Self.defaultServer)")
         }
-        return APIClient(base: text)
+        var token = token ?? environment["CONFINE_TOKEN"] ?? file.token
+        token = token?.trimmingCharacters(in: .whitespacesAndNewlines)
+        return APIClient(base: text, token: token?.isEmpty == false ? token : nil)
     }
 }
 
@@ -99,6 +109,8 @@ struct ClientResponse: Sendable {
 struct APIClient: Sendable {
     /// The server's base URL without a trailing slash, e.g. `http://127.0.0.1:8000`.
     let base: String
+    /// Sent as `Authorization: Bearer` with every request.
+    var token: String? = nil
 
     /// One session without caches or cookies for the whole process.
     private static let session: URLSession = {
@@ -129,6 +141,7 @@ struct APIClient: Sendable {
         var request = URLRequest(url: url, timeoutInterval: timeout)
         request.httpMethod = method
         request.setValue("application/json, application/problem+json, */*", forHTTPHeaderField: "Accept")
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
         if let body {
             request.httpBody = body
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
@@ -148,7 +161,16 @@ struct APIClient: Sendable {
             if let key = key as? String, let value = value as? String { headers[key] = value }
         }
         let answer = ClientResponse(status: http.statusCode, headers: headers, body: data)
-        guard (200..<300).contains(answer.status) else { throw Self.problem(answer, method: method, url: text) }
+        guard (200..<300).contains(answer.status) else {
+            var error = Self.problem(answer, method: method, url: text)
+            if answer.status == 401, case .problem(let status, let detail, let field, let retry) = error {
+                let hint = token == nil ? "no token was sent: " : "the token was refused: "
+                error = .problem(status: status, detail: detail + " (\(hint)give one with --token, CONFINE_TOKEN or token: in "
+                                 + "\(ClientConfigFile.displayPath); the server's first admin token is in admin.token beside its database)",
+                                 field: field, retryAfter: retry)
+            }
+            throw error
+        }
         return answer
     }
 

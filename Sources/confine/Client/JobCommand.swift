@@ -50,6 +50,9 @@ struct JobCommand: AsyncParsableCommand {
         @Option(name: .customLong("env"), help: ArgumentHelp("An environment variable the policy allows.", valueName: "NAME=VALUE"))
         var environment: [String] = []
 
+        @Option(name: .customLong("secret-env"), help: ArgumentHelp("A secret variable the policy allows: stored encrypted, never shown again (NAME=@FILE reads the value from FILE).", valueName: "NAME=VALUE"))
+        var secrets: [String] = []
+
         func validate() throws {
             if script.file == nil && script.script == nil { throw ValidationError("give the script with --file PATH or --script TEXT") }
         }
@@ -62,6 +65,7 @@ struct JobCommand: AsyncParsableCommand {
                 if !limits.isEmpty { body.limits = try parsePairs(limits, flag: "--limit") }
                 if !arguments.isEmpty { body.arguments = arguments }
                 if !environment.isEmpty { body.environment = try parsePairs(environment, flag: "--env") }
+                if !secrets.isEmpty { body.secret_environment = try await secretValues(secrets) }
                 let (job, response) = try await client.fetch(WireJob.self, "POST", "/jobs", json: encodeBody(body))
                 if options.json { printJSON(response) } else { print("job \(job.id) \(job.name) created") }
             }
@@ -247,4 +251,17 @@ extension APIClient {
         }
         return try await fetch(WireJob.self, "GET", "/jobs/by_name/" + APIClient.escape(reference))
     }
+}
+
+/// `--secret-env NAME=VALUE` flags; `NAME=@FILE` reads the value from FILE (so that it stays
+/// out of the shell's history and `ps`), without its final newline.
+func secretValues(_ items: [String]) async throws(ClientError) -> [String: String] {
+    var values = try parsePairs(items, flag: "--secret-env")
+    for (name, value) in values where value.hasPrefix("@") {
+        let data = try await readInput(String(value.dropFirst()), flag: "--secret-env \(name)")
+        var text = String(decoding: data, as: UTF8.self)
+        if text.hasSuffix("\n") { text.removeLast() }
+        values[name] = text
+    }
+    return values
 }

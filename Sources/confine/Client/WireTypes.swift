@@ -63,10 +63,11 @@ struct WireJobBody: Encodable {
     var concurrency: String?
     var arguments: [String]?
     var environment: [String: String]?
+    var secret_environment: [String: String]?
 
     var isEmpty: Bool {
         name == nil && script_type == nil && script_content == nil && policy == nil && limits == nil
-            && concurrency == nil && arguments == nil && environment == nil
+            && concurrency == nil && arguments == nil && environment == nil && secret_environment == nil
     }
 }
 

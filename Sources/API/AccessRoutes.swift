@@ -1,0 +1,165 @@
+import Credentials
+import Domain
+import Foundation
+import Hummingbird
+import Sandbox
+import Store
+
+/// `/tokens` (admins make, list and revoke tokens; a new token's text is answered once and
+/// never again), `/whoami` (any token: what it is) and `/audit` (admins read the trail).
+struct AccessRoutes {
+    let server: APIServer
+
+    static let createFields = ["name", "role", "tenant", "policies", "max_policy", "max_active", "expires_in", "expires_at"]
+
+    func register(_ table: RouteTable) {
+        table.on(.post, "/tokens", .role(.admin)) { request, _ in
+            let caller = try server.caller
+            var new = try await newToken(server.json(request))
+            new.createdBy = caller.token.id
+            let text = TokenMint.make()
+            new.digest = TokenMint.digest(text)
+            let token = try await server.storeCall { try await server.access.createToken(new) }
+            await server.audit("token.create", "token", String(token.id), "name \(token.name), role \(token.role.rawValue), tenant \(token.tenant)")
+            return APIServer.respond(Self.token(token, text: text), status: .created)
+        }
+        table.on(.get, "/tokens", .role(.admin)) { _, _ in
+            let tokens = try await server.storeCall { try await server.access.tokens() }
+            return APIServer.respond(.array(tokens.map { Self.token($0) }))
+        }
+        table.on(.get, "/tokens/{id}", .role(.admin)) { _, path in
+            let id = try server.id(path, "id")
+            guard let token = try await server.storeCall({ try await server.access.token(id: id) }) else {
+                throw Problem.notFound("token \(id) not found")
+            }
+            return APIServer.respond(Self.token(token))
+        }
+        table.on(.delete, "/tokens/{id}", .role(.admin)) { _, path in
+            let id = try server.id(path, "id")
+            let token = try await server.storeCall { try await server.access.revokeToken(id: id, now: Date()) }
+            await server.audit("token.revoke", "token", String(id), "name \(token.name)")
+            return APIServer.respond(Self.token(token))
+        }
+        table.on(.get, "/whoami", .role(.viewer)) { _, _ in
+            APIServer.respond(Self.token(try server.caller.token))
+        }
+        table.on(.get, "/audit", .role(.admin)) { request, _ in
+            let query = try auditQuery(request.uri.queryParameters)
+            let page = try await server.storeCall { try await server.access.audit(query) }
+            return APIServer.respond(.object([
+                ("entries", .array(page.entries.map(Self.entry))),
+                ("next_cursor", JSON.optional(page.nextCursor) { .string(String($0)) }),
+            ]))
+        }
+    }
+
+    // MARK: Representations
+
+    /// A token as answered: never its digest; its text only when `text` is given (at creation).
+    static func token(_ token: AccessToken, text: String? = nil) -> JSON {
+        var members: [(String, JSON)] = [
+            ("id", .int(token.id)),
+            ("name", .string(token.name)),
+            ("role", .string(token.role.rawValue)),
+            ("tenant", .string(token.tenant)),
+            ("policies", JSON.optional(token.policies) { .array($0.map(JSON.string)) }),
+            ("max_policy", JSON.optional(token.maxPolicy, JSON.string)),
+            ("max_active", JSON.optional(token.maxActive) { .int($0) }),
+            ("created_at", Representations.date(token.createdAt)),
+            ("expires_at", Representations.date(token.expiresAt)),
+            ("last_used_at", Representations.date(token.lastUsedAt)),
+            ("revoked_at", Representations.date(token.revokedAt)),
+            ("created_by", JSON.optional(token.createdBy) { .int($0) }),
+        ]
+        if let text { members.append(("token", .string(text))) }
+        return .object(members)
+    }
+
+    static func entry(_ entry: AuditEntry) -> JSON {
+        .object([
+            ("id", .int(entry.id)),
+            ("at", Representations.date(entry.at)),
+            ("token_id", JSON.optional(entry.tokenID) { .int($0) }),
+            ("token_name", JSON.optional(entry.tokenName, JSON.string)),
+            ("role", JSON.optional(entry.role) { .string($0.rawValue) }),
+            ("action", .string(entry.action)),
+            ("target_type", .string(entry.targetType)),
+            ("target_id", JSON.optional(entry.targetID, JSON.string)),
+            ("address", JSON.optional(entry.address, JSON.string)),
+            ("detail", JSON.optional(entry.detail, JSON.string)),
+        ])
+    }
+
+    // MARK: Validation
+
+    func newToken(_ json: JSON) throws(Problem) -> NewAccessToken {
+        let body = try BodyReader(json, allowed: Self.createFields)
+        let name = try body.requiredString("name")
+        guard !name.isEmpty, name.count <= 100, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw .validation("name", "name must be 1 to 100 characters without control characters")
+        }
+        let roleText = try body.requiredString("role")
+        guard let role = Role(rawValue: roleText) else {
+            let names = Role.allCases.map(\.rawValue)
+            throw .validation("role", "role: expected one of \(names.joined(separator: ", ")), got \"\(roleText)\""
+                              + Suggestions.didYouMean(roleText, in: names))
+        }
+        let tenant = try body.string("tenant") ?? name
+        guard !tenant.isEmpty, tenant.count <= 100 else { throw .validation("tenant", "tenant must be 1 to 100 characters") }
+        let known = server.engine.policies.names
+        let policies = try body.strings("policies")
+        for (i, policy) in (policies ?? []).enumerated() where !known.contains(policy) {
+            throw .validation("policies[\(i)]", "policies: no policy named \"\(policy)\"\(Suggestions.didYouMean(policy, in: known)); "
+                              + "policies are \(known.joined(separator: ", "))")
+        }
+        let maxPolicy = try body.string("max_policy")
+        if let maxPolicy, !known.contains(maxPolicy) {
+            throw .validation("max_policy", "max_policy: no policy named \"\(maxPolicy)\"\(Suggestions.didYouMean(maxPolicy, in: known)); "
+                              + "policies are \(known.joined(separator: ", "))")
+        }
+        let maxActive = try body.integer("max_active", in: 1...1_000_000)
+        var expiresAt: Date?
+        if let text = try body.string("expires_in") {
+            let ms: Int64
+            do { ms = try HumanUnitsText.milliseconds(text) } catch {
+                throw .validation("expires_in", "expires_in: \(error.message) (or days: 30d)")
+            }
+            guard ms > 0 else { throw .validation("expires_in", "expires_in must be above zero") }
+            expiresAt = Date().addingTimeInterval(Double(ms) / 1000)
+        }
+        if let text = try body.string("expires_at") {
+            guard expiresAt == nil else { throw .validation("expires_at", "give expires_in or expires_at, not both") }
+            guard let date = Representations.parseDate(text) else {
+                throw .validation("expires_at", "expires_at must be an RFC 3339 date such as 2027-01-01T00:00:00Z, got \"\(text)\"")
+            }
+            guard date > Date() else { throw .validation("expires_at", "expires_at is in the past") }
+            expiresAt = date
+        }
+        return NewAccessToken(name: name, role: role, tenant: tenant, digest: Data(), policies: policies, maxPolicy: maxPolicy,
+                              maxActive: maxActive, expiresAt: expiresAt, createdAt: Date())
+    }
+
+    func auditQuery(_ parameters: Parameters) throws(Problem) -> AuditQuery {
+        let known = ["action", "token_id", "target_type", "target_id", "cursor", "limit"]
+        for (key, _) in parameters where !known.contains(String(key)) {
+            throw Problem.invalidParameter(String(key), "unknown query parameter \"\(key)\"\(Suggestions.didYouMean(String(key), in: known)); "
+                                           + "parameters are \(known.joined(separator: ", "))")
+        }
+        var query = AuditQuery()
+        query.action = parameters.get("action")
+        query.targetType = parameters.get("target_type")
+        query.targetID = parameters.get("target_id")
+        for name in ["token_id", "cursor"] {
+            guard let text = parameters.get(name) else { continue }
+            guard let n = Int64(text), n >= 1 else { throw Problem.invalidParameter(name, "\(name) must be a positive integer, got \"\(text)\"") }
+            if name == "token_id" { query.tokenID = n } else { query.before = n }
+        }
+        if let text = parameters.get("limit") {
+            guard let limit = Int(text), (1...1000).contains(limit) else {
+                throw Problem.invalidParameter("limit", "limit must be an integer from 1 to 1000, got \"\(text)\"")
+            }
+            query.limit = limit
+        }
+        return query
+    }
+}
