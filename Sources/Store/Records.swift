@@ -114,3 +114,26 @@ enum Records {
                           address: row[8], detail: row[9])
     }
 }
+
+/// A WHERE clause built from optional filters: each given value adds `column = ?` (or any
+/// clause with one placeholder) and its argument.
+struct Conditions {
+    private(set) var clauses: [String] = []
+    private(set) var arguments: StatementArguments = []
+
+    /// Adds `clause` with `value` when the value is given.
+    mutating func add(_ clause: String, _ value: (any DatabaseValueConvertible)?) {
+        guard let value else { return }
+        clauses.append(clause)
+        arguments += [value]
+    }
+
+    /// Adds a clause with its own arguments (`status IN (?, ?)`).
+    mutating func add(_ clause: String, arguments more: StatementArguments) {
+        clauses.append(clause)
+        arguments += more
+    }
+
+    /// ` WHERE a AND b`, or "" without conditions.
+    var sql: String { clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ") }
+}

@@ -64,32 +64,16 @@ extension SQLiteStore: AccessStore {
     }
 
     public func audit(_ query: AuditQuery) async throws -> AuditPage {
-        var clauses: [String] = []
-        var arguments: StatementArguments = []
-        if let action = query.action {
-            clauses.append("action = ?")
-            arguments += [action]
-        }
-        if let tokenID = query.tokenID {
-            clauses.append("token_id = ?")
-            arguments += [tokenID]
-        }
-        if let targetType = query.targetType {
-            clauses.append("target_type = ?")
-            arguments += [targetType]
-        }
-        if let targetID = query.targetID {
-            clauses.append("target_id = ?")
-            arguments += [targetID]
-        }
-        if let before = query.before {
-            clauses.append("id < ?")
-            arguments += [before]
-        }
+        var conditions = Conditions()
+        conditions.add("action = ?", query.action)
+        conditions.add("token_id = ?", query.tokenID)
+        conditions.add("target_type = ?", query.targetType)
+        conditions.add("target_id = ?", query.targetID)
+        conditions.add("id < ?", query.before)
         let limit = max(1, min(1000, query.limit))
-        let whereSQL = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
-        let sql = Records.auditSelect + whereSQL + " ORDER BY id DESC LIMIT \(limit + 1)"
-        return try await read { [arguments] db in
+        let sql = Records.auditSelect + conditions.sql + " ORDER BY id DESC LIMIT \(limit + 1)"
+        let arguments = conditions.arguments
+        return try await read { db in
             let rows = try Row.fetchAll(db, sql: sql, arguments: arguments)
             let page = rows.prefix(limit).map(Records.audit)
             return AuditPage(entries: Array(page), nextCursor: rows.count > limit ? page.last?.id : nil)

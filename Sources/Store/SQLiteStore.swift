@@ -118,20 +118,11 @@ public final class SQLiteStore: ExecutionStore {
     }
 
     public func jobs(scriptType: ScriptType?, tenant: String?) async throws -> [Job] {
-        try await read { db in
-            var clauses: [String] = []
-            var arguments: StatementArguments = []
-            if let scriptType {
-                clauses.append("script_type = ?")
-                arguments += [scriptType.rawValue]
-            }
-            if let tenant {
-                clauses.append("tenant = ?")
-                arguments += [tenant]
-            }
-            let whereSQL = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
-            return try Row.fetchAll(db, sql: Records.jobSelect + whereSQL + " ORDER BY id", arguments: arguments).map(Records.job)
-        }
+        var conditions = Conditions()
+        conditions.add("script_type = ?", scriptType?.rawValue)
+        conditions.add("tenant = ?", tenant)
+        let sql = Records.jobSelect + conditions.sql + " ORDER BY id", arguments = conditions.arguments
+        return try await read { db in try Row.fetchAll(db, sql: sql, arguments: arguments).map(Records.job) }
     }
 
     public func updateJob(id: Int64, _ patch: JobPatch) async throws -> Job {
@@ -358,39 +349,22 @@ public final class SQLiteStore: ExecutionStore {
     /// The statement `executions(_:)` runs: the query's filters, newest first, one row more
     /// than the page (capped to `ExecutionQuery.maximumLimit`) to know whether a next page exists.
     static func listing(_ query: ExecutionQuery) -> (sql: String, arguments: StatementArguments, limit: Int) {
-        var clauses: [String] = []
-        var arguments: StatementArguments = []
-        if let jobID = query.jobID {
-            clauses.append("job_id = ?")
-            arguments += [jobID]
-        }
-        if let tenant = query.tenant {
-            clauses.append("tenant = ?")
-            arguments += [tenant]
-        }
+        var conditions = Conditions()
+        conditions.add("job_id = ?", query.jobID)
+        conditions.add("tenant = ?", query.tenant)
         if !query.statuses.isEmpty {
-            clauses.append("status IN (\(query.statuses.map { _ in "?" }.joined(separator: ", ")))")
-            arguments += StatementArguments(query.statuses.map(\.rawValue))
+            conditions.add("status IN (\(query.statuses.map { _ in "?" }.joined(separator: ", ")))",
+                           arguments: StatementArguments(query.statuses.map(\.rawValue)))
         }
         if !query.verdicts.isEmpty {
-            clauses.append("verdict IN (\(query.verdicts.map { _ in "?" }.joined(separator: ", ")))")
-            arguments += StatementArguments(query.verdicts.map(\.rawValue))
+            conditions.add("verdict IN (\(query.verdicts.map { _ in "?" }.joined(separator: ", ")))",
+                           arguments: StatementArguments(query.verdicts.map(\.rawValue)))
         }
-        if let after = query.createdAfter {
-            clauses.append("created_at >= ?")
-            arguments += [Millis.of(after)]
-        }
-        if let before = query.createdBefore {
-            clauses.append("created_at < ?")
-            arguments += [Millis.of(before)]
-        }
-        if let cursor = query.before {
-            clauses.append("id < ?")
-            arguments += [cursor]
-        }
+        conditions.add("created_at >= ?", query.createdAfter.map(Millis.of))
+        conditions.add("created_at < ?", query.createdBefore.map(Millis.of))
+        conditions.add("id < ?", query.before)
         let limit = max(1, min(ExecutionQuery.maximumLimit, query.limit))
-        let whereSQL = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ") + " "
-        return ("\(Records.executionSelect) \(whereSQL)ORDER BY id DESC LIMIT \(limit + 1)", arguments, limit)
+        return ("\(Records.executionSelect)\(conditions.sql) ORDER BY id DESC LIMIT \(limit + 1)", conditions.arguments, limit)
     }
 
     public func pendingCount() async throws -> Int {
