@@ -10,15 +10,20 @@ import ServiceLifecycle
 import Store
 
 /// The HTTP face of Confine: every route of `openapi.yaml` on a Hummingbird 2 router, errors as
-/// problem+json, the OpenAPI document and its docs page. It holds no state of its own: jobs
-/// and executions live in the store, runs in the engine.
+/// problem+json, the OpenAPI document and its docs page, metrics at `/metrics`. It holds no
+/// state of its own: jobs and executions live in the store, runs in the engine, values of
+/// metrics in `metrics.registry`.
 public struct APIServer: Sendable {
     public let engine: Engine
     public let configuration: ServerConfiguration
+    /// Where requests are counted and what `/metrics` shows; the engine should have been made
+    /// with `metrics.engine`, or its metrics are missing there.
+    public let metrics: ServerMetrics
 
-    public init(engine: Engine, configuration: ServerConfiguration) {
+    public init(engine: Engine, configuration: ServerConfiguration, metrics: ServerMetrics) {
         self.engine = engine
         self.configuration = configuration
+        self.metrics = metrics
     }
 
     var store: any ExecutionStore { engine.store }
@@ -35,7 +40,9 @@ public struct APIServer: Sendable {
     func routerAndTable() -> (router: Router<BasicRequestContext>, table: RouteTable) {
         let router = Router(context: BasicRequestContext.self)
         let table = RouteTable(router: router)
-        // Added first, so that it wraps every route registered after it (and the not-found one).
+        // Added first, so that they wrap every route registered after them (and the not-found
+        // one); metrics outermost, to count the status of every answer, problems included.
+        router.add(middleware: HTTPMetricsMiddleware(table: table, metrics: metrics.http))
         router.add(middleware: ProblemMiddleware(table: table))
         JobRoutes(server: self).register(table)
         ExecutionRoutes(server: self).register(table)

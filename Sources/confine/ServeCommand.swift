@@ -3,6 +3,7 @@ import ArgumentParser
 import Engine
 import Foundation
 import Logging
+import CoreMetrics
 import Sandbox
 import Store
 
@@ -108,7 +109,11 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw ServeFailure(code: 71, message: "sandbox: \(error.description)")
         }
-        let engine = Engine(store: store, sandbox: sandbox, policies: policySet, configuration: configuration.engine)
+        // One registry for the engine, the HTTP server and any library reporting to MetricsSystem.
+        let metrics = ServerMetrics()
+        MetricsSystem.bootstrap(metrics.factory)
+        let engine = Engine(store: store, sandbox: sandbox, policies: policySet, configuration: configuration.engine,
+                            metrics: metrics.engine)
         do {
             let interrupted = try await engine.start()
             if !interrupted.isEmpty {
@@ -136,7 +141,7 @@ struct ServeCommand: AsyncParsableCommand {
         hangup.resume()
         defer { hangup.cancel() }
         let host = configuration.host
-        let server = APIServer(engine: engine, configuration: configuration)
+        let server = APIServer(engine: engine, configuration: configuration, metrics: metrics)
         let app = server.application(logger: logger) { port in
             logger.info("listening on http://\(host.contains(":") ? "[\(host)]" : host):\(port) (docs at /docs)")
         }

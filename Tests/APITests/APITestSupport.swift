@@ -58,12 +58,15 @@ final class LiveServer: Sendable {
         var sandboxConfiguration = SandboxConfiguration()
         sandboxConfiguration.warmPoolSize = 1
         let sandbox = try Sandbox(configuration: sandboxConfiguration)
-        let engine = Engine(store: store, sandbox: sandbox, policies: policies, configuration: configuration.engine)
+        // A registry of its own, so that each test server's metrics can be asserted exactly.
+        let metrics = ServerMetrics()
+        let engine = Engine(store: store, sandbox: sandbox, policies: policies, configuration: configuration.engine,
+                            metrics: metrics.engine)
         try await engine.start()
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         var logger = Logger(label: "confine-test")
         logger.logLevel = .warning
-        let app = APIServer(engine: engine, configuration: configuration).application(logger: logger) { port in
+        let app = APIServer(engine: engine, configuration: configuration, metrics: metrics).application(logger: logger) { port in
             portContinuation.yield(port)
             portContinuation.finish()
         }
