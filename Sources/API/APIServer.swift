@@ -12,22 +12,27 @@ import Store
 
 /// The HTTP face of Confine: every route of `openapi.yaml` on a Hummingbird 2 router, each
 /// behind its declared role (bearer tokens), errors as problem+json, the OpenAPI document and
-/// its docs page. It holds no state of its own: jobs and executions live in the store, tokens
-/// and the audit trail in the access store, runs in the engine.
+/// its docs page, metrics at `/metrics`. It holds no state of its own: jobs and executions live
+/// in the store, tokens and the audit trail in the access store, runs in the engine, values of
+/// metrics in `metrics.registry`.
 public struct APIServer: Sendable {
     public let engine: Engine
     public let configuration: ServerConfiguration
     public let access: any AccessStore
     /// Seals secret environment values; nil: jobs cannot have secrets (refused with words).
     public let secrets: SecretBox?
+    /// Where requests are counted and what `/metrics` shows; the engine should have been made
+    /// with `metrics.engine`, or its metrics are missing there.
+    public let metrics: ServerMetrics
     let authenticator: Authenticator
 
     public init(engine: Engine, configuration: ServerConfiguration, access: any AccessStore, secrets: SecretBox?,
-                logger: Logger = Logger(label: "confine.api")) {
+                metrics: ServerMetrics, logger: Logger = Logger(label: "confine.api")) {
         self.engine = engine
         self.configuration = configuration
         self.access = access
         self.secrets = secrets
+        self.metrics = metrics
         self.authenticator = Authenticator(store: access, publicRoutes: configuration.publicRoutes, logger: logger)
     }
 
@@ -53,7 +58,9 @@ public struct APIServer: Sendable {
     func routerAndTable() -> (router: Router<ConfineRequestContext>, table: RouteTable) {
         let router = Router(context: ConfineRequestContext.self)
         let table = RouteTable(router: router, authenticator: authenticator)
-        // Added first, so that it wraps every route registered after it (and the not-found one).
+        // Added first, so that they wrap every route registered after them (and the not-found
+        // one); metrics outermost, to count the status of every answer, problems included.
+        router.add(middleware: HTTPMetricsMiddleware(table: table, metrics: metrics.http))
         router.add(middleware: ProblemMiddleware(table: table))
         JobRoutes(server: self).register(table)
         ExecutionRoutes(server: self).register(table)

@@ -7,7 +7,7 @@ import NIOCore
 import Sandbox
 import Yams
 
-/// Health, readiness, policies, runtimes, the OpenAPI document and its docs page.
+/// Health, readiness, metrics, policies, runtimes, the OpenAPI document and its docs page.
 struct MetaRoutes {
     let server: APIServer
 
@@ -27,6 +27,10 @@ struct MetaRoutes {
             var problem = Problem.unavailable("not-ready", "not ready: " + failing.joined(separator: "; "), retryAfter: 5)
             problem.extra["checks"] = .object(checks.map { ($0.0, .string($0.1)) })
             throw problem
+        }
+        table.on(.get, "/metrics", .configurable("metrics")) { _, _ in
+            Response(status: .ok, headers: [.contentType: ServerMetrics.contentType],
+                     body: .init(byteBuffer: ByteBuffer(bytes: server.metrics.exposition())))
         }
         table.on(.get, "/policies", .role(.operator)) { _, _ in
             let policies = server.engine.policies

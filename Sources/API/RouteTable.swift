@@ -3,8 +3,9 @@ import Hummingbird
 import Synchronization
 
 /// The routes the server answers, registered on the router and remembered, so that a request
-/// for a known path with another method gets 405 with an `Allow` header (not 404), and tests
-/// can compare the routes with the OpenAPI document.
+/// for a known path with another method gets 405 with an `Allow` header (not 404), metrics
+/// name the route a request matched by its template, and tests can compare the routes with
+/// the OpenAPI document.
 final class RouteTable: Sendable {
     /// One route: a method and a path template (`/jobs/{id}`).
     struct Route: Sendable, Equatable {
@@ -14,6 +15,12 @@ final class RouteTable: Sendable {
     }
 
     private let routes = Mutex<[Route]>([])
+    /// A route as the router knows it: its own path (`/jobs/{p1}`) and a method.
+    private struct Endpoint: Hashable {
+        let method: HTTPRequest.Method
+        let path: String
+    }
+    private let templates = Mutex<[Endpoint: String]>([:])
     private nonisolated(unsafe) let router: Router<ConfineRequestContext>
     private let authenticator: Authenticator
 
@@ -40,7 +47,9 @@ final class RouteTable: Sendable {
             names.append(("p\(index)", String(part.dropFirst().dropLast())))
             return ":p\(index)"
         }
-        router.on(RouterPath("/" + parts.joined(separator: "/")), method: method) { [names] request, context in
+        let routerPath = RouterPath("/" + parts.joined(separator: "/"))
+        templates.withLock { $0[Endpoint(method: method, path: routerPath.description)] = template }
+        router.on(routerPath, method: method) { [names] request, context in
             var values: [String: String] = [:]
             for (position, name) in names {
                 // The router hands the segment as sent: `hello%20world` is the job `hello world`.
@@ -55,6 +64,13 @@ final class RouteTable: Sendable {
     }
 
     var all: [Route] { routes.withLock { $0 } }
+
+    /// The template of the route a request matched, from the router's endpoint path (see
+    /// `RequestContext.endpointPath`) and the method; nil when it matched none.
+    func template(endpoint: String?, method: HTTPRequest.Method) -> String? {
+        guard let endpoint else { return nil }
+        return templates.withLock { $0[Endpoint(method: method, path: endpoint)] }
+    }
 
     /// The methods answered on a concrete path, in registration order.
     func methods(matching path: String) -> [HTTPRequest.Method] {

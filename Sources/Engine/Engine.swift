@@ -38,7 +38,11 @@ public struct RunOptions: Sendable, Equatable {
 ///
 /// Nothing here blocks Swift's cooperative pool: the store works on its own queues and the
 /// sandbox on its own threads.
+///
+/// Its metrics (`EngineMetrics`) follow every execution: the store it is given is served
+/// through a `MeasuredStore`, which times each write and counts each transition.
 public final class Engine: Sendable {
+    /// The store, measured: writes through it (the API's too) are timed and counted.
     public let store: any ExecutionStore
     public let sandbox: Sandbox
     /// The policies new submissions use; `reloadPolicies()` replaces them as a whole.
@@ -46,6 +50,7 @@ public final class Engine: Sendable {
     public var policies: PolicySet { currentPolicies.withLock { $0 } }
     private let currentPolicies: Mutex<PolicySet>
     public let configuration: EngineConfiguration
+    public let metrics: EngineMetrics
 
     private struct State {
         var handles: [Int64: RunHandle] = [:]
@@ -62,8 +67,9 @@ public final class Engine: Sendable {
     private let snapshots = Mutex<[String: Policy]>([:])
 
     public init(store: any ExecutionStore, sandbox: Sandbox, policies: PolicySet,
-                configuration: EngineConfiguration = EngineConfiguration()) {
-        self.store = store
+                configuration: EngineConfiguration = EngineConfiguration(), metrics: EngineMetrics = EngineMetrics()) {
+        self.store = MeasuredStore(base: store, metrics: metrics)
+        self.metrics = metrics
         self.sandbox = sandbox
         self.currentPolicies = Mutex(policies)
         self.configuration = configuration
@@ -72,8 +78,8 @@ public final class Engine: Sendable {
     // MARK: Lifecycle
 
     /// Recovers from a previous crash (executions left RUNNING end as FAILED with verdict
-    /// `interrupted`; their sandboxes were removed when the `Sandbox` started), then starts
-    /// the workers. Returns the executions it interrupted.
+    /// `interrupted`; their sandboxes were removed when the `Sandbox` started), sets the queue
+    /// depth from the store, then starts the workers. Returns the executions it interrupted.
     @discardableResult
     public func start() async throws(EngineError) -> [Execution] {
         let interrupted: [Execution]
@@ -81,9 +87,11 @@ public final class Engine: Sendable {
             interrupted = try await store.interruptRunning(
                 worker: nil, reason: "the server stopped while this execution ran; its sandbox was removed at restart",
                 now: Date())
+            metrics.queueDepth.set(try await store.pendingCount())
         } catch {
             throw Self.wrap(error)
         }
+        metrics.workers.set(max(1, configuration.workers))
         for index in 0..<max(1, configuration.workers) {
             let (stream, bell) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
             let worker = Task { [self] in await self.work(index: index, bell: stream) }
@@ -239,7 +247,9 @@ public final class Engine: Sendable {
                 claimed = nil
             }
             if let claimed {
+                metrics.workersBusy.increment()
                 await run(claimed)
+                metrics.workersBusy.decrement()
             } else if await rings.next() == nil {
                 return
             }
@@ -308,6 +318,7 @@ public final class Engine: Sendable {
         do { handle = try sandbox.start(request) } catch {
             return setupFailure("\(error)")
         }
+        metrics.running.increment()
         // A cancellation that came before the handle existed: asked of this engine, or stored
         // (by the API of another process) before the claim.
         let cancelNow = state.withLock { s -> Bool in
@@ -335,6 +346,8 @@ public final class Engine: Sendable {
             }
         }
         let result = await handle.result()
+        metrics.running.decrement()
+        metrics.record(result)
         keeper.cancel()
         await keeper.value
         let interrupted = state.withLock { s -> Bool in

@@ -4,6 +4,7 @@ import ArgumentParser
 import Engine
 import Foundation
 import Logging
+import CoreMetrics
 import Sandbox
 import Store
 
@@ -126,7 +127,11 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw ServeFailure(code: 71, message: "sandbox: \(error.description)")
         }
-        let engine = Engine(store: store, sandbox: sandbox, policies: policySet, configuration: configuration.engine)
+        // One registry for the engine, the HTTP server and any library reporting to MetricsSystem.
+        let metrics = ServerMetrics()
+        MetricsSystem.bootstrap(metrics.factory)
+        let engine = Engine(store: store, sandbox: sandbox, policies: policySet, configuration: configuration.engine,
+                            metrics: metrics.engine)
         do {
             let interrupted = try await engine.start()
             if !interrupted.isEmpty {
@@ -155,7 +160,7 @@ struct ServeCommand: AsyncParsableCommand {
         defer { hangup.cancel() }
         let host = configuration.host
         let server = APIServer(engine: engine, configuration: configuration, access: store, secrets: secrets,
-                               logger: Logger(label: "confine.api"))
+                               metrics: metrics, logger: Logger(label: "confine.api"))
         let app = server.application(logger: logger) { port in
             logger.info("listening on http://\(host.contains(":") ? "[\(host)]" : host):\(port) (docs at /docs)")
         }

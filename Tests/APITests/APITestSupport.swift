@@ -66,13 +66,16 @@ final class LiveServer: Sendable {
         var sandboxConfiguration = SandboxConfiguration()
         sandboxConfiguration.warmPoolSize = 1
         let sandbox = try Sandbox(configuration: sandboxConfiguration)
-        let engine = Engine(store: store, sandbox: sandbox, policies: policies, configuration: configuration.engine)
+        // A registry of its own, so that each test server's metrics can be asserted exactly.
+        let metrics = ServerMetrics()
+        let engine = Engine(store: store, sandbox: sandbox, policies: policies, configuration: configuration.engine,
+                            metrics: metrics.engine)
         try await engine.start()
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         var logger = Logger(label: "confine-test")
         logger.logLevel = .warning
         let app = APIServer(engine: engine, configuration: configuration, access: store, secrets: secrets,
-                            logger: logger).application(logger: logger) { port in
+                            metrics: metrics, logger: logger).application(logger: logger) { port in
             portContinuation.yield(port)
             portContinuation.finish()
         }
@@ -93,6 +96,11 @@ final class LiveServer: Sendable {
         self.folder = folder
         self.group = group
         self.task = task
+    }
+
+    /// The routes a server answers (method, template, role, switch), as the router has them.
+    var routes: [(method: String, path: String, role: String?, switch: String?)] {
+        APIServer(engine: engine, configuration: .init(), access: store, secrets: nil, metrics: ServerMetrics()).routes
     }
 
     func stop() async {

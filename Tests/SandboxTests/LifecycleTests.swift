@@ -17,6 +17,17 @@ struct LifecycleTests {
         #expect(failure.description == "execve /usr/bin/no-such-program: ENOENT (No such file or directory)")
     }
 
+    @Test("A run reports how long its launch took; a sandbox that never took its run reports none")
+    func launchTime() async throws {
+        let p = try TestSupport.policy()
+        let ran = try await TestSupport.sandbox.run(RunRequest(policy: p, command: ["/bin/true"]))
+        #expect(ran.verdict == .exited, "\(ran.summary)")
+        #expect(ran.launchMicros > 0)
+        let failed = try await TestSupport.sandbox.run(RunRequest(policy: p, command: ["/usr/bin/no-such-program"]))
+        #expect(failed.verdict == .setupFailed)
+        #expect(failed.launchMicros == 0)
+    }
+
     @Test("A program name is looked up in the sandbox's PATH")
     func pathLookup() async throws {
         let p = try TestSupport.policy()

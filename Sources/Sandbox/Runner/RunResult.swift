@@ -65,11 +65,16 @@ public struct RunResult: Sendable, Equatable {
     public var setupFailure: SetupFailure?
     /// Processes the kernel's OOM killer ended in this run.
     public var oomKills: Int
+    /// How long the launch took, in microseconds: from the start of the run until the program
+    /// was handed to its sandbox (a sandbox built, or a warm one taken and given its limits,
+    /// then the run sent to it). 0 when the sandbox could not be set up (`setup_failed`).
+    public var launchMicros: Int64
 
     public init(verdict: Verdict, exitCode: Int32? = nil, signal: Int32? = nil, wallMs: Int64 = 0,
                 cpuMs: Int64 = 0, memoryPeakBytes: UInt64? = nil, stdout: [UInt8] = [], stderr: [UInt8] = [],
                 stdoutBytes: UInt64 = 0, stderrBytes: UInt64 = 0, stdoutTruncated: Bool = false,
-                stderrTruncated: Bool = false, setupFailure: SetupFailure? = nil, oomKills: Int = 0) {
+                stderrTruncated: Bool = false, setupFailure: SetupFailure? = nil, oomKills: Int = 0,
+                launchMicros: Int64 = 0) {
         self.verdict = verdict
         self.exitCode = exitCode
         self.signal = signal
@@ -84,6 +89,7 @@ public struct RunResult: Sendable, Equatable {
         self.stderrTruncated = stderrTruncated
         self.setupFailure = setupFailure
         self.oomKills = oomKills
+        self.launchMicros = launchMicros
     }
 
     /// A measured size, rounded for reading: "11.2 MiB", "768 KiB".

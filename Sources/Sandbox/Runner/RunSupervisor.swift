@@ -73,10 +73,11 @@ final class RunSupervisor: @unchecked Sendable {
 
     private func execute() -> RunResult {
         let started = Clock.nowMs()
+        let launchBegan = Clock.nowMicros()
         func failed(_ failure: SetupFailure) -> RunResult {
             RunResult(verdict: .setupFailed, wallMs: Clock.nowMs() - started, setupFailure: failure)
         }
-        if job.bare { return executeBare(failed: failed) }
+        if job.bare { return executeBare(launchBegan: launchBegan, failed: failed) }
 
         let limits = job.policy.limits
         let image = SandboxImage(policy: job.policy, configuration: sandbox.configuration)
@@ -123,6 +124,7 @@ final class RunSupervisor: @unchecked Sendable {
         }
         guard let process else { return failed(SetupFailure(stage: "spawn", errno: 0)) }
         message.close()
+        let launchMicros = Clock.nowMicros() - launchBegan
 
         let initPID = process.pid
         let observed = watch(Channels(stdin: process.takeStdin(), stdout: process.stdout, stderr: process.stderr, report: process.report),
@@ -143,7 +145,7 @@ final class RunSupervisor: @unchecked Sendable {
             do { try cgroup.finish() } catch { FileWriter.warn("confine: \(error)") }
         }
 
-        var result = RunResult(verdict: .exited)
+        var result = RunResult(verdict: .exited, launchMicros: launchMicros)
         fill(&result, observed: observed, usage: usage)
         let cpuNs = stats?.cpuUsageNs
         if let cpuNs { result.cpuMs = Int64(cpuNs / 1_000_000) }
@@ -181,11 +183,12 @@ final class RunSupervisor: @unchecked Sendable {
             result.setupFailure = sendError.map { SetupFailure(stage: "send the run", errno: $0) }
                 ?? SetupFailure(stage: "sandbox init ended without a report", errno: 0)
         }
+        if result.verdict == .setupFailed { result.launchMicros = 0 }  // the sandbox never took the run
         return result
     }
 
     /// The benchmarks' baseline: the same pipes and watch loop, no isolation at all.
-    private func executeBare(failed: (SetupFailure) -> RunResult) -> RunResult {
+    private func executeBare(launchBegan: Int64, failed: (SetupFailure) -> RunResult) -> RunResult {
         var pipes: [Int32] = []
         for _ in 0..<3 {
             var fds: [Int32] = [-1, -1]
@@ -201,6 +204,7 @@ final class RunSupervisor: @unchecked Sendable {
             cs_spawn_bare(paths.baseAddress, 1, argv, envp, pipes[0], pipes[3], pipes[5])
         }
         guard pid > 0 else { return failed(SetupFailure(stage: "clone", errno: -pid)) }
+        let launchMicros = Clock.nowMicros() - launchBegan
         for i in [0, 3, 5] { close(pipes[i]); pipes[i] = -1 }
         let observed = watch(Channels(stdin: pipes[1], stdout: pipes[2], stderr: pipes[4], report: -1),
                              cgroup: nil, kill: { kill(pid, SIGKILL) }, programGone: { _ in false })
@@ -208,7 +212,7 @@ final class RunSupervisor: @unchecked Sendable {
         var status: Int32 = 0
         var usage = rusage()
         while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
-        var result = RunResult(verdict: .exited)
+        var result = RunResult(verdict: .exited, launchMicros: launchMicros)
         fill(&result, observed: observed, usage: usage)
         apply(status: status, to: &result)
         if result.signal != nil { result.verdict = .signaled }
@@ -396,12 +400,18 @@ struct StreamCapture {
     }
 }
 
-/// Monotonic milliseconds.
+/// Monotonic time, in milliseconds or microseconds.
 enum Clock {
     static func nowMs() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    static func nowMicros() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
     }
 }
 
