@@ -75,13 +75,13 @@ struct MetaRoutes {
         }
     }
 
-    /// What `/ready` checks: the store answers, the sandbox has its cgroup hierarchy and can
-    /// write it.
+    /// What `/ready` checks: the store answers and its disk has room for new data, the sandbox
+    /// has its cgroup hierarchy and can write it.
     func readiness() async -> [(String, String)] {
         var checks: [(String, String)] = []
         do {
             _ = try await server.store.pendingCount()
-            checks.append(("store", "ok"))
+            checks.append(("store", await server.store.refusalOfNewData()?.description ?? "ok"))
         } catch {
             checks.append(("store", "\(error)"))
         }

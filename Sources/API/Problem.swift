@@ -90,6 +90,7 @@ public struct Problem: Error, CustomStringConvertible, Sendable {
         case .queueFull: return .unavailable("queue-full", error.description, retryAfter: 5)
         case .invalid: return .validation(nil, error.description)
         case .unavailable: return .unavailable("store-unavailable", error.description, retryAfter: 5)
+        case .diskFull: return .unavailable("disk-full", error.description, retryAfter: 30)
         }
     }
 

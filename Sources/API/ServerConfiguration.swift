@@ -2,6 +2,7 @@ import Domain
 import Engine
 import Foundation
 import Sandbox
+import Store
 import Yams
 
 /// Everything `confine serve` is configured with: a YAML file (`--config confine.yaml`), then
@@ -13,6 +14,9 @@ public struct ServerConfiguration: Sendable {
     public var port = 8000
     /// The SQLite database file, created on first start.
     public var database = "./var/confine.sqlite"
+    /// Room held back on the database's disk (a file beside it) so that running executions can
+    /// still be stored when the disk fills; 0 for none.
+    public var diskReserveBytes = SQLiteStore.defaultReserveBytes
     /// The policies folder.
     public var policies = "./policies"
     /// The largest request body accepted, in bytes (413 beyond).
@@ -34,6 +38,8 @@ public struct ServerConfiguration: Sendable {
     public static let keys: [(key: String, env: String, help: String)] = [
         ("listen", "CONFINE_LISTEN", "host:port to bind (default 127.0.0.1:8000)"),
         ("database", "CONFINE_DATABASE", "SQLite file (default ./var/confine.sqlite)"),
+        ("disk_reserve", "CONFINE_DISK_RESERVE",
+         "room held back beside the database to finish running executions when its disk fills (default 8MiB; 0: none)"),
         ("policies", "CONFINE_POLICIES", "policies folder (default ./policies)"),
         ("workers", "CONFINE_WORKERS", "executions run at once (default: the number of cores)"),
         ("queue_limit", "CONFINE_QUEUE_LIMIT", "PENDING executions accepted at most (default 10000)"),
@@ -197,6 +203,12 @@ public struct ServerConfiguration: Sendable {
         case "database":
             guard !value.isEmpty else { throw fail("expected a file path") }
             database = value
+        case "disk_reserve":
+            if value.trimmingCharacters(in: .whitespaces) == "0" {
+                diskReserveBytes = 0
+            } else {
+                diskReserveBytes = try size(max: 1 << 30)
+            }
         case "policies":
             guard !value.isEmpty else { throw fail("expected a folder path") }
             policies = value

@@ -55,6 +55,14 @@ public protocol ExecutionStore: Sendable {
     /// Deletes finished executions beyond the newest `keepPerJob` of each job and/or finished
     /// before `olderThan`. Returns how many were deleted.
     func prune(keepPerJob: Int?, olderThan: Date?) async throws -> Int
+    /// Why the store takes no new data now (`.diskFull`), or nil. Cheap enough for a readiness
+    /// check; asking may itself end a full state whose disk has room again.
+    func refusalOfNewData() async -> StoreError?
+}
+
+extension ExecutionStore {
+    /// A store that never runs out of room.
+    public func refusalOfNewData() async -> StoreError? { nil }
 }
 
 /// A job to create.
@@ -153,6 +161,10 @@ public struct ExecutionOutcome: Sendable, Equatable {
     public var stderrTruncated: Bool
     public var usage: ResourceUsage
     public var finishedAt: Date
+    /// When true, `stdout` and `stderr` are ignored: the output stored while the execution ran
+    /// stays as it is (the disk had no room for the complete output), and a stream is marked
+    /// truncated when less was kept than `stdoutBytes`/`stderrBytes` say was written.
+    public var keepsStoredOutput = false
 
     public init(verdict: ExecutionVerdict, exitCode: Int32? = nil, signal: Int32? = nil, reason: String? = nil,
                 stdout: Data = Data(), stderr: Data = Data(), stdoutBytes: Int64 = 0, stderrBytes: Int64 = 0,
@@ -227,6 +239,9 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
     case invalidTransition(executionID: Int64, from: ExecutionStatus, to: String)
     case invalid(String)
     case unavailable(String)
+    /// The database's disk has no room for new data (the file named). Running executions still
+    /// end; new data is taken again once space returns.
+    case diskFull(path: String)
 
     public var description: String {
         switch self {
@@ -236,6 +251,11 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
         case .invalidTransition(let id, let from, let to): return "execution \(id) is \(from.rawValue); it cannot become \(to)"
         case .invalid(let why): return why
         case .unavailable(let why): return "the store is unavailable: \(why)"
+        case .diskFull(let path):
+            return """
+                the database's disk is full (\(path)): new jobs and executions are refused until space is freed \
+                there; running executions still end, and the service resumes by itself once there is room
+                """
         }
     }
 }

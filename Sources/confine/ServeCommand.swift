@@ -98,7 +98,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let store: SQLiteStore
         do {
-            store = try SQLiteStore(path: configuration.database)
+            store = try SQLiteStore(path: configuration.database, reserveBytes: configuration.diskReserveBytes)
         } catch {
             throw ServeFailure(code: 74, message: "database: \(error)")
         }

@@ -54,7 +54,7 @@ final class LiveServer: Sendable {
         configuration.engine.outputFlushInterval = .milliseconds(100)
         tweak(&configuration)
         let policies = try PolicySet.load(directory: configuration.policies)
-        let store = try SQLiteStore(path: configuration.database)
+        let store = try SQLiteStore(path: configuration.database, reserveBytes: configuration.diskReserveBytes)
         var sandboxConfiguration = SandboxConfiguration()
         sandboxConfiguration.warmPoolSize = 1
         let sandbox = try Sandbox(configuration: sandboxConfiguration)
