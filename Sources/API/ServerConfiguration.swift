@@ -23,6 +23,12 @@ public struct ServerConfiguration: Sendable {
     public var maxBodyBytes = 2 << 20
     /// The longest `wait=true` a run request may ask for, in seconds.
     public var maxWaitSeconds = 300.0
+    /// A connection with no complete request (head or body part) and no answer pending for
+    /// this long is closed: idle keep-alive connections, and headers sent slowly or never.
+    public var idleTimeout: Duration = .seconds(60)
+    /// A request must arrive whole (head and body) within this of its head, else 408 and the
+    /// connection is closed: bodies sent slowly or never finished.
+    public var requestTimeout: Duration = .seconds(30)
     /// How the engine runs executions (workers, queue bound, script cap, retention, runtimes…).
     public var engine = EngineConfiguration()
     /// Host-side sandbox settings (the CPU weight of all sandboxes together).
@@ -46,6 +52,10 @@ public struct ServerConfiguration: Sendable {
         ("max_body_size", "CONFINE_MAX_BODY_SIZE", "largest request body (default 2MiB)"),
         ("max_script_size", "CONFINE_MAX_SCRIPT_SIZE", "largest script (default 1MiB)"),
         ("max_wait", "CONFINE_MAX_WAIT", "longest wait=true a run may ask (default 5m)"),
+        ("idle_timeout", "CONFINE_IDLE_TIMEOUT",
+         "a connection with no complete request and no answer pending this long is closed (default 60s)"),
+        ("request_timeout", "CONFINE_REQUEST_TIMEOUT",
+         "a request's body must arrive within this of its head, else 408 and the connection closes (default 30s)"),
         ("shutdown_grace", "CONFINE_SHUTDOWN_GRACE", "time running executions get at shutdown (default 10s)"),
         ("log_level", "CONFINE_LOG_LEVEL", "trace, debug, info (default), notice, warning, error or critical"),
         ("log_format", "CONFINE_LOG_FORMAT", "json, text, or auto (default: text on a terminal, JSON otherwise)"),
@@ -220,6 +230,8 @@ public struct ServerConfiguration: Sendable {
             let d = try duration()
             maxWaitSeconds = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
         case "shutdown_grace": engine.shutdownGrace = try duration()
+        case "idle_timeout": idleTimeout = try duration()
+        case "request_timeout": requestTimeout = try duration()
         case "sandbox_cpu_weight": sandbox.groupCPUWeight = try count(1...10_000)
         case "log_level":
             let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]

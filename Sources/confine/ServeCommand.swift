@@ -84,6 +84,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         configuration.engine.logger = Logger(label: "confine.engine")
         let logger = Logger(label: "confine")
+        let openFiles = Self.raiseOpenFileLimit()
         if config == nil, policies == nil, ProcessInfo.processInfo.environment["CONFINE_POLICIES"] == nil {
             configuration.policies = PolicyDirectory.locate()
         }
@@ -119,7 +120,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         logger.info("""
             store \(configuration.database), policies \(configuration.policies) (\(policySet.names.joined(separator: ", "))), \
-            \(configuration.engine.workers) workers, cgroup \(sandbox.cgroups?.version.rawValue ?? "none")
+            \(configuration.engine.workers) workers, cgroup \(sandbox.cgroups?.version.rawValue ?? "none"), \
+            up to \(openFiles) open files
             """)
         // SIGHUP reloads the policies folder: all of it or nothing (the previous set stays in
         // force when any file is invalid). Sandboxed programs get default dispositions back.
@@ -147,6 +149,22 @@ struct ServeCommand: AsyncParsableCommand {
             throw ServeFailure(code: 71, message: "server: \(error)")
         }
         logger.info("stopped")
+    }
+}
+
+extension ServeCommand {
+    /// Every connection holds a descriptor, and thousands of clients may connect at once: the
+    /// soft limit on open files goes up to the hard one. Returns the limit now in force.
+    static func raiseOpenFileLimit() -> UInt64 {
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        var limit = rlimit()
+        guard getrlimit(resource, &limit) == 0 else { return 0 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(resource, &raised) == 0 { limit = raised }
+        }
+        return UInt64(limit.rlim_cur)
     }
 }
 
