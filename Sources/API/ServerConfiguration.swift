@@ -33,6 +33,9 @@ public struct ServerConfiguration: Sendable {
     public var engine = EngineConfiguration()
     /// Host-side sandbox settings (the CPU weight of all sandboxes together).
     public var sandbox = SandboxConfiguration()
+    /// Isolation the host may lack without stopping the start (`allow_weaker`): runs then go
+    /// without it, and `/ready` and every execution say so. Only cgroups and seccomp.
+    public var allowWeaker: Set<IsolationFeature> = []
     /// The lowest level logged: trace, debug, info, notice, warning, error, critical.
     public var logLevel = "info"
     /// `json` (one object a line), `text`, or `auto`: text on a terminal, JSON otherwise.
@@ -60,6 +63,8 @@ public struct ServerConfiguration: Sendable {
         ("log_level", "CONFINE_LOG_LEVEL", "trace, debug, info (default), notice, warning, error or critical"),
         ("log_format", "CONFINE_LOG_FORMAT", "json, text, or auto (default: text on a terminal, JSON otherwise)"),
         ("sandbox_cpu_weight", "CONFINE_SANDBOX_CPU_WEIGHT", "CPU weight of all sandboxes together, 1-10000 (default 25; the server is 100)"),
+        ("allow_weaker", "CONFINE_ALLOW_WEAKER",
+         "isolation the host may lack: a list of cgroups, seccomp (default none: the start is refused, naming what is missing)"),
         ("retention", "", "mapping: keep_per_job, max_age, interval"),
         ("retention.keep_per_job", "CONFINE_RETENTION_KEEP_PER_JOB", "finished executions kept per job"),
         ("retention.max_age", "CONFINE_RETENTION_MAX_AGE", "finished executions kept this long (e.g. 30d)"),
@@ -112,6 +117,8 @@ public struct ServerConfiguration: Sendable {
                 }
             } else if key == "runtimes" {
                 try applyRuntimes(value, file: file)
+            } else if key == "allow_weaker", let list = value.sequence {
+                try set(key, list.map { $0.string ?? "\($0)" }.joined(separator: ","), file: file)
             } else {
                 try set(key, Self.scalar(value, file: file, key: key), file: file)
             }
@@ -233,6 +240,20 @@ public struct ServerConfiguration: Sendable {
         case "idle_timeout": idleTimeout = try duration()
         case "request_timeout": requestTimeout = try duration()
         case "sandbox_cpu_weight": sandbox.groupCPUWeight = try count(1...10_000)
+        case "allow_weaker":
+            var allowed: Set<IsolationFeature> = []
+            for name in value.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+                guard let feature = IsolationFeature(rawValue: name) else {
+                    let names = IsolationFeature.allCases.filter(\.canBeWaived).map(\.rawValue)
+                    throw fail("unknown \(HumanUnitsText.quoted(name))\(Suggestions.didYouMean(name, in: names)); "
+                               + "the isolation that may be allowed missing is \(names.joined(separator: ", "))")
+                }
+                guard feature.canBeWaived else {
+                    throw fail("\(name) cannot be allowed missing: \(feature.consequence); only cgroups and seccomp can")
+                }
+                allowed.insert(feature)
+            }
+            allowWeaker = allowed
         case "log_level":
             let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
             guard levels.contains(value) else {

@@ -90,6 +90,9 @@ public struct Execution: Sendable, Equatable, Codable, Identifiable {
     /// How many times a worker took it over after the lease of the worker running it expired
     /// (that worker presumably died); 0 for an execution claimed only once.
     public var takeovers: Int
+    /// Isolation the server ran (or will run) it without, because the host lacked it and the
+    /// operator allowed that (`allow_weaker`): `cgroups`, `seccomp`. Empty: full isolation.
+    public var weakerIsolation: [String]
 
     public init(id: Int64, jobID: Int64, status: ExecutionStatus = .pending, verdict: ExecutionVerdict? = nil,
                 exitCode: Int32? = nil, signal: Int32? = nil, reason: String? = nil, scriptType: ScriptType,
@@ -98,7 +101,7 @@ public struct Execution: Sendable, Equatable, Codable, Identifiable {
                 stderr: Data = Data(), stdoutBytes: Int64 = 0, stderrBytes: Int64 = 0, stdoutTruncated: Bool = false,
                 stderrTruncated: Bool = false, usage: ResourceUsage = ResourceUsage(), createdAt: Date,
                 startedAt: Date? = nil, finishedAt: Date? = nil, worker: String? = nil, leaseDeadline: Date? = nil,
-                cancelRequested: Bool = false, takeovers: Int = 0) {
+                cancelRequested: Bool = false, takeovers: Int = 0, weakerIsolation: [String] = []) {
         self.id = id
         self.jobID = jobID
         self.status = status
@@ -128,5 +131,6 @@ public struct Execution: Sendable, Equatable, Codable, Identifiable {
         self.leaseDeadline = leaseDeadline
         self.cancelRequested = cancelRequested
         self.takeovers = takeovers
+        self.weakerIsolation = weakerIsolation
     }
 }

@@ -53,6 +53,8 @@ public final class Engine: Sendable {
         var bells: [AsyncStream<Void>.Continuation] = []
     }
     private let state = Mutex(State())
+    /// Isolation this engine's sandbox runs without (`allow_weaker`), recorded on every execution.
+    public var weakerIsolation: [String] { sandbox.configuration.weakenedIsolation.map(\.rawValue) }
     /// Policies parsed back from executions' snapshots (many executions share one).
     private let snapshots = Mutex<[String: Policy]>([:])
 
@@ -154,7 +156,7 @@ public final class Engine: Sendable {
             jobID: job.id, scriptType: job.scriptType, scriptSnapshot: job.scriptContent, policyName: policy.name,
             policySnapshot: policy.renderYAML(), concurrency: job.concurrency,
             arguments: options.arguments ?? job.arguments, environment: environment, stdin: options.stdin,
-            priority: options.priority, createdAt: Date())
+            priority: options.priority, createdAt: Date(), weakerIsolation: weakerIsolation)
         do {
             let execution = try await store.enqueue(new, queueLimit: configuration.queueLimit)
             ring()
@@ -259,6 +261,8 @@ public final class Engine: Sendable {
     /// stored, or nil.
     private func store(_ outcome: ExecutionOutcome, of execution: Execution) async -> ExecutionOutcome? {
         let about = Self.metadata(execution)
+        var outcome = outcome
+        outcome.weakerIsolation = weakerIsolation
         var lean = outcome
         lean.keepsStoredOutput = true
         let note = "the database's disk was full when this execution ended: only the output stored while it ran was kept"

@@ -128,10 +128,12 @@ public struct NewExecution: Sendable, Equatable {
     public var stdin: Data?
     public var priority: Int
     public var createdAt: Date
+    /// Isolation the submitting server runs without (`Execution.weakerIsolation`).
+    public var weakerIsolation: [String]
 
     public init(jobID: Int64, scriptType: ScriptType, scriptSnapshot: String, policyName: String, policySnapshot: String,
                 concurrency: ConcurrencyRule, arguments: [String] = [], environment: [String: String] = [:],
-                stdin: Data? = nil, priority: Int = 0, createdAt: Date) {
+                stdin: Data? = nil, priority: Int = 0, createdAt: Date, weakerIsolation: [String] = []) {
         self.jobID = jobID
         self.scriptType = scriptType
         self.scriptSnapshot = scriptSnapshot
@@ -143,6 +145,7 @@ public struct NewExecution: Sendable, Equatable {
         self.stdin = stdin
         self.priority = priority
         self.createdAt = createdAt
+        self.weakerIsolation = weakerIsolation
     }
 }
 
@@ -165,6 +168,9 @@ public struct ExecutionOutcome: Sendable, Equatable {
     /// stays as it is (the disk had no room for the complete output), and a stream is marked
     /// truncated when less was kept than `stdoutBytes`/`stderrBytes` say was written.
     public var keepsStoredOutput = false
+    /// Isolation the run went without (`Execution.weakerIsolation`); replaces what was
+    /// recorded at submission, which another server may have had.
+    public var weakerIsolation: [String] = []
 
     public init(verdict: ExecutionVerdict, exitCode: Int32? = nil, signal: Int32? = nil, reason: String? = nil,
                 stdout: Data = Data(), stderr: Data = Data(), stdoutBytes: Int64 = 0, stderrBytes: Int64 = 0,

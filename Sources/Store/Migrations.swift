@@ -21,6 +21,7 @@ enum Migrations {
     static let all: [Version] = [
         Version(name: "v1", migrate: v1),
         Version(name: "v2", migrate: v2),
+        Version(name: "v3", migrate: v3),
     ]
 
     /// The versions' names, oldest first.
@@ -114,5 +115,12 @@ enum Migrations {
     @Sendable
     static func v2(_ db: Database) throws {
         try db.execute(sql: "CREATE INDEX execution_verdict ON execution(verdict, id)")
+    }
+
+    /// The isolation an execution ran without, where the operator allowed a weaker mode
+    /// (`allow_weaker`): a JSON list such as `["cgroups"]`; `[]` for full isolation.
+    @Sendable
+    static func v3(_ db: Database) throws {
+        try db.execute(sql: "ALTER TABLE execution ADD COLUMN weaker_isolation TEXT NOT NULL DEFAULT '[]'")
     }
 }

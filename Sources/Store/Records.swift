@@ -25,14 +25,14 @@ enum Records {
         case id, jobID, status, verdict, exitCode, signal, reason, scriptType, scriptSnapshot, policyName, policySnapshot,
              arguments, environment, stdin, priority, stdout, stderr, stdoutBytes, stderrBytes, stdoutTruncated,
              stderrTruncated, wallMs, cpuMs, memoryPeakBytes, createdAt, startedAt, finishedAt, worker, leaseDeadline,
-             cancelRequested, takeovers
+             cancelRequested, takeovers, weakerIsolation
 
         var name: String {
             ["id", "job_id", "status", "verdict", "exit_code", "signal", "reason", "script_type", "script_snapshot",
              "policy_name", "policy_snapshot", "arguments", "environment", "stdin", "priority", "stdout", "stderr",
              "stdout_bytes", "stderr_bytes", "stdout_truncated", "stderr_truncated", "wall_ms", "cpu_ms",
              "memory_peak_bytes", "created_at", "started_at", "finished_at", "worker", "lease_deadline",
-             "cancel_requested", "takeovers"][rawValue]
+             "cancel_requested", "takeovers", "weaker_isolation"][rawValue]
         }
     }
 
@@ -77,6 +77,7 @@ enum Records {
             usage: ResourceUsage(wallMs: at(.wallMs), cpuMs: at(.cpuMs), memoryPeakBytes: optional(.memoryPeakBytes)),
             createdAt: Millis.date(at(.createdAt)), startedAt: started.map(Millis.date),
             finishedAt: finished.map(Millis.date), worker: optional(.worker), leaseDeadline: lease.map(Millis.date),
-            cancelRequested: at(.cancelRequested), takeovers: at(.takeovers))
+            cancelRequested: at(.cancelRequested), takeovers: at(.takeovers),
+            weakerIsolation: JSON.decode([String].self, optional(.weakerIsolation), empty: []))
     }
 }

@@ -188,11 +188,11 @@ public final class SQLiteStore: ExecutionStore {
             if pending >= queueLimit { throw StoreError.queueFull(limit: queueLimit) }
             try db.execute(sql: """
                 INSERT INTO execution (job_id, status, script_type, script_snapshot, policy_name, policy_snapshot, concurrency,
-                                       arguments, environment, stdin, priority, created_at)
-                VALUES (?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                       arguments, environment, stdin, priority, created_at, weaker_isolation)
+                VALUES (?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [new.jobID, new.scriptType.rawValue, new.scriptSnapshot, new.policyName, new.policySnapshot,
                                  new.concurrency.rawValue, JSON.encode(new.arguments), JSON.encode(new.environment), new.stdin,
-                                 new.priority, Millis.of(new.createdAt)])
+                                 new.priority, Millis.of(new.createdAt), JSON.encode(new.weakerIsolation)])
             return try Self.fetchExecution(db, id: db.lastInsertedRowID)!
         }
     }
@@ -273,7 +273,7 @@ public final class SQLiteStore: ExecutionStore {
                   stderr = CASE WHEN :keep THEN stderr ELSE COALESCE(:stderr, x'') END,
                   stdout_bytes = :stdoutBytes, stderr_bytes = :stderrBytes,
                   wall_ms = :wallMs, cpu_ms = :cpuMs, memory_peak_bytes = :memoryPeakBytes,
-                  finished_at = :finishedAt, lease_deadline = NULL
+                  finished_at = :finishedAt, lease_deadline = NULL, weaker_isolation = :weakerIsolation
                 WHERE id = :id AND status = 'RUNNING'
                 """, arguments: [
                     "status": outcome.status.rawValue, "verdict": outcome.verdict.rawValue, "exitCode": outcome.exitCode,
@@ -284,7 +284,7 @@ public final class SQLiteStore: ExecutionStore {
                     "stdoutTruncated": outcome.stdoutTruncated, "stderrTruncated": outcome.stderrTruncated,
                     "wallMs": outcome.usage.wallMs, "cpuMs": outcome.usage.cpuMs,
                     "memoryPeakBytes": outcome.usage.memoryPeakBytes, "finishedAt": Millis.of(outcome.finishedAt),
-                    "id": executionID,
+                    "id": executionID, "weakerIsolation": JSON.encode(outcome.weakerIsolation),
                 ])
             if db.changesCount == 0 { try Self.requireStatus(db, executionID, .running, to: outcome.status.rawValue) }
             return try Self.fetchExecution(db, id: executionID)!

@@ -21,7 +21,10 @@ struct ServeCommand: AsyncParsableCommand {
             SIGTERM or SIGINT stops taking work, lets running executions finish for \
             shutdown_grace, interrupts the rest, and exits. Exit status: 0 after a clean stop, \
             78 for an invalid configuration or policy, 74 when the database cannot be opened, \
-            71 when the sandbox cannot work on this host.
+            71 when the sandbox cannot work on this host: the host's user namespaces, cgroups and \
+            seccomp are tried at start, and a missing one stops the start, named, unless \
+            allow_weaker lists it (cgroups, seccomp), in which case runs go without it and \
+            /ready and every execution say so.
             """
     )
 
@@ -102,6 +105,20 @@ struct ServeCommand: AsyncParsableCommand {
             store = try SQLiteStore(path: configuration.database, reserveBytes: configuration.diskReserveBytes)
         } catch {
             throw ServeFailure(code: 74, message: "database: \(error)")
+        }
+        // The host's isolation, tried: what it lacks stops the start unless allow_weaker lets
+        // the runs go without it.
+        let weakened: [IsolationFeature]
+        do {
+            weakened = try configuration.adaptIsolation(to: .live)
+        } catch {
+            throw ServeFailure(code: 71, message: "sandbox: \(error.description)")
+        }
+        if !weakened.isEmpty {
+            logger.warning("""
+                weaker isolation (allow_weaker): \(weakened.map { "without \($0.rawValue), \($0.consequence)" }.joined(separator: "; ")); \
+                /ready and every execution say so
+                """)
         }
         let sandbox: Sandbox
         do {

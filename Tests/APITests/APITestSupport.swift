@@ -55,7 +55,7 @@ final class LiveServer: Sendable {
         tweak(&configuration)
         let policies = try PolicySet.load(directory: configuration.policies)
         let store = try SQLiteStore(path: configuration.database, reserveBytes: configuration.diskReserveBytes)
-        var sandboxConfiguration = SandboxConfiguration()
+        var sandboxConfiguration = configuration.sandbox
         sandboxConfiguration.warmPoolSize = 1
         let sandbox = try Sandbox(configuration: sandboxConfiguration)
         let engine = Engine(store: store, sandbox: sandbox, policies: policies, configuration: configuration.engine)
