@@ -8,7 +8,7 @@ DEB_RUNTIME  := bash python3 python3-venv coreutils curl
 DEB_BENCH    := hyperfine bubblewrap wrk
 BIN          := .build/$(CONFIGURATION)/confine
 
-.PHONY: all deps build test run demo bench chaos clean
+.PHONY: all deps build test run demo bench chaos soak clean
 
 all: build
 
@@ -55,6 +55,12 @@ bench: deps
 # restart's cleanup (scripts/chaos.py says what it checks; CHAOS_CYCLES, CHAOS_SEED, CHAOS_KEEP=1).
 chaos: build
 	@python3 scripts/chaos.py $(BIN)
+
+# A steady mix of hostile and ordinary scripts for SOAK_SECONDS (180): the server's memory,
+# descriptors and threads at the start and the end (bounds stated in scripts/soak.py),
+# executions per second over time, and zero lost executions.
+soak: build
+	@python3 scripts/soak.py $(BIN)
 
 clean:
 	rm -rf .build

@@ -37,17 +37,27 @@ class Client:
         self.server, self.timeout, self.conn = server, timeout, None
 
     def request(self, method, path, body=None):
-        if self.conn is None:
-            self.conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=self.timeout)
         data = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"} if data is not None else {}
-        try:
-            self.conn.request(method, path, body=data, headers=headers)
-            resp = self.conn.getresponse()
-            raw = resp.read()
-        except BaseException:
-            self.close()
-            raise
+        # A GET on a kept-alive connection the server closed while it was idle (idle_timeout)
+        # is sent again once on a new one; anything else that fails is the caller's business
+        # (a POST cut off may have been taken: sending it again would be a second submission).
+        reused = self.conn is not None
+        for attempt in (0, 1):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=self.timeout)
+            try:
+                self.conn.request(method, path, body=data, headers=headers)
+                resp = self.conn.getresponse()
+                raw = resp.read()
+                break
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if attempt or not reused or method != "GET":
+                    raise
+            except BaseException:
+                self.close()
+                raise
         try:
             payload = json.loads(raw) if raw else None
         except ValueError:
