@@ -158,7 +158,10 @@ class Load:
         while not self.stopping.is_set():
             job = rng.choices(self.jobs, weights)[0]
             try:
+                # A connection per request: a request refused while the server is down is known
+                # never to have been sent; one cut off was sent, and may or may not have been taken.
                 status, payload = c.request("POST", f"/executions/{job['id']}/run", {})
+                c.close()
             except ConnectionRefusedError:
                 time.sleep(0.05)    # the server is down: nothing was sent
                 continue
@@ -318,7 +321,7 @@ def main():
         print(f"Confine chaos — {CYCLES} kill -9 of confine serve under load ({CLIENTS} clients, {WORKERS} workers, seed {SEED})")
         refused = sum(load.refused.values())
         print(f"  executions submitted {load.submitted:6}   (sent to a listening server)")
-        print(f"  accepted             {len(accepted):6}   (given an id; {load.unanswered} cut off by a kill "
+        print(f"  accepted             {len(accepted):6}   (given an id; {load.unanswered} sent but cut off by a kill "
               f"before any answer, {refused} refused{': ' + str(load.refused) if refused else ''})")
         print(f"  finished             {finished:6}   ({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))})")
         print(f"  lost                 {len(lost) + len(untrue):6}   (must be 0: missing, never final, or final without a true reason)")
