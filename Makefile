@@ -8,7 +8,7 @@ DEB_RUNTIME  := bash python3 python3-venv coreutils curl
 DEB_BENCH    := hyperfine bubblewrap wrk
 BIN          := .build/$(CONFIGURATION)/confine
 
-.PHONY: all deps build test run demo bench clean
+.PHONY: all deps build test run demo bench chaos soak clean
 
 all: build
 
@@ -48,6 +48,19 @@ bench: deps
 	.build/release/confine-bench
 	$(SWIFT) build -c release --product confine
 	@scripts/bench-api.sh .build/release/confine
+
+# kill -9 of confine serve, 20 times at random points under a steady submission load: every
+# execution a client was given an id for must be found and end with a true reason, and nothing
+# of a dead server (sandbox processes, run cgroups, mounts, temporary files) may survive the
+# restart's cleanup (scripts/chaos.py says what it checks; CHAOS_CYCLES, CHAOS_SEED, CHAOS_KEEP=1).
+chaos: build
+	@python3 scripts/chaos.py $(BIN)
+
+# A steady mix of hostile and ordinary scripts for SOAK_SECONDS (180): the server's memory,
+# descriptors and threads at the start and the end (bounds stated in scripts/soak.py),
+# executions per second over time, and zero lost executions.
+soak: build
+	@python3 scripts/soak.py $(BIN)
 
 clean:
 	rm -rf .build

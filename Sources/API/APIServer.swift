@@ -69,12 +69,17 @@ public struct APIServer: Sendable {
         return (router, table)
     }
 
-    /// An application serving `router()` on the configured address. `onBound` learns the port
-    /// (useful with port 0).
+    /// An application serving `router()` on the configured address, with the connection
+    /// timeouts of the configuration (`idle_timeout`, `request_timeout`). `onBound` learns the
+    /// port (useful with port 0).
     public func application(logger: Logger, onBound: (@Sendable (Int) -> Void)? = nil)
         -> some ApplicationProtocol {
+        let requestTimeout = TimeAmount(configuration.requestTimeout)
         var app = Application(
             router: router(),
+            server: .http1(configuration: .init(
+                additionalChannelHandlers: [RequestDeadlineHandler(timeout: requestTimeout)],
+                idleTimeout: TimeAmount(configuration.idleTimeout))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Confine"),
             onServerRunning: { channel in
                 if let port = channel.localAddress?.port { onBound?(port) }

@@ -17,15 +17,18 @@ struct MetaRoutes {
         }
         table.on(.get, "/ready", .configurable("ready")) { _, _ in
             let checks = await readiness()
-            if checks.allSatisfy({ $0.1 == "ok" }) {
+            let weaker = JSON.array(server.engine.weakerIsolation.map(JSON.string))
+            if checks.allSatisfy(\.passes) {
                 return APIServer.respond(.object([
                     ("status", .string("ready")),
-                    ("checks", .object(checks.map { ($0.0, .string($0.1)) })),
+                    ("checks", .object(checks.map { ($0.name, .string($0.result)) })),
+                    ("weaker_isolation", weaker),
                 ]))
             }
-            let failing = checks.filter { $0.1 != "ok" }.map { "\($0.0): \($0.1)" }
+            let failing = checks.filter { !$0.passes }.map { "\($0.name): \($0.result)" }
             var problem = Problem.unavailable("not-ready", "not ready: " + failing.joined(separator: "; "), retryAfter: 5)
-            problem.extra["checks"] = .object(checks.map { ($0.0, .string($0.1)) })
+            problem.extra["checks"] = .object(checks.map { ($0.name, .string($0.result)) })
+            problem.extra["weaker_isolation"] = weaker
             throw problem
         }
         table.on(.get, "/metrics", .configurable("metrics")) { _, _ in
@@ -80,25 +83,41 @@ struct MetaRoutes {
         }
     }
 
-    /// What `/ready` checks: the store answers, the sandbox has its cgroup hierarchy and can
-    /// write it.
-    func readiness() async -> [(String, String)] {
-        var checks: [(String, String)] = []
+    /// One readiness check: its name, its result in words (`ok` when all is well), and whether
+    /// it lets the server be ready (isolation an operator allowed missing does).
+    struct Check {
+        var name: String
+        var result: String
+        var passes: Bool
+    }
+
+    /// What `/ready` checks: the store answers and its disk has room for new data, the sandbox
+    /// has its cgroup hierarchy and can write it, and the isolation runs get (all of it, or
+    /// what `allow_weaker` let the server run without, which does not stop it being ready).
+    func readiness() async -> [Check] {
+        var checks: [Check] = []
         do {
             _ = try await server.store.pendingCount()
-            checks.append(("store", "ok"))
+            let refusal = await server.store.refusalOfNewData()
+            checks.append(Check(name: "store", result: refusal?.description ?? "ok", passes: refusal == nil))
         } catch {
-            checks.append(("store", "\(error)"))
+            checks.append(Check(name: "store", result: "\(error)", passes: false))
         }
-        if let cgroups = server.engine.sandbox.cgroups {
-            checks.append(("sandbox", "ok"))
+        let sandbox = server.engine.sandbox
+        checks.append(Check(name: "sandbox", result: "ok", passes: true))
+        if let cgroups = sandbox.cgroups {
             let unwritable = cgroups.baseDirectories.filter { access($0, W_OK) != 0 }
-            checks.append(("cgroups", unwritable.isEmpty ? "ok"
-                           : "cannot write \(unwritable.joined(separator: ", ")): \(String(cString: strerror(errno)))"))
+            checks.append(Check(name: "cgroups", result: unwritable.isEmpty ? "ok"
+                                : "cannot write \(unwritable.joined(separator: ", ")): \(String(cString: strerror(errno)))",
+                                passes: unwritable.isEmpty))
         } else {
-            checks.append(("sandbox", "ok"))
-            checks.append(("cgroups", "no cgroup hierarchy: runs have no memory, CPU or process limits"))
+            checks.append(Check(name: "cgroups", result: "disabled (allow_weaker): \(IsolationFeature.cgroups.consequence)",
+                                passes: true))
         }
+        let weakened = sandbox.configuration.weakenedIsolation
+        checks.append(Check(name: "isolation", result: weakened.isEmpty ? "ok" : "weaker (allow_weaker): " + weakened.map {
+            "without \($0.rawValue), \($0.consequence)"
+        }.joined(separator: "; "), passes: true))
         return checks
     }
 

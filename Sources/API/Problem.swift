@@ -91,6 +91,7 @@ public struct Problem: Error, CustomStringConvertible, Sendable {
         case .quotaExceeded: return Quotas.exceeded("max_active", field: nil, error.description)
         case .invalid: return .validation(nil, error.description)
         case .unavailable: return .unavailable("store-unavailable", error.description, retryAfter: 5)
+        case .diskFull: return .unavailable("disk-full", error.description, retryAfter: 30)
         }
     }
 

@@ -2,6 +2,7 @@ import Engine
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOHTTP1
 import Store
 
 /// Turns everything a route throws into a problem+json answer: `Problem`s as they are, the
@@ -28,6 +29,12 @@ struct ProblemMiddleware: RouterMiddleware {
                 return Problem.methodNotAllowed(request.method, path: instance, allowed: allowed).response(instance: instance)
             }
             return Problem.notFound("no route \(request.method.rawValue) \(instance); see /openapi.json or /docs")
+                .response(instance: instance)
+        } catch let error as HTTPParserError {
+            // The client hung up (or sent garbage) in the middle of its body: its business, not
+            // the server's; whoever is still reading gets a 400.
+            context.logger.debug("incomplete request \(request.method.rawValue) \(instance): \(error)")
+            return Problem("incomplete-request", .badRequest, "the request ended before its body was whole (\(error))")
                 .response(instance: instance)
         } catch let error as any HTTPResponseError {
             let status = error.status

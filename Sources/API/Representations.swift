@@ -116,6 +116,7 @@ enum Representations {
             ])),
             ("worker", JSON.optional(e.worker) { .string($0) }),
             ("cancel_requested", .bool(e.cancelRequested)),
+            ("weaker_isolation", .array(e.weakerIsolation.map(JSON.string))),
         ]
         return .object(members)
     }

@@ -2,6 +2,7 @@ import Domain
 import Engine
 import Foundation
 import Sandbox
+import Store
 import Yams
 
 /// Everything `confine serve` is configured with: a YAML file (`--config confine.yaml`), then
@@ -13,16 +14,28 @@ public struct ServerConfiguration: Sendable {
     public var port = 8000
     /// The SQLite database file, created on first start.
     public var database = "./var/confine.sqlite"
+    /// Room held back on the database's disk (a file beside it) so that running executions can
+    /// still be stored when the disk fills; 0 for none.
+    public var diskReserveBytes = SQLiteStore.defaultReserveBytes
     /// The policies folder.
     public var policies = "./policies"
     /// The largest request body accepted, in bytes (413 beyond).
     public var maxBodyBytes = 2 << 20
     /// The longest `wait=true` a run request may ask for, in seconds.
     public var maxWaitSeconds = 300.0
+    /// A connection with no complete request (head or body part) and no answer pending for
+    /// this long is closed: idle keep-alive connections, and headers sent slowly or never.
+    public var idleTimeout: Duration = .seconds(60)
+    /// A request must arrive whole (head and body) within this of its head, else 408 and the
+    /// connection is closed: bodies sent slowly or never finished.
+    public var requestTimeout: Duration = .seconds(30)
     /// How the engine runs executions (workers, queue bound, script cap, retention, runtimes…).
     public var engine = EngineConfiguration()
     /// Host-side sandbox settings (the CPU weight of all sandboxes together).
     public var sandbox = SandboxConfiguration()
+    /// Isolation the host may lack without stopping the start (`allow_weaker`): runs then go
+    /// without it, and `/ready` and every execution say so. Only cgroups and seccomp.
+    public var allowWeaker: Set<IsolationFeature> = []
     /// The lowest level logged: trace, debug, info, notice, warning, error, critical.
     public var logLevel = "info"
     /// `json` (one object a line), `text`, or `auto`: text on a terminal, JSON otherwise.
@@ -51,12 +64,18 @@ public struct ServerConfiguration: Sendable {
     public static let keys: [(key: String, env: String, help: String)] = [
         ("listen", "CONFINE_LISTEN", "host:port to bind (default 127.0.0.1:8000)"),
         ("database", "CONFINE_DATABASE", "SQLite file (default ./var/confine.sqlite)"),
+        ("disk_reserve", "CONFINE_DISK_RESERVE",
+         "room held back beside the database to finish running executions when its disk fills (default 8MiB; 0: none)"),
         ("policies", "CONFINE_POLICIES", "policies folder (default ./policies)"),
         ("workers", "CONFINE_WORKERS", "executions run at once (default: the number of cores)"),
         ("queue_limit", "CONFINE_QUEUE_LIMIT", "PENDING executions accepted at most (default 10000)"),
         ("max_body_size", "CONFINE_MAX_BODY_SIZE", "largest request body (default 2MiB)"),
         ("max_script_size", "CONFINE_MAX_SCRIPT_SIZE", "largest script (default 1MiB)"),
         ("max_wait", "CONFINE_MAX_WAIT", "longest wait=true a run may ask (default 5m)"),
+        ("idle_timeout", "CONFINE_IDLE_TIMEOUT",
+         "a connection with no complete request and no answer pending this long is closed (default 60s)"),
+        ("request_timeout", "CONFINE_REQUEST_TIMEOUT",
+         "a request's body must arrive within this of its head, else 408 and the connection closes (default 30s)"),
         ("shutdown_grace", "CONFINE_SHUTDOWN_GRACE", "time running executions get at shutdown (default 10s)"),
         ("log_level", "CONFINE_LOG_LEVEL", "trace, debug, info (default), notice, warning, error or critical"),
         ("log_format", "CONFINE_LOG_FORMAT", "json, text, or auto (default: text on a terminal, JSON otherwise)"),
@@ -65,6 +84,8 @@ public struct ServerConfiguration: Sendable {
         ("admin_token_file", "CONFINE_ADMIN_TOKEN_FILE", "where the first admin token is written (default admin.token beside the database)"),
         ("secrets_key", "CONFINE_SECRETS_KEY", "base64 of 32 bytes sealing secret environment values (default: secrets_key_file)"),
         ("secrets_key_file", "CONFINE_SECRETS_KEY_FILE", "file of the secrets key, made 0600 if missing (default secrets.key beside the database)"),
+        ("allow_weaker", "CONFINE_ALLOW_WEAKER",
+         "isolation the host may lack: a list of cgroups, seccomp (default none: the start is refused, naming what is missing)"),
         ("retention", "", "mapping: keep_per_job, max_age, interval"),
         ("retention.keep_per_job", "CONFINE_RETENTION_KEEP_PER_JOB", "finished executions kept per job"),
         ("retention.max_age", "CONFINE_RETENTION_MAX_AGE", "finished executions kept this long (e.g. 30d)"),
@@ -120,6 +141,8 @@ public struct ServerConfiguration: Sendable {
             } else if key == "public_routes", let list = value.sequence {
                 let names = list.map { $0.string ?? "" }
                 try set(key, names.joined(separator: ","), file: file)
+            } else if key == "allow_weaker", let list = value.sequence {
+                try set(key, list.map { $0.string ?? "\($0)" }.joined(separator: ","), file: file)
             } else {
                 try set(key, Self.scalar(value, file: file, key: key), file: file)
             }
@@ -221,6 +244,12 @@ public struct ServerConfiguration: Sendable {
         case "database":
             guard !value.isEmpty else { throw fail("expected a file path") }
             database = value
+        case "disk_reserve":
+            if value.trimmingCharacters(in: .whitespaces) == "0" {
+                diskReserveBytes = 0
+            } else {
+                diskReserveBytes = try size(max: 1 << 30)
+            }
         case "policies":
             guard !value.isEmpty else { throw fail("expected a folder path") }
             policies = value
@@ -232,7 +261,23 @@ public struct ServerConfiguration: Sendable {
             let d = try duration()
             maxWaitSeconds = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
         case "shutdown_grace": engine.shutdownGrace = try duration()
+        case "idle_timeout": idleTimeout = try duration()
+        case "request_timeout": requestTimeout = try duration()
         case "sandbox_cpu_weight": sandbox.groupCPUWeight = try count(1...10_000)
+        case "allow_weaker":
+            var allowed: Set<IsolationFeature> = []
+            for name in value.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+                guard let feature = IsolationFeature(rawValue: name) else {
+                    let names = IsolationFeature.allCases.filter(\.canBeWaived).map(\.rawValue)
+                    throw fail("unknown \(HumanUnitsText.quoted(name))\(Suggestions.didYouMean(name, in: names)); "
+                               + "the isolation that may be allowed missing is \(names.joined(separator: ", "))")
+                }
+                guard feature.canBeWaived else {
+                    throw fail("\(name) cannot be allowed missing: \(feature.consequence); only cgroups and seccomp can")
+                }
+                allowed.insert(feature)
+            }
+            allowWeaker = allowed
         case "log_level":
             let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
             guard levels.contains(value) else {

@@ -96,6 +96,9 @@ public struct Execution: Sendable, Equatable, Codable, Identifiable {
     public var tenant: String?
     /// The token that submitted it (quotas count by it).
     public var submittedBy: Int64?
+    /// Isolation the server ran (or will run) it without, because the host lacked it and the
+    /// operator allowed that (`allow_weaker`): `cgroups`, `seccomp`. Empty: full isolation.
+    public var weakerIsolation: [String]
 
     public init(id: Int64, jobID: Int64, status: ExecutionStatus = .pending, verdict: ExecutionVerdict? = nil,
                 exitCode: Int32? = nil, signal: Int32? = nil, reason: String? = nil, scriptType: ScriptType,
@@ -105,7 +108,7 @@ public struct Execution: Sendable, Equatable, Codable, Identifiable {
                 stderrTruncated: Bool = false, usage: ResourceUsage = ResourceUsage(), createdAt: Date,
                 startedAt: Date? = nil, finishedAt: Date? = nil, worker: String? = nil, leaseDeadline: Date? = nil,
                 cancelRequested: Bool = false, takeovers: Int = 0, secretEnvironment: [String: String] = [:],
-                tenant: String? = nil, submittedBy: Int64? = nil) {
+                tenant: String? = nil, submittedBy: Int64? = nil, weakerIsolation: [String] = []) {
         self.id = id
         self.jobID = jobID
         self.status = status
@@ -138,5 +141,6 @@ public struct Execution: Sendable, Equatable, Codable, Identifiable {
         self.secretEnvironment = secretEnvironment
         self.tenant = tenant
         self.submittedBy = submittedBy
+        self.weakerIsolation = weakerIsolation
     }
 }

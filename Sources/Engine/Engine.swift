@@ -63,6 +63,8 @@ public final class Engine: Sendable {
         var bells: [AsyncStream<Void>.Continuation] = []
     }
     private let state = Mutex(State())
+    /// Isolation this engine's sandbox runs without (`allow_weaker`), recorded on every execution.
+    public var weakerIsolation: [String] { sandbox.configuration.weakenedIsolation.map(\.rawValue) }
     /// Policies parsed back from executions' snapshots (many executions share one).
     private let snapshots = Mutex<[String: Policy]>([:])
 
@@ -168,7 +170,7 @@ public final class Engine: Sendable {
             policySnapshot: policy.renderYAML(), concurrency: job.concurrency,
             arguments: options.arguments ?? job.arguments, environment: environment, stdin: options.stdin,
             priority: options.priority, createdAt: Date(), secretEnvironment: job.secretEnvironment,
-            submittedBy: options.submittedBy, maxActive: options.maxActive)
+            submittedBy: options.submittedBy, maxActive: options.maxActive, weakerIsolation: weakerIsolation)
         do {
             let execution = try await store.enqueue(new, queueLimit: configuration.queueLimit)
             ring()
@@ -259,17 +261,56 @@ public final class Engine: Sendable {
     /// Runs one claimed execution to its end and stores the outcome.
     private func run(_ execution: Execution) async {
         let outcome = await outcome(of: execution)
+        guard let stored = await store(outcome, of: execution) else { return }
+        var details = Self.metadata(execution)
+        details["status"] = "\(stored.status.rawValue)"
+        details["verdict"] = "\(stored.verdict.rawValue)"
+        if let code = stored.exitCode { details["exit_code"] = "\(code)" }
+        details["wall_ms"] = "\(stored.usage.wallMs)"
+        configuration.logger.info("execution finished", metadata: details)
+    }
+
+    /// Stores the end of an execution. When the database's disk is full: with its complete
+    /// output if that fits, else with the output stored while it ran (the reason says so); when
+    /// not even that fits, tries again every second, keeping the lease, until it fits or the
+    /// engine stops (the next start then ends the execution as interrupted). Returns what was
+    /// stored, or nil.
+    private func store(_ outcome: ExecutionOutcome, of execution: Execution) async -> ExecutionOutcome? {
         let about = Self.metadata(execution)
-        do {
-            _ = try await store.finish(executionID: execution.id, outcome)
-            var details = about
-            details["status"] = "\(outcome.status.rawValue)"
-            details["verdict"] = "\(outcome.verdict.rawValue)"
-            if let code = outcome.exitCode { details["exit_code"] = "\(code)" }
-            details["wall_ms"] = "\(outcome.usage.wallMs)"
-            configuration.logger.info("execution finished", metadata: details)
-        } catch {
-            configuration.logger.warning("storing the end of the execution failed: \(error)", metadata: about)
+        var outcome = outcome
+        outcome.weakerIsolation = weakerIsolation
+        var lean = outcome
+        lean.keepsStoredOutput = true
+        let note = "the database's disk was full when this execution ended: only the output stored while it ran was kept"
+        lean.reason = [outcome.reason, note].compactMap { $0 }.joined(separator: "; ")
+        var warned = false
+        while true {
+            for attempt in [outcome, lean] {
+                do {
+                    _ = try await store.finish(executionID: execution.id, attempt)
+                    return attempt
+                } catch StoreError.diskFull {
+                    continue
+                } catch {
+                    configuration.logger.warning("storing the end of the execution failed: \(error)", metadata: about)
+                    return nil
+                }
+            }
+            if !warned {
+                warned = true
+                configuration.logger.warning(
+                    "the database's disk is full: the end of this execution is kept in memory and stored once there is room",
+                    metadata: about)
+            }
+            if state.withLock({ $0.interrupting }) {
+                configuration.logger.warning(
+                    "stopping with the end of this execution unstored (the disk is full); the next start ends it as interrupted",
+                    metadata: about)
+                return nil
+            }
+            try? await store.renewLease(executionID: execution.id, worker: configuration.workerName,
+                                        until: Date() + configuration.leaseDuration.seconds)
+            try? await Task.sleep(for: .seconds(1))
         }
     }
 
@@ -363,6 +404,14 @@ public final class Engine: Sendable {
         do {
             try await store.appendOutput(executionID: execution.id, stdout: pending.stdout, stderr: pending.stderr,
                                          stdoutBytes: pending.stdoutBytes, stderrBytes: pending.stderrBytes)
+        } catch StoreError.diskFull {
+            // Partial output waits in memory (bounded by the policy's output caps) while the disk
+            // is full; the end of the run stores what fits (`store(_:of:)`).
+            output.putBack(pending)
+            if output.noteDiskFull() {
+                configuration.logger.warning("the database's disk is full: partial output is not stored until there is room",
+                                             metadata: Self.metadata(execution))
+            }
         } catch {
             // Cancelled mid-write because the run just ended: `finish` stores everything.
             if !Task.isCancelled {
@@ -399,7 +448,15 @@ final class OutputBuffer: Sendable {
         var stdoutBytes: Int64 = 0
         var stderrBytes: Int64 = 0
     }
-    private let state = Mutex((pending: Pending(), dirty: false))
+    private let state = Mutex((pending: Pending(), dirty: false, diskFullNoted: false))
+
+    /// True the first time only: a full disk is worth one warning per run.
+    func noteDiskFull() -> Bool {
+        state.withLock { s in
+            defer { s.diskFullNoted = true }
+            return !s.diskFullNoted
+        }
+    }
 
     /// Called on the sandbox's supervisor thread: only appends.
     func add(_ chunk: OutputChunk) {
@@ -413,6 +470,16 @@ final class OutputBuffer: Sendable {
                 s.pending.stderr.append(contentsOf: chunk.bytes)
                 s.pending.stderrBytes = end
             }
+            s.dirty = true
+        }
+    }
+
+    /// Output taken but not stored (the disk was full) goes back before what came since, so
+    /// that the stored output stays the stream's start, with no hole, once it can be stored.
+    func putBack(_ taken: Pending) {
+        state.withLock { s in
+            s.pending.stdout = taken.stdout + s.pending.stdout
+            s.pending.stderr = taken.stderr + s.pending.stderr
             s.dirty = true
         }
     }

@@ -101,6 +101,8 @@ struct MeasuredStore: ExecutionStore {
 
     func pendingCount() async throws -> Int { try await base.pendingCount() }
 
+    func refusalOfNewData() async -> StoreError? { await base.refusalOfNewData() }
+
     func prune(keepPerJob: Int?, olderThan: Date?) async throws -> Int {
         try await metrics.timed(.prune) { try await base.prune(keepPerJob: keepPerJob, olderThan: olderThan) }
     }

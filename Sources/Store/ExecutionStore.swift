@@ -59,6 +59,9 @@ public protocol ExecutionStore: Sendable {
     /// Deletes finished executions beyond the newest `keepPerJob` of each job and/or finished
     /// before `olderThan`. Returns how many were deleted.
     func prune(keepPerJob: Int?, olderThan: Date?) async throws -> Int
+    /// Why the store takes no new data now (`.diskFull`), or nil. Cheap enough for a readiness
+    /// check; asking may itself end a full state whose disk has room again.
+    func refusalOfNewData() async -> StoreError?
 }
 
 public extension ExecutionStore {
@@ -146,11 +149,13 @@ public struct NewExecution: Sendable, Equatable {
     /// The submitting token, and how many of its executions may be pending or running at once.
     public var submittedBy: Int64?
     public var maxActive: Int?
+    /// Isolation the submitting server runs without (`Execution.weakerIsolation`).
+    public var weakerIsolation: [String]
 
     public init(jobID: Int64, scriptType: ScriptType, scriptSnapshot: String, policyName: String, policySnapshot: String,
                 concurrency: ConcurrencyRule, arguments: [String] = [], environment: [String: String] = [:],
                 stdin: Data? = nil, priority: Int = 0, createdAt: Date, secretEnvironment: [String: String] = [:],
-                submittedBy: Int64? = nil, maxActive: Int? = nil) {
+                submittedBy: Int64? = nil, maxActive: Int? = nil, weakerIsolation: [String] = []) {
         self.jobID = jobID
         self.scriptType = scriptType
         self.scriptSnapshot = scriptSnapshot
@@ -165,6 +170,7 @@ public struct NewExecution: Sendable, Equatable {
         self.secretEnvironment = secretEnvironment
         self.submittedBy = submittedBy
         self.maxActive = maxActive
+        self.weakerIsolation = weakerIsolation
     }
 }
 
@@ -183,6 +189,13 @@ public struct ExecutionOutcome: Sendable, Equatable {
     public var stderrTruncated: Bool
     public var usage: ResourceUsage
     public var finishedAt: Date
+    /// When true, `stdout` and `stderr` are ignored: the output stored while the execution ran
+    /// stays as it is (the disk had no room for the complete output), and a stream is marked
+    /// truncated when less was kept than `stdoutBytes`/`stderrBytes` say was written.
+    public var keepsStoredOutput = false
+    /// Isolation the run went without (`Execution.weakerIsolation`); replaces what was
+    /// recorded at submission, which another server may have had.
+    public var weakerIsolation: [String] = []
 
     public init(verdict: ExecutionVerdict, exitCode: Int32? = nil, signal: Int32? = nil, reason: String? = nil,
                 stdout: Data = Data(), stderr: Data = Data(), stdoutBytes: Int64 = 0, stderrBytes: Int64 = 0,
@@ -263,6 +276,9 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
     case invalidTransition(executionID: Int64, from: ExecutionStatus, to: String)
     case invalid(String)
     case unavailable(String)
+    /// The database's disk has no room for new data (the file named). Running executions still
+    /// end; new data is taken again once space returns.
+    case diskFull(path: String)
 
     public var description: String {
         switch self {
@@ -274,6 +290,11 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
         case .invalidTransition(let id, let from, let to): return "execution \(id) is \(from.rawValue); it cannot become \(to)"
         case .invalid(let why): return why
         case .unavailable(let why): return "the store is unavailable: \(why)"
+        case .diskFull(let path):
+            return """
+                the database's disk is full (\(path)): new jobs and executions are refused until space is freed \
+                there; running executions still end, and the service resumes by itself once there is room
+                """
         }
     }
 }

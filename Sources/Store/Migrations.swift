@@ -22,6 +22,7 @@ enum Migrations {
         Version(name: "v1", migrate: v1),
         Version(name: "v2", migrate: v2),
         Version(name: "v3", migrate: v3),
+        Version(name: "v4", migrate: v4),
     ]
 
     /// The versions' names, oldest first.
@@ -199,5 +200,12 @@ enum Migrations {
             try db.execute(sql: "DELETE FROM sqlite_sequence WHERE name = 'job'")
             try db.execute(sql: "INSERT INTO sqlite_sequence (name, seq) VALUES ('job', ?)", arguments: [max(sequence, current)])
         }
+    }
+
+    /// The isolation an execution ran without, where the operator allowed a weaker mode
+    /// (`allow_weaker`): a JSON list such as `["cgroups"]`; `[]` for full isolation.
+    @Sendable
+    static func v4(_ db: Database) throws {
+        try db.execute(sql: "ALTER TABLE execution ADD COLUMN weaker_isolation TEXT NOT NULL DEFAULT '[]'")
     }
 }

@@ -26,14 +26,14 @@ enum Records {
         case id, jobID, status, verdict, exitCode, signal, reason, scriptType, scriptSnapshot, policyName, policySnapshot,
              arguments, environment, stdin, priority, stdout, stderr, stdoutBytes, stderrBytes, stdoutTruncated,
              stderrTruncated, wallMs, cpuMs, memoryPeakBytes, createdAt, startedAt, finishedAt, worker, leaseDeadline,
-             cancelRequested, takeovers, secretEnvironment, tenant, submittedBy
+             cancelRequested, takeovers, secretEnvironment, tenant, submittedBy, weakerIsolation
 
         var name: String {
             ["id", "job_id", "status", "verdict", "exit_code", "signal", "reason", "script_type", "script_snapshot",
              "policy_name", "policy_snapshot", "arguments", "environment", "stdin", "priority", "stdout", "stderr",
              "stdout_bytes", "stderr_bytes", "stdout_truncated", "stderr_truncated", "wall_ms", "cpu_ms",
              "memory_peak_bytes", "created_at", "started_at", "finished_at", "worker", "lease_deadline",
-             "cancel_requested", "takeovers", "secret_environment", "tenant", "submitted_by"][rawValue]
+             "cancel_requested", "takeovers", "secret_environment", "tenant", "submitted_by", "weaker_isolation"][rawValue]
         }
     }
 
@@ -82,7 +82,8 @@ enum Records {
             finishedAt: finished.map(Millis.date), worker: optional(.worker), leaseDeadline: lease.map(Millis.date),
             cancelRequested: at(.cancelRequested), takeovers: at(.takeovers),
             secretEnvironment: JSON.decode([String: String].self, optional(.secretEnvironment), empty: [:]),
-            tenant: tenant(at(.tenant)), submittedBy: optional(.submittedBy))
+            tenant: tenant(at(.tenant)), submittedBy: optional(.submittedBy),
+            weakerIsolation: JSON.decode([String].self, optional(.weakerIsolation), empty: []))
     }
 
     /// The stored tenant ('' for none) as the model's (nil for none).

@@ -13,7 +13,11 @@ import GRDB
 /// - every transition one write transaction guarded on the current status; every refusal and
 ///   failure a `StoreError` (no `DatabaseError` escapes);
 /// - all work on GRDB's own dispatch queues, never blocking Swift's cooperative pool;
-/// - dates as integer milliseconds since 1970, output and stdin as BLOBs (binary-safe).
+/// - dates as integer milliseconds since 1970, output and stdin as BLOBs (binary-safe);
+/// - a full disk is survived: room is held back beside the file (`DiskReserve`) and released
+///   at the first `SQLITE_FULL`; from then on new jobs, submissions, claims of PENDING work and
+///   partial output are refused (`.diskFull`) while running executions can still be finished,
+///   until the disk has room again, which ends the full state by itself.
 ///
 /// A commit survives a crash or kill of the server (WAL with `synchronous = NORMAL`); only a
 /// power cut may lose the last commits.
@@ -21,21 +25,28 @@ public final class SQLiteStore: ExecutionStore {
     /// The database file.
     public let path: String
     let pool: DatabasePool
+    /// Room held back for finishing running executions when the disk fills.
+    let reserve: DiskReserve
+
+    /// The room held back by default: enough to finish a few runs with their complete output.
+    public static let defaultReserveBytes = 8 << 20
 
     /// How many rows one pruning transaction deletes at most, so that the writer is never held
     /// long and enqueues from the API slip in between.
     static let pruneBatch = 500
 
-    /// Opens (creating it and its folder when missing) and migrates the database at `path`.
-    public convenience init(path: String) throws {
-        try self.init(path: path, migrateUpTo: nil)
+    /// Opens (creating it and its folder when missing) and migrates the database at `path`,
+    /// holding `reserveBytes` of its disk back for a full disk (0: none).
+    public convenience init(path: String, reserveBytes: Int = SQLiteStore.defaultReserveBytes) throws {
+        try self.init(path: path, migrateUpTo: nil, reserveBytes: reserveBytes)
     }
 
     /// Opens the database, migrating only up to `version` (nil: the latest): for migration
     /// tests, which build files at every earlier version. `busyTimeout` is how long a write
     /// waits for another process holding the database's write lock before it fails as
     /// `.unavailable`.
-    public init(path: String, migrateUpTo version: String?, busyTimeout: TimeInterval = 5) throws {
+    public init(path: String, migrateUpTo version: String?, busyTimeout: TimeInterval = 5,
+                reserveBytes: Int = SQLiteStore.defaultReserveBytes) throws {
         self.path = path
         if let version, !Migrations.versions.contains(version) {
             throw StoreError.invalid("unknown schema version \"\(version)\" (known: \(Migrations.versions.joined(separator: ", ")))")
@@ -79,12 +90,14 @@ public final class SQLiteStore: ExecutionStore {
             throw Self.storeError(error, path: path)
         }
         self.pool = pool
+        self.reserve = DiskReserve(databasePath: path, bytes: reserveBytes)
     }
 
     // MARK: Jobs
 
     public func createJob(_ job: NewJob) async throws -> Job {
         try await write { db in
+            try self.admitNewData()
             let now = Millis.now
             do {
                 try db.execute(sql: """
@@ -127,6 +140,7 @@ public final class SQLiteStore: ExecutionStore {
 
     public func updateJob(id: Int64, _ patch: JobPatch) async throws -> Job {
         try await write { db in
+            try self.admitNewData()
             guard var job = try Self.fetchJob(db, id: id) else { throw StoreError.notFound("job \(id)") }
             if let v = patch.name { job.name = v }
             if let v = patch.scriptType { job.scriptType = v }
@@ -168,6 +182,7 @@ public final class SQLiteStore: ExecutionStore {
 
     public func enqueue(_ new: NewExecution, queueLimit: Int) async throws -> Execution {
         try await write { db in
+            try self.admitNewData()
             guard let job = try Self.fetchJob(db, id: new.jobID) else { throw StoreError.notFound("job \(new.jobID)") }
             if new.concurrency == .forbid, let active = try Self.activeExecution(db, jobID: new.jobID) {
                 throw StoreError.conflict("""
@@ -186,12 +201,12 @@ public final class SQLiteStore: ExecutionStore {
             try db.execute(sql: """
                 INSERT INTO execution (job_id, status, script_type, script_snapshot, policy_name, policy_snapshot, concurrency,
                                        arguments, environment, stdin, priority, created_at, secret_environment, tenant,
-                                       submitted_by)
-                VALUES (?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                       submitted_by, weaker_isolation)
+                VALUES (?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [new.jobID, new.scriptType.rawValue, new.scriptSnapshot, new.policyName, new.policySnapshot,
                                  new.concurrency.rawValue, JSON.encode(new.arguments), JSON.encode(new.environment), new.stdin,
                                  new.priority, Millis.of(new.createdAt), JSON.encode(new.secretEnvironment), job.tenant ?? "",
-                                 new.submittedBy])
+                                 new.submittedBy, JSON.encode(new.weakerIsolation)])
             return try Self.fetchExecution(db, id: db.lastInsertedRowID)!
         }
     }
@@ -213,6 +228,8 @@ public final class SQLiteStore: ExecutionStore {
 
     public func claimNext(worker: String, leaseUntil: Date, now: Date) async throws -> Execution? {
         try await write { db in
+            // No new work while the disk is full: its output would have nowhere to go.
+            guard self.reserve.admits() else { return nil }
             let nowMs = Millis.of(now), leaseMs = Millis.of(leaseUntil)
             // A lease that expired: its worker is gone. Take the execution over; the new worker
             // runs the script from its start, so the dead run's partial output goes.
@@ -245,6 +262,7 @@ public final class SQLiteStore: ExecutionStore {
 
     public func appendOutput(executionID: Int64, stdout: Data, stderr: Data, stdoutBytes: Int64, stderrBytes: Int64) async throws {
         try await write { db in
+            try self.admitNewData()
             // `||` yields TEXT in SQLite (bytes kept as they are): cast back so that bytes stay a
             // BLOB. COALESCE: an empty Data may bind as NULL on some platforms.
             try db.execute(sql: """
@@ -259,15 +277,29 @@ public final class SQLiteStore: ExecutionStore {
     public func finish(executionID: Int64, _ outcome: ExecutionOutcome) async throws -> Execution {
         try await write { db in
             try db.execute(sql: """
-                UPDATE execution SET status = ?, verdict = ?, exit_code = ?, signal = ?, reason = ?,
-                  stdout = COALESCE(?, x''), stderr = COALESCE(?, x''), stdout_bytes = ?, stderr_bytes = ?,
-                  stdout_truncated = ?, stderr_truncated = ?, wall_ms = ?, cpu_ms = ?, memory_peak_bytes = ?,
-                  finished_at = ?, lease_deadline = NULL
-                WHERE id = ? AND status = 'RUNNING'
-                """, arguments: [outcome.status.rawValue, outcome.verdict.rawValue, outcome.exitCode, outcome.signal,
-                                 outcome.reason, outcome.stdout, outcome.stderr, outcome.stdoutBytes, outcome.stderrBytes,
-                                 outcome.stdoutTruncated, outcome.stderrTruncated, outcome.usage.wallMs, outcome.usage.cpuMs,
-                                 outcome.usage.memoryPeakBytes, Millis.of(outcome.finishedAt), executionID])
+                UPDATE execution SET status = :status, verdict = :verdict, exit_code = :exitCode, signal = :signal,
+                  reason = :reason,
+                  stdout_truncated = CASE WHEN :keep THEN (:stdoutTruncated OR length(stdout) < :stdoutBytes)
+                                     ELSE :stdoutTruncated END,
+                  stderr_truncated = CASE WHEN :keep THEN (:stderrTruncated OR length(stderr) < :stderrBytes)
+                                     ELSE :stderrTruncated END,
+                  stdout = CASE WHEN :keep THEN stdout ELSE COALESCE(:stdout, x'') END,
+                  stderr = CASE WHEN :keep THEN stderr ELSE COALESCE(:stderr, x'') END,
+                  stdout_bytes = :stdoutBytes, stderr_bytes = :stderrBytes,
+                  wall_ms = :wallMs, cpu_ms = :cpuMs, memory_peak_bytes = :memoryPeakBytes,
+                  finished_at = :finishedAt, lease_deadline = NULL, weaker_isolation = :weakerIsolation
+                WHERE id = :id AND status = 'RUNNING'
+                """, arguments: [
+                    "status": outcome.status.rawValue, "verdict": outcome.verdict.rawValue, "exitCode": outcome.exitCode,
+                    "signal": outcome.signal, "reason": outcome.reason, "keep": outcome.keepsStoredOutput,
+                    "stdout": outcome.keepsStoredOutput ? nil : outcome.stdout,
+                    "stderr": outcome.keepsStoredOutput ? nil : outcome.stderr,
+                    "stdoutBytes": outcome.stdoutBytes, "stderrBytes": outcome.stderrBytes,
+                    "stdoutTruncated": outcome.stdoutTruncated, "stderrTruncated": outcome.stderrTruncated,
+                    "wallMs": outcome.usage.wallMs, "cpuMs": outcome.usage.cpuMs,
+                    "memoryPeakBytes": outcome.usage.memoryPeakBytes, "finishedAt": Millis.of(outcome.finishedAt),
+                    "id": executionID, "weakerIsolation": JSON.encode(outcome.weakerIsolation),
+                ])
             if db.changesCount == 0 { try Self.requireStatus(db, executionID, .running, to: outcome.status.rawValue) }
             return try Self.fetchExecution(db, id: executionID)!
         }
@@ -417,6 +449,13 @@ public final class SQLiteStore: ExecutionStore {
         return deleted
     }
 
+    // MARK: Checks
+
+    /// What `PRAGMA integrity_check` finds in the database: empty when the file is sound.
+    public func integrityProblems() async throws -> [String] {
+        try await read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check").filter { $0 != "ok" } }
+    }
+
     // MARK: Backup
 
     /// Copies the database at `source` into the new file `target` with SQLite's online backup:
@@ -485,7 +524,24 @@ public final class SQLiteStore: ExecutionStore {
     }
 
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        do { return try await pool.write(body) } catch { throw Self.storeError(error, path: path) }
+        do { return try await pool.write(body) } catch {
+            let failure = Self.storeError(error, path: path)
+            if case .diskFull = failure { reserve.release() }
+            throw failure
+        }
+    }
+
+    /// Refuses new data while the disk is full (see `DiskReserve`). Called on the store's own
+    /// queues: while full, it asks the filesystem.
+    private func admitNewData() throws(StoreError) {
+        guard reserve.admits() else { throw .diskFull(path: path) }
+    }
+
+    public func refusalOfNewData() async -> StoreError? {
+        let reserve = self.reserve
+        if reserve.isHeld { return nil }
+        let admits = (try? await pool.read { _ in reserve.admits() }) ?? false
+        return admits ? nil : .diskFull(path: path)
     }
 
     static func fetchJob(_ db: Database, id: Int64) throws -> Job? {
@@ -526,7 +582,7 @@ public final class SQLiteStore: ExecutionStore {
         let detail = e.message.map { " (\($0))" } ?? ""
         switch e.resultCode {
         case .SQLITE_FULL:
-            return .unavailable("the database disk is full (\(path))")
+            return .diskFull(path: path)
         case .SQLITE_BUSY:
             return .unavailable("the database \(path) is busy: another process holds its write lock\(detail)")
         case .SQLITE_LOCKED:

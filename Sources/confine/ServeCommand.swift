@@ -23,7 +23,10 @@ struct ServeCommand: AsyncParsableCommand {
             SIGTERM or SIGINT stops taking work, lets running executions finish for \
             shutdown_grace, interrupts the rest, and exits. Exit status: 0 after a clean stop, \
             78 for an invalid configuration or policy, 74 when the database cannot be opened, \
-            71 when the sandbox cannot work on this host.
+            71 when the sandbox cannot work on this host: the host's user namespaces, cgroups and \
+            seccomp are tried at start, and a missing one stops the start, named, unless \
+            allow_weaker lists it (cgroups, seccomp), in which case runs go without it and \
+            /ready and every execution say so.
             """
     )
 
@@ -86,6 +89,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         configuration.engine.logger = Logger(label: "confine.engine")
         let logger = Logger(label: "confine")
+        let openFiles = Self.raiseOpenFileLimit()
         if config == nil, policies == nil, ProcessInfo.processInfo.environment["CONFINE_POLICIES"] == nil {
             configuration.policies = PolicyDirectory.locate()
         }
@@ -100,9 +104,23 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let store: SQLiteStore
         do {
-            store = try SQLiteStore(path: configuration.database)
+            store = try SQLiteStore(path: configuration.database, reserveBytes: configuration.diskReserveBytes)
         } catch {
             throw ServeFailure(code: 74, message: "database: \(error)")
+        }
+        // The host's isolation, tried: what it lacks stops the start unless allow_weaker lets
+        // the runs go without it.
+        let weakened: [IsolationFeature]
+        do {
+            weakened = try configuration.adaptIsolation(to: .live)
+        } catch {
+            throw ServeFailure(code: 71, message: "sandbox: \(error.description)")
+        }
+        if !weakened.isEmpty {
+            logger.warning("""
+                weaker isolation (allow_weaker): \(weakened.map { "without \($0.rawValue), \($0.consequence)" }.joined(separator: "; ")); \
+                /ready and every execution say so
+                """)
         }
         let secrets: SecretBox
         do {
@@ -142,7 +160,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         logger.info("""
             store \(configuration.database), policies \(configuration.policies) (\(policySet.names.joined(separator: ", "))), \
-            \(configuration.engine.workers) workers, cgroup \(sandbox.cgroups?.version.rawValue ?? "none")
+            \(configuration.engine.workers) workers, cgroup \(sandbox.cgroups?.version.rawValue ?? "none"), \
+            up to \(openFiles) open files
             """)
         // SIGHUP reloads the policies folder: all of it or nothing (the previous set stays in
         // force when any file is invalid). Sandboxed programs get default dispositions back.
@@ -171,6 +190,22 @@ struct ServeCommand: AsyncParsableCommand {
             throw ServeFailure(code: 71, message: "server: \(error)")
         }
         logger.info("stopped")
+    }
+}
+
+extension ServeCommand {
+    /// Every connection holds a descriptor, and thousands of clients may connect at once: the
+    /// soft limit on open files goes up to the hard one. Returns the limit now in force.
+    static func raiseOpenFileLimit() -> UInt64 {
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        var limit = rlimit()
+        guard getrlimit(resource, &limit) == 0 else { return 0 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(resource, &raised) == 0 { limit = raised }
+        }
+        return UInt64(limit.rlim_cur)
     }
 }
 

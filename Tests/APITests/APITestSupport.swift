@@ -59,11 +59,11 @@ final class LiveServer: Sendable {
         let secrets = try SecretBox(key: Data((0..<32).map { _ in UInt8.random(in: 0...255) }))
         configuration.engine.openSecret = { try secrets.open($0) }
         let policies = try PolicySet.load(directory: configuration.policies)
-        let store = try SQLiteStore(path: configuration.database)
+        let store = try SQLiteStore(path: configuration.database, reserveBytes: configuration.diskReserveBytes)
         let adminToken = TokenMint.make()
         _ = try await store.createToken(NewAccessToken(name: "test-admin", role: .admin, tenant: "admin",
                                                        digest: TokenMint.digest(adminToken), createdAt: Date()))
-        var sandboxConfiguration = SandboxConfiguration()
+        var sandboxConfiguration = configuration.sandbox
         sandboxConfiguration.warmPoolSize = 1
         let sandbox = try Sandbox(configuration: sandboxConfiguration)
         // A registry of its own, so that each test server's metrics can be asserted exactly.

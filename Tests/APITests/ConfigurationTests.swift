@@ -61,6 +61,22 @@ struct ConfigurationTests {
         #expect(c.engine.runtimes[.python] != nil, "configured runtimes add to the built-in ones")
     }
 
+    @Test("Connection timeouts and the disk reserve: defaults, from the file and the environment, 0 for no reserve")
+    func timeoutsAndReserve() throws {
+        let defaults = try ServerConfiguration.load(file: nil, environment: [:])
+        #expect(defaults.idleTimeout == .seconds(60) && defaults.requestTimeout == .seconds(30))
+        #expect(defaults.diskReserveBytes == 8 << 20)
+        let c = try withFile("idle_timeout: 2m\nrequest_timeout: 1.5s\ndisk_reserve: 64MiB\n") { path in
+            try ServerConfiguration.load(file: path, environment: ["CONFINE_REQUEST_TIMEOUT": "5s"])
+        }
+        #expect(c.idleTimeout == .seconds(120) && c.requestTimeout == .seconds(5) && c.diskReserveBytes == 64 << 20)
+        #expect(try ServerConfiguration.load(file: nil, environment: ["CONFINE_DISK_RESERVE": "0"]).diskReserveBytes == 0)
+        let bad = #expect(throws: ConfigurationError.self) {
+            _ = try ServerConfiguration.load(file: nil, environment: ["CONFINE_IDLE_TIMEOUT": "60"])
+        }
+        #expect(bad?.key == "CONFINE_IDLE_TIMEOUT", "\(String(describing: bad))")
+    }
+
     @Test("Mistakes name the key: unknown keys (with a suggestion), bad values, bad runtimes, bad variables")
     func mistakes() throws {
         func refusal(_ yaml: String, env: [String: String] = [:]) throws -> String {

@@ -6,13 +6,15 @@ import Testing
 /// document and the router agreeing route for route.
 @Suite("Meta routes and the OpenAPI document")
 struct MetaTests {
-    @Test("/ready checks the store, the sandbox and the cgroups; /runtimes and /policies show effective values")
+    @Test("/ready checks the store, the sandbox, the cgroups and the isolation; /runtimes and /policies show effective values")
     func readyRuntimesPolicies() async throws {
         try await LiveServer.with { s in
             let ready = try await s.get("/ready")
             #expect(ready.status == 200, "\(ready)")
             #expect(ready.object["status"] as? String == "ready")
-            #expect((ready.object["checks"] as? [String: String])?.keys.sorted() == ["cgroups", "sandbox", "store"])
+            #expect((ready.object["checks"] as? [String: String])?.keys.sorted() == ["cgroups", "isolation", "sandbox", "store"])
+            #expect((ready.object["checks"] as? [String: String])?.values.allSatisfy { $0 == "ok" } == true, "\(ready)")
+            #expect(ready.object["weaker_isolation"] as? [String] == [], "full isolation here")
 
             let runtimes = try await s.get("/runtimes").array
             #expect(runtimes.compactMap { $0["script_type"] as? String } == ["bash", "python"])

@@ -71,6 +71,8 @@ struct MigrationTests {
             check: { store in
                 let page = try await store.executions(ExecutionQuery(verdicts: [.memoryLimit]))
                 #expect(page.executions.map(\.id) == [21] && page.executions.first?.usage.memoryPeakBytes == 67_108_864)
+                // Executions from before v4 ran with full isolation.
+                #expect(page.executions.first?.weakerIsolation == [])
             }),
         "v3": Fixture(
             fill: { db in
@@ -103,6 +105,21 @@ struct MigrationTests {
                 #expect(token.token.maxPolicy == "default" && token.token.maxActive == 4 && token.token.revokedAt == nil)
                 #expect(try await store.audit(AuditQuery(tokenID: 2)).entries.map(\.action) == ["job.create"])
             }),
+        "v4": Fixture(
+            fill: { db in
+                try db.execute(sql: """
+                    INSERT INTO job (id, name, script_type, script_content, policy, created_at, updated_at)
+                    VALUES (4, 'weak', 'bash', 'x', 'default', 1700000000000, 1700000000000);
+                    INSERT INTO execution (id, job_id, status, verdict, exit_code, script_type, script_snapshot, policy_name,
+                                           policy_snapshot, concurrency, created_at, finished_at, weaker_isolation)
+                    VALUES (41, 4, 'SUCCESS', 'exited', 0, 'bash', 'x', 'default', 'name: default', 'forbid',
+                            1700000001000, 1700000002000, '["cgroups","seccomp"]');
+                    """)
+            },
+            check: { store in
+                let weak = try #require(try await store.execution(id: 41))
+                #expect(weak.weakerIsolation == ["cgroups", "seccomp"] && weak.status == .success)
+            }),
     ]
 
     @Test("From an empty file: the folder and file are created, every table, column and index exists, WAL and foreign keys on")
@@ -131,7 +148,7 @@ struct MigrationTests {
                                 "stdin", "priority", "stdout", "stderr", "stdout_bytes", "stderr_bytes", "stdout_truncated",
                                 "stderr_truncated", "wall_ms", "cpu_ms", "memory_peak_bytes", "created_at", "started_at",
                                 "finished_at", "worker", "lease_deadline", "cancel_requested", "takeovers", "secret_environment",
-                                "tenant", "submitted_by"])
+                                "tenant", "submitted_by", "weaker_isolation"])
             let schema = try await store.pool.read(schemaDescription)
             #expect(schema.contains("table execution foreign key job_id -> job on delete CASCADE"))
             #expect(schema.contains("index execution_queue on execution(status, priority DESC, id) unique=false partial=false"))

@@ -115,7 +115,7 @@ struct PruneAndErrorTests {
                 let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
                 try db.execute(sql: "PRAGMA max_page_count = \(pages)")
             }
-            await #expect(throws: StoreError.unavailable("the database disk is full (\(store.path))")) {
+            await #expect(throws: StoreError.diskFull(path: store.path)) {
                 try await store.appendOutput(executionID: e.id, stdout: Data(count: 1 << 20), stderr: Data(),
                                              stdoutBytes: 1 << 20, stderrBytes: 0)
             }
@@ -125,6 +125,34 @@ struct PruneAndErrorTests {
             try await store.appendOutput(executionID: e.id, stdout: Data(count: 1 << 20), stderr: Data(),
                                          stdoutBytes: (1 << 20) + 4, stderrBytes: 0)
             #expect(try await store.execution(id: e.id)?.stdout.count == (1 << 20) + 4)
+        }
+    }
+
+    @Test("On a full disk an execution still ends, keeping the output stored while it ran, marked truncated")
+    func finishKeepingStoredOutput() async throws {
+        try await withStore { store in
+            let job = try await store.makeJob()
+            let e = try await store.enqueue(job)
+            _ = try await store.claim()
+            try await store.appendOutput(executionID: e.id, stdout: Data("kept".utf8), stderr: Data("err".utf8),
+                                         stdoutBytes: 4, stderrBytes: 3)
+            try await store.pool.write { db in
+                let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+                try db.execute(sql: "PRAGMA max_page_count = \(pages)")
+            }
+            let complete = ExecutionOutcome(verdict: .exited, exitCode: 0, reason: nil, stdout: Data(count: 1 << 20),
+                                            stderr: Data("err".utf8), stdoutBytes: 1 << 20, stderrBytes: 3,
+                                            finishedAt: Date())
+            await #expect(throws: StoreError.diskFull(path: store.path)) {
+                try await store.finish(executionID: e.id, complete)
+            }
+            var lean = complete
+            lean.keepsStoredOutput = true
+            lean.reason = "the disk was full"
+            let ended = try await store.finish(executionID: e.id, lean)
+            #expect(ended.status == .success && ended.exitCode == 0 && ended.reason == "the disk was full")
+            #expect(ended.stdout == Data("kept".utf8) && ended.stdoutBytes == 1 << 20 && ended.stdoutTruncated)
+            #expect(ended.stderr == Data("err".utf8) && ended.stderrBytes == 3 && !ended.stderrTruncated)
         }
     }
 
@@ -166,7 +194,7 @@ struct PruneAndErrorTests {
         let path = "/var/lib/confine/confine.sqlite"
         func map(_ error: any Error) -> StoreError { SQLiteStore.storeError(error, path: path) }
         #expect(map(DatabaseError(resultCode: .SQLITE_FULL, message: "database or disk is full"))
-                == .unavailable("the database disk is full (\(path))"))
+                == .diskFull(path: path))
         #expect(map(DatabaseError(resultCode: .SQLITE_BUSY, message: "database is locked"))
                 == .unavailable("the database \(path) is busy: another process holds its write lock (database is locked)"))
         #expect(map(DatabaseError(resultCode: .SQLITE_LOCKED, message: "database table is locked"))

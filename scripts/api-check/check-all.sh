@@ -15,6 +15,7 @@ spec="$repo/Sources/API/Resources/openapi.yaml"
 venv="${VENV:-$repo/.venv-api}"
 
 "$here/setup.sh"
+"$venv/bin/python" "$here/no_duplicate_keys.py" "$spec"
 "$venv/bin/python" "$here/validate_spec.py" "$spec"
 if [[ ! -s "$record" ]]; then
     echo "api-check: no recorded exchanges in $record (did the API tests run with CONFINE_API_RECORD?)" >&2

@@ -43,6 +43,8 @@ MAX_LISTED = 20
 SLUG_STATUS = {
     "malformed-json": {400},
     "invalid-parameter": {400},
+    "incomplete-request": {400},
+    "request-timeout": {408},
     "validation-failed": {422},
     "not-found": {404},
     "method-not-allowed": {405},
@@ -53,6 +55,7 @@ SLUG_STATUS = {
     "not-ready": {503},
     "shutting-down": {503},
     "store-unavailable": {503},
+    "disk-full": {503},
     "too-many-requests": {429},
     "unauthorized": {401},
     "forbidden": {403},
@@ -193,7 +196,7 @@ def problem_checks(problem_validator, method, raw_path, status, headers, body):
             reasons.append(f"problem type slug {slug!r} is not one of the contract's")
         elif status not in SLUG_STATUS[slug]:
             reasons.append(f"problem type {slug!r} with status {status} (contract: {sorted(SLUG_STATUS[slug])})")
-        if slug in ("queue-full", "shutting-down"):
+        if slug in ("queue-full", "shutting-down", "disk-full"):
             if "retry-after" not in headers:
                 reasons.append(f"{slug} without a Retry-After header")
             if not isinstance(doc.get("retry_after"), int):

@@ -28,6 +28,9 @@ public struct SandboxConfiguration: Sendable {
     /// Whether runs must have a cgroup. `.required` refuses to start without one; `.disabled`
     /// (a weaker mode an operator must ask for) runs without memory, pids and CPU-quota limits.
     public var cgroups: CgroupRequirement = .required
+    /// Whether runs get their policy's system-call filter. `.disabled` is a weaker mode an
+    /// operator must ask for (a host without seccomp): system calls are not filtered.
+    public var seccomp: SeccompRequirement = .required
     /// An existing host directory over which each run mounts its scratch tmpfs, inside its
     /// own mount namespace (the host never sees it).
     public var scratchMountPoint: String = "/tmp"
@@ -42,10 +45,24 @@ public struct SandboxConfiguration: Sendable {
     public var cpuCheckIntervalMs: Int = 50
 
     public init() {}
+
+    /// The isolation runs go without under this configuration (empty: all of it).
+    public var weakenedIsolation: [IsolationFeature] {
+        var weakened: [IsolationFeature] = []
+        if cgroups == .disabled { weakened.append(.cgroups) }
+        if seccomp == .disabled { weakened.append(.seccomp) }
+        return weakened
+    }
 }
 
 /// Whether a sandbox insists on cgroups.
 public enum CgroupRequirement: String, Sendable {
+    case required
+    case disabled
+}
+
+/// Whether a sandbox filters its runs' system calls.
+public enum SeccompRequirement: String, Sendable {
     case required
     case disabled
 }

@@ -362,6 +362,9 @@ struct ExecCommand: AsyncParsableCommand {
         }
         if let worker = e.worker { fields.add("worker", worker) }
         if e.cancel_requested == true { fields.add("cancel_requested", "true") }
+        if let weaker = e.weaker_isolation, !weaker.isEmpty {
+            fields.add("weaker_isolation", "without " + weaker.joined(separator: ", ") + " (allow_weaker)")
+        }
         var text = fields.render()
         for (name, content, encoding, invalid, bytes, truncated) in [
             ("stdout", e.stdout, e.stdout_encoding, e.stdout_invalid_utf8, e.stdout_bytes, e.stdout_truncated),

@@ -125,6 +125,7 @@ struct WireExecution: Decodable {
     var usage: WireUsage?
     var worker: String?
     var cancel_requested: Bool?
+    var weaker_isolation: [String]?
 
     /// Whether the execution has ended (every status but PENDING and RUNNING).
     var isFinal: Bool { status != "PENDING" && status != "RUNNING" }
