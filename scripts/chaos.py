@@ -36,7 +36,7 @@ import threading
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the repository
-from confine_harness import FINAL, REPO, Client, HarnessError, Server, parse_date, proc_stat
+from confine_harness import runnable_binary, FINAL, REPO, Client, HarnessError, Server, parse_date, proc_stat
 CYCLES = int(os.environ.get("CHAOS_CYCLES", "20"))
 CLIENTS = int(os.environ.get("CHAOS_CLIENTS", "2"))
 WORKERS = int(os.environ.get("CHAOS_WORKERS", "2"))
@@ -228,13 +228,9 @@ def judge(execution, expected_stdout, kills):
 
 
 def main():
-    binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, ".build/debug/confine")
-    if not os.access(binary, os.X_OK):
-        log(f"{binary} not found; build it first (swift build --product confine)")
-        return 2
-    if os.geteuid() != 0:
-        log("skipped: the sandbox needs root here (namespaces, cgroups); run as root")
-        return 0
+    binary, status = runnable_binary(sys.argv, log)
+    if binary is None:
+        return status
     rng = random.Random(SEED)
     folder = tempfile.mkdtemp(prefix="confine-chaos.")
     server = Server(binary, folder, WORKERS)

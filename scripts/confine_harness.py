@@ -18,6 +18,20 @@ class HarnessError(Exception):
     """The harness itself could not do its work (not a finding about Confine)."""
 
 
+def runnable_binary(argv, log):
+    """The confine binary named on the command line (default: the debug build), and None with
+    the exit status when the scenario cannot run here: 2 without the binary, 0 (skipped, said
+    so) without root, which the sandbox needs for namespaces and cgroups."""
+    binary = argv[1] if len(argv) > 1 else os.path.join(REPO, ".build/debug/confine")
+    if not os.access(binary, os.X_OK):
+        log(f"{binary} not found; build it first (swift build --product confine)")
+        return None, 2
+    if os.geteuid() != 0:
+        log("skipped: the sandbox needs root here (namespaces, cgroups); run as root")
+        return None, 0
+    return binary, None
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -28,7 +28,7 @@ import threading
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the repository
-from confine_harness import FINAL, REPO, Client, HarnessError, Server, open_fds, proc_status  # noqa: E402
+from confine_harness import runnable_binary, FINAL, REPO, Client, HarnessError, Server, open_fds, proc_status  # noqa: E402
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", "180"))
 INTERVAL = float(os.environ.get("SOAK_INTERVAL", "15"))
@@ -64,13 +64,9 @@ def sample(pid):
 
 
 def main():
-    binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, ".build/debug/confine")
-    if not os.access(binary, os.X_OK):
-        log(f"{binary} not found; build it first (swift build --product confine)")
-        return 2
-    if os.geteuid() != 0:
-        log("skipped: the sandbox needs root here (namespaces, cgroups); run as root")
-        return 0
+    binary, status = runnable_binary(sys.argv, log)
+    if binary is None:
+        return status
     folder = tempfile.mkdtemp(prefix="confine-soak.")
     server = Server(binary, folder, WORKERS)
     stopping = threading.Event()
