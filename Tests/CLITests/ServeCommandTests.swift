@@ -109,6 +109,40 @@ struct ServeCommandTests {
         #expect(line["status"] as? String == "FAILED" && line["exit_code"] as? Int == 3, "\(line)")
     }
 
+    @Test("Never a token or a secret in the log, even at debug level: requests with tokens, a job with a secret that runs, a refused token")
+    func logsHoldNoSecrets() async throws {
+        let policies = URL(fileURLWithPath: try temporary("placeholder")).deletingLastPathComponent()
+        let base = try String(contentsOfFile: CLITests.repoRoot + "/policies/default.yaml", encoding: .utf8)
+        try base.write(to: policies.appendingPathComponent("default.yaml"), atomically: true, encoding: .utf8)
+        try base.replacingOccurrences(of: "allow: [TZ]", with: "allow: [TZ, API_*]")
+            .write(to: policies.appendingPathComponent("vault.yaml"), atomically: true, encoding: .utf8)
+        let server = try await ClientVerbTests.Server(policies: policies.path, extraConfig: "log_format: json\nlog_level: debug")
+        var stopped = false
+        defer {
+            if !stopped { server.stop() }
+            try? FileManager.default.removeItem(at: policies)
+        }
+        let secret = "hunter2-\(UUID().uuidString)"
+        let made = try await server.request("POST", "/tokens", #"{"name": "logged", "role": "submitter"}"#)
+        let token = try #require((made.json as? [String: Any])?["token"] as? String)
+        let job = try await server.request("POST", "/jobs", """
+            {"name": "vaulted", "script_type": "bash", "script_content": "test -n \\"$API_KEY\\"", "policy": "vault",
+             "secret_environment": {"API_KEY": "\(secret)"}}
+            """, token: token)
+        let id = try #require((job.json as? [String: Any])?["id"] as? Int, "\(job)")
+        let run = try await server.request("POST", "/jobs/\(id)/run?wait=true", token: token)
+        #expect((run.json as? [String: Any])?["status"] as? String == "SUCCESS", "\(run)")
+        _ = try await server.request("GET", "/jobs", token: token + "x")
+        _ = try await server.request("GET", "/jobs?access_token=\(token)", token: token)
+        let log = try String(contentsOf: server.dir.appendingPathComponent("server.log"), encoding: .utf8)
+        server.stop()
+        stopped = true
+        #expect(log.contains("execution finished"), "\(log.suffix(500))")
+        for (what, value) in [("the admin token", server.adminToken), ("a token", token), ("a secret", secret)] {
+            #expect(!log.contains(value), "\(what) is in the log")
+        }
+    }
+
     @Test("A database locked by another process stops the start with the path and the reason (exit 74), after the busy timeout")
     func lockedDatabase() throws {
         let database = try temporary("locked.sqlite")
