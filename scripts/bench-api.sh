@@ -83,7 +83,7 @@ if ! "${driver[@]}" wait-health "$base" 30; then
 fi
 
 # The server made its first admin token beside its database: every request but /health sends it.
-CONFINE_TOKEN="$(cat "$tmp/admin.token")"
+CONFINE_TOKEN="$(cat "$tmp/admin.token" 2>/dev/null || true)"  # none from a Confine older than tokens
 export CONFINE_TOKEN
 
 echo
