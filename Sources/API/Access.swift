@@ -38,9 +38,11 @@ enum AccessRule: Sendable, Equatable {
 }
 
 /// Checks the bearer token of every request against the store: digest looked up, compared in
-/// constant time, expiry and revocation read at each request (so a revocation holds at once,
-/// also one made by `confine token revoke --database` while the server runs), role compared
-/// with the route's. Refusals are problems: 401 with `WWW-Authenticate` for a missing,
+/// constant time, expiry and revocation checked at each request, role compared with the
+/// route's. Verified tokens are kept in memory while the store's token-set version
+/// (`AccessStore.tokensVersion`, one `stat`) stays the same; any token made or revoked, by this
+/// server or by `confine token revoke --database` in another process, changes it, so a
+/// revocation holds at the next request. Refusals are problems: 401 with `WWW-Authenticate` for a missing,
 /// malformed, unknown, expired or revoked token (and for a token sent in the query string,
 /// where it would be logged by proxies), 403 for a role too weak.
 final class Authenticator: Sendable {
@@ -49,6 +51,9 @@ final class Authenticator: Sendable {
     let logger: Logger
     /// When each token's last-used time was last written: at most once a minute per token.
     private let touched = Mutex<[Int64: ContinuousClock.Instant]>([:])
+    /// Tokens found by digest, valid for the token-set version they were read at.
+    private let verified = Mutex<(version: String?, tokens: [Data: (token: AccessToken, digest: Data)])>((nil, [:]))
+    static let verifiedLimit = 10_000
     static let touchInterval = Duration.seconds(60)
 
     /// Query parameters that carry a token in other services; refused, never read.
@@ -85,14 +90,7 @@ final class Authenticator: Sendable {
         }
         let presented = parts[1].trimmingCharacters(in: .whitespaces)
         let digest = TokenMint.digest(presented)
-        let found: (token: AccessToken, digest: Data)?
-        do {
-            found = TokenMint.isWellFormed(presented) ? try await store.token(digest: digest) : nil
-        } catch let error as StoreError {
-            throw Problem.from(error)
-        } catch {
-            throw Problem.from(StoreError.unavailable("\(error)"))
-        }
+        let found = TokenMint.isWellFormed(presented) ? try await lookUp(digest) : nil
         guard let found, TokenMint.constantTimeEqual(found.digest, digest) else {
             throw Self.unauthorized("the token is not valid", invalid: true)
         }
@@ -106,6 +104,35 @@ final class Authenticator: Sendable {
         }
         touch(found.token.id)
         return Caller(token: found.token, address: address)
+    }
+
+    /// The token with this digest: from memory while the token set has not changed, else from
+    /// the store (and remembered, with the version read before the lookup).
+    private func lookUp(_ digest: Data) async throws(Problem) -> (token: AccessToken, digest: Data)? {
+        let version = store.tokensVersion()
+        if let version {
+            let cached = verified.withLock { state -> (token: AccessToken, digest: Data)? in
+                if state.version != version { state = (version, [:]) }
+                return state.tokens[digest]
+            }
+            if let cached { return cached }
+        }
+        let found: (token: AccessToken, digest: Data)?
+        do {
+            found = try await store.token(digest: digest)
+        } catch let error as StoreError {
+            throw Problem.from(error)
+        } catch {
+            throw Problem.from(StoreError.unavailable("\(error)"))
+        }
+        if let found, let version {
+            verified.withLock { state in
+                guard state.version == version else { return }
+                if state.tokens.count >= Self.verifiedLimit { state.tokens.removeAll() }
+                state.tokens[digest] = found
+            }
+        }
+        return found
     }
 
     /// Records the last use, at most once per `touchInterval` per token, off the request's path.

@@ -4,6 +4,9 @@ import Foundation
 /// Persistence of API tokens (only their digests) and of the audit trail. Kept apart from
 /// `ExecutionStore`: who may act is another concern than what runs. Methods throw `StoreError`.
 public protocol AccessStore: Sendable {
+    /// The version of the token set, cheap to read (no query): it changes whenever any process
+    /// makes or revokes a token. nil: unknown (tokens must be read from the store each time).
+    func tokensVersion() -> String?
     /// Stores a token by its digest.
     func createToken(_ token: NewAccessToken) async throws -> AccessToken
     /// The token with this digest and the digest as stored (for a constant-time comparison).

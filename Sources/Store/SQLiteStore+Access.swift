@@ -4,8 +4,11 @@ import GRDB
 
 /// Tokens and the audit trail in the same SQLite file as jobs and executions.
 extension SQLiteStore: AccessStore {
+    public func tokensVersion() -> String? { tokenSentinel.version() }
+
     public func createToken(_ token: NewAccessToken) async throws -> AccessToken {
-        try await write { db in
+        defer { tokenSentinel.touch() }
+        return try await write { db in
             try db.execute(sql: """
                 INSERT INTO access_token (name, role, tenant, digest, policies, max_policy, max_active, created_at, expires_at,
                                           created_by)
@@ -34,7 +37,8 @@ extension SQLiteStore: AccessStore {
     }
 
     public func revokeToken(id: Int64, now: Date) async throws -> AccessToken {
-        try await write { db in
+        defer { tokenSentinel.touch() }
+        return try await write { db in
             try db.execute(sql: "UPDATE access_token SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
                            arguments: [Millis.of(now), id])
             guard let token = try Self.fetchToken(db, id: id) else { throw StoreError.notFound("token \(id)") }

@@ -27,6 +27,8 @@ public final class SQLiteStore: ExecutionStore {
     let pool: DatabasePool
     /// Room held back for finishing running executions when the disk fills.
     let reserve: DiskReserve
+    /// Marks every change to the token set, for servers that keep verified tokens in memory.
+    let tokenSentinel: TokenSentinel
 
     /// The room held back by default: enough to finish a few runs with their complete output.
     public static let defaultReserveBytes = 8 << 20
@@ -91,6 +93,8 @@ public final class SQLiteStore: ExecutionStore {
         }
         self.pool = pool
         self.reserve = DiskReserve(databasePath: path, bytes: reserveBytes)
+        self.tokenSentinel = TokenSentinel(databasePath: path)
+        if tokenSentinel.version() == nil { tokenSentinel.touch() }
     }
 
     // MARK: Jobs

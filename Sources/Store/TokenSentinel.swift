@@ -1,0 +1,33 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A file beside the database (`<database>-tokens`) rewritten after every change to the token
+/// set (a token made or revoked, by the server or by `confine token --database` in another
+/// process). Its identity and modification time are the token set's version: a server may
+/// keep verified tokens in memory while the version stays the same, and must read them again
+/// once it changes. Reading the version is one `stat`, no SQL.
+struct TokenSentinel: Sendable {
+    let path: String
+
+    init(databasePath: String) { path = databasePath + "-tokens" }
+
+    /// The version now: inode, size and modification time in nanoseconds; nil when the file
+    /// does not exist yet or cannot be read (then nothing may be trusted from memory).
+    func version() -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return "\(info.st_ino):\(info.st_size):\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+    }
+
+    /// Marks a change. Written as a new file renamed over the old one (a new inode each time, so
+    /// two changes within one tick of the clock still differ).
+    func touch() {
+        let temporary = path + ".\(getpid()).\(UInt64.random(in: 0 ... .max))"
+        let stamp = "\(Date().timeIntervalSince1970) \(getpid())\n"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(stamp.utf8),
+                                             attributes: [.posixPermissions: 0o644]) else { return }
+        if rename(temporary, path) != 0 { unlink(temporary) }
+    }
+}
