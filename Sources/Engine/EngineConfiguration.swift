@@ -15,6 +15,9 @@ public struct EngineConfiguration: Sendable {
     public var leaseDuration: Duration = .seconds(30)
     /// Partial output reaches the store at least this often while a run writes.
     public var outputFlushInterval: Duration = .milliseconds(250)
+    /// ... and as soon as this many bytes of it wait, so that a fast writer's output is not
+    /// held in memory for long.
+    public var outputFlushBytes: Int = 4 << 20
     /// Keep the newest N finished executions per job (nil: no count limit).
     public var keepPerJob: Int? = nil
     /// Keep finished executions younger than this (nil: no age limit).

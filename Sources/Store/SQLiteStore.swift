@@ -13,7 +13,8 @@ import GRDB
 /// - every transition one write transaction guarded on the current status; every refusal and
 ///   failure a `StoreError` (no `DatabaseError` escapes);
 /// - all work on GRDB's own dispatch queues, never blocking Swift's cooperative pool;
-/// - dates as integer milliseconds since 1970, output and stdin as BLOBs (binary-safe).
+/// - dates as integer milliseconds since 1970, output (in pieces, `OutputPieces`) and stdin as
+///   BLOBs (binary-safe).
 ///
 /// A commit survives a crash or kill of the server (WAL with `synchronous = NORMAL`); only a
 /// power cut may lose the last commits.
@@ -205,10 +206,11 @@ public final class SQLiteStore: ExecutionStore {
             if let expired = try Int64.fetchOne(db, sql: Self.expiredLeaseSQL, arguments: [nowMs]) {
                 try db.execute(sql: """
                     UPDATE execution SET worker = ?, lease_deadline = ?, takeovers = takeovers + 1,
-                      stdout = x'', stderr = x'', stdout_bytes = 0, stderr_bytes = 0, stdout_truncated = 0, stderr_truncated = 0
+                      stdout_bytes = 0, stderr_bytes = 0, stdout_truncated = 0, stderr_truncated = 0
                     WHERE id = ? AND status = 'RUNNING' AND lease_deadline < ?
                     """, arguments: [worker, leaseMs, expired, nowMs])
                 guard db.changesCount == 1 else { throw StoreError.unavailable("execution \(expired) changed during its take-over") }
+                try OutputPieces.clear(db, expired)
                 return try Self.fetchExecution(db, id: expired)
             }
             guard let id = try Int64.fetchOne(db, sql: Self.nextPendingSQL) else { return nil }
@@ -229,16 +231,14 @@ public final class SQLiteStore: ExecutionStore {
         }
     }
 
-    public func appendOutput(executionID: Int64, stdout: Data, stderr: Data, stdoutBytes: Int64, stderrBytes: Int64) async throws {
+    public func appendOutput(executionID: Int64, stdout: Data, stdoutOffset: Int64, stderr: Data, stderrOffset: Int64,
+                             stdoutBytes: Int64, stderrBytes: Int64) async throws {
         try await write { db in
-            // `||` yields TEXT in SQLite (bytes kept as they are): cast back so that bytes stay a
-            // BLOB. COALESCE: an empty Data may bind as NULL on some platforms.
-            try db.execute(sql: """
-                UPDATE execution SET stdout = CAST(stdout || COALESCE(?, x'') AS BLOB),
-                  stderr = CAST(stderr || COALESCE(?, x'') AS BLOB), stdout_bytes = ?, stderr_bytes = ?
-                WHERE id = ? AND status = 'RUNNING'
-                """, arguments: [stdout, stderr, stdoutBytes, stderrBytes, executionID])
+            try db.execute(sql: "UPDATE execution SET stdout_bytes = ?, stderr_bytes = ? WHERE id = ? AND status = 'RUNNING'",
+                           arguments: [stdoutBytes, stderrBytes, executionID])
             if db.changesCount == 0 { try Self.requireStatus(db, executionID, .running, to: "given more output") }
+            try OutputPieces.append(db, executionID, .stdout, stdout, at: stdoutOffset)
+            try OutputPieces.append(db, executionID, .stderr, stderr, at: stderrOffset)
         }
     }
 
@@ -246,16 +246,17 @@ public final class SQLiteStore: ExecutionStore {
         try await write { db in
             try db.execute(sql: """
                 UPDATE execution SET status = ?, verdict = ?, exit_code = ?, signal = ?, reason = ?,
-                  stdout = COALESCE(?, x''), stderr = COALESCE(?, x''), stdout_bytes = ?, stderr_bytes = ?,
-                  stdout_truncated = ?, stderr_truncated = ?, wall_ms = ?, cpu_ms = ?, memory_peak_bytes = ?,
-                  finished_at = ?, lease_deadline = NULL
+                  stdout_bytes = ?, stderr_bytes = ?, stdout_truncated = ?, stderr_truncated = ?, wall_ms = ?, cpu_ms = ?,
+                  memory_peak_bytes = ?, finished_at = ?, lease_deadline = NULL
                 WHERE id = ? AND status = 'RUNNING'
                 """, arguments: [outcome.status.rawValue, outcome.verdict.rawValue, outcome.exitCode, outcome.signal,
-                                 outcome.reason, outcome.stdout, outcome.stderr, outcome.stdoutBytes, outcome.stderrBytes,
+                                 outcome.reason, outcome.stdoutBytes, outcome.stderrBytes,
                                  outcome.stdoutTruncated, outcome.stderrTruncated, outcome.usage.wallMs, outcome.usage.cpuMs,
                                  outcome.usage.memoryPeakBytes, Millis.of(outcome.finishedAt), executionID])
             if db.changesCount == 0 { try Self.requireStatus(db, executionID, .running, to: outcome.status.rawValue) }
-            return try Self.fetchExecution(db, id: executionID)!
+            try OutputPieces.replace(db, executionID, .stdout, from: outcome.stdoutOffset, with: outcome.stdout)
+            try OutputPieces.replace(db, executionID, .stderr, from: outcome.stderrOffset, with: outcome.stderr)
+            return try Self.fetchExecution(db, id: executionID, withOutput: false)!
         }
     }
 
@@ -312,6 +313,25 @@ public final class SQLiteStore: ExecutionStore {
         try await read { db in try Self.fetchExecution(db, id: id) }
     }
 
+    public func output(executionID: Int64, stdoutFrom: Int64, stderrFrom: Int64, limit: Int) async throws -> OutputSlice? {
+        try await read { db in
+            guard let execution = try Self.fetchExecution(db, id: executionID, withOutput: false) else { return nil }
+            let storedStdout = try OutputPieces.end(db, executionID, .stdout)
+            let storedStderr = try OutputPieces.end(db, executionID, .stderr)
+            // Both streams get half of the limit; what one does not need goes to the other.
+            let limit = max(0, limit)
+            let stdoutLeft = max(0, storedStdout - stdoutFrom), stderrLeft = max(0, storedStderr - stderrFrom)
+            let stderrShare = Int(min(stderrLeft, Int64(limit / 2)))
+            let stdoutTake = Int(min(stdoutLeft, Int64(limit - stderrShare)))
+            let stderrTake = Int(min(stderrLeft, Int64(limit - stdoutTake)))
+            return OutputSlice(
+                execution: execution,
+                stdout: try OutputPieces.read(db, executionID, .stdout, from: stdoutFrom, limit: stdoutTake),
+                stderr: try OutputPieces.read(db, executionID, .stderr, from: stderrFrom, limit: stderrTake),
+                storedStdout: storedStdout, storedStderr: storedStderr)
+        }
+    }
+
     public func executions(_ query: ExecutionQuery) async throws -> ExecutionPage {
         let (sql, arguments, limit) = Self.listing(query)
         return try await read { db in
@@ -326,7 +346,13 @@ public final class SQLiteStore: ExecutionStore {
                 if any == nil { return ExecutionPage(executions: [], nextCursor: nil) }
             }
             let rows = try Row.fetchAll(db, sql: sql, arguments: arguments)
-            let page = rows.prefix(limit).map(Records.execution)
+            var page = rows.prefix(limit).map(Records.execution)
+            if query.withOutput {
+                let output = try OutputPieces.all(db, page.map(\.id))
+                for i in page.indices {
+                    if let both = output[page[i].id] { (page[i].stdout, page[i].stderr) = both }
+                }
+            }
             // One row more than the page was asked for: a further page exists.
             return ExecutionPage(executions: Array(page), nextCursor: rows.count > limit ? page.last?.id : nil)
         }
@@ -491,8 +517,14 @@ public final class SQLiteStore: ExecutionStore {
         try Row.fetchOne(db, sql: Records.jobSelect + " WHERE id = ?", arguments: [id]).map(Records.job)
     }
 
-    static func fetchExecution(_ db: Database, id: Int64) throws -> Execution? {
-        try Row.fetchOne(db, sql: Records.executionSelect + " WHERE id = ?", arguments: [id]).map(Records.execution)
+    /// An execution, with its output unless `withOutput` is false.
+    static func fetchExecution(_ db: Database, id: Int64, withOutput: Bool = true) throws -> Execution? {
+        guard var execution = try Row.fetchOne(db, sql: Records.executionSelect + " WHERE id = ?", arguments: [id])
+            .map(Records.execution) else { return nil }
+        if withOutput, let both = try OutputPieces.all(db, [id])[id] {
+            (execution.stdout, execution.stderr) = both
+        }
+        return execution
     }
 
     /// A PENDING or RUNNING execution of a job (the argument). No ORDER BY: it would make

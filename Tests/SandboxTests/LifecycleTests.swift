@@ -104,6 +104,23 @@ struct LifecycleTests {
         #expect(received.first?.offset == 0)
     }
 
+    @Test("keepOutput false: the chunks carry the output up to the cap, the result keeps none of it but counts all")
+    func outputNotKept() async throws {
+        var p = try TestSupport.policy()
+        p.limits.stdoutBytes = 100_000
+        let chunks = Chunks()
+        let r = try await TestSupport.sandbox.run(RunRequest(
+            policy: p, command: ["/bin/bash", "-c", "head -c 300000 /dev/zero | tr '\\0' x; echo oops >&2"],
+            onOutput: { chunks.add($0) }, keepOutput: false))
+        let received = chunks.all
+        #expect(r.stdout.isEmpty && r.stderr.isEmpty, "\(r.summary)")
+        #expect(r.stdoutBytes == 300_000 && r.stdoutTruncated && r.stderrBytes == 5 && !r.stderrTruncated)
+        let stdout = received.filter { $0.stream == .stdout }
+        #expect(stdout.flatMap(\.bytes) == Array(repeating: UInt8(ascii: "x"), count: 100_000), "the first cap's worth, once")
+        #expect(zip(stdout, stdout.dropFirst()).allSatisfy { $0.offset + UInt64($0.bytes.count) == $1.offset }, "consecutive")
+        #expect(received.filter { $0.stream == .stderr }.flatMap(\.bytes) == Array("oops\n".utf8))
+    }
+
     @Test("A warm sandbox takes its run's own, tighter limits")
     func warmSandboxGetsRunLimits() async throws {
         var configuration = SandboxConfiguration()

@@ -246,8 +246,9 @@ final class RunSupervisor: @unchecked Sendable {
         let limits = job.policy.limits
         let wentAt = Clock.nowMs()
         let deadline = wentAt + limits.wallTimeMs
-        var o = Observed(stdout: StreamCapture(stream: .stdout, cap: limits.stdoutBytes, onOutput: job.request.onOutput),
-                         stderr: StreamCapture(stream: .stderr, cap: limits.stderrBytes, onOutput: job.request.onOutput),
+        let keep = job.request.keepOutput
+        var o = Observed(stdout: StreamCapture(stream: .stdout, cap: limits.stdoutBytes, keep: keep, onOutput: job.request.onOutput),
+                         stderr: StreamCapture(stream: .stderr, cap: limits.stderrBytes, keep: keep, onOutput: job.request.onOutput),
                          wentAt: wentAt)
         var stdinFD = io.stdin
         let stdinBytes = job.request.stdin ?? []
@@ -365,30 +366,36 @@ final class RunSupervisor: @unchecked Sendable {
     }
 }
 
-/// One output stream: the first `cap` bytes kept, every byte counted.
+/// One output stream: the first `cap` bytes captured (handed to `onOutput`, and kept when
+/// `keep`), every byte counted.
 struct StreamCapture {
     let stream: OutputStreamName
     let cap: UInt64
+    let keep: Bool
     let onOutput: (@Sendable (OutputChunk) -> Void)?
     var kept: [UInt8] = []
+    /// Bytes captured so far (kept or not): at most `cap`.
+    var captured: UInt64 = 0
     var total: UInt64 = 0
     var eof = false
     var truncated: Bool { total > cap }
 
-    init(stream: OutputStreamName, cap: UInt64, onOutput: (@Sendable (OutputChunk) -> Void)?) {
+    init(stream: OutputStreamName, cap: UInt64, keep: Bool = true, onOutput: (@Sendable (OutputChunk) -> Void)?) {
         self.stream = stream
         self.cap = cap
+        self.keep = keep
         self.onOutput = onOutput
     }
 
     /// Returns true when these bytes pass the cap for the first time.
     mutating func append(_ bytes: ArraySlice<UInt8>) -> Bool {
         let wasTruncated = truncated
-        let room = cap > UInt64(kept.count) ? Int(cap - UInt64(kept.count)) : 0
+        let room = cap > captured ? Int(min(cap - captured, UInt64(Int.max))) : 0
         if room > 0 {
             let part = Array(bytes.prefix(room))
-            let offset = UInt64(kept.count)
-            kept.append(contentsOf: part)
+            let offset = captured
+            if keep { kept.append(contentsOf: part) }
+            captured += UInt64(part.count)
             onOutput?(OutputChunk(stream: stream, offset: offset, bytes: part))
         }
         total += UInt64(bytes.count)
