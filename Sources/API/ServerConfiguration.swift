@@ -27,6 +27,9 @@ public struct ServerConfiguration: Sendable {
     public var logLevel = "info"
     /// `json` (one object a line), `text`, or `auto`: text on a terminal, JSON otherwise.
     public var logFormat = "auto"
+    /// How long a followed output stream (`?follow=true`) may stay silent before a keep-alive
+    /// comment goes out, so that proxies do not cut it.
+    public var followHeartbeat: Duration = .seconds(15)
 
     public init() {}
 

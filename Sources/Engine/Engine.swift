@@ -319,7 +319,8 @@ public final class Engine: Sendable {
             policy: policy, command: runtime.command + [runtime.scriptPath] + execution.arguments,
             stdin: execution.stdin.map { Array($0) },
             files: [SandboxFile(path: runtime.scriptPath, contents: Array(execution.scriptSnapshot.utf8))],
-            environment: execution.environment, onOutput: { live.add($0) }, keepOutput: false)
+            environment: execution.environment, onOutput: { live.add($0) }, keepOutput: false,
+            pauseOutput: { [backlog = configuration.outputBacklogBytes] in live.holds(moreThan: backlog) })
         let handle: RunHandle
         do { handle = try sandbox.start(request) } catch {
             return setupFailure("\(error)")
@@ -367,18 +368,22 @@ public final class Engine: Sendable {
         return ExecutionOutcome(result, interrupted: interrupted && result.verdict == .cancelled)
     }
 
-    /// Stores what `live` holds that the store does not have yet; dropped from `live` only once
-    /// stored (a failed write is tried again with the next flush, or by `finish`).
+    /// Stores what `live` holds that the store does not have yet, in batches of at most twice
+    /// `outputFlushBytes` (short write transactions); dropped from `live` only once stored (a
+    /// failed write is tried again with the next flush, or by `finish`).
     private func flush(_ live: LiveOutput, execution: Execution) async {
-        guard let pending = live.unstored() else { return }
-        let captured = live.captured
-        do {
-            try await store.appendOutput(executionID: execution.id, stdout: pending.stdout, stdoutOffset: pending.from.stdout,
-                                         stderr: pending.stderr, stderrOffset: pending.from.stderr,
-                                         stdoutBytes: captured.stdout, stderrBytes: captured.stderr)
-            live.stored(upTo: pending.upTo)
-        } catch {
-            configuration.logger.warning("storing partial output failed: \(error)", metadata: Self.metadata(execution))
+        while let pending = live.unstored(limit: 2 * configuration.outputFlushBytes) {
+            let end = OutputPosition(stdout: pending.from.stdout + Int64(pending.stdout.count),
+                                     stderr: pending.from.stderr + Int64(pending.stderr.count))
+            do {
+                try await store.appendOutput(executionID: execution.id, stdout: pending.stdout, stdoutOffset: pending.from.stdout,
+                                             stderr: pending.stderr, stderrOffset: pending.from.stderr,
+                                             stdoutBytes: end.stdout, stderrBytes: end.stderr)
+                live.stored(upTo: pending.upTo)
+            } catch {
+                configuration.logger.warning("storing partial output failed: \(error)", metadata: Self.metadata(execution))
+                return
+            }
         }
     }
 

@@ -91,20 +91,29 @@ public final class LiveOutput: Sendable {
 
     // MARK: The engine's side
 
-    /// What the store does not have yet: each stream's bytes from its stored end on, and the
-    /// sequence number to hand to `stored(upTo:)` once they are stored; nil when there is none.
-    func unstored() -> (stdout: Data, stderr: Data, from: OutputPosition, upTo: Int64)? {
+    /// What the store does not have yet (its first `limit` bytes or so: whole pieces, at least
+    /// one): each stream's bytes from its stored end on, and the sequence number to hand to
+    /// `stored(upTo:)` once they are stored; nil when there is none.
+    func unstored(limit: Int = .max) -> (stdout: Data, stderr: Data, from: OutputPosition, upTo: Int64)? {
         state.withLock { s in
             guard !s.pieces.isEmpty else { return nil }
             var stdout = Data(), stderr = Data()
             var from = s.captured
             for piece in s.pieces.reversed() { from[piece.stream] = piece.offset }
+            var count = 0, bytes = 0
+            stdout.reserveCapacity(min(limit, s.unstoredBytes))
             for piece in s.pieces {
+                if count > 0, bytes + piece.bytes.count > limit { break }
                 if piece.stream == .stdout { stdout.append(contentsOf: piece.bytes) } else { stderr.append(contentsOf: piece.bytes) }
+                count += 1
+                bytes += piece.bytes.count
             }
-            return (stdout, stderr, from, s.firstSequence + Int64(s.pieces.count))
+            return (stdout, stderr, from, s.firstSequence + Int64(count))
         }
     }
+
+    /// Whether more is held than `limit` (the engine then pauses the capture).
+    func holds(moreThan limit: Int) -> Bool { state.withLock { $0.unstoredBytes > limit } }
 
     /// The pieces before sequence number `upTo` are in the store: they are dropped.
     func stored(upTo sequence: Int64) {
@@ -144,8 +153,9 @@ public final class LiveOutput: Sendable {
     /// What `read` found.
     public enum Read: Sendable {
         /// Captured bytes after the position, in arrival order (each chunk the consecutive bytes
-        /// of one stream from its `offset`), and the sequence hint for the next read.
-        case chunks([OutputChunk], hint: Int64)
+        /// of one stream from its `offset`), the sequence hint for the next read, and the
+        /// version to wait past when these are not enough (the first bytes of a character).
+        case chunks([OutputChunk], hint: Int64, version: Int64)
         /// The bytes after the position (in some wanted stream) were stored and dropped from
         /// here: read them from the store.
         case inStore
@@ -192,7 +202,7 @@ public final class LiveOutput: Sendable {
                 next = index
             }
             if chunks.isEmpty { return .upToDate(version: s.version) }
-            return .chunks(chunks, hint: s.firstSequence + Int64(next))
+            return .chunks(chunks, hint: s.firstSequence + Int64(next), version: s.version)
         }
     }
 

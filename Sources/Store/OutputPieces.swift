@@ -42,9 +42,9 @@ enum OutputPieces {
                 but only \(stored) are stored
                 """)
         }
-        let skip = stored - offset
-        guard skip < Int64(bytes.count) else { return }
-        try write(db, id, stream, bytes.subdata(in: (bytes.startIndex + Int(skip))..<bytes.endIndex), at: stored)
+        let skip = Int(stored - offset)
+        guard skip < bytes.count else { return }
+        try write(db, id, stream, skip == 0 ? bytes : bytes.subdata(in: (bytes.startIndex + skip)..<bytes.endIndex), at: stored)
     }
 
     /// Makes the stream's stored bytes from `offset` on be `bytes`: what is stored before

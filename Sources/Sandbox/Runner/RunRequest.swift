@@ -21,10 +21,17 @@ public struct RunRequest: Sendable {
     /// does not hold a second copy of up to a cap of output per stream: the result's byte counts
     /// and truncation flags are reported all the same, its `stdout` and `stderr` are empty.
     public var keepOutput: Bool
+    /// Asked (on the supervisor thread; it must return quickly) before each wait for output:
+    /// while it answers true, the program's output is left in its pipes, so the program blocks
+    /// once they are full. How a consumer of `onOutput` that stores chunks slower than a
+    /// program can write bounds what it holds. Only while the program runs: deadlines, limits
+    /// and cancellation apply as ever, and output left when it ends is read at once.
+    public var pauseOutput: (@Sendable () -> Bool)?
 
     public init(policy: Policy, command: [String], stdin: [UInt8]? = nil, files: [SandboxFile] = [],
                 environment: [String: String] = [:], overrides: LimitOverrides = LimitOverrides(),
-                onOutput: (@Sendable (OutputChunk) -> Void)? = nil, keepOutput: Bool = true) {
+                onOutput: (@Sendable (OutputChunk) -> Void)? = nil, keepOutput: Bool = true,
+                pauseOutput: (@Sendable () -> Bool)? = nil) {
         self.policy = policy
         self.command = command
         self.stdin = stdin
@@ -33,6 +40,7 @@ public struct RunRequest: Sendable {
         self.overrides = overrides
         self.onOutput = onOutput
         self.keepOutput = keepOutput
+        self.pauseOutput = pauseOutput
     }
 }
 

@@ -286,11 +286,16 @@ final class RunSupervisor: @unchecked Sendable {
         while !finished() {
             let now = Clock.nowMs()
             if o.killReason != nil && now - killedAt > 5_000 { break }  // nothing may keep us here
-            let timeout = o.killReason == nil && o.endedAt == nil ? max(0, min(deadline - now, nextCpuCheck - now)) : 100
+            var timeout = o.killReason == nil && o.endedAt == nil ? max(0, min(deadline - now, nextCpuCheck - now)) : 100
+            // The consumer asks for a pause: the output waits in its pipes (the program blocks on
+            // them when they are full), looked at again shortly. Only while the program runs:
+            // once it has ended or is killed, what is left is read at once.
+            let paused = o.killReason == nil && o.endedAt == nil && (job.request.pauseOutput?() ?? false)
+            if paused { timeout = min(timeout, 5) }
 
             var fds: [pollfd] = []
-            if !o.stdout.eof { fds.append(pollfd(fd: io.stdout, events: Int16(POLLIN), revents: 0)) }
-            if !o.stderr.eof { fds.append(pollfd(fd: io.stderr, events: Int16(POLLIN), revents: 0)) }
+            if !o.stdout.eof && !paused { fds.append(pollfd(fd: io.stdout, events: Int16(POLLIN), revents: 0)) }
+            if !o.stderr.eof && !paused { fds.append(pollfd(fd: io.stderr, events: Int16(POLLIN), revents: 0)) }
             if !reportEOF { fds.append(pollfd(fd: io.report, events: Int16(POLLIN), revents: 0)) }
             if stdinFD >= 0 { fds.append(pollfd(fd: stdinFD, events: Int16(POLLOUT), revents: 0)) }
             fds.append(pollfd(fd: handle.cancelFD, events: Int16(POLLIN), revents: 0))
