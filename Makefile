@@ -48,6 +48,7 @@ bench: deps
 	.build/release/confine-bench
 	$(SWIFT) build -c release --product confine
 	@scripts/bench-api.sh .build/release/confine
+	@scripts/bench-follow.sh .build/release/confine
 
 clean:
 	rm -rf .build
