@@ -290,14 +290,23 @@ struct OutputFollower: Sendable {
                             }
                         }
                     }
-                    let data: (String, String) = text.map { ("utf-8", $0) } ?? ("base64", Data(part).base64EncodedString())
+                    let offset = position[stream]
                     position[stream] += Int64(part.count)
-                    ServerSentEvents.write(event: "output", id: OutputFollower.eventID(position), data: .object([
-                        ("stream", .string(stream.rawValue)),
-                        ("offset", .int(position[stream] - Int64(part.count))),
-                        ("encoding", .string(data.0)),
-                        ("data", .string(data.1)),
-                    ]), to: &buffer)
+                    if let text {
+                        ServerSentEvents.write(event: "output", id: OutputFollower.eventID(position), data: .object([
+                            ("stream", .string(stream.rawValue)),
+                            ("offset", .int(offset)),
+                            ("encoding", .string("utf-8")),
+                            ("data", .string(text)),
+                        ]), to: &buffer)
+                    } else {
+                        // The same object, written directly: base64 needs no escaping.
+                        ServerSentEvents.write(event: "output", id: OutputFollower.eventID(position), to: &buffer) { out in
+                            out.writeString(#"{"stream":"\#(stream.rawValue)","offset":\#(offset),"encoding":"base64","data":""#)
+                            out.writeBase64(part)
+                            out.writeString(#""}"#)
+                        }
+                    }
                     index += part.count
                     emitted += part.count
                     // A character cut at the end of what is there: its first bytes wait for the rest.

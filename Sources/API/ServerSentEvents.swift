@@ -10,6 +10,11 @@ enum ServerSentEvents {
 
     /// Appends one event.
     static func write(event: String, id: String?, data: JSON, to buffer: inout ByteBuffer) {
+        write(event: event, id: id, to: &buffer) { $0.writeBytes(data.encoded()) }
+    }
+
+    /// Appends one event whose `data` line `writeData` writes (one line of JSON).
+    static func write(event: String, id: String?, to buffer: inout ByteBuffer, data writeData: (inout ByteBuffer) -> Void) {
         buffer.writeString("event: ")
         buffer.writeString(event)
         if let id {
@@ -17,7 +22,7 @@ enum ServerSentEvents {
             buffer.writeString(id)
         }
         buffer.writeString("\ndata: ")
-        buffer.writeBytes(data.encoded())
+        writeData(&buffer)
         buffer.writeString("\n\n")
     }
 

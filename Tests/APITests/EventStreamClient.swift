@@ -179,9 +179,10 @@ final class EventStreamClient: @unchecked Sendable {
         var events: [ReceivedEvent] = []
         var comments: [String] = []
         var current: (event: String?, id: String?, data: [String]) = (nil, nil, [])
+        // What follows the last newline is a line still arriving (or nothing): only complete
+        // lines count, and only a blank line ends an event.
         var lines = text.components(separatedBy: "\n")
-        // A last line without its newline is still arriving.
-        if !text.hasSuffix("\n") { lines.removeLast() }
+        lines.removeLast()
         for line in lines {
             if line.isEmpty {
                 if current.event != nil || !current.data.isEmpty {
