@@ -48,6 +48,7 @@ bench: deps
 	.build/release/confine-bench
 	$(SWIFT) build -c release --product confine
 	@scripts/bench-api.sh .build/release/confine
+	@scripts/bench-follow.sh .build/release/confine
 
 # kill -9 of confine serve, 20 times at random points under a steady submission load: every
 # execution a client was given an id for must be found and end with a true reason, and nothing

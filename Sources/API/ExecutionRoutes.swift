@@ -8,8 +8,8 @@ import Sandbox
 import Store
 
 /// `/executions`: run a job (optionally waiting for the end), show, list with filters and a
-/// cursor, cancel, and the raw output streams. Submitters and viewers see only their tenant's
-/// executions; another tenant's is "not found".
+/// cursor, cancel, and the output streams: raw, or followed live (`OutputFollower`).
+/// Submitters and viewers see only their tenant's executions; another tenant's is "not found".
 struct ExecutionRoutes {
     let server: APIServer
 
@@ -67,8 +67,19 @@ struct ExecutionRoutes {
                                      status: execution.status.isFinal ? .ok : .accepted)
         }
         table.on(.get, "/executions/{id}/output", .role(.viewer)) { request, path in
-            let execution = try await execution(server.id(path, "id"))
-            let stream = request.uri.queryParameters.get("stream") ?? "stdout"
+            let id = try server.id(path, "id")
+            let query = request.uri.queryParameters
+            if try flag(query, "follow") == true {
+                let follower = try OutputFollower.parse(request, server: server, executionID: id, encoding: try encoding(request))
+                // Another tenant's execution is "not found", as one that does not exist.
+                _ = try await execution(id)
+                return follower.response()
+            }
+            if query.get("offset") != nil {
+                throw Problem.invalidParameter("offset", "offset applies to follow=true (the raw output always starts at byte 0)")
+            }
+            let execution = try await execution(id)
+            let stream = query.get("stream") ?? "stdout"
             let (bytes, truncated, total): (Data, Bool, Int64)
             switch stream {
             case "stdout": (bytes, truncated, total) = (execution.stdout, execution.stdoutTruncated, execution.stdoutBytes)
@@ -125,12 +136,7 @@ struct ExecutionRoutes {
 
         let query = request.uri.queryParameters
         var wait = try reader.bool("wait") ?? false
-        if let text = query.get("wait") {
-            guard let value = Bool(text.lowercased()) ?? (text == "1" ? true : text == "0" ? false : nil) else {
-                throw Problem.invalidParameter("wait", "wait must be true or false, got \"\(text)\"")
-            }
-            wait = value
-        }
+        if let value = try flag(query, "wait") { wait = value }
         var timeout = try reader.number("wait_timeout") ?? 30
         if let text = query.get("wait_timeout") {
             guard let value = Double(text) else {
@@ -171,6 +177,15 @@ struct ExecutionRoutes {
                                  status: final != nil ? .ok : .accepted)
     }
 
+    /// A true/false query parameter (also 1/0); nil when absent.
+    func flag(_ query: Parameters, _ name: String) throws -> Bool? {
+        guard let text = query.get(name) else { return nil }
+        guard let value = Bool(text.lowercased()) ?? (text == "1" ? true : text == "0" ? false : nil) else {
+            throw Problem.invalidParameter(name, "\(name) must be true or false, got \"\(text)\"")
+        }
+        return value
+    }
+
     /// The execution once final, polling the store (cheap reads from the pool), or nil when
     /// `seconds` pass first.
     func waitFinal(_ id: Int64, seconds: Double) async throws -> Execution? {
@@ -188,7 +203,8 @@ struct ExecutionRoutes {
     // MARK: Listing
 
     func listing(_ parameters: Parameters) throws -> ExecutionQuery {
-        var query = ExecutionQuery()
+        // Listings show no output: it is not read.
+        var query = ExecutionQuery(withOutput: false)
         for (key, _) in parameters {
             let known = ["job_id", "status", "verdict", "created_after", "created_before", "cursor", "limit"]
             guard known.contains(String(key)) else {

@@ -57,6 +57,9 @@ public struct ServerConfiguration: Sendable {
     public var effectiveAdminTokenFile: String { adminTokenFile ?? databaseFolder + "/admin.token" }
     /// The secrets key file in force.
     public var effectiveSecretsKeyFile: String { secretsKeyFile ?? databaseFolder + "/secrets.key" }
+    /// How long a followed output stream (`?follow=true`) may stay silent before a keep-alive
+    /// comment goes out, so that proxies do not cut it.
+    public var followHeartbeat: Duration = .seconds(15)
 
     public init() {}
 

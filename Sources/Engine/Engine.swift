@@ -54,6 +54,8 @@ public final class Engine: Sendable {
 
     private struct State {
         var handles: [Int64: RunHandle] = [:]
+        /// The output of the executions running here, as it is captured.
+        var live: [Int64: LiveOutput] = [:]
         /// Cancellations asked for an execution this engine has claimed but not started yet.
         var cancelled: Set<Int64> = []
         var draining = false
@@ -61,6 +63,8 @@ public final class Engine: Sendable {
         var workers: [Task<Void, Never>] = []
         var background: [Task<Void, Never>] = []
         var bells: [AsyncStream<Void>.Continuation] = []
+        /// Runs whose partial output met a full disk (warned once each).
+        var diskFullWarned: Set<Int64> = []
     }
     private let state = Mutex(State())
     /// Isolation this engine's sandbox runs without (`allow_weaker`), recorded on every execution.
@@ -221,6 +225,12 @@ public final class Engine: Sendable {
         return loaded
     }
 
+    /// The output of an execution running in this engine as it is captured (nil when it is
+    /// not running here: pending, finished, or run by another process).
+    public func liveOutput(executionID: Int64) -> LiveOutput? {
+        state.withLock { $0.live[executionID] }
+    }
+
     /// The policy a run gets: the named one, with limits applied (each only tighter).
     public func effectivePolicy(name: String, limits: [String]) throws(EngineError) -> Policy {
         do {
@@ -260,7 +270,26 @@ public final class Engine: Sendable {
 
     /// Runs one claimed execution to its end and stores the outcome.
     private func run(_ execution: Execution) async {
-        let outcome = await outcome(of: execution)
+        let (bell, ringing) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let live = LiveOutput(executionID: execution.id, caps: outputCaps(of: execution),
+                              flushBytes: configuration.outputFlushBytes, onBacklog: { ringing.yield() })
+        state.withLock { $0.live[execution.id] = live }
+        defer {
+            state.withLock { s in
+                _ = s.live.removeValue(forKey: execution.id)
+                s.diskFullWarned.remove(execution.id)
+            }
+            live.end()
+        }
+        var outcome = await outcome(of: execution, live: live, flushes: bell, ringing: ringing)
+        // What the store does not have yet goes with the outcome.
+        if let rest = live.unstored() {
+            (outcome.stdout, outcome.stderr) = (rest.stdout, rest.stderr)
+            (outcome.stdoutOffset, outcome.stderrOffset) = (rest.from.stdout, rest.from.stderr)
+        } else {
+            let captured = live.captured
+            (outcome.stdoutOffset, outcome.stderrOffset) = (captured.stdout, captured.stderr)
+        }
         guard let stored = await store(outcome, of: execution) else { return }
         var details = Self.metadata(execution)
         details["status"] = "\(stored.status.rawValue)"
@@ -314,24 +343,35 @@ public final class Engine: Sendable {
         }
     }
 
-    private func outcome(of execution: Execution) async -> ExecutionOutcome {
+    /// The capture caps of an execution's policy snapshot (the defaults' when it cannot be read).
+    private func outputCaps(of execution: Execution) -> OutputPosition {
+        let limits = (try? policy(of: execution))?.limits ?? Limits()
+        return OutputPosition(stdout: Int64(clamping: limits.stdoutBytes), stderr: Int64(clamping: limits.stderrBytes))
+    }
+
+    /// The policy of an execution's snapshot, parsed once for all executions that share it.
+    private func policy(of execution: Execution) throws -> Policy {
+        if let cached = snapshots.withLock({ $0[execution.policySnapshot] }) { return cached }
+        let policy = try PolicyLoader.load(yaml: execution.policySnapshot, name: execution.policyName,
+                                           file: "policy snapshot of execution \(execution.id)")
+        snapshots.withLock { cache in
+            if cache.count >= 64 { cache.removeAll() }
+            cache[execution.policySnapshot] = policy
+        }
+        return policy
+    }
+
+    /// Runs the execution in the sandbox, its output captured into `live` and stored from there
+    /// in batches (every `outputFlushInterval`, or sooner when `outputFlushBytes` wait); the
+    /// outcome's output is left empty: what is not stored yet is still in `live`.
+    private func outcome(of execution: Execution, live: LiveOutput, flushes: AsyncStream<Void>,
+                         ringing: AsyncStream<Void>.Continuation) async -> ExecutionOutcome {
         func setupFailure(_ reason: String) -> ExecutionOutcome {
             ExecutionOutcome(verdict: .setupFailed, reason: reason, finishedAt: Date())
         }
         let policy: Policy
-        if let cached = snapshots.withLock({ $0[execution.policySnapshot] }) {
-            policy = cached
-        } else {
-            do {
-                policy = try PolicyLoader.load(yaml: execution.policySnapshot, name: execution.policyName,
-                                               file: "policy snapshot of execution \(execution.id)")
-            } catch {
-                return setupFailure("\(error)")
-            }
-            snapshots.withLock { cache in
-                if cache.count >= 64 { cache.removeAll() }
-                cache[execution.policySnapshot] = policy
-            }
+        do { policy = try self.policy(of: execution) } catch {
+            return setupFailure("\(error)")
         }
         guard let runtime = configuration.runtimes[execution.scriptType] else {
             return setupFailure("no runtime for script type \"\(execution.scriptType.rawValue)\"")
@@ -349,12 +389,13 @@ public final class Engine: Sendable {
                 }
             }
         }
-        let output = OutputBuffer()
+        // Every chunk goes to `live` (and from there to the store): the sandbox keeps no copy.
         let request = RunRequest(
             policy: policy, command: runtime.command + [runtime.scriptPath] + execution.arguments,
             stdin: execution.stdin.map { Array($0) },
             files: [SandboxFile(path: runtime.scriptPath, contents: Array(execution.scriptSnapshot.utf8))],
-            environment: environment, onOutput: { output.add($0) })
+            environment: environment, onOutput: { live.add($0) }, keepOutput: false,
+            pauseOutput: { [backlog = configuration.outputBacklogBytes] in live.holds(moreThan: backlog) })
         let handle: RunHandle
         do { handle = try sandbox.start(request) } catch {
             return setupFailure("\(error)")
@@ -368,14 +409,18 @@ public final class Engine: Sendable {
         }
         if cancelNow || execution.cancelRequested { handle.cancel() }
 
-        // While it runs: partial output to the store, cancellations from elsewhere, the lease renewed.
+        // While it runs: partial output to the store (one flush at a time, when rung), cancellations
+        // from elsewhere, the lease renewed.
+        let flusher = Task { [self] in
+            for await _ in flushes { await flush(live, execution: execution) }
+        }
         let keeper = Task { [self] in
             var sinceRenewal = Duration.zero
             while !Task.isCancelled {
                 try? await Task.sleep(for: configuration.outputFlushInterval)
-                // Cancelled: the run is over and `finish` stores all of its output.
+                // Cancelled: the run is over and `finish` stores the rest of its output.
                 if Task.isCancelled { break }
-                await flush(output, execution: execution)
+                ringing.yield()
                 // A cancellation stored by another process (the API of a cluster).
                 if (try? await store.isCancelRequested(executionID: execution.id)) == true { handle.cancel() }
                 sinceRenewal += configuration.outputFlushInterval
@@ -391,6 +436,8 @@ public final class Engine: Sendable {
         metrics.record(result)
         keeper.cancel()
         await keeper.value
+        ringing.finish()
+        await flusher.value
         let interrupted = state.withLock { s -> Bool in
             s.handles[execution.id] = nil
             s.cancelled.remove(execution.id)
@@ -399,23 +446,30 @@ public final class Engine: Sendable {
         return ExecutionOutcome(result, interrupted: interrupted && result.verdict == .cancelled)
     }
 
-    private func flush(_ output: OutputBuffer, execution: Execution) async {
-        guard let pending = output.take() else { return }
-        do {
-            try await store.appendOutput(executionID: execution.id, stdout: pending.stdout, stderr: pending.stderr,
-                                         stdoutBytes: pending.stdoutBytes, stderrBytes: pending.stderrBytes)
-        } catch StoreError.diskFull {
-            // Partial output waits in memory (bounded by the policy's output caps) while the disk
-            // is full; the end of the run stores what fits (`store(_:of:)`).
-            output.putBack(pending)
-            if output.noteDiskFull() {
-                configuration.logger.warning("the database's disk is full: partial output is not stored until there is room",
-                                             metadata: Self.metadata(execution))
-            }
-        } catch {
-            // Cancelled mid-write because the run just ended: `finish` stores everything.
-            if !Task.isCancelled {
+    /// Stores what `live` holds that the store does not have yet, in batches of at most twice
+    /// `outputFlushBytes` (short write transactions); dropped from `live` only once stored (a
+    /// failed write is tried again with the next flush, or by `finish`).
+    private func flush(_ live: LiveOutput, execution: Execution) async {
+        while let pending = live.unstored(limit: 2 * configuration.outputFlushBytes) {
+            let end = OutputPosition(stdout: pending.from.stdout + Int64(pending.stdout.count),
+                                     stderr: pending.from.stderr + Int64(pending.stderr.count))
+            do {
+                try await store.appendOutput(executionID: execution.id, stdout: pending.stdout, stdoutOffset: pending.from.stdout,
+                                             stderr: pending.stderr, stderrOffset: pending.from.stderr,
+                                             stdoutBytes: end.stdout, stderrBytes: end.stderr)
+                live.stored(upTo: pending.upTo)
+            } catch StoreError.diskFull {
+                // Partial output waits in `live` while the disk is full (past outputBacklogBytes
+                // the program's output pauses); the end of the run stores what fits (`store(_:of:)`).
+                let first = state.withLock { $0.diskFullWarned.insert(execution.id).inserted }
+                if first {
+                    configuration.logger.warning("the database's disk is full: partial output is not stored until there is room",
+                                                 metadata: Self.metadata(execution))
+                }
+                return
+            } catch {
                 configuration.logger.warning("storing partial output failed: \(error)", metadata: Self.metadata(execution))
+                return
             }
         }
     }
@@ -440,65 +494,8 @@ public final class Engine: Sendable {
     }
 }
 
-/// Output captured while a run goes on, waiting to be stored in a batch.
-final class OutputBuffer: Sendable {
-    struct Pending {
-        var stdout = Data()
-        var stderr = Data()
-        var stdoutBytes: Int64 = 0
-        var stderrBytes: Int64 = 0
-    }
-    private let state = Mutex((pending: Pending(), dirty: false, diskFullNoted: false))
-
-    /// True the first time only: a full disk is worth one warning per run.
-    func noteDiskFull() -> Bool {
-        state.withLock { s in
-            defer { s.diskFullNoted = true }
-            return !s.diskFullNoted
-        }
-    }
-
-    /// Called on the sandbox's supervisor thread: only appends.
-    func add(_ chunk: OutputChunk) {
-        state.withLock { s in
-            let end = Int64(chunk.offset) + Int64(chunk.bytes.count)
-            switch chunk.stream {
-            case .stdout:
-                s.pending.stdout.append(contentsOf: chunk.bytes)
-                s.pending.stdoutBytes = end
-            case .stderr:
-                s.pending.stderr.append(contentsOf: chunk.bytes)
-                s.pending.stderrBytes = end
-            }
-            s.dirty = true
-        }
-    }
-
-    /// Output taken but not stored (the disk was full) goes back before what came since, so
-    /// that the stored output stays the stream's start, with no hole, once it can be stored.
-    func putBack(_ taken: Pending) {
-        state.withLock { s in
-            s.pending.stdout = taken.stdout + s.pending.stdout
-            s.pending.stderr = taken.stderr + s.pending.stderr
-            s.dirty = true
-        }
-    }
-
-    /// What arrived since the last call (with the running byte counts), or nil.
-    func take() -> Pending? {
-        state.withLock { s in
-            guard s.dirty else { return nil }
-            let taken = s.pending
-            s.pending.stdout = Data()
-            s.pending.stderr = Data()
-            s.dirty = false
-            return taken
-        }
-    }
-}
-
 extension ExecutionOutcome {
-    /// The store's record of a sandbox result.
+    /// The store's record of a sandbox result (its output, if the sandbox kept any).
     init(_ result: RunResult, interrupted: Bool) {
         let verdict: ExecutionVerdict = interrupted ? .interrupted : (ExecutionVerdict(rawValue: result.verdict.rawValue) ?? .setupFailed)
         self.init(

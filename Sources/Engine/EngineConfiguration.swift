@@ -15,6 +15,12 @@ public struct EngineConfiguration: Sendable {
     public var leaseDuration: Duration = .seconds(30)
     /// Partial output reaches the store at least this often while a run writes.
     public var outputFlushInterval: Duration = .milliseconds(250)
+    /// ... and as soon as this many bytes of it wait, in batches of at most twice as many.
+    public var outputFlushBytes: Int = 4 << 20
+    /// The most captured output of one run held in memory waiting for the store: past it, the
+    /// run's output is left in its pipes until the store has caught up (the program blocks on
+    /// a full pipe), so a program writing faster than the store keeps costs no more memory.
+    public var outputBacklogBytes: Int = 16 << 20
     /// Keep the newest N finished executions per job (nil: no count limit).
     public var keepPerJob: Int? = nil
     /// Keep finished executions younger than this (nil: no age limit).

@@ -59,10 +59,11 @@ struct MeasuredStore: ExecutionStore {
         try await metrics.timed(.renewLease) { try await base.renewLease(executionID: executionID, worker: worker, until: until) }
     }
 
-    func appendOutput(executionID: Int64, stdout: Data, stderr: Data, stdoutBytes: Int64, stderrBytes: Int64) async throws {
+    func appendOutput(executionID: Int64, stdout: Data, stdoutOffset: Int64, stderr: Data, stderrOffset: Int64,
+                      stdoutBytes: Int64, stderrBytes: Int64) async throws {
         try await metrics.timed(.appendOutput) {
-            try await base.appendOutput(executionID: executionID, stdout: stdout, stderr: stderr,
-                                        stdoutBytes: stdoutBytes, stderrBytes: stderrBytes)
+            try await base.appendOutput(executionID: executionID, stdout: stdout, stdoutOffset: stdoutOffset, stderr: stderr,
+                                        stderrOffset: stderrOffset, stdoutBytes: stdoutBytes, stderrBytes: stderrBytes)
         }
     }
 
@@ -96,6 +97,10 @@ struct MeasuredStore: ExecutionStore {
     }
 
     func execution(id: Int64) async throws -> Execution? { try await base.execution(id: id) }
+
+    func output(executionID: Int64, stdoutFrom: Int64, stderrFrom: Int64, limit: Int) async throws -> OutputSlice? {
+        try await base.output(executionID: executionID, stdoutFrom: stdoutFrom, stderrFrom: stderrFrom, limit: limit)
+    }
 
     func executions(_ query: ExecutionQuery) async throws -> ExecutionPage { try await base.executions(query) }
 

@@ -37,10 +37,17 @@ public protocol ExecutionStore: Sendable {
     func claimNext(worker: String, leaseUntil: Date, now: Date) async throws -> Execution?
     /// Extends a running execution's lease; `.notFound` when it is no longer this worker's.
     func renewLease(executionID: Int64, worker: String, until: Date) async throws
-    /// Adds captured output of a RUNNING execution (already capped by the sandbox) and sets the
-    /// byte counts written so far, so that readers see partial output.
-    func appendOutput(executionID: Int64, stdout: Data, stderr: Data, stdoutBytes: Int64, stderrBytes: Int64) async throws
-    /// RUNNING → the outcome's final status; `.invalidTransition` if it is not RUNNING.
+    /// Adds captured output of a RUNNING execution (already capped by the sandbox): `stdout`
+    /// holds the stream's bytes from `stdoutOffset` on, `stderr` from `stderrOffset`; and sets the
+    /// byte counts written so far, so that readers see partial output. Bytes a stream already
+    /// has stored are skipped (an append repeated after an uncertain failure stores nothing
+    /// twice); an offset past what is stored is refused (`.invalid`): output has no gaps.
+    func appendOutput(executionID: Int64, stdout: Data, stdoutOffset: Int64, stderr: Data, stderrOffset: Int64,
+                      stdoutBytes: Int64, stderrBytes: Int64) async throws
+    /// RUNNING → the outcome's final status; `.invalidTransition` if it is not RUNNING. The
+    /// stored output becomes the outcome's (see `ExecutionOutcome.stdoutOffset`). Returns the
+    /// execution as stored without its output (`stdout` and `stderr` empty, which can be a
+    /// cap's worth of bytes: `execution(id:)` reads them).
     func finish(executionID: Int64, _ outcome: ExecutionOutcome) async throws -> Execution
     /// PENDING → CANCELLED at once. For a RUNNING one, records the request (the engine kills
     /// the sandbox and finishes it as CANCELLED). Returns the execution as it is now;
@@ -52,6 +59,11 @@ public protocol ExecutionStore: Sendable {
     /// with verdict `interrupted` and `reason`. Returns them.
     func interruptRunning(worker: String?, reason: String, now: Date) async throws -> [Execution]
     func execution(id: Int64) async throws -> Execution?
+    /// The execution (without its output) and a part of its stored output read in one snapshot:
+    /// each stream's bytes from the given offset on, `limit` bytes at most in all (shared between
+    /// the streams when both have more); nil when the execution does not exist. What a client
+    /// following the output reads, piece by piece, without loading a whole stream.
+    func output(executionID: Int64, stdoutFrom: Int64, stderrFrom: Int64, limit: Int) async throws -> OutputSlice?
     /// A page of executions, newest first, with a cursor for the next page.
     func executions(_ query: ExecutionQuery) async throws -> ExecutionPage
     /// How many executions are PENDING.
@@ -180,9 +192,14 @@ public struct ExecutionOutcome: Sendable, Equatable {
     public var exitCode: Int32?
     public var signal: Int32?
     public var reason: String?
-    /// The complete captured output (replaces what was appended while running).
+    /// The captured output from `stdoutOffset` / `stderrOffset` on: the stored bytes before
+    /// those offsets (appended while running) are kept, everything from them on is replaced by
+    /// these bytes. With offsets 0 (the default), the complete output, replacing what was
+    /// appended.
     public var stdout: Data
     public var stderr: Data
+    public var stdoutOffset: Int64
+    public var stderrOffset: Int64
     public var stdoutBytes: Int64
     public var stderrBytes: Int64
     public var stdoutTruncated: Bool
@@ -198,15 +215,17 @@ public struct ExecutionOutcome: Sendable, Equatable {
     public var weakerIsolation: [String] = []
 
     public init(verdict: ExecutionVerdict, exitCode: Int32? = nil, signal: Int32? = nil, reason: String? = nil,
-                stdout: Data = Data(), stderr: Data = Data(), stdoutBytes: Int64 = 0, stderrBytes: Int64 = 0,
-                stdoutTruncated: Bool = false, stderrTruncated: Bool = false, usage: ResourceUsage = ResourceUsage(),
-                finishedAt: Date) {
+                stdout: Data = Data(), stderr: Data = Data(), stdoutOffset: Int64 = 0, stderrOffset: Int64 = 0,
+                stdoutBytes: Int64 = 0, stderrBytes: Int64 = 0, stdoutTruncated: Bool = false, stderrTruncated: Bool = false,
+                usage: ResourceUsage = ResourceUsage(), finishedAt: Date) {
         self.verdict = verdict
         self.exitCode = exitCode
         self.signal = signal
         self.reason = reason
         self.stdout = stdout
         self.stderr = stderr
+        self.stdoutOffset = stdoutOffset
+        self.stderrOffset = stderrOffset
         self.stdoutBytes = stdoutBytes
         self.stderrBytes = stderrBytes
         self.stdoutTruncated = stdoutTruncated
@@ -237,13 +256,15 @@ public struct ExecutionQuery: Sendable, Equatable {
     public var before: Int64?
     /// The page size, between 1 and `ExecutionQuery.maximumLimit`.
     public var limit: Int
+    /// Whether the executions come with their output (false: `stdout` and `stderr` empty).
+    public var withOutput: Bool
 
     /// The largest page a store returns, whatever `limit` asks.
     public static let maximumLimit = 1000
 
     public init(jobID: Int64? = nil, statuses: [ExecutionStatus] = [], verdicts: [ExecutionVerdict] = [],
                 createdAfter: Date? = nil, createdBefore: Date? = nil, before: Int64? = nil, limit: Int = 100,
-                tenant: String? = nil) {
+                tenant: String? = nil, withOutput: Bool = true) {
         self.jobID = jobID
         self.tenant = tenant
         self.statuses = statuses
@@ -252,6 +273,7 @@ public struct ExecutionQuery: Sendable, Equatable {
         self.createdBefore = createdBefore
         self.before = before
         self.limit = limit
+        self.withOutput = withOutput
     }
 }
 
@@ -263,6 +285,27 @@ public struct ExecutionPage: Sendable, Equatable {
     public init(executions: [Execution], nextCursor: Int64?) {
         self.executions = executions
         self.nextCursor = nextCursor
+    }
+}
+
+/// A part of an execution's stored output, with the execution as it was when the part was read.
+public struct OutputSlice: Sendable, Equatable {
+    /// The execution (its `stdout` and `stderr` empty).
+    public var execution: Execution
+    /// Bytes of each stream from the offsets asked for (empty when there are none yet).
+    public var stdout: Data
+    public var stderr: Data
+    /// How many bytes of each stream are stored: all that was captured once the execution is
+    /// final, what has been appended so far while it runs.
+    public var storedStdout: Int64
+    public var storedStderr: Int64
+
+    public init(execution: Execution, stdout: Data, stderr: Data, storedStdout: Int64, storedStderr: Int64) {
+        self.execution = execution
+        self.stdout = stdout
+        self.stderr = stderr
+        self.storedStdout = storedStdout
+        self.storedStderr = storedStderr
     }
 }
 

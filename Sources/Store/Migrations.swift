@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 
 /// The schema's history: an explicit, ordered list of versions, each with the migration that
@@ -8,8 +9,8 @@ import GRDB
 /// build a file at every earlier version (`SQLiteStore(path:migrateUpTo:)`), fill it through
 /// that version's own SQL, and check that opening it migrates it to the latest with its data.
 ///
-/// Dates are INTEGER milliseconds since 1970; output and stdin are BLOBs; lists and maps are
-/// JSON text.
+/// Dates are INTEGER milliseconds since 1970; output (in pieces, since v3) and stdin are BLOBs;
+/// lists and maps are JSON text.
 enum Migrations {
     /// One version of the schema.
     struct Version: Sendable {
@@ -23,6 +24,7 @@ enum Migrations {
         Version(name: "v2", migrate: v2),
         Version(name: "v3", migrate: v3),
         Version(name: "v4", migrate: v4),
+        Version(name: "v5", migrate: v5),
     ]
 
     /// The versions' names, oldest first.
@@ -207,5 +209,33 @@ enum Migrations {
     @Sendable
     static func v4(_ db: Database) throws {
         try db.execute(sql: "ALTER TABLE execution ADD COLUMN weaker_isolation TEXT NOT NULL DEFAULT '[]'")
+    }
+
+    /// Output in pieces (`OutputPieces`): the `execution_output` table, filled from the
+    /// `stdout` and `stderr` BLOBs of `execution`, which are emptied and no longer used (kept,
+    /// empty, because SQLite before 3.35 cannot drop a column). A stream kept as one BLOB was
+    /// rewritten whole on every append and read whole for any part of it.
+    @Sendable
+    static func v5(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE execution_output (
+              execution_id INTEGER NOT NULL REFERENCES execution(id) ON DELETE CASCADE,
+              stream INTEGER NOT NULL,  -- 1: stdout, 2: stderr
+              start INTEGER NOT NULL,   -- the offset of the piece's first byte in its stream
+              data BLOB NOT NULL,
+              PRIMARY KEY (execution_id, stream, start)
+            )
+            """)
+        let ids = try Int64.fetchAll(db, sql: "SELECT id FROM execution WHERE length(stdout) > 0 OR length(stderr) > 0")
+        for id in ids {
+            // One execution at a time: a stream may be up to a cap (1 GiB) long.
+            guard let row = try Row.fetchOne(db, sql: "SELECT stdout, stderr FROM execution WHERE id = ?", arguments: [id]) else {
+                continue
+            }
+            let stdout: Data? = row[0], stderr: Data? = row[1]
+            try OutputPieces.append(db, id, .stdout, stdout ?? Data(), at: 0)
+            try OutputPieces.append(db, id, .stderr, stderr ?? Data(), at: 0)
+            try db.execute(sql: "UPDATE execution SET stdout = x'', stderr = x'' WHERE id = ?", arguments: [id])
+        }
     }
 }

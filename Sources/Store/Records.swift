@@ -21,17 +21,18 @@ enum Records {
         }
     }
 
-    /// The columns of `execution`, in the order `execution(_:)` reads them.
+    /// The columns of `execution`, in the order `execution(_:)` reads them. The output is not
+    /// among them: it lives in `execution_output` (`OutputPieces`).
     enum ExecutionColumn: Int, CaseIterable {
         case id, jobID, status, verdict, exitCode, signal, reason, scriptType, scriptSnapshot, policyName, policySnapshot,
-             arguments, environment, stdin, priority, stdout, stderr, stdoutBytes, stderrBytes, stdoutTruncated,
+             arguments, environment, stdin, priority, stdoutBytes, stderrBytes, stdoutTruncated,
              stderrTruncated, wallMs, cpuMs, memoryPeakBytes, createdAt, startedAt, finishedAt, worker, leaseDeadline,
              cancelRequested, takeovers, secretEnvironment, tenant, submittedBy, weakerIsolation
 
         var name: String {
             ["id", "job_id", "status", "verdict", "exit_code", "signal", "reason", "script_type", "script_snapshot",
-             "policy_name", "policy_snapshot", "arguments", "environment", "stdin", "priority", "stdout", "stderr",
-             "stdout_bytes", "stderr_bytes", "stdout_truncated", "stderr_truncated", "wall_ms", "cpu_ms",
+             "policy_name", "policy_snapshot", "arguments", "environment", "stdin", "priority", "stdout_bytes",
+             "stderr_bytes", "stdout_truncated", "stderr_truncated", "wall_ms", "cpu_ms",
              "memory_peak_bytes", "created_at", "started_at", "finished_at", "worker", "lease_deadline",
              "cancel_requested", "takeovers", "secret_environment", "tenant", "submitted_by", "weaker_isolation"][rawValue]
         }
@@ -55,6 +56,7 @@ enum Records {
                    createdAt: Millis.date(at(.createdAt)), updatedAt: Millis.date(at(.updatedAt)))
     }
 
+    /// The execution of a row, its `stdout` and `stderr` empty (`OutputPieces` reads them).
     static func execution(_ row: Row) -> Execution {
         func at<T: DatabaseValueConvertible>(_ c: ExecutionColumn) -> T { row[c.rawValue] }
         func optional<T: DatabaseValueConvertible>(_ c: ExecutionColumn) -> T? { row[c.rawValue] }
@@ -62,8 +64,6 @@ enum Records {
         let started: Int64? = optional(.startedAt)
         let finished: Int64? = optional(.finishedAt)
         let lease: Int64? = optional(.leaseDeadline)
-        let stdout: Data? = optional(.stdout)
-        let stderr: Data? = optional(.stderr)
         return Execution(
             id: at(.id), jobID: at(.jobID),
             status: ExecutionStatus(rawValue: at(.status)) ?? .failed,
@@ -74,7 +74,6 @@ enum Records {
             arguments: JSON.decode([String].self, optional(.arguments), empty: []),
             environment: JSON.decode([String: String].self, optional(.environment), empty: [:]),
             stdin: optional(.stdin), priority: at(.priority),
-            stdout: stdout ?? Data(), stderr: stderr ?? Data(),
             stdoutBytes: at(.stdoutBytes), stderrBytes: at(.stderrBytes),
             stdoutTruncated: at(.stdoutTruncated), stderrTruncated: at(.stderrTruncated),
             usage: ResourceUsage(wallMs: at(.wallMs), cpuMs: at(.cpuMs), memoryPeakBytes: optional(.memoryPeakBytes)),

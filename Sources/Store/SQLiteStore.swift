@@ -13,7 +13,8 @@ import GRDB
 /// - every transition one write transaction guarded on the current status; every refusal and
 ///   failure a `StoreError` (no `DatabaseError` escapes);
 /// - all work on GRDB's own dispatch queues, never blocking Swift's cooperative pool;
-/// - dates as integer milliseconds since 1970, output and stdin as BLOBs (binary-safe);
+/// - dates as integer milliseconds since 1970, output (in pieces, `OutputPieces`) and stdin as
+///   BLOBs (binary-safe);
 /// - a full disk is survived: room is held back beside the file (`DiskReserve`) and released
 ///   at the first `SQLITE_FULL`; from then on new jobs, submissions, claims of PENDING work and
 ///   partial output are refused (`.diskFull`) while running executions can still be finished,
@@ -240,10 +241,11 @@ public final class SQLiteStore: ExecutionStore {
             if let expired = try Int64.fetchOne(db, sql: Self.expiredLeaseSQL, arguments: [nowMs]) {
                 try db.execute(sql: """
                     UPDATE execution SET worker = ?, lease_deadline = ?, takeovers = takeovers + 1,
-                      stdout = x'', stderr = x'', stdout_bytes = 0, stderr_bytes = 0, stdout_truncated = 0, stderr_truncated = 0
+                      stdout_bytes = 0, stderr_bytes = 0, stdout_truncated = 0, stderr_truncated = 0
                     WHERE id = ? AND status = 'RUNNING' AND lease_deadline < ?
                     """, arguments: [worker, leaseMs, expired, nowMs])
                 guard db.changesCount == 1 else { throw StoreError.unavailable("execution \(expired) changed during its take-over") }
+                try OutputPieces.clear(db, expired)
                 return try Self.fetchExecution(db, id: expired)
             }
             guard let id = try Int64.fetchOne(db, sql: Self.nextPendingSQL) else { return nil }
@@ -264,48 +266,44 @@ public final class SQLiteStore: ExecutionStore {
         }
     }
 
-    public func appendOutput(executionID: Int64, stdout: Data, stderr: Data, stdoutBytes: Int64, stderrBytes: Int64) async throws {
+    public func appendOutput(executionID: Int64, stdout: Data, stdoutOffset: Int64, stderr: Data, stderrOffset: Int64,
+                             stdoutBytes: Int64, stderrBytes: Int64) async throws {
         try await write { db in
             try self.admitNewData()
-            // `||` yields TEXT in SQLite (bytes kept as they are): cast back so that bytes stay a
-            // BLOB. COALESCE: an empty Data may bind as NULL on some platforms.
-            try db.execute(sql: """
-                UPDATE execution SET stdout = CAST(stdout || COALESCE(?, x'') AS BLOB),
-                  stderr = CAST(stderr || COALESCE(?, x'') AS BLOB), stdout_bytes = ?, stderr_bytes = ?
-                WHERE id = ? AND status = 'RUNNING'
-                """, arguments: [stdout, stderr, stdoutBytes, stderrBytes, executionID])
+            try db.execute(sql: "UPDATE execution SET stdout_bytes = ?, stderr_bytes = ? WHERE id = ? AND status = 'RUNNING'",
+                           arguments: [stdoutBytes, stderrBytes, executionID])
             if db.changesCount == 0 { try Self.requireStatus(db, executionID, .running, to: "given more output") }
+            try OutputPieces.append(db, executionID, .stdout, stdout, at: stdoutOffset)
+            try OutputPieces.append(db, executionID, .stderr, stderr, at: stderrOffset)
         }
     }
 
     public func finish(executionID: Int64, _ outcome: ExecutionOutcome) async throws -> Execution {
         try await write { db in
             try db.execute(sql: """
-                UPDATE execution SET status = :status, verdict = :verdict, exit_code = :exitCode, signal = :signal,
-                  reason = :reason,
-                  stdout_truncated = CASE WHEN :keep THEN (:stdoutTruncated OR length(stdout) < :stdoutBytes)
-                                     ELSE :stdoutTruncated END,
-                  stderr_truncated = CASE WHEN :keep THEN (:stderrTruncated OR length(stderr) < :stderrBytes)
-                                     ELSE :stderrTruncated END,
-                  stdout = CASE WHEN :keep THEN stdout ELSE COALESCE(:stdout, x'') END,
-                  stderr = CASE WHEN :keep THEN stderr ELSE COALESCE(:stderr, x'') END,
-                  stdout_bytes = :stdoutBytes, stderr_bytes = :stderrBytes,
-                  wall_ms = :wallMs, cpu_ms = :cpuMs, memory_peak_bytes = :memoryPeakBytes,
-                  finished_at = :finishedAt, lease_deadline = NULL, weaker_isolation = :weakerIsolation
-                WHERE id = :id AND status = 'RUNNING'
-                """, arguments: [
-                    "status": outcome.status.rawValue, "verdict": outcome.verdict.rawValue, "exitCode": outcome.exitCode,
-                    "signal": outcome.signal, "reason": outcome.reason, "keep": outcome.keepsStoredOutput,
-                    "stdout": outcome.keepsStoredOutput ? nil : outcome.stdout,
-                    "stderr": outcome.keepsStoredOutput ? nil : outcome.stderr,
-                    "stdoutBytes": outcome.stdoutBytes, "stderrBytes": outcome.stderrBytes,
-                    "stdoutTruncated": outcome.stdoutTruncated, "stderrTruncated": outcome.stderrTruncated,
-                    "wallMs": outcome.usage.wallMs, "cpuMs": outcome.usage.cpuMs,
-                    "memoryPeakBytes": outcome.usage.memoryPeakBytes, "finishedAt": Millis.of(outcome.finishedAt),
-                    "id": executionID, "weakerIsolation": JSON.encode(outcome.weakerIsolation),
-                ])
+                UPDATE execution SET status = ?, verdict = ?, exit_code = ?, signal = ?, reason = ?,
+                  stdout_bytes = ?, stderr_bytes = ?, stdout_truncated = ?, stderr_truncated = ?, wall_ms = ?, cpu_ms = ?,
+                  memory_peak_bytes = ?, finished_at = ?, lease_deadline = NULL, weaker_isolation = ?
+                WHERE id = ? AND status = 'RUNNING'
+                """, arguments: [outcome.status.rawValue, outcome.verdict.rawValue, outcome.exitCode, outcome.signal,
+                                 outcome.reason, outcome.stdoutBytes, outcome.stderrBytes,
+                                 outcome.stdoutTruncated, outcome.stderrTruncated, outcome.usage.wallMs, outcome.usage.cpuMs,
+                                 outcome.usage.memoryPeakBytes, Millis.of(outcome.finishedAt),
+                                 JSON.encode(outcome.weakerIsolation), executionID])
             if db.changesCount == 0 { try Self.requireStatus(db, executionID, .running, to: outcome.status.rawValue) }
-            return try Self.fetchExecution(db, id: executionID)!
+            if outcome.keepsStoredOutput {
+                // The disk had no room for the rest: the output stored while it ran stays, and a
+                // stream is marked truncated when less was kept than was written.
+                for (stream, column, written) in [(OutputPieces.Stream.stdout, "stdout_truncated", outcome.stdoutBytes),
+                                                  (.stderr, "stderr_truncated", outcome.stderrBytes)]
+                where try OutputPieces.end(db, executionID, stream) < written {
+                    try db.execute(sql: "UPDATE execution SET \(column) = 1 WHERE id = ?", arguments: [executionID])
+                }
+            } else {
+                try OutputPieces.replace(db, executionID, .stdout, from: outcome.stdoutOffset, with: outcome.stdout)
+                try OutputPieces.replace(db, executionID, .stderr, from: outcome.stderrOffset, with: outcome.stderr)
+            }
+            return try Self.fetchExecution(db, id: executionID, withOutput: false)!
         }
     }
 
@@ -362,6 +360,25 @@ public final class SQLiteStore: ExecutionStore {
         try await read { db in try Self.fetchExecution(db, id: id) }
     }
 
+    public func output(executionID: Int64, stdoutFrom: Int64, stderrFrom: Int64, limit: Int) async throws -> OutputSlice? {
+        try await read { db in
+            guard let execution = try Self.fetchExecution(db, id: executionID, withOutput: false) else { return nil }
+            let storedStdout = try OutputPieces.end(db, executionID, .stdout)
+            let storedStderr = try OutputPieces.end(db, executionID, .stderr)
+            // Both streams get half of the limit; what one does not need goes to the other.
+            let limit = max(0, limit)
+            let stdoutLeft = max(0, storedStdout - stdoutFrom), stderrLeft = max(0, storedStderr - stderrFrom)
+            let stderrShare = Int(min(stderrLeft, Int64(limit / 2)))
+            let stdoutTake = Int(min(stdoutLeft, Int64(limit - stderrShare)))
+            let stderrTake = Int(min(stderrLeft, Int64(limit - stdoutTake)))
+            return OutputSlice(
+                execution: execution,
+                stdout: try OutputPieces.read(db, executionID, .stdout, from: stdoutFrom, limit: stdoutTake),
+                stderr: try OutputPieces.read(db, executionID, .stderr, from: stderrFrom, limit: stderrTake),
+                storedStdout: storedStdout, storedStderr: storedStderr)
+        }
+    }
+
     public func executions(_ query: ExecutionQuery) async throws -> ExecutionPage {
         let (sql, arguments, limit) = Self.listing(query)
         return try await read { db in
@@ -376,7 +393,13 @@ public final class SQLiteStore: ExecutionStore {
                 if any == nil { return ExecutionPage(executions: [], nextCursor: nil) }
             }
             let rows = try Row.fetchAll(db, sql: sql, arguments: arguments)
-            let page = rows.prefix(limit).map(Records.execution)
+            var page = rows.prefix(limit).map(Records.execution)
+            if query.withOutput {
+                let output = try OutputPieces.all(db, page.map(\.id))
+                for i in page.indices {
+                    if let both = output[page[i].id] { (page[i].stdout, page[i].stderr) = both }
+                }
+            }
             // One row more than the page was asked for: a further page exists.
             return ExecutionPage(executions: Array(page), nextCursor: rows.count > limit ? page.last?.id : nil)
         }
@@ -552,8 +575,14 @@ public final class SQLiteStore: ExecutionStore {
         try Row.fetchOne(db, sql: Records.jobSelect + " WHERE id = ?", arguments: [id]).map(Records.job)
     }
 
-    static func fetchExecution(_ db: Database, id: Int64) throws -> Execution? {
-        try Row.fetchOne(db, sql: Records.executionSelect + " WHERE id = ?", arguments: [id]).map(Records.execution)
+    /// An execution, with its output unless `withOutput` is false.
+    static func fetchExecution(_ db: Database, id: Int64, withOutput: Bool = true) throws -> Execution? {
+        guard var execution = try Row.fetchOne(db, sql: Records.executionSelect + " WHERE id = ?", arguments: [id])
+            .map(Records.execution) else { return nil }
+        if withOutput, let both = try OutputPieces.all(db, [id])[id] {
+            (execution.stdout, execution.stderr) = both
+        }
+        return execution
     }
 
     /// A PENDING or RUNNING execution of a job (the argument). No ORDER BY: it would make

@@ -77,6 +77,8 @@ struct ClientVerbTests {
         try Running(args, environment: environment).finish()
     }
 
+    struct ServerError: Error, CustomStringConvertible { var description: String }
+
     // MARK: The server
 
     /// A `confine serve` on a free loopback port with a database in a temporary folder.
@@ -85,7 +87,9 @@ struct ClientVerbTests {
         let dir: URL
         /// The admin token the server made on its first start (read from admin.token).
         private(set) var adminToken = ""
-        private let process = Process()
+        private var process = Process()
+        private let config: URL
+        private let log: URL
 
         /// The server's process id (for signals).
         var pid: Int32 { process.processIdentifier }
@@ -95,16 +99,23 @@ struct ClientVerbTests {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             let port = try Self.freePort()
             url = "http://127.0.0.1:\(port)"
-            let config = dir.appendingPathComponent("confine.yaml")
+            config = dir.appendingPathComponent("confine.yaml")
             try """
                 listen: 127.0.0.1:\(port)
                 database: \(dir.path)/confine.sqlite
                 policies: \(policies)
                 \(extraConfig)
                 """.write(to: config, atomically: true, encoding: .utf8)
-            let log = dir.appendingPathComponent("server.log")
+            log = dir.appendingPathComponent("server.log")
             _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+            try await launch()
+        }
+
+        /// Starts `confine serve` on the configuration and waits for GET /health.
+        private func launch() async throws {
             let handle = try FileHandle(forWritingTo: log)
+            handle.seekToEndOfFile()
+            process = Process()
             process.executableURL = URL(fileURLWithPath: CLITests.binary)
             process.arguments = ["serve", "--config", config.path]
             process.currentDirectoryURL = dir
@@ -132,7 +143,15 @@ struct ClientVerbTests {
             }
         }
 
-        struct ServerError: Error, CustomStringConvertible { var description: String }
+        /// Stops the server gracefully (SIGTERM: running executions get its grace) and starts it
+        /// again on the same port and database.
+        func restart() async throws {
+            process.terminate()
+            process.waitUntilExit()
+            try await launch()
+        }
+
+        typealias ServerError = ClientVerbTests.ServerError
 
         /// SIGTERM, then waits for the exit; removes the folder.
         func stop() {
@@ -359,6 +378,103 @@ struct ClientVerbTests {
         #expect(newest != id)
         let execution = try server.waitFor(newest) { !["PENDING", "RUNNING"].contains($0["status"] as? String ?? "") }
         #expect(execution["status"] as? String == "CANCELLED", "\(execution)")
+    }
+
+    @Test("exec run --follow and exec output -f print each stream as it comes, byte-exact, then exit like the execution",
+          .enabled(if: hasServe))
+    func follow() async throws {
+        let server = try await Server()
+        defer { server.stop() }
+        let script = try server.file("talk.sh", "for i in 1 2 3; do echo out $i; echo err $i >&2; sleep 0.2; done\nprintf 'caf\\xc3\\xa9 \\xff\\n'\nexit 3\n")
+        #expect(try server.confine(["job", "create", "talk", "--type", "bash", "--file", script]).status == 0)
+        let o = try server.confine(["exec", "run", "talk", "--follow"])
+        let talked = try #require((try CLITests.json(try server.confine(["exec", "list", "--job", "talk", "--json"]).stdout)["executions"]
+            as? [[String: Any]])?.first?["id"] as? Int)
+        if try Self.exitStatus(server.execution(talked)) == 124 {
+            // A loaded machine starved the script past its wall time: what was kept, and 124.
+            let kept = try server.confine(["exec", "output", String(talked)]).out
+            #expect(o.status == 124 && o.out == kept, "\(o)")
+        } else {
+            #expect(o.status == 3, "\(o)")
+            #expect(o.out == Data("out 1\nout 2\nout 3\ncaf\u{e9} ".utf8) + Data([0xFF, 0x0A]), "\(o)")
+            #expect(o.err == Data("err 1\nerr 2\nerr 3\n".utf8), "\(o)")
+        }
+
+        // A running execution followed from elsewhere: both streams, or one.
+        let counter = "for i in $(seq 1 20); do echo line $i; echo e$i >&2; sleep 0.05; done; exit 4"
+        #expect(try server.confine(["job", "create", "counter", "--type", "bash", "--script", counter]).status == 0)
+        let id = try Self.executionID(try server.confine(["exec", "run", "counter"]))
+        _ = try server.waitFor(id) { $0["status"] as? String != "PENDING" }
+        let both = try Running(["exec", "output", String(id), "-f", "--server", server.url], environment: ["CONFINE_TOKEN": server.adminToken])
+        let one = try Running(["exec", "output", String(id), "--stream", "stderr", "--follow", "--server", server.url], environment: ["CONFINE_TOKEN": server.adminToken])
+        let lines = (1...20).map { "line \($0)\n" }.joined(), errors = (1...20).map { "e\($0)\n" }.joined()
+        let b = both.finish(), e = one.finish()
+        // What the server kept, and the exit status of the execution (4, or 124 should a loaded
+        // machine starve the script past its wall time): the followers print and exit the same.
+        let kept = (try server.confine(["exec", "output", String(id)]).out, try server.confine(["exec", "output", String(id), "--stream", "stderr"]).out)
+        let execution = try server.execution(id)
+        let status = try Self.exitStatus(execution)
+        #expect(status == 4 || (status == 124 && lines.utf8.starts(with: kept.0)), "\(execution)")
+        #expect(b.status == status && b.out == kept.0 && b.err.starts(with: kept.1), "\(b)")
+        #expect(e.status == status && e.out.isEmpty && e.err.starts(with: kept.1), "\(e)")
+        if status == 4 { #expect(b.stdout == lines && e.stderr == errors, "\(b)\n\(e)") }
+        // Once finished, -f replays and exits at once, like the execution.
+        let replay = try server.confine(["exec", "output", String(id), "-f"])
+        #expect(replay.status == status && replay.out == kept.0 && replay.err.starts(with: kept.1), "\(replay)")
+
+        // Ctrl-C while following cancels the execution, as with --wait.
+        #expect(try server.confine(["job", "create", "sleepy", "--type", "bash", "--script", "echo up; sleep 30"]).status == 0)
+        let sleepy = try Running(["exec", "run", "sleepy", "--follow", "--server", server.url], environment: ["CONFINE_TOKEN": server.adminToken])
+        var sleepyID: Int?
+        for _ in 0..<100 where sleepyID == nil {
+            let latest = try CLITests.json(try server.confine(["exec", "list", "--job", "sleepy", "--json"]).stdout)
+            sleepyID = (latest["executions"] as? [[String: Any]])?.first?["id"] as? Int
+            if sleepyID == nil { usleep(100_000) }
+        }
+        _ = try server.waitFor(try #require(sleepyID)) { ($0["stdout_bytes"] as? Int ?? 0) > 0 }
+        usleep(500_000)  // the follower has the line by now (it streams within milliseconds)
+        sleepy.process.interrupt()
+        let interrupted = sleepy.finish()
+        #expect(interrupted.status == 120 && interrupted.stdout == "up\n", "\(interrupted)")
+        #expect(interrupted.stderr.contains("CANCELLED") || interrupted.stderr.contains("cancel requested"), "\(interrupted)")
+
+        let unknown = try server.confine(["exec", "output", "4242", "-f"])
+        #expect(unknown.status == 1 && unknown.stderr.contains("4242"), "\(unknown)")
+        #expect(try server.confine(["exec", "output", String(id), "-f", "--json"]).status == 64)
+        #expect(try server.confine(["exec", "run", "talk", "--follow", "--json"]).status == 64)
+    }
+
+    @Test("exec output -f across a server restart: it reconnects with Last-Event-ID, every byte once", .enabled(if: hasServe))
+    func followAcrossRestart() async throws {
+        let server = try await Server(extraConfig: "shutdown_grace: 30s")
+        defer { server.stop() }
+        let script = "for i in $(seq 1 40); do echo line $i; sleep 0.05; done"
+        #expect(try server.confine(["job", "create", "lines", "--type", "bash", "--script", script]).status == 0)
+        let id = try Self.executionID(try server.confine(["exec", "run", "lines"]))
+        _ = try server.waitFor(id) { ($0["stdout_bytes"] as? Int ?? 0) > 0 }
+        let following = try Running(["exec", "output", String(id), "-f", "--server", server.url], environment: ["CONFINE_TOKEN": server.adminToken])
+        usleep(300_000)
+        // Graceful: the followed stream is closed, the execution finishes within the grace.
+        try await server.restart()
+        let o = following.finish()
+        // Every byte the server kept, once, and its exit status (0, or 124 should a loaded
+        // machine starve the script past its wall time).
+        let status = try Self.exitStatus(server.execution(id))
+        let kept = try server.confine(["exec", "output", String(id)]).out
+        #expect(o.status == status && (status == 0 || status == 124), "\(o)")
+        #expect(o.out == kept, "\(o)")
+        if status == 0 { #expect(o.stdout == (1...40).map { "line \($0)\n" }.joined(), "\(o)") }
+    }
+
+    /// The exit status `exec run --wait` gives for an execution (as JSON): its exit code, 124
+    /// for a wall timeout, 120 when cancelled; nil otherwise.
+    static func exitStatus(_ e: [String: Any]) throws -> Int32 {
+        switch e["verdict"] as? String {
+        case "exited": return Int32(try #require(e["exit_code"] as? Int))
+        case "wall_timeout": return 124
+        case "cancelled": return 120
+        default: throw ServerError(description: "unexpected end: \(e)")
+        }
     }
 
     @Test("an unknown job or execution: exit 1 with the server's detail; usage errors exit 64", .enabled(if: hasServe))

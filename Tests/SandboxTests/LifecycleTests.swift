@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Sandbox
+import Synchronization
 import Testing
 
 /// Setup failures, cancellation, many runs at once, and nothing left behind.
@@ -115,6 +116,51 @@ struct LifecycleTests {
         #expect(received.first?.offset == 0)
     }
 
+    @Test("keepOutput false: the chunks carry the output up to the cap, the result keeps none of it but counts all")
+    func outputNotKept() async throws {
+        var p = try TestSupport.policy()
+        p.limits.stdoutBytes = 100_000
+        let chunks = Chunks()
+        let r = try await TestSupport.sandbox.run(RunRequest(
+            policy: p, command: ["/bin/bash", "-c", "head -c 300000 /dev/zero | tr '\\0' x; echo oops >&2"],
+            onOutput: { chunks.add($0) }, keepOutput: false))
+        let received = chunks.all
+        #expect(r.stdout.isEmpty && r.stderr.isEmpty, "\(r.summary)")
+        #expect(r.stdoutBytes == 300_000 && r.stdoutTruncated && r.stderrBytes == 5 && !r.stderrTruncated)
+        let stdout = received.filter { $0.stream == .stdout }
+        #expect(stdout.flatMap(\.bytes) == Array(repeating: UInt8(ascii: "x"), count: 100_000), "the first cap's worth, once")
+        #expect(zip(stdout, stdout.dropFirst()).allSatisfy { $0.offset + UInt64($0.bytes.count) == $1.offset }, "consecutive")
+        #expect(received.filter { $0.stream == .stderr }.flatMap(\.bytes) == Array("oops\n".utf8))
+    }
+
+    @Test("pauseOutput: while it says so nothing is read (the program waits on its pipe), deadlines still apply")
+    func pausedOutput() async throws {
+        var p = try TestSupport.policy()
+        p.limits.stdoutBytes = 4 << 20
+        let chunks = Chunks()
+        let paused = PauseFlag()
+        let writer = ["/bin/bash", "-c", "head -c 1000000 /dev/zero"]
+        let request = RunRequest(policy: p, command: writer, onOutput: { chunks.add($0) }, keepOutput: false,
+                                 pauseOutput: { paused.isSet })
+        async let run = TestSupport.sandbox.run(request)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(chunks.all.isEmpty, "nothing is read while paused")
+        paused.clear()
+        let r = try await run
+        #expect(r.verdict == .exited && r.exitCode == 0 && r.stdoutBytes == 1_000_000, "\(r.summary)")
+        #expect(chunks.all.reduce(0) { $0 + $1.bytes.count } == 1_000_000)
+
+        // Paused for good: the wall deadline ends the run all the same, and what waits is read then.
+        p.limits.wallTimeMs = 300
+        let stuck = Chunks()
+        let r2 = try await TestSupport.sandbox.run(RunRequest(
+            policy: p, command: writer, onOutput: { stuck.add($0) }, keepOutput: false, pauseOutput: { true }))
+        #expect(r2.verdict == .wallTimeout, "\(r2.summary)")
+        // Every byte counted was handed over (how much the program wrote before the kill took
+        // effect depends on the machine's load).
+        #expect(stuck.all.reduce(0) { $0 + $1.bytes.count } == Int(r2.stdoutBytes))
+    }
+
     @Test("A warm sandbox takes its run's own, tighter limits")
     func warmSandboxGetsRunLimits() async throws {
         var configuration = SandboxConfiguration()
@@ -201,4 +247,11 @@ final class Chunks: @unchecked Sendable {
     private var chunks: [OutputChunk] = []
     func add(_ c: OutputChunk) { lock.lock(); chunks.append(c); lock.unlock() }
     var all: [OutputChunk] { lock.lock(); defer { lock.unlock() }; return chunks }
+}
+
+/// A flag the test clears while a run asks it.
+final class PauseFlag: Sendable {
+    private let value = Atomic<Bool>(true)
+    var isSet: Bool { value.load(ordering: .relaxed) }
+    func clear() { value.store(false, ordering: .relaxed) }
 }

@@ -106,8 +106,8 @@ struct LifecycleTests {
                 try await store.finish(pending.id)
             }
             await #expect(throws: StoreError.invalidTransition(executionID: pending.id, from: .pending, to: "given more output")) {
-                try await store.appendOutput(executionID: pending.id, stdout: Data("x".utf8), stderr: Data(), stdoutBytes: 1,
-                                             stderrBytes: 0)
+                try await store.appendOutput(executionID: pending.id, stdout: Data("x".utf8), stdoutOffset: 0, stderr: Data(),
+                                             stderrOffset: 0, stdoutBytes: 1, stderrBytes: 0)
             }
 
             let now = millis(Date())
@@ -122,7 +122,10 @@ struct LifecycleTests {
                                            stdoutTruncated: true, stderrTruncated: false,
                                            usage: ResourceUsage(wallMs: 1234, cpuMs: 567, memoryPeakBytes: 8 << 20),
                                            finishedAt: end)
-            let done = try await store.finish(executionID: running.id, outcome)
+            let finished = try await store.finish(executionID: running.id, outcome)
+            #expect(finished.stdout.isEmpty && finished.stderr.isEmpty, "finish answers without the output")
+            let done = try #require(try await store.execution(id: running.id))
+            #expect(done == { var e = finished; e.stdout = Data("o".utf8); e.stderr = Data("e".utf8); return e }())
             #expect(done.status == .failed && done.verdict == .signaled && done.signal == 9 && done.exitCode == nil)
             #expect(done.reason == "killed" && done.stdout == Data("o".utf8) && done.stderr == Data("e".utf8))
             #expect(done.stdoutBytes == 10 && done.stderrBytes == 20 && done.stdoutTruncated && !done.stderrTruncated)
@@ -138,8 +141,8 @@ struct LifecycleTests {
                 try await store.finish(done.id, .wallTimeout)
             }
             await #expect(throws: StoreError.self) {
-                try await store.appendOutput(executionID: done.id, stdout: Data("late".utf8), stderr: Data(), stdoutBytes: 4,
-                                             stderrBytes: 0)
+                try await store.appendOutput(executionID: done.id, stdout: Data("late".utf8), stdoutOffset: 0, stderr: Data(),
+                                             stderrOffset: 0, stdoutBytes: 4, stderrBytes: 0)
             }
             await #expect(throws: StoreError.notFound("running execution \(done.id) of worker host:7")) {
                 try await store.renewLease(executionID: done.id, worker: "host:7", until: Date() + 60)

@@ -45,6 +45,10 @@ struct MigrationTests {
                 #expect(job.createdAt == Date(timeIntervalSince1970: 1_700_000_000))
                 let done = try #require(try await store.execution(id: 11))
                 #expect(done.status == .success && done.stdout == Data([0x00, 0xff, 0x0a]) && done.scriptSnapshot == "print(0)")
+                let legacy = try await store.pool.read { db in
+                    try Int.fetchOne(db, sql: "SELECT length(stdout) + length(stderr) FROM execution WHERE id = 11")
+                }
+                #expect(legacy == 0, "v3 moved the output into pieces and emptied the old columns")
                 #expect(done.finishedAt == Date(timeIntervalSince1970: 1_700_000_004) && done.worker == "host:1")
                 let pending = try #require(try await store.execution(id: 12))
                 #expect(pending.status == .pending && pending.priority == 3)
@@ -56,6 +60,22 @@ struct MigrationTests {
                 #expect(job.tenant == nil && pending.tenant == nil && job.secretEnvironment.isEmpty)
                 let fresh = try await store.createJob(NewJob(name: "after", scriptType: .bash, scriptContent: "true"))
                 #expect(fresh.id == 10)
+            }),
+        "v5": Fixture(
+            fill: { db in
+                try db.execute(sql: """
+                    INSERT INTO job (id, name, script_type, script_content, policy, created_at, updated_at)
+                    VALUES (5, 'chatty', 'bash', 'x', 'default', 1700000000000, 1700000000000);
+                    INSERT INTO execution (id, job_id, status, script_type, script_snapshot, policy_name, policy_snapshot,
+                                           concurrency, stdout_bytes, created_at, started_at, worker)
+                    VALUES (31, 5, 'RUNNING', 'bash', 'x', 'default', 'name: default', 'forbid', 4, 1700000001000,
+                            1700000001000, 'host:1');
+                    INSERT INTO execution_output (execution_id, stream, start, data) VALUES (31, 1, 0, x'61626364');
+                    """)
+            },
+            check: { store in
+                let e = try #require(try await store.execution(id: 31))
+                #expect(e.stdout == Data("abcd".utf8) && e.status == .running)
             }),
         "v2": Fixture(
             fill: { db in
@@ -137,7 +157,7 @@ struct MigrationTests {
                  try Migrations.migrator.appliedMigrations(db),
                  try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info('execution') ORDER BY cid"))
             }
-            #expect(Set(tables).isSuperset(of: ["job", "execution", "grdb_migrations"]))
+            #expect(Set(tables).isSuperset(of: ["job", "execution", "execution_output", "grdb_migrations"]))
             #expect(Set(tables).isSuperset(of: ["access_token", "audit"]))
             #expect(indexes == ["audit_action", "audit_target", "audit_token", "execution_created", "execution_finished",
                                 "execution_job", "execution_job_status", "execution_lease", "execution_queue", "execution_status",
@@ -151,6 +171,7 @@ struct MigrationTests {
                                 "tenant", "submitted_by", "weaker_isolation"])
             let schema = try await store.pool.read(schemaDescription)
             #expect(schema.contains("table execution foreign key job_id -> job on delete CASCADE"))
+            #expect(schema.contains("table execution_output foreign key execution_id -> execution on delete CASCADE"))
             #expect(schema.contains("index execution_queue on execution(status, priority DESC, id) unique=false partial=false"))
             #expect(schema.contains("index execution_job on execution(job_id, id DESC) unique=false partial=false"))
             // Job names are unique per tenant, not across tenants (a conflict must not leak another tenant's names).

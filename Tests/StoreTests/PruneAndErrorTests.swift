@@ -108,22 +108,22 @@ struct PruneAndErrorTests {
             let job = try await store.makeJob()
             let e = try await store.enqueue(job)
             _ = try await store.claim()
-            try await store.appendOutput(executionID: e.id, stdout: Data("kept".utf8), stderr: Data(), stdoutBytes: 4,
-                                         stderrBytes: 0)
+            try await store.appendOutput(executionID: e.id, stdout: Data("kept".utf8), stdoutOffset: 0, stderr: Data(),
+                                         stderrOffset: 0, stdoutBytes: 4, stderrBytes: 0)
             // The writer connection may not grow the file any further: what a full disk looks like to SQLite.
             try await store.pool.write { db in
                 let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
                 try db.execute(sql: "PRAGMA max_page_count = \(pages)")
             }
             await #expect(throws: StoreError.diskFull(path: store.path)) {
-                try await store.appendOutput(executionID: e.id, stdout: Data(count: 1 << 20), stderr: Data(),
-                                             stdoutBytes: 1 << 20, stderrBytes: 0)
+                try await store.appendOutput(executionID: e.id, stdout: Data(count: 1 << 20), stdoutOffset: 4, stderr: Data(),
+                                             stderrOffset: 0, stdoutBytes: 1 << 20, stderrBytes: 0)
             }
             let now = try #require(try await store.execution(id: e.id))
             #expect(now.stdout == Data("kept".utf8) && now.stdoutBytes == 4 && now.status == .running)
             try await store.pool.write { db in try db.execute(sql: "PRAGMA max_page_count = 1073741823") }
-            try await store.appendOutput(executionID: e.id, stdout: Data(count: 1 << 20), stderr: Data(),
-                                         stdoutBytes: (1 << 20) + 4, stderrBytes: 0)
+            try await store.appendOutput(executionID: e.id, stdout: Data(count: 1 << 20), stdoutOffset: 4, stderr: Data(),
+                                         stderrOffset: 0, stdoutBytes: (1 << 20) + 4, stderrBytes: 0)
             #expect(try await store.execution(id: e.id)?.stdout.count == (1 << 20) + 4)
         }
     }
@@ -134,8 +134,8 @@ struct PruneAndErrorTests {
             let job = try await store.makeJob()
             let e = try await store.enqueue(job)
             _ = try await store.claim()
-            try await store.appendOutput(executionID: e.id, stdout: Data("kept".utf8), stderr: Data("err".utf8),
-                                         stdoutBytes: 4, stderrBytes: 3)
+            try await store.appendOutput(executionID: e.id, stdout: Data("kept".utf8), stdoutOffset: 0, stderr: Data("err".utf8),
+                                         stderrOffset: 0, stdoutBytes: 4, stderrBytes: 3)
             try await store.pool.write { db in
                 let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
                 try db.execute(sql: "PRAGMA max_page_count = \(pages)")
@@ -149,7 +149,8 @@ struct PruneAndErrorTests {
             var lean = complete
             lean.keepsStoredOutput = true
             lean.reason = "the disk was full"
-            let ended = try await store.finish(executionID: e.id, lean)
+            _ = try await store.finish(executionID: e.id, lean)
+            let ended = try #require(try await store.execution(id: e.id))
             #expect(ended.status == .success && ended.exitCode == 0 && ended.reason == "the disk was full")
             #expect(ended.stdout == Data("kept".utf8) && ended.stdoutBytes == 1 << 20 && ended.stdoutTruncated)
             #expect(ended.stderr == Data("err".utf8) && ended.stderrBytes == 3 && !ended.stderrTruncated)

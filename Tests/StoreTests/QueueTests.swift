@@ -104,8 +104,8 @@ struct QueueTests {
             let e = try await store.enqueue(job)
             let t0 = millis(Date())
             let claimed = try #require(try await store.claimNext(worker: "a", leaseUntil: t0 + 10, now: t0))
-            try await store.appendOutput(executionID: e.id, stdout: Data("half".utf8), stderr: Data("err".utf8), stdoutBytes: 4,
-                                         stderrBytes: 3)
+            try await store.appendOutput(executionID: e.id, stdout: Data("half".utf8), stdoutOffset: 0, stderr: Data("err".utf8),
+                                         stderrOffset: 0, stdoutBytes: 4, stderrBytes: 3)
             try await store.renewLease(executionID: e.id, worker: "a", until: t0 + 20)
             await #expect(throws: StoreError.notFound("running execution \(e.id) of worker b")) {
                 try await store.renewLease(executionID: e.id, worker: "b", until: t0 + 30)

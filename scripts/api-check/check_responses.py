@@ -21,6 +21,14 @@
 # an Allow header on 405, Retry-After and `retry_after` on queue-full/shutting-down,
 # WWW-Authenticate on 401, a `quota` member on 429 quota-exceeded.
 # Date keys (`*_at`) must be RFC 3339 UTC with milliseconds and `+00:00`.
+# An event stream (`text/event-stream`, the followed output) is checked event by event, as
+# OpenAPI 3.2 (and schemathesis) read its `schema` on 3.1: each event, as an object of its
+# fields (event, id, data), must match the schema, and its `data` the JSON schema the matching
+# alternative names in `contentSchema`; headers are checked by openapi-core. Then the
+# contract's rules: ids `S:E`, the `output` events of a stream following each other without a
+# gap or an overlap with ids that count their bytes, and an `end` or `deleted` event last (or
+# the shutdown comment). A raw output answer (`application/octet-stream`) must carry
+# X-Confine-Truncated and X-Confine-Total-Bytes.
 #
 # Prints "responses: N checked, K operations covered of M, F failures", the first 20
 # failures, and the operations never exercised (informative). Exit 1 on any failure.
@@ -34,6 +42,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from openapi_core import Config, OpenAPI
 from openapi_core.deserializing.media_types.util import json_loads
+from openapi_core.validation.response import V31ResponseHeadersValidator
 from openapi_core.validation.response.exceptions import MissingData
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -220,6 +229,112 @@ def problem_checks(problem_validator, method, raw_path, status, headers, body):
     return reasons
 
 
+EVENT_ID_RE = re.compile(r"^([0-9]+):([0-9]+)$")
+SHUTDOWN_COMMENT = "the server is shutting down"
+
+
+def parse_event_stream(text):
+    """The events of a text/event-stream body: a list of dicts (event, id, data lines,
+    comments), in order, per the WHATWG parsing rules (fields split at the first colon, one
+    leading space dropped, a blank line ends an event)."""
+    events, current, comments = [], {}, []
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if line == "":
+            if current:
+                events.append(current)
+            current = {}
+            continue
+        if line.startswith(":"):
+            comments.append(line[1:].strip())
+            continue
+        name, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            current.setdefault("data", []).append(value)
+        else:
+            current[name] = value
+    if current:
+        events.append(current)
+    return events, comments
+
+
+class EventSchema:
+    """A text/event-stream media type's per-event schema: the whole (oneOf of event objects)
+    and, per event name (`properties.event.const` of an alternative), the `contentSchema` of
+    its `data`."""
+
+    def __init__(self, schema, root):
+        schema = deref(schema, root)
+        self.validator = Draft202012Validator(schema)
+        self.data = {}
+        for alternative in schema.get("oneOf", [schema]):
+            properties = alternative.get("properties", {})
+            name = properties.get("event", {}).get("const")
+            content = properties.get("data", {}).get("contentSchema")
+            if name is not None:
+                self.data[name] = Draft202012Validator(content) if content is not None else None
+
+
+def event_stream_checks(text, events_schema):
+    """The rules for a followed output (see the header); a list of reasons."""
+    reasons = []
+    events, comments = parse_event_stream(text)
+    positions = {}
+    last = None
+    for number, event in enumerate(events, 1):
+        if "data" not in event:
+            continue  # `retry:` alone: not an event
+        kind = event.get("event", "message")
+        where = f"event {number} ({kind})"
+        last = kind
+        fields = {"event": kind, "data": "\n".join(event["data"])}
+        if "id" in event:
+            fields["id"] = event["id"]
+        for e in events_schema.validator.iter_errors(fields):
+            reasons.append(f"{where}: {e.message[:200]}")
+        if kind not in events_schema.data:
+            reasons.append(f"{where}: not one of the documented events {sorted(events_schema.data)}")
+            continue
+        if len(event["data"]) != 1:
+            reasons.append(f"{where}: {len(event['data'])} data lines, expected one JSON line")
+            continue
+        try:
+            data = json.loads(event["data"][0])
+        except ValueError as e:
+            reasons.append(f"{where}: data is not JSON: {e}")
+            continue
+        if events_schema.data[kind] is not None:
+            for e in events_schema.data[kind].iter_errors(data):
+                path = "/".join(str(p) for p in e.absolute_path) or "(data)"
+                reasons.append(f"{where}: {path}: {e.message[:200]}")
+        reasons += [f"{where}: {r}" for r in date_checks(data)]
+        match = EVENT_ID_RE.match(event.get("id", ""))
+        if not match:
+            reasons.append(f"{where}: id {event.get('id')!r} is not S:E")
+            continue
+        ident = {"stdout": int(match.group(1)), "stderr": int(match.group(2))}
+        if kind == "output" and isinstance(data, dict) and data.get("stream") in ident:
+            stream = data["stream"]
+            try:
+                size = len(base64.b64decode(data["data"], validate=True)) if data.get("encoding") == "base64" \
+                    else len(str(data.get("data", "")).encode("utf-8"))
+            except ValueError as e:
+                reasons.append(f"{where}: data is not base64: {e}")
+                continue
+            if stream in positions and data.get("offset") != positions[stream]:
+                reasons.append(f"{where}: {stream} offset {data.get('offset')} after {positions[stream]} bytes (a gap or an overlap)")
+            if ident[stream] != data.get("offset", 0) + size:
+                reasons.append(f"{where}: id {event['id']} does not count the event's {size} bytes from offset {data.get('offset')}")
+            positions[stream] = ident[stream]
+        for stream, value in ident.items():
+            if stream in positions and value != positions[stream]:
+                reasons.append(f"{where}: id {event['id']} disagrees with the {positions[stream]} {stream} bytes sent")
+    if last not in ("end", "deleted") and not any(c.startswith(SHUTDOWN_COMMENT) for c in comments):
+        reasons.append(f"the event stream ends with {last!r}, not with an end or deleted event")
+    return reasons
+
+
 def date_checks(value, where="(body)"):
     """Every `*_at` string in a JSON value has the contract's date form."""
     reasons = []
@@ -254,6 +369,16 @@ def main(argv):
     openapi = OpenAPI.from_dict(spec, config=Config(extra_media_type_deserializers=extra))
     problem_schema = deref(spec["components"]["schemas"]["Problem"], spec)
     problem_validator = Draft202012Validator(problem_schema)
+
+    # The per-event schemas of each operation's text/event-stream answers, by status.
+    event_schemas = {}
+    for path, item in (spec.get("paths") or {}).items():
+        for method in METHODS:
+            for status, response in ((item.get(method) or {}).get("responses") or {}).items():
+                media = (deref(response, spec).get("content") or {}).get("text/event-stream")
+                if media and "schema" in media:
+                    event_schemas[(method, path, str(status))] = EventSchema(media["schema"], spec)
+    headers_validator = V31ResponseHeadersValidator(openapi.spec)
 
     templates = [Template(path, item) for path, item in (spec.get("paths") or {}).items()]
     operations = {(m, t.template): (spec["paths"][t.template][m].get("operationId") or f"{m.upper()} {t.template}")
@@ -306,8 +431,13 @@ def main(argv):
             request = RecordedRequest(host_url, method, normalized, template.template, values, query,
                                       rec.get("request_content_type"), request_body)
             response = RecordedResponse(status, headers, body)
+            events_schema = event_schemas.get((method, template.template, str(status)))
             try:
-                openapi.validate_response(request, response)
+                if media_type(headers) == "text/event-stream" and events_schema is not None:
+                    # The events are checked one by one below; openapi-core checks the headers.
+                    headers_validator.validate(request, response)
+                else:
+                    openapi.validate_response(request, response)
             except MissingData:
                 # An empty stream is a valid binary body (an execution that wrote nothing).
                 if media_type(headers) != "application/octet-stream":
@@ -317,6 +447,18 @@ def main(argv):
             if status >= 400:
                 # The schema was checked by openapi-core; the contract's rules are checked here.
                 reasons += problem_checks(None, method, raw_path, status, headers, body)
+            elif media_type(headers) == "text/event-stream":
+                if events_schema is None:
+                    reasons.append(f"an event stream where the document has none for status {status}")
+                else:
+                    try:
+                        reasons += event_stream_checks(body.decode("utf-8"), events_schema)
+                    except UnicodeDecodeError as e:
+                        reasons.append(f"the event stream is not UTF-8: {e}")
+            elif media_type(headers) == "application/octet-stream":
+                for name in ("x-confine-truncated", "x-confine-total-bytes"):
+                    if name not in headers:
+                        reasons.append(f"raw output without the {name} header")
             elif media_type(headers).endswith("json"):
                 try:
                     reasons += date_checks(json.loads(body.decode("utf-8")))

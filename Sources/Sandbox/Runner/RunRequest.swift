@@ -16,10 +16,22 @@ public struct RunRequest: Sendable {
     /// Called with each captured chunk of output as it arrives, on the run's supervisor thread.
     /// It must return quickly; it never sees bytes past a stream's cap.
     public var onOutput: (@Sendable (OutputChunk) -> Void)?
+    /// Whether the captured bytes are also kept for `RunResult.stdout` / `stderr`. A caller that
+    /// takes every chunk through `onOutput` (and stores it as it comes) sets false, so the run
+    /// does not hold a second copy of up to a cap of output per stream: the result's byte counts
+    /// and truncation flags are reported all the same, its `stdout` and `stderr` are empty.
+    public var keepOutput: Bool
+    /// Asked (on the supervisor thread; it must return quickly) before each wait for output:
+    /// while it answers true, the program's output is left in its pipes, so the program blocks
+    /// once they are full. How a consumer of `onOutput` that stores chunks slower than a
+    /// program can write bounds what it holds. Only while the program runs: deadlines, limits
+    /// and cancellation apply as ever, and output left when it ends is read at once.
+    public var pauseOutput: (@Sendable () -> Bool)?
 
     public init(policy: Policy, command: [String], stdin: [UInt8]? = nil, files: [SandboxFile] = [],
                 environment: [String: String] = [:], overrides: LimitOverrides = LimitOverrides(),
-                onOutput: (@Sendable (OutputChunk) -> Void)? = nil) {
+                onOutput: (@Sendable (OutputChunk) -> Void)? = nil, keepOutput: Bool = true,
+                pauseOutput: (@Sendable () -> Bool)? = nil) {
         self.policy = policy
         self.command = command
         self.stdin = stdin
@@ -27,6 +39,8 @@ public struct RunRequest: Sendable {
         self.environment = environment
         self.overrides = overrides
         self.onOutput = onOutput
+        self.keepOutput = keepOutput
+        self.pauseOutput = pauseOutput
     }
 }
 
@@ -56,4 +70,10 @@ public struct OutputChunk: Sendable, Equatable {
     /// Offset of the first byte within the stream.
     public var offset: UInt64
     public var bytes: [UInt8]
+
+    public init(stream: OutputStreamName, offset: UInt64, bytes: [UInt8]) {
+        self.stream = stream
+        self.offset = offset
+        self.bytes = bytes
+    }
 }

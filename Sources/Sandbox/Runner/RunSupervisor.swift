@@ -250,8 +250,9 @@ final class RunSupervisor: @unchecked Sendable {
         let limits = job.policy.limits
         let wentAt = Clock.nowMs()
         let deadline = wentAt + limits.wallTimeMs
-        var o = Observed(stdout: StreamCapture(stream: .stdout, cap: limits.stdoutBytes, onOutput: job.request.onOutput),
-                         stderr: StreamCapture(stream: .stderr, cap: limits.stderrBytes, onOutput: job.request.onOutput),
+        let keep = job.request.keepOutput
+        var o = Observed(stdout: StreamCapture(stream: .stdout, cap: limits.stdoutBytes, keep: keep, onOutput: job.request.onOutput),
+                         stderr: StreamCapture(stream: .stderr, cap: limits.stderrBytes, keep: keep, onOutput: job.request.onOutput),
                          wentAt: wentAt)
         var stdinFD = io.stdin
         let stdinBytes = job.request.stdin ?? []
@@ -289,11 +290,16 @@ final class RunSupervisor: @unchecked Sendable {
         while !finished() {
             let now = Clock.nowMs()
             if o.killReason != nil && now - killedAt > 5_000 { break }  // nothing may keep us here
-            let timeout = o.killReason == nil && o.endedAt == nil ? max(0, min(deadline - now, nextCpuCheck - now)) : 100
+            var timeout = o.killReason == nil && o.endedAt == nil ? max(0, min(deadline - now, nextCpuCheck - now)) : 100
+            // The consumer asks for a pause: the output waits in its pipes (the program blocks on
+            // them when they are full), looked at again shortly. Only while the program runs:
+            // once it has ended or is killed, what is left is read at once.
+            let paused = o.killReason == nil && o.endedAt == nil && (job.request.pauseOutput?() ?? false)
+            if paused { timeout = min(timeout, 5) }
 
             var fds: [pollfd] = []
-            if !o.stdout.eof { fds.append(pollfd(fd: io.stdout, events: Int16(POLLIN), revents: 0)) }
-            if !o.stderr.eof { fds.append(pollfd(fd: io.stderr, events: Int16(POLLIN), revents: 0)) }
+            if !o.stdout.eof && !paused { fds.append(pollfd(fd: io.stdout, events: Int16(POLLIN), revents: 0)) }
+            if !o.stderr.eof && !paused { fds.append(pollfd(fd: io.stderr, events: Int16(POLLIN), revents: 0)) }
             if !reportEOF { fds.append(pollfd(fd: io.report, events: Int16(POLLIN), revents: 0)) }
             if stdinFD >= 0 { fds.append(pollfd(fd: stdinFD, events: Int16(POLLOUT), revents: 0)) }
             fds.append(pollfd(fd: handle.cancelFD, events: Int16(POLLIN), revents: 0))
@@ -369,30 +375,36 @@ final class RunSupervisor: @unchecked Sendable {
     }
 }
 
-/// One output stream: the first `cap` bytes kept, every byte counted.
+/// One output stream: the first `cap` bytes captured (handed to `onOutput`, and kept when
+/// `keep`), every byte counted.
 struct StreamCapture {
     let stream: OutputStreamName
     let cap: UInt64
+    let keep: Bool
     let onOutput: (@Sendable (OutputChunk) -> Void)?
     var kept: [UInt8] = []
+    /// Bytes captured so far (kept or not): at most `cap`.
+    var captured: UInt64 = 0
     var total: UInt64 = 0
     var eof = false
     var truncated: Bool { total > cap }
 
-    init(stream: OutputStreamName, cap: UInt64, onOutput: (@Sendable (OutputChunk) -> Void)?) {
+    init(stream: OutputStreamName, cap: UInt64, keep: Bool = true, onOutput: (@Sendable (OutputChunk) -> Void)?) {
         self.stream = stream
         self.cap = cap
+        self.keep = keep
         self.onOutput = onOutput
     }
 
     /// Returns true when these bytes pass the cap for the first time.
     mutating func append(_ bytes: ArraySlice<UInt8>) -> Bool {
         let wasTruncated = truncated
-        let room = cap > UInt64(kept.count) ? Int(cap - UInt64(kept.count)) : 0
+        let room = cap > captured ? Int(min(cap - captured, UInt64(Int.max))) : 0
         if room > 0 {
             let part = Array(bytes.prefix(room))
-            let offset = UInt64(kept.count)
-            kept.append(contentsOf: part)
+            let offset = captured
+            if keep { kept.append(contentsOf: part) }
+            captured += UInt64(part.count)
             onOutput?(OutputChunk(stream: stream, offset: offset, bytes: part))
         }
         total += UInt64(bytes.count)

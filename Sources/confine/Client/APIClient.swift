@@ -193,7 +193,7 @@ struct APIClient: Sendable {
     }
 
     /// The `ClientError` for an error answer: its problem document, or the status in words.
-    private static func problem(_ answer: ClientResponse, method: String, url: String) -> ClientError {
+    static func problem(_ answer: ClientResponse, method: String, url: String) -> ClientError {
         if let problem = try? JSONDecoder().decode(WireProblem.self, from: answer.body), let detail = problem.detail ?? problem.title {
             let retryAfter = problem.retry_after ?? answer.header("Retry-After").flatMap { Int($0) }
             return .problem(status: answer.status, detail: detail, field: problem.field, retryAfter: retryAfter)
@@ -206,7 +206,7 @@ struct APIClient: Sendable {
     }
 
     /// Why no answer came, in a few words (`connection refused`, `timed out after 60s`…).
-    private static func reason(_ error: any Error, timeout: TimeInterval) -> String {
+    static func reason(_ error: any Error, timeout: TimeInterval) -> String {
         guard let error = error as? URLError else { return "\(error)" }
         switch error.code {
         case .cannotConnectToHost: return "connection refused"

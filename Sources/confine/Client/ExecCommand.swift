@@ -29,7 +29,8 @@ struct ExecCommand: AsyncParsableCommand {
                 \(RunExitCode.memoryLimit.rawValue) memory_limit, \(RunExitCode.outputLimit.rawValue) output_limit, \
                 \(RunExitCode.cancelled.rawValue) cancelled, \(RunExitCode.setupFailed.rawValue) setup_failed or interrupted; \
                 \(ExecCommand.stillRunningExitCode) when --timeout passed first (the execution goes on). \
-                Ctrl-C while waiting cancels the execution.
+                Ctrl-C while waiting cancels the execution. With --follow, the output is printed as it is \
+                produced (like `tail -f`; a dropped connection is resumed where it was), then it exits the same way.
                 """
         )
 
@@ -40,6 +41,9 @@ struct ExecCommand: AsyncParsableCommand {
 
         @Flag(help: "Wait for the end of the execution and exit like it.")
         var wait = false
+
+        @Flag(name: [.customShort("f"), .long], help: "Print the output as it is produced (implies --wait).")
+        var follow = false
 
         @Option(help: ArgumentHelp("Wait at most this long (implies --wait); the execution is not cancelled.", valueName: "SECONDS"))
         var timeout: Double?
@@ -58,11 +62,12 @@ struct ExecCommand: AsyncParsableCommand {
 
         func validate() throws {
             if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a number of seconds above 0") }
+            if follow, options.json { throw ValidationError("--follow prints the output as it comes and --json the final answer: give one of them") }
         }
 
         func run() async throws {
             let client = try options.makeClient()
-            let waiting = wait || timeout != nil
+            let waiting = wait || follow || timeout != nil
             // Caught from here on, so that a Ctrl-C cannot leave an execution behind unnoticed.
             let interrupts = waiting ? InterruptWatcher() : nil
             try await runClientVerb {
@@ -81,7 +86,31 @@ struct ExecCommand: AsyncParsableCommand {
                     if options.json { printJSON(response) } else { print("execution \(accepted.execution_id) \(accepted.status)") }
                     return
                 }
-                try await follow(client: client, job: job, body: body, interrupts: interrupts)
+                if follow {
+                    try await followOutput(client: client, job: job, body: body, interrupts: interrupts)
+                } else {
+                    try await follow(client: client, job: job, body: body, interrupts: interrupts)
+                }
+            }
+        }
+
+        /// Runs the job, prints its output as it is produced, and exits like the execution.
+        private func followOutput(client: APIClient, job: WireJob, body: WireRunRequest, interrupts: InterruptWatcher) async throws {
+            let deadline = timeout.map { ContinuousClock.now + .milliseconds(Int64($0 * 1000)) }
+            let (accepted, _) = try await client.fetch(WireRunAccepted.self, "POST", "/executions/\(job.id)/run", json: encodeBody(body))
+            let id = accepted.execution_id
+            let following = OutputFollowing(client: client, executionID: id, stream: nil, shouldStop: {
+                interrupts.fired || deadline.map { ContinuousClock.now >= $0 } == true
+            })
+            switch try await following.run() {
+            case .ended(let execution):
+                for note in ExecCommand.notes(execution) { printClientError(note) }
+                throw ExitCode(RunExitCode.code(for: execution))
+            case .stopped:
+                if interrupts.fired { try await cancel(client: client, id: id) }
+                printClientError("execution \(id) is still running after \(Display.duration(ms: Int64((timeout ?? 0) * 1000))); "
+                                 + "it goes on (see `confine exec show \(id)`, stop it with `confine exec cancel \(id)`)")
+                throw ExitCode(ExecCommand.stillRunningExitCode)
             }
         }
 
@@ -257,11 +286,17 @@ struct ExecCommand: AsyncParsableCommand {
         }
     }
 
-    /// `confine exec output ID [--stream stdout|stderr]`
+    /// `confine exec output ID [--stream stdout|stderr] [-f]`
     struct Output: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print an execution's stdout or stderr, as raw bytes.",
-            discussion: "With --json: one object {execution_id, stream, truncated, total_bytes, encoding, content}, content being UTF-8 text or base64."
+            abstract: "Print an execution's stdout or stderr, as raw bytes; or follow its output.",
+            discussion: """
+                With --json: one object {execution_id, stream, truncated, total_bytes, encoding, content}, content \
+                being UTF-8 text or base64. With -f/--follow: like `tail -f`, prints both streams (stdout to \
+                stdout, stderr to stderr; or the one --stream names) as they are produced, waiting for a pending \
+                execution and resuming a dropped connection where it was, then exits like `exec run --wait`: \
+                with the execution's exit code.
+                """
         )
 
         enum Stream: String, ExpressibleByArgument, CaseIterable {
@@ -273,12 +308,26 @@ struct ExecCommand: AsyncParsableCommand {
         @Argument(help: "The execution's id.")
         var id: Int64
 
-        @Option(help: "Which stream.")
-        var stream: Stream = .stdout
+        @Option(help: "Which stream (default: stdout; with --follow, both).")
+        var stream: Stream?
+
+        @Flag(name: [.customShort("f"), .long], help: "Print the output as it is produced, then exit like the execution.")
+        var follow = false
+
+        func validate() throws {
+            if follow, options.json { throw ValidationError("--follow prints the output as it comes and --json one object: give one of them") }
+        }
 
         func run() async throws {
             let client = try options.makeClient()
             try await runClientVerb {
+                if follow {
+                    let following = OutputFollowing(client: client, executionID: id, stream: stream?.rawValue, shouldStop: { false })
+                    guard case .ended(let execution) = try await following.run() else { return }
+                    for note in ExecCommand.notes(execution) { printClientError(note) }
+                    throw ExitCode(RunExitCode.code(for: execution))
+                }
+                let stream = self.stream ?? .stdout
                 let output = try await client.send("GET", "/executions/\(id)/output", query: [("stream", stream.rawValue)])
                 let truncated = output.header("X-Confine-Truncated") == "true"
                 let total = output.header("X-Confine-Total-Bytes").flatMap { Int64($0) }
