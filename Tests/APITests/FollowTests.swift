@@ -290,7 +290,8 @@ struct FollowTests {
         let warm = try await job("warm", "echo warm", policy: "default")
         #expect(try await server.call("POST", "/executions/\(warm)/run?wait=true").status == 200)
         let flood = try await job("flood", "head -c 400000000 /dev/zero", policy: "flood")
-        let before = server.memory("VmRSS")
+        let before = server.memory("VmRSS"), anonBefore = server.memory("RssAnon")
+        var anonPeak = anonBefore
         let run = try await server.call("POST", "/executions/\(flood)/run")
         let id = try #require(run.object["execution_id"] as? Int, "\(run)")
         let stuck = try EventStreamClient(baseURL: server.baseURL, token: server.adminToken, path: "/executions/\(id)/output?follow=true")
@@ -298,6 +299,7 @@ struct FollowTests {
         let deadline = Date().addingTimeInterval(300)
         var done: [String: Any] = [:]
         while Date() < deadline {
+            anonPeak = max(anonPeak, server.memory("RssAnon"))
             done = try await summary(id)
             if let status = done["status"] as? String, status != "PENDING", status != "RUNNING" { break }
             try await Task.sleep(for: .milliseconds(50))
@@ -307,12 +309,16 @@ struct FollowTests {
         #expect(done["status"] as? String == "SUCCESS" && done["stdout_bytes"] as? Int == 400_000_000, "\(done)")
         #expect(done["stdout_truncated"] as? Bool == false)
         #expect(stuck.head == nil, "the client has read nothing")
-        let grew = peak - before
-        print("flood: 400 MB captured and stored with a stuck follower; the server's resident memory peaked \(grew >> 20) MiB above its start")
+        let grew = peak - before, anonGrew = anonPeak - anonBefore
+        print("flood: 400 MB captured and stored with a stuck follower; the server's resident memory peaked \(grew >> 20) MiB "
+              + "above its start, its anonymous memory (sampled every 50 ms) \(anonGrew >> 20) MiB")
         // Bounded, not proportional: the capture backlog (16 MiB), a store batch, SQLite's caches
-        // and the allocator's arenas, whose share grows when the machine is loaded (44 MiB alone,
-        // up to 100 MiB beside the whole suite for 200 MB) — never the flood itself.
-        #expect(before > 0 && grew < 150_000_000, "the server's resident memory grew by \(grew >> 20) MiB for 400 MB of output")
+        // and the allocator's arenas — never the flood itself. Alone the whole process grows by
+        // ~44 MiB; beside the whole suite (a busy disk and many threads) its anonymous memory has
+        // grown by up to ~106 MiB, which is not understood yet (see the closing note of the
+        // session that set this bound).
+        #expect(before > 0 && anonGrew < 150_000_000, "the server's anonymous memory grew by \(anonGrew >> 20) MiB for 400 MB of output")
+        #expect(grew < 200_000_000, "the server's resident memory grew by \(grew >> 20) MiB for 400 MB of output")
 
         // The execution is deleted while its follower still waits on the client: once the
         // client reads, the stream ends with `deleted`.
