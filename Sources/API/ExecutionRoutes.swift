@@ -57,7 +57,7 @@ struct ExecutionRoutes {
         table.on(.post, "/executions/{id}/cancel", .role(.submitter)) { request, path in
             let id = try server.id(path, "id")
             let encoding = try encoding(request)
-            _ = try await execution(id)
+            try await requireVisible(id)
             var execution = try await server.engineCall { () async throws(EngineError) in try await server.engine.cancel(executionID: id) }
             await server.audit("execution.cancel", "execution", String(id), "was \(execution.status.rawValue)")
             if !execution.status.isFinal {
@@ -71,8 +71,7 @@ struct ExecutionRoutes {
             let query = request.uri.queryParameters
             if try flag(query, "follow") == true {
                 let follower = try OutputFollower.parse(request, server: server, executionID: id, encoding: try encoding(request))
-                // Another tenant's execution is "not found", as one that does not exist.
-                _ = try await execution(id)
+                try await requireVisible(id)
                 return follower.response()
             }
             if query.get("offset") != nil {
@@ -90,6 +89,17 @@ struct ExecutionRoutes {
             headers[HTTPField.Name("X-Confine-Truncated")!] = truncated ? "true" : "false"
             headers[HTTPField.Name("X-Confine-Total-Bytes")!] = String(total)
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+    }
+
+    /// Refuses an execution the caller may not see ("not found", as one that does not exist),
+    /// reading its row only, never its output (which may be hundreds of MB).
+    func requireVisible(_ id: Int64) async throws {
+        let caller = try server.caller
+        guard let slice = try await server.storeCall({
+            try await server.store.output(executionID: id, stdoutFrom: 0, stderrFrom: 0, limit: 0)
+        }), caller.sees(tenant: slice.execution.tenant) else {
+            throw Problem.notFound("execution \(id) not found")
         }
     }
 

@@ -109,6 +109,7 @@ struct AccessTests {
                 #expect(a == b, "\(method) \(path)")
             }
             try await s.get("/jobs/by_name/report", as: .token(mallory)).expectProblem(404)
+            try await s.get("/executions/\(execution)/output?follow=true", as: .token(mallory)).expectProblem(404, "execution \(execution) not found")
             #expect(try await s.get("/jobs", as: .token(mallory)).array.isEmpty)
             #expect(try await s.get("/jobs/by_script_type/bash", as: .token(mallory)).array.isEmpty)
             let listing = try await s.get("/executions", as: .token(mallory))
@@ -213,6 +214,17 @@ struct AccessTests {
                 .expectProblem(429, field: "policy", "policy default is not among this token's policies (strict)")
             #expect(try await s.post("/jobs", #"{"name": "s", "script_type": "bash", "script_content": "true", "policy": "strict"}"#,
                                      as: .token(onlyStrict)).status == 200)
+            // A token is refused when its fields are wrong, each named.
+            try await s.post("/tokens", #"{"name": "x", "role": "viewer", "expires_at": "2001-01-01T00:00:00Z"}"#)
+                .expectProblem(422, field: "expires_at", "in the past")
+            try await s.post("/tokens", #"{"name": "x", "role": "viewer", "expires_in": "1d", "expires_at": "2999-01-01T00:00:00Z"}"#)
+                .expectProblem(422, field: "expires_at", "not both")
+            try await s.post("/tokens", #"{"name": "x", "role": "viewer", "expires_in": "soon"}"#).expectProblem(422, field: "expires_in")
+            try await s.post("/tokens", #"{"name": "a\u0007b", "role": "viewer"}"#).expectProblem(422, field: "name")
+            try await s.post("/tokens", #"{"name": "x", "role": "viewer", "polices": ["strict"]}"#)
+                .expectProblem(422, field: "polices", "did you mean \"policies\"")
+            try await s.post("/tokens", #"{"name": "x", "role": "viewer", "policies": ["stirct"]}"#).expectProblem(422, field: "policies[0]")
+            try await s.call("DELETE", "/tokens/999999").expectProblem(404, "token 999999")
             // Quotas are validated when the token is made.
             try await s.post("/tokens", #"{"name": "x", "role": "submitter", "max_policy": "nope"}"#).expectProblem(422, field: "max_policy")
             try await s.post("/tokens", #"{"name": "x", "role": "root"}"#).expectProblem(422, field: "role")

@@ -534,7 +534,9 @@ struct ClientVerbTests {
 
         // On the database, while the server runs: a recovery admin token works at once; a revocation holds at once.
         let database = server.dir.appendingPathComponent("confine.sqlite").path
-        let direct = try ClientVerbTests.run(["token", "create", "rescue", "--role", "admin", "--database", database])
+        let badExpiry = try ClientVerbTests.run(["token", "create", "x", "--role", "admin", "--expires", "soon", "--database", database])
+        #expect(badExpiry.status == 64 && badExpiry.stderr.contains("--expires soon"), "\(badExpiry)")
+        let direct = try ClientVerbTests.run(["token", "create", "rescue", "--role", "admin", "--expires", "90d", "--database", database])
         #expect(direct.status == 0, "\(direct)")
         let rescue = direct.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(try await server.request("GET", "/tokens", token: rescue).status == 200)
@@ -544,6 +546,11 @@ struct ClientVerbTests {
         #expect(try await server.request("GET", "/whoami", token: ci).status == 401)
         let offline = try ClientVerbTests.run(["token", "list", "--database", database])
         #expect(offline.stdout.contains("revoked") && offline.stdout.contains("rescue"), "\(offline)")
+        let rescueRow = try #require(offline.stdout.split(separator: "\n").first { $0.contains("rescue") })
+        let day = ISO8601DateFormatter()
+        day.formatOptions = [.withFullDate]
+        let expiry = day.string(from: Date().addingTimeInterval(90 * 86_400))
+        #expect(rescueRow.contains(expiry), "90d from now, \(expiry): \(rescueRow)")
 
         // The client's config file: used when it is the owner's alone, refused otherwise.
         let home = server.dir.appendingPathComponent("home")

@@ -93,8 +93,7 @@ struct TokenCommand: AsyncParsableCommand {
             let store = try target.store()
             var expiresAt: Date?
             if let expires {
-                guard let ms = try? HumanUnits.parseMilliseconds(expires.hasSuffix("d") ? "\((Double(expires.dropLast()) ?? -1) * 24)h" : expires),
-                      ms > 0 else {
+                guard let ms = try? HumanUnitsText.milliseconds(expires), ms > 0 else {
                     printClientError("--expires \(expires): expected a duration such as 90d or 12h")
                     throw ExitCode(64)
                 }
