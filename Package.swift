@@ -25,9 +25,12 @@ let package = Package(
             cSettings: [.define("_GNU_SOURCE")],
             linkerSettings: [.linkedLibrary("seccomp")]
         ),
+        // Words for people: human units, "did you mean", errno and signal names, quoting.
+        // The bottom of the house: it imports nothing of Confine.
+        .target(name: "HumanText"),
         .target(
             name: "Sandbox",
-            dependencies: ["CSandbox", .product(name: "Yams", package: "Yams")]
+            dependencies: ["CSandbox", "HumanText", .product(name: "Yams", package: "Yams")]
         ),
         .target(name: "Domain"),
         .target(name: "Credentials", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
@@ -46,7 +49,7 @@ let package = Package(
         .target(
             name: "API",
             dependencies: [
-                "Domain", "Store", "Engine", "Sandbox", "Credentials",
+                "Domain", "Store", "Engine", "Sandbox", "Credentials", "HumanText",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
@@ -58,7 +61,7 @@ let package = Package(
         .executableTarget(
             name: "confine",
             dependencies: [
-                "Sandbox", "Domain", "Store", "Engine", "API", "Credentials",
+                "Sandbox", "Domain", "Store", "Engine", "API", "Credentials", "HumanText",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -69,7 +72,8 @@ let package = Package(
             dependencies: ["Sandbox", "Engine", "Store", "Domain"],
             path: "Benchmarks/LaunchBench"
         ),
-        .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),
+        .testTarget(name: "HumanTextTests", dependencies: ["HumanText"]),
+        .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "HumanText"]),
         .testTarget(name: "CLITests", dependencies: ["Sandbox"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Domain"]),
         .testTarget(name: "CredentialsTests", dependencies: ["Credentials"]),

@@ -1,8 +1,8 @@
 import Credentials
 import Domain
 import Foundation
+import HumanText
 import Hummingbird
-import Sandbox
 import Store
 
 /// `/tokens` (admins make, list and revoke tokens; a new token's text is answered once and

@@ -1,4 +1,5 @@
 import Foundation
+import HumanText
 import Sandbox
 
 /// Reads a JSON object of a request body field by field, so that every refusal names the

@@ -2,9 +2,9 @@ import Domain
 import Engine
 import Foundation
 import HTTPTypes
+import HumanText
 import Hummingbird
 import NIOCore
-import Sandbox
 import Store
 
 /// `/executions`: run a job (optionally waiting for the end), show, list with filters and a

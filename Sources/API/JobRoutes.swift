@@ -1,6 +1,7 @@
 import Domain
 import Engine
 import Foundation
+import HumanText
 import Hummingbird
 import Sandbox
 import Store

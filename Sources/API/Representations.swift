@@ -1,6 +1,6 @@
 import Domain
 import Foundation
-import Sandbox
+import HumanText
 
 /// How jobs, executions and the rest look on the wire: every key of the contract present (null
 /// when empty), snake_case, dates as RFC 3339 UTC with milliseconds and a numeric offset

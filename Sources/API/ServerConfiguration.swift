@@ -1,6 +1,7 @@
 import Domain
 import Engine
 import Foundation
+import HumanText
 import Sandbox
 import Store
 import Yams
@@ -328,19 +329,5 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         let place = [file, key].compactMap { $0 }.joined(separator: ": ")
         return place.isEmpty ? "configuration: \(message)" : "configuration \(place): \(message)"
-    }
-}
-
-/// Times in the units of policies (`10s`, `5m`), plus days (`30d`) for retention.
-public enum HumanUnitsText {
-    static func quoted(_ s: String) -> String { "\"\(s)\"" }
-
-    /// Milliseconds of `10s`, `5m`, `12h` or `30d`.
-    public static func milliseconds(_ text: String) throws(HumanUnits.ParseError) -> Int64 {
-        let t = text.trimmingCharacters(in: .whitespaces)
-        if t.hasSuffix("d"), let days = Double(t.dropLast()), days >= 0, days <= 36_500 {
-            return Int64(days * 86_400_000)
-        }
-        return try HumanUnits.parseMilliseconds(t)
     }
 }

@@ -1,3 +1,4 @@
+import HumanText
 /// Per-run limit overrides: at most one value per limit, each meant to tighten the policy.
 ///
 /// Build one in code (`overrides[.memory] = .bytes(128 << 20)`) or from `--limit` texts

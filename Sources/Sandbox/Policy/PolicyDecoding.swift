@@ -1,3 +1,4 @@
+import HumanText
 import Yams
 
 /// The keys a policy file may hold, section by section (snake_case, as operators write them).

@@ -1,3 +1,5 @@
+import HumanText
+
 /// How a run ended, precisely: the first of these that applies wins, in this order:
 /// `setup_failed`, `cancelled`, `wall_timeout`, `cpu_timeout`, `memory_limit`, `output_limit`,
 /// then `signaled` or `exited`.

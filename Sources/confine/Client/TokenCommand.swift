@@ -1,9 +1,8 @@
-import API
 import ArgumentParser
 import Credentials
 import Domain
 import Foundation
-import Sandbox
+import HumanText
 import Store
 
 /// `confine token …`: API tokens, made, listed and revoked through the server (an admin token)
