@@ -494,21 +494,6 @@ public final class Engine: Sendable {
     }
 }
 
-extension ExecutionOutcome {
-    /// The store's record of a sandbox result (its output, if the sandbox kept any).
-    init(_ result: RunResult, interrupted: Bool) {
-        let verdict: ExecutionVerdict = interrupted ? .interrupted : (ExecutionVerdict(rawValue: result.verdict.rawValue) ?? .setupFailed)
-        self.init(
-            verdict: verdict, exitCode: result.exitCode, signal: result.signal,
-            reason: interrupted ? "the server shut down while this execution ran" : result.setupFailure?.description,
-            stdout: Data(result.stdout), stderr: Data(result.stderr),
-            stdoutBytes: Int64(result.stdoutBytes), stderrBytes: Int64(result.stderrBytes),
-            stdoutTruncated: result.stdoutTruncated, stderrTruncated: result.stderrTruncated,
-            usage: ResourceUsage(wallMs: result.wallMs, cpuMs: result.cpuMs, memoryPeakBytes: result.memoryPeakBytes.map { Int64($0) }),
-            finishedAt: Date())
-    }
-}
-
 extension Duration {
     /// As seconds, for Date arithmetic.
     var seconds: TimeInterval {
