@@ -33,6 +33,9 @@ let package = Package(
             dependencies: ["CSandbox", "HumanText", .product(name: "Yams", package: "Yams")]
         ),
         .target(name: "Domain"),
+        // The API's wire shapes (Codable, Sendable), as the document describes them: what the
+        // client reads and sends, and the fields the server accepts in bodies.
+        .target(name: "Wire"),
         .target(name: "Credentials", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "Store",
@@ -49,7 +52,7 @@ let package = Package(
         .target(
             name: "API",
             dependencies: [
-                "Domain", "Store", "Engine", "Sandbox", "Credentials", "HumanText",
+                "Domain", "Store", "Engine", "Sandbox", "Credentials", "HumanText", "Wire",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
@@ -61,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "confine",
             dependencies: [
-                "Sandbox", "Domain", "Store", "Engine", "API", "Credentials", "HumanText",
+                "Sandbox", "Domain", "Store", "Engine", "API", "Credentials", "HumanText", "Wire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -81,7 +84,7 @@ let package = Package(
         .testTarget(
             name: "APITests",
             dependencies: [
-                "API", "Engine", "Store", "Domain", "Sandbox", "Credentials",
+                "API", "Engine", "Store", "Domain", "Sandbox", "Credentials", "Wire",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

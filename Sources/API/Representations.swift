@@ -60,7 +60,7 @@ enum Representations {
     // MARK: Executions
 
     /// How output is written: UTF-8 text (invalid bytes replaced, with a flag) or base64.
-    enum OutputEncoding: String, Sendable {
+    enum OutputEncoding: String, Sendable, CaseIterable {
         case utf8 = "utf-8"
         case base64
     }

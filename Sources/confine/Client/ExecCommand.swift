@@ -3,6 +3,7 @@ import Dispatch
 import Domain
 import Foundation
 import Synchronization
+import Wire
 
 /// `confine exec …`: run jobs on a Confine server and follow their executions.
 struct ExecCommand: AsyncParsableCommand {
