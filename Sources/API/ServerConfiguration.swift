@@ -127,12 +127,12 @@ public struct ServerConfiguration: Sendable {
         guard let mapping = root.mapping else {
             throw ConfigurationError(file: file, key: nil, message: "the file must be a mapping of keys (listen, database, …)")
         }
-        let top = Self.keys.map(\.key).filter { !$0.contains(".") }
+        let top = KnownKeys(Self.keys.map(\.key).filter { !$0.contains(".") })
         for (keyNode, value) in mapping {
             let key = keyNode.string ?? "\(keyNode)"
             let fail = { (message: String) in ConfigurationError(file: file, key: key, message: message) }
             guard top.contains(key) else {
-                throw fail("unknown key\(Suggestions.didYouMean(key, in: top)); keys are \(top.joined(separator: ", "))")
+                throw fail(top.refusal(of: key))
             }
             if key == "retention" {
                 guard let sub = value.mapping else { throw fail("expected a mapping with keep_per_job, max_age, interval") }
@@ -188,7 +188,7 @@ public struct ServerConfiguration: Sendable {
                     scriptPath = value.string ?? ""
                 default:
                     throw ConfigurationError(file: file, key: "\(key).\(field)",
-                                             message: "unknown key\(Suggestions.didYouMean(field, in: ["command", "script_path"])); keys are command, script_path")
+                                             message: KnownKeys(["command", "script_path"]).refusal(of: field))
                 }
             }
             guard let command, let first = command.first, first.hasPrefix("/") else {

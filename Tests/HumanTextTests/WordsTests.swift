@@ -48,3 +48,27 @@ struct WordsTests {
         #expect(throws: HumanUnits.ParseError.self) { try HumanUnitsText.milliseconds("-1d") }
     }
 }
+
+/// The one rule of the strict readers: an unknown key is refused with a suggestion or the list.
+@Suite("KnownKeys")
+struct KnownKeysTests {
+    let keys = KnownKeys(["name", "script_type", "concurrency"])
+
+    @Test func knownKeysPass() {
+        #expect(keys.contains("name"))
+        #expect(!keys.contains("Name"))
+        #expect(keys.unknown(in: ["name", "concurency", "x"]) == ["concurency", "x"])
+    }
+
+    @Test func aTypoIsNamedWithItsFix() {
+        #expect(keys.refusal(of: "concurency") == #"unknown key (did you mean "concurrency"?); keys are name, script_type, concurrency"#)
+        #expect(keys.refusal(of: "concurency", noun: "field", shown: #""body.concurency""#, listing: "the fields are")
+                == #"unknown field "body.concurency" (did you mean "concurrency"?); the fields are name, script_type, concurrency"#)
+    }
+
+    @Test func aStrangerGetsTheList() {
+        #expect(keys.suggestion(for: "banana") == "")
+        #expect(keys.refusal(of: "banana") == "unknown key; keys are name, script_type, concurrency")
+        #expect(keys.list == "name, script_type, concurrency")
+    }
+}
