@@ -75,16 +75,18 @@ let package = Package(
             dependencies: ["Sandbox", "Engine", "Store", "Domain"],
             path: "Benchmarks/LaunchBench"
         ),
+        // The test harness shared by the API and CLI tests: a `confine serve` process.
+        .target(name: "ConfineTestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HumanTextTests", dependencies: ["HumanText"]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "HumanText"]),
-        .testTarget(name: "CLITests", dependencies: ["Sandbox"]),
+        .testTarget(name: "CLITests", dependencies: ["Sandbox", "ConfineTestSupport"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Domain"]),
         .testTarget(name: "CredentialsTests", dependencies: ["Credentials"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Store", "Domain", "Sandbox"]),
         .testTarget(
             name: "APITests",
             dependencies: [
-                "API", "Engine", "Store", "Domain", "Sandbox", "Credentials", "Wire",
+                "API", "Engine", "Store", "Domain", "Sandbox", "Credentials", "Wire", "ConfineTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
