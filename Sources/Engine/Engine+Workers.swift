@@ -1,7 +1,6 @@
 import Domain
 import Foundation
 import Logging
-import Sandbox
 import Store
 
 // The worker loop: each worker claims the next execution the store allows and runs it to its

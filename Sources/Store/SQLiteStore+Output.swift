@@ -1,6 +1,4 @@
-import Domain
 import Foundation
-import GRDB
 
 // Output while an execution runs (appended in pieces) and read back by slices (followers).
 

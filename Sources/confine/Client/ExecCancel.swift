@@ -1,8 +1,5 @@
 import ArgumentParser
-import Dispatch
-import Domain
 import Foundation
-import Synchronization
 import Wire
 
 extension ExecCommand {

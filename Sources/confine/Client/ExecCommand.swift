@@ -1,8 +1,5 @@
 import ArgumentParser
-import Dispatch
-import Domain
 import Foundation
-import Synchronization
 import Wire
 
 /// `confine exec …`: run jobs on a Confine server and follow their executions.

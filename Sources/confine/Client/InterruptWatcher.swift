@@ -1,9 +1,6 @@
-import ArgumentParser
 import Dispatch
-import Domain
 import Foundation
 import Synchronization
-import Wire
 
 /// SIGINT and SIGTERM, caught (instead of ending the process) while `exec run --wait` waits.
 final class InterruptWatcher: @unchecked Sendable {

@@ -1,9 +1,5 @@
-import ArgumentParser
-import Dispatch
-import Domain
 import Foundation
 import Synchronization
-import Wire
 
 /// The `⠋ execution 7 RUNNING 3.2s` line on stderr (a terminal) while `exec run --wait` waits,
 /// redrawn every 100 ms and cleared at the end.
