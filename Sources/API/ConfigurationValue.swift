@@ -65,6 +65,22 @@ struct ConfigurationValue {
         return text
     }
 
+    /// An absolute path; `what` says which kind.
+    func absolutePath(_ what: String) throws(ConfigurationError) -> String {
+        guard text.hasPrefix("/") else { throw failure("expected \(what), got \(HumanUnitsText.quoted(text))") }
+        return text
+    }
+
+    /// The spawner's host uid: unprivileged, and not the uid sandboxed programs run as on the
+    /// host (`hostUID`), since the spawner owns their user namespaces.
+    func spawnerUID(hostUID: UInt32) throws(ConfigurationError) -> UInt32 {
+        let id = UInt32(try count(1...4_294_967_294))
+        guard id != hostUID else {
+            throw failure("must differ from the uid sandboxed programs run as on the host (\(hostUID)): the spawner owns their user namespaces")
+        }
+        return id
+    }
+
     /// One of `choices`, as written.
     func choice(_ choices: [String], wording: String? = nil) throws(ConfigurationError) -> String {
         guard choices.contains(text) else {

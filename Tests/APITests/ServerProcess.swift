@@ -32,6 +32,9 @@ final class ServerProcess: @unchecked Sendable {
                                                 label: "confine-process")
     }
 
+    /// The server's pid.
+    var pid: Int32 { server.pid }
+
     /// SIGTERM, a graceful wait of up to 15 s, then SIGKILL; removes the folder.
     func stop() { server.stop() }
 
