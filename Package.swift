@@ -86,7 +86,7 @@ let package = Package(
         // The test harness shared by the API and CLI tests: a `confine serve` process.
         .target(name: "ConfineTestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HumanTextTests", dependencies: ["HumanText"]),
-        .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "HumanText"]),
+        .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "HumanText", "ConfineTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Sandbox", "ConfineTestSupport"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Domain"]),
         .testTarget(name: "CredentialsTests", dependencies: ["Credentials"]),
