@@ -4,6 +4,7 @@ import Domain
 import Engine
 import Foundation
 import Glibc
+import HumanText
 import Sandbox
 
 /// `confine doctor`: checks that this host can run Confine — kernel, user namespaces, cgroups,
