@@ -63,6 +63,18 @@ struct CgroupV2Tests {
         #expect(!FileManager.default.fileExists(atPath: mount + "/confine"), "nothing is made above the delegated cgroup")
     }
 
+    @Test("Placed in <unit>/server by systemd (DelegateSubgroup=server): the unit is the delegated cgroup, no second move")
+    func delegateSubgroup() throws {
+        let unit = "/system.slice/confine.service"
+        let mount = try Self.fakeMount(own: unit + "/server", procs: [77], leaf: false)
+        defer { try? FileManager.default.removeItem(atPath: mount) }
+        for file in ["cgroup.procs", "cgroup.subtree_control"] {
+            try "".write(toFile: mount + unit + "/" + file, atomically: false, encoding: .utf8)
+        }
+        #expect(try CgroupV2Delegation.settle(mount: mount, ownPath: unit + "/server", pid: 77, controllers: Self.needed) == mount + unit)
+        #expect(!FileManager.default.fileExists(atPath: mount + unit + "/server/server"))
+    }
+
     @Test("The true root cgroup: runs go under <mount>/confine, as before; a cgroup namespace's root is delegated")
     func rootCgroup() throws {
         let trueRoot = try Self.fakeMount(own: "/", procs: [1, 77], leaf: false)

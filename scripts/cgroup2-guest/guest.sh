@@ -29,7 +29,8 @@ stage() {
     shift 2
     echo "== guest stage $name (timeout ${limit}s)" >/dev/console
     start=$(date +%s)
-    timeout -k 5 "$limit" "$@" >"$results/$name.log" 2>&1
+    # bash -c: the command may be one of the functions below (exported).
+    timeout -k 5 "$limit" bash -c '"$@"' stage "$@" >"$results/$name.log" 2>&1
     status=$?
     local took=$(( $(date +%s) - start ))
     if [ $status -eq 0 ]; then
@@ -74,19 +75,43 @@ print("doctor reports cgroup v2:", cg["detail"], "|", parent["detail"])
 PY
 }
 
+# Under TCG every instruction is emulated (several times slower than KVM): the few tests whose
+# programs must finish within a CPU-time limit cannot, and are skipped, each named with why in
+# the summary. Under KVM everything runs.
+accel=$(tr ' ' '\n' </proc/cmdline | sed -n 's/^confine_accel=//p')
+skips=()
+if [ "$accel" = tcg ]; then
+    skips=(
+        'SandboxTests.LifecycleTests/concurrentRuns()|32 runs at once: bash starting 32 times costs 14 s of emulated CPU on 2 vCPUs, past the default 10 s wall limit'
+        'SandboxTests.ContainmentTests/outputFlood()|100 MB through a pipe costs more than the default 5 s of CPU when emulated'
+        'SandboxTests.ContainmentTests/seccompKill()|python3 starting under strict.yaml costs more than its 2 s CPU limit when emulated, before the denied call'
+    )
+fi
+skip_args=()
+for entry in "${skips[@]}"; do
+    id=${entry%%|*}
+    skip_args+=(--skip "^${id%()}\\(")
+    echo "SKIP (accel $accel) ${entry%%|*}: ${entry#*|}" >>"$summary"
+done
+export skip_args_text="${skip_args[*]}"
+
 suites() {
     # The test binary of the host, as `swift test` runs it, as the only process of a delegated
     # cgroup: the v2 backend must move itself into a leaf and put runs beside it.
+    # One test at a time: the guest's CPUs are few (and emulated under TCG), and the suites'
+    # wall-clock limits are meant for a run that has the machine to itself.
     cd "$repo" || return 1
-    CONFINE_SANDBOX_CPU_WEIGHT=100 run_in system.slice/confine-tests.service \
-        "$xctest" --testing-library swift-testing --filter "$1" || return 1
+    CONFINE_SANDBOX_CPU_WEIGHT=100 run_in "system.slice/confine-$1.service" \
+        "$xctest" --testing-library swift-testing --no-parallel --filter "$2" $skip_args_text || return 1
 }
 
 serve_e2e() { python3 "$repo/scripts/cgroup2-guest/serve_e2e.py" "$confine" "$repo/policies"; }
+export -f doctor suites serve_e2e
+export repo xctest confine
 
 stage doctor 120 doctor
-stage sandbox-suite 900 suites '^SandboxTests\.'
-stage engine-suite 600 suites '^EngineTests\.'
+stage sandbox-suite 900 suites sandbox-tests '^SandboxTests\.'
+stage engine-suite 600 suites engine-tests '^EngineTests\.'
 stage serve-e2e 180 serve_e2e
 if [ "$(tr ' ' '\n' </proc/cmdline | sed -n 's/^confine_bench=//p')" = 1 ]; then
     bench=$repo/.build/release/confine-bench

@@ -76,7 +76,7 @@ def main():
 
 
 def run_checks(server, work, port):
-    token_file = work + "/var/admin.token"
+    token_file = work + "/admin.token"  # beside the database
     deadline = time.time() + 30
     while not os.path.exists(token_file) or os.path.getsize(token_file) == 0:
         if server.poll() is not None:

@@ -11,6 +11,8 @@ import Synchronization
 ///   forbids enabling controllers for children of a cgroup that holds processes, so the
 ///   process first moves itself into the leaf `<own>/server`, then enables cpu, memory and
 ///   pids in `<own>/cgroup.subtree_control`: runs go to `<own>/<parent>/<run>`.
+/// - Already in `<own>/server` (systemd's `DelegateSubgroup=server`), with `<own>` empty and
+///   writable: `<own>` without a move.
 /// - When the own cgroup holds other processes too (a login session's scope), it cannot be
 ///   made an inner node: the true root is used if this process may write it (root, no cgroup
 ///   namespace), else the failure names the cgroup and the processes in the way.
@@ -36,7 +38,7 @@ public enum CgroupV2Delegation {
     }
 
     /// The path of the cgroup2 line ("0::/system.slice/confine.service") of /proc/PID/cgroup.
-    static func ownPath(_ text: String) -> String? {
+    public static func ownPath(_ text: String) -> String? {
         for line in text.split(separator: "\n") where line.hasPrefix("0::") {
             return String(line.dropFirst(3))
         }
@@ -52,6 +54,17 @@ public enum CgroupV2Delegation {
         let mountIsTrueRoot = !CgroupFile.exists(mount + "/cgroup.type")
         if trimmed.isEmpty && mountIsTrueRoot { return mount }
 
+        // Already in a leaf named `server` of an otherwise empty, writable cgroup: placed there by
+        // systemd (DelegateSubgroup=server, systemd 254+) or by this very code in an earlier
+        // process that handed its cgroup down (exec): that parent is the delegated one.
+        if trimmed.hasSuffix("/" + serverLeaf) {
+            let parent = String(own.dropLast(serverLeaf.count + 1))
+            if parent.count > mount.count, CgroupFile.exists(parent + "/cgroup.procs"),
+               CgroupFile.pids(parent + "/cgroup.procs").isEmpty,
+               access(parent + "/cgroup.subtree_control", W_OK) == 0 {
+                return parent
+            }
+        }
         let others = CgroupFile.pids(own + "/cgroup.procs").filter { $0 != pid }
         if !others.isEmpty {
             if mountIsTrueRoot && access(mount + "/cgroup.subtree_control", W_OK) == 0 { return mount }
