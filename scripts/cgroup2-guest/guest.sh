@@ -38,8 +38,13 @@ stage() {
     elif [ $status -eq 124 ] || [ $status -eq 137 ]; then
         echo "FAIL $name (${took}s): timed out after ${limit}s" >>"$summary"
     else
-        echo "FAIL $name (${took}s): exit status $status; last lines of $name.log:" >>"$summary"
-        tail -n 40 "$results/$name.log" | sed 's/^/    /' >>"$summary"
+        if grep -q '✘' "$results/$name.log"; then
+            echo "FAIL $name (${took}s): exit status $status; the failed tests:" >>"$summary"
+            grep -A3 '✘' "$results/$name.log" | head -n 60 | sed 's/^/    /' >>"$summary"
+        else
+            echo "FAIL $name (${took}s): exit status $status; last lines of $name.log:" >>"$summary"
+            tail -n 40 "$results/$name.log" | sed 's/^/    /' >>"$summary"
+        fi
     fi
     tail -n 1 "$summary" >/dev/console
 }
@@ -109,12 +114,17 @@ serve_e2e() { python3 "$repo/scripts/cgroup2-guest/serve_e2e.py" "$confine" "$re
 export -f doctor suites serve_e2e
 export repo xctest confine
 
-stage doctor 120 doctor
-stage sandbox-suite 900 suites sandbox-tests '^SandboxTests\.'
-stage engine-suite 600 suites engine-tests '^EngineTests\.'
-stage serve-e2e 180 serve_e2e
-if [ "$(tr ' ' '\n' </proc/cmdline | sed -n 's/^confine_bench=//p')" = 1 ]; then
+bench_mode=$(tr ' ' '\n' </proc/cmdline | sed -n 's/^confine_bench=//p')
+if [ "$bench_mode" != only ]; then
+    stage doctor 120 doctor
+    stage sandbox-suite 900 suites sandbox-tests '^SandboxTests\.'
+    stage engine-suite 600 suites engine-tests '^EngineTests\.'
+    stage serve-e2e 180 serve_e2e
+fi
+if [ "$bench_mode" = 1 ] || [ "$bench_mode" = only ]; then
     bench=$repo/.build/release/confine-bench
+    rounds=$(tr ' ' '\n' </proc/cmdline | sed -n 's/^confine_bench_rounds=//p')
+    export BENCH_ROUNDS=${rounds:-200}
     if [ -x "$bench" ]; then
         stage bench 900 bash -c "cd '$repo' && '$bench' 2>&1 | tee '$results/bench'"
     else

@@ -9,6 +9,8 @@
 #
 # --optional (what `make test` passes): without a KVM able to boot the guest, or without root,
 # print why and exit 0 (CGROUP2_ACCEL=tcg runs it emulated all the same).
+# CGROUP2_BENCH=1 adds the launch benchmark (.build/release/confine-bench, BENCH_ROUNDS from the
+# environment of the guest: 200) after the tests; CGROUP2_BENCH=only runs it alone.
 # Every stage has a timeout (CGROUP2_TIMEOUT, seconds, for the whole guest: 1200); the guest is
 # always killed at the end. The extracted kernel is cached in .build/cgroup2-guest (`make clean`
 # removes it); the initramfs and the results live in a temporary directory removed at exit.
@@ -135,7 +137,7 @@ start=$(date +%s)
 timeout -k 10 "$timeout_s" qemu-system-x86_64 "${accel_args[@]}" -smp "$(nproc)" -m "$memory_mb" \
     -nographic -no-reboot -nodefaults -serial stdio \
     -kernel "$kdir/vmlinuz" -initrd "$work/initramfs.cpio.gz" \
-    -append "console=ttyS0 quiet loglevel=3 panic=-1 confine_guest=$here/guest.sh confine_repo=$repo confine_bench=${CGROUP2_BENCH:-0} confine_accel=$accel" \
+    -append "console=ttyS0 quiet loglevel=3 panic=-1 confine_guest=$here/guest.sh confine_repo=$repo confine_bench=${CGROUP2_BENCH:-0} confine_bench_rounds=${BENCH_ROUNDS:-200} confine_accel=$accel" \
     -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
     -virtfs "local,path=$work/results,mount_tag=results,security_model=none" \
     </dev/null &

@@ -71,7 +71,8 @@ def main():
         log.close()
         print("---- server log ----")
         print(open(work + "/server.log").read()[-4000:])
-    leftovers = [d for d in os.listdir(UNIT + "/confine")] if os.path.isdir(UNIT + "/confine") else []
+    base = UNIT + "/confine"
+    leftovers = [d for d in os.listdir(base) if os.path.isdir(base + "/" + d)] if os.path.isdir(base) else []
     check(leftovers == [], f"no run cgroup left under {UNIT}/confine after the stop ({leftovers})")
 
 
@@ -138,11 +139,21 @@ def run_checks(server, work, port):
     check(status == 200, f"POST /jobs (sleeper) answers 200 ({status}: {sleeper})")
     status, queued = request("POST", f"/executions/{sleeper['id']}/run")
     check(status in (200, 201, 202), f"the sleeper was queued ({status}: {queued})")
+    # Warm sandboxes wait in run cgroups of their own: the sleeper's is the one holding `sleep 3`.
+    def runs_with_sleep():
+        base = UNIT + "/confine"
+        found = []
+        for d in (os.listdir(base) if os.path.isdir(base) else []):
+            try:
+                pids = read(f"{base}/{d}/cgroup.procs").split()
+                if any(open(f"/proc/{p}/cmdline", "rb").read().startswith(b"sleep\0" + b"3") for p in pids):
+                    found.append(f"{base}/{d}")
+            except OSError:
+                pass
+        return found
     runs, deadline = [], time.time() + 20
     while not runs and time.time() < deadline:
-        base = UNIT + "/confine"
-        runs = [base + "/" + d for d in os.listdir(base)] if os.path.isdir(base) else []
-        runs = [r for r in runs if os.path.exists(r + "/cgroup.procs") and read(r + "/cgroup.procs")]
+        runs = runs_with_sleep()
         time.sleep(0.05)
     check(len(runs) == 1, f"one run cgroup holds the sleeper's processes ({runs})")
     run = runs[0]
