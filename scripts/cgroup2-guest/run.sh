@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make test-cgroup2: boots Debian's own kernel (cgroup v2 only) under KVM with a tiny init,
+# make test-cgroup2: boots Debian's own kernel (cgroup v2 only) under QEMU (KVM; TCG emulation
+# where the host's KVM cannot boot a stock kernel, about 5 minutes in all) with a tiny init,
 # the host's root file system shared read-only over 9p, and runs guest.sh there: the Sandbox and
 # Engine suites of the very test binary built on the host, `confine doctor`, a `confine serve`
 # end-to-end check and (CGROUP2_BENCH=1) the launch benchmark. The guest's results come back
@@ -9,8 +10,8 @@
 #
 # --optional (what `make test` passes): without a KVM able to boot the guest, or without root,
 # print why and exit 0 (CGROUP2_ACCEL=tcg runs it emulated all the same).
-# CGROUP2_BENCH=1 adds the launch benchmark (.build/release/confine-bench, BENCH_ROUNDS from the
-# environment of the guest: 200) after the tests; CGROUP2_BENCH=only runs it alone.
+# CGROUP2_BENCH=1 adds the launch benchmark (.build/release/confine-bench; BENCH_ROUNDS and
+# BENCH_EXECUTIONS are handed to the guest) after the tests; CGROUP2_BENCH=only runs it alone.
 # Every stage has a timeout (CGROUP2_TIMEOUT, seconds, for the whole guest: 1200); the guest is
 # always killed at the end. The extracted kernel is cached in .build/cgroup2-guest (`make clean`
 # removes it); the initramfs and the results live in a temporary directory removed at exit.
@@ -137,7 +138,7 @@ start=$(date +%s)
 timeout -k 10 "$timeout_s" qemu-system-x86_64 "${accel_args[@]}" -smp "$(nproc)" -m "$memory_mb" \
     -nographic -no-reboot -nodefaults -serial stdio \
     -kernel "$kdir/vmlinuz" -initrd "$work/initramfs.cpio.gz" \
-    -append "console=ttyS0 quiet loglevel=3 panic=-1 confine_guest=$here/guest.sh confine_repo=$repo confine_bench=${CGROUP2_BENCH:-0} confine_bench_rounds=${BENCH_ROUNDS:-200} confine_accel=$accel" \
+    -append "console=ttyS0 quiet loglevel=3 panic=-1 confine_guest=$here/guest.sh confine_repo=$repo confine_bench=${CGROUP2_BENCH:-0} confine_bench_rounds=${BENCH_ROUNDS:-200} confine_bench_executions=${BENCH_EXECUTIONS:-1000} confine_accel=$accel" \
     -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
     -virtfs "local,path=$work/results,mount_tag=results,security_model=none" \
     </dev/null &
