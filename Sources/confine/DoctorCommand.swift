@@ -259,7 +259,12 @@ struct Doctor {
             return .missing(name, "\(unwritable.joined(separator: ", ")) not writable",
                             fix: "run as root, or delegate a cgroup v2 subtree to this user (systemd-run --user -p Delegate=yes …)")
         }
-        return .ok(name, "\(cgroups.version.rawValue): \(Self.compact(cgroups.baseDirectories)) writable")
+        var detail = "\(cgroups.version.rawValue): \(Self.compact(cgroups.baseDirectories)) writable"
+        if cgroups.version == .v2, let own = CgroupV2Delegation.ownPath(Self.read("/proc/self/cgroup") ?? "") {
+            detail += own.hasSuffix("/" + CgroupV2Delegation.serverLeaf)
+                ? " (delegated: this process moved itself into \(own))" : " (this process in \(own))"
+        }
+        return .ok(name, detail)
     }
 
     func seccomp(_ policy: Policy?) -> DoctorCheck {

@@ -98,7 +98,11 @@ struct EngineTests {
             _ = try await f.waitStatus(running.id, .running)
             let p = try await f.engine.cancel(executionID: pending.id)
             #expect(p.status == .cancelled && p.verdict == .cancelled)
-            try await Task.sleep(for: .milliseconds(300))
+            // Cancelled once it is running for sure (its output is there), however slow the machine.
+            for _ in 0..<500 {
+                if let now = try await f.store.execution(id: running.id), !now.stdout.isEmpty { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
             _ = try await f.engine.cancel(executionID: running.id)
             let r = try await f.waitFinal(running.id)
             // Killed, not ended by its 30 s sleep (how fast is a benchmark's business, not a

@@ -61,8 +61,11 @@ struct LifecycleTests {
     @Test("Cancelling a running program kills it quickly")
     func cancelRunning() async throws {
         let p = try TestSupport.policy()
-        let handle = try TestSupport.sandbox.start(RunRequest(policy: p, command: ["/bin/bash", "-c", "echo started; sleep 30"]))
-        try await Task.sleep(for: .milliseconds(300))
+        let chunks = Chunks()
+        let handle = try TestSupport.sandbox.start(RunRequest(policy: p, command: ["/bin/bash", "-c", "echo started; sleep 30"],
+                                                              onOutput: { chunks.add($0) }))
+        // Cancelled once it is running for sure (it said so), however slow the machine.
+        for _ in 0..<500 where chunks.all.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
         handle.cancel()
         let r = await handle.result()
         #expect(r.verdict == .cancelled)

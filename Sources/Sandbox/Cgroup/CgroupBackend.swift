@@ -82,6 +82,10 @@ public protocol RunCgroup: Sendable {
     func finish() throws(CgroupError)
     /// Kills what is left, then removes the cgroup directories.
     func destroy() throws(CgroupError)
+    /// A new `O_RDONLY | O_DIRECTORY | O_CLOEXEC` descriptor of the run's cgroup, for
+    /// `clone3(CLONE_INTO_CGROUP)` (the child is born in the cgroup: no move afterwards); nil
+    /// where the hierarchy has no such thing (cgroup v1). The caller closes it.
+    func openDirectory() throws(CgroupError) -> Int32?
 }
 
 /// Picks the hierarchy this host offers: a pure cgroup2 mount with the controllers we need,
@@ -94,7 +98,8 @@ public enum CgroupDetection {
         if let v2 = mounts.v2, let controllers = CgroupFile.readString(v2 + "/cgroup.controllers"),
            Set(controllers.split(whereSeparator: \.isWhitespace).map(String.init))
                .isSuperset(of: CgroupV2.requiredControllers) {
-            return try CgroupV2(root: v2, parent: parent, groupWeight: groupWeight)
+            let home = try CgroupV2Delegation.home(mount: v2, controllers: CgroupV2.requiredControllers)
+            return try CgroupV2(root: home, parent: parent, groupWeight: groupWeight)
         }
         let needed = ["memory", "pids", "cpu", "cpuacct"]
         var dirs: [String: String] = [:]

@@ -166,6 +166,9 @@ final class CgroupV1Run: RunCgroup, @unchecked Sendable {
 
     func processes() -> [pid_t] { CgroupFile.pids(dirs["pids"]! + "/cgroup.procs") }
 
+    /// cgroup v1 has no CLONE_INTO_CGROUP: the child is moved with `join(pid:)`.
+    func openDirectory() throws(CgroupError) -> Int32? { nil }
+
     func killAll() { CgroupFile.killAll(dirs["pids"]! + "/cgroup.procs") }
 
     func destroy() throws(CgroupError) {

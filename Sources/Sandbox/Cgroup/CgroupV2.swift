@@ -1,8 +1,11 @@
 import Glibc
 
 /// cgroup v2: one directory per run under `<root>/<parent>`, with the memory, pids and cpu
-/// controllers enabled down the path. Swap is closed with memory.swap.max = 0; a run is killed
-/// as a whole with cgroup.kill where the kernel has it.
+/// controllers enabled down the path. `root` is the cgroup `CgroupV2Delegation` chose: the
+/// mount's root, or this process's own delegated cgroup (which it has left for its leaf
+/// `server`). Swap is closed with memory.swap.max = 0; a run is killed as a whole with
+/// cgroup.kill where the kernel has it (5.14+); `openDirectory()` hands the run's cgroup out for
+/// clone3(CLONE_INTO_CGROUP).
 public struct CgroupV2: CgroupBackend {
     public let version = CgroupVersion.v2
     static let requiredControllers: Set<String> = ["memory", "pids", "cpu"]
@@ -47,22 +50,37 @@ public struct CgroupV2: CgroupBackend {
     public func removeIdle() {}
 }
 
-/// One run's v2 cgroup directory. Used by one thread at a time. Not reused: memory.peak
-/// cannot be reset for a new run on most kernels.
+/// One run's v2 cgroup directory. Used by one thread at a time.
+///
+/// Not reused for a later run: removing a v2 cgroup is cheap (no per-hierarchy RCU wait as on
+/// v1), and before Linux 6.12 memory.peak cannot be reset, so a reused cgroup would report an
+/// earlier run's peak. From 6.12 a write to an open memory.peak resets the peak seen through that
+/// descriptor: `startCounting()` does that, and the run's peak then leaves out the sandbox's
+/// preparation (a warm sandbox's included).
 final class CgroupV2Run: RunCgroup, @unchecked Sendable {
     let dir: String
     private var cpuBase: UInt64 = 0
     private var oomBase = 0
+    /// memory.peak opened and reset by `startCounting()` (Linux 6.12+), else -1.
+    private var peakDescriptor: Int32 = -1
     /// The limits written last: a claimed warm sandbox with the same limits needs no writes.
     private var applied: CgroupLimits?
 
     init(dir: String) { self.dir = dir }
+
+    deinit { closePeak() }
 
     private var rawOOMKills: Int { Int(CgroupFile.readKey(dir + "/memory.events", "oom_kill") ?? 0) }
     private var rawCPU: UInt64? { CgroupFile.readKey(dir + "/cpu.stat", "usage_usec").map { $0 * 1000 } }
 
     func join(pid: pid_t) throws(CgroupError) {
         try CgroupFile.write(dir + "/cgroup.procs", String(pid))
+    }
+
+    func openDirectory() throws(CgroupError) -> Int32? {
+        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0 { throw CgroupError(operation: "open (for CLONE_INTO_CGROUP)", path: dir, errno: errno) }
+        return fd
     }
 
     func apply(_ limits: CgroupLimits) throws(CgroupError) {
@@ -74,6 +92,8 @@ final class CgroupV2Run: RunCgroup, @unchecked Sendable {
 
     private func write(_ limits: CgroupLimits) throws(CgroupError) {
         try CgroupFile.write(dir + "/memory.max", String(limits.memoryBytes))
+        // Without swap accounting (swapaccount=0, or no swap configured in the kernel) the
+        // file is absent and there is no swap to close.
         if CgroupFile.exists(dir + "/memory.swap.max") {
             try CgroupFile.write(dir + "/memory.swap.max", "0")
         }
@@ -84,16 +104,33 @@ final class CgroupV2Run: RunCgroup, @unchecked Sendable {
         try CgroupFile.write(dir + "/cpu.weight", String(max(1, min(10_000, limits.cpuWeight))))
     }
 
-    /// memory.peak resets only per open file (kernel 6.12+): here the peak includes setup.
     func startCounting() {
         cpuBase = rawCPU ?? 0
         oomBase = rawOOMKills
+        closePeak()
+        let fd = open(dir + "/memory.peak", O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        // Before 6.12 the file takes no writes: the peak is then the cgroup's whole life.
+        if Glibc.write(fd, "reset", 5) == 5 { peakDescriptor = fd } else { close(fd) }
+    }
+
+    private func closePeak() {
+        if peakDescriptor >= 0 { close(peakDescriptor) }
+        peakDescriptor = -1
+    }
+
+    private var peakBytes: UInt64? {
+        guard peakDescriptor >= 0 else { return CgroupFile.readUInt(dir + "/memory.peak") }
+        var buffer = [UInt8](repeating: 0, count: 32)
+        let n = buffer.withUnsafeMutableBytes { pread(peakDescriptor, $0.baseAddress, 32, 0) }
+        guard n > 0 else { return CgroupFile.readUInt(dir + "/memory.peak") }
+        return UInt64(String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     func stats() -> CgroupStats {
         CgroupStats(
             cpuUsageNs: cpuUsageNs(),
-            memoryPeakBytes: CgroupFile.readUInt(dir + "/memory.peak"),
+            memoryPeakBytes: peakBytes,
             oomKills: max(0, rawOOMKills - oomBase))
     }
 
@@ -103,16 +140,21 @@ final class CgroupV2Run: RunCgroup, @unchecked Sendable {
 
     func processes() -> [pid_t] { CgroupFile.pids(dir + "/cgroup.procs") }
 
+    /// cgroup.kill (Linux 5.14+) kills the whole tree at once, forks in flight included; older
+    /// kernels get SIGKILL pid by pid until the cgroup is empty.
     func killAll() {
         if CgroupFile.exists(dir + "/cgroup.kill"), (try? CgroupFile.write(dir + "/cgroup.kill", "1")) != nil {
+            // The kill is sent; the processes leave the cgroup as they die.
+            for _ in 0..<200 where !processes().isEmpty { usleep(1000) }
             return
         }
         CgroupFile.killAll(dir + "/cgroup.procs")
     }
 
     func destroy() throws(CgroupError) {
+        closePeak()
         if !CgroupFile.exists(dir) { return }
-        CgroupFile.killAll(dir + "/cgroup.procs")
+        killAll()
         try CgroupFile.removeDirectory(dir, procsFile: dir + "/cgroup.procs")
     }
 }
