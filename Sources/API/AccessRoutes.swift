@@ -10,7 +10,10 @@ import Store
 struct AccessRoutes {
     let server: APIServer
 
-    static let createFields = ["name", "role", "tenant", "policies", "max_policy", "max_active", "expires_in", "expires_at"]
+    /// A token name's and a tenant's limits: characters, and UTF-8 bytes.
+    static let nameCharacters = 100, nameBytes = 400
+
+    static let createFields = ["name", "role", "tenant", "policies", "max_policy", "max_active", "max_priority", "expires_in", "expires_at"]
 
     func register(_ table: RouteTable) {
         table.on(.post, "/tokens", .role(.admin)) { request, _ in
@@ -65,6 +68,8 @@ struct AccessRoutes {
             ("policies", JSON.optional(token.policies) { .array($0.map(JSON.string)) }),
             ("max_policy", JSON.optional(token.maxPolicy, JSON.string)),
             ("max_active", JSON.optional(token.maxActive) { .int($0) }),
+            ("max_priority", JSON.optional(token.maxPriority) { .int($0) }),
+            ("priority_ceiling", .int(token.priorityCeiling)),
             ("created_at", Representations.date(token.createdAt)),
             ("expires_at", Representations.date(token.expiresAt)),
             ("last_used_at", Representations.date(token.lastUsedAt)),
@@ -95,8 +100,8 @@ struct AccessRoutes {
     func newToken(_ json: JSON) throws(Problem) -> NewAccessToken {
         let body = try BodyReader(json, allowed: Self.createFields)
         let name = try body.requiredString("name")
-        guard !name.isEmpty, name.count <= 100, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw .validation("name", "name must be 1 to 100 characters without control characters")
+        if let problem = ExactName.problem(name, field: "name", characters: Self.nameCharacters, bytes: Self.nameBytes) {
+            throw .validation("name", problem)
         }
         let roleText = try body.requiredString("role")
         guard let role = Role(rawValue: roleText) else {
@@ -104,8 +109,11 @@ struct AccessRoutes {
             throw .validation("role", "role: expected one of \(names.joined(separator: ", ")), got \"\(roleText)\""
                               + Suggestions.didYouMean(roleText, in: names))
         }
+        // Kept verbatim and compared byte for byte (`ExactName`).
         let tenant = try body.string("tenant") ?? name
-        guard !tenant.isEmpty, tenant.count <= 100 else { throw .validation("tenant", "tenant must be 1 to 100 characters") }
+        if let problem = ExactName.problem(tenant, field: "tenant", characters: Self.nameCharacters, bytes: Self.nameBytes) {
+            throw .validation("tenant", problem)
+        }
         let known = server.engine.policies.names
         let policies = try body.strings("policies")
         for (i, policy) in (policies ?? []).enumerated() where !known.contains(policy) {
@@ -118,6 +126,7 @@ struct AccessRoutes {
                               + "policies are \(known.joined(separator: ", "))")
         }
         let maxActive = try body.integer("max_active", in: 1...1_000_000)
+        let maxPriority = try body.integer("max_priority", in: -100...100)
         var expiresAt: Date?
         if let text = try body.string("expires_in") {
             let ms: Int64
@@ -136,7 +145,7 @@ struct AccessRoutes {
             expiresAt = date
         }
         return NewAccessToken(name: name, role: role, tenant: tenant, digest: Data(), policies: policies, maxPolicy: maxPolicy,
-                              maxActive: maxActive, expiresAt: expiresAt, createdAt: Date())
+                              maxActive: maxActive, expiresAt: expiresAt, createdAt: Date(), maxPriority: maxPriority)
     }
 
     func auditQuery(_ parameters: Parameters) throws(Problem) -> AuditQuery {

@@ -55,11 +55,7 @@ public final class SQLiteStore: ExecutionStore {
             throw StoreError.invalid("unknown schema version \"\(version)\" (known: \(Migrations.versions.joined(separator: ", ")))")
         }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        do {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        } catch {
-            throw StoreError.unavailable("cannot create the database folder \(folder): \(error.localizedDescription)")
-        }
+        try Self.makePrivate(path: path, folder: folder)
         var configuration = Configuration()
         configuration.label = "confine-store"
         configuration.foreignKeysEnabled = true
@@ -143,6 +139,24 @@ public final class SQLiteStore: ExecutionStore {
         return try await read { db in try Row.fetchAll(db, sql: sql, arguments: arguments).map(Records.job) }
     }
 
+    public func jobs(scriptType: ScriptType?, tenant: String?, afterID: Int64?, limit: Int) async throws -> [Job] {
+        var conditions = Conditions()
+        conditions.add("script_type = ?", scriptType?.rawValue)
+        conditions.add("tenant = ?", tenant)
+        conditions.add("id > ?", afterID)
+        let sql = Records.jobSelect + conditions.sql + " ORDER BY id LIMIT \(max(1, limit))", arguments = conditions.arguments
+        return try await read { db in try Row.fetchAll(db, sql: sql, arguments: arguments).map(Records.job) }
+    }
+
+    public func jobIDs(scriptType: ScriptType?, tenant: String?, afterID: Int64?, limit: Int) async throws -> [Int64] {
+        var conditions = Conditions()
+        conditions.add("script_type = ?", scriptType?.rawValue)
+        conditions.add("tenant = ?", tenant)
+        conditions.add("id > ?", afterID)
+        let sql = "SELECT id FROM job" + conditions.sql + " ORDER BY id LIMIT \(max(1, limit))", arguments = conditions.arguments
+        return try await read { db in try Int64.fetchAll(db, sql: sql, arguments: arguments) }
+    }
+
     public func updateJob(id: Int64, _ patch: JobPatch) async throws -> Job {
         try await write { db in
             try self.admitNewData()
@@ -216,19 +230,63 @@ public final class SQLiteStore: ExecutionStore {
         }
     }
 
+    /// The database and what SQLite writes beside it (`-wal`, `-shm`, which SQLite creates with
+    /// the database's own mode) are private whatever the umask of whoever opens it: the file is
+    /// created 0600 (and an older one narrowed to 0600), in a folder created 0700. An existing
+    /// folder is left as it is (it may be shared, such as /var/lib), but never a new one.
+    static func makePrivate(path: String, folder: String) throws(StoreError) {
+        if !FileManager.default.fileExists(atPath: folder) {
+            do {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw StoreError.unavailable("cannot create the database folder \(folder): \(error.localizedDescription)")
+            }
+        }
+        for file in [path, path + "-wal", path + "-shm"] {
+            let fd = open(file, file == path ? O_RDWR | O_CREAT | O_CLOEXEC : O_RDWR | O_CLOEXEC, 0o600)
+            if fd < 0 {
+                let code = errno
+                // Absent beside files, or a file this process may only read (SQLite says more).
+                if (file != path && code == ENOENT) || code == EACCES || code == EROFS { continue }
+                throw StoreError.unavailable("cannot open the database file \(file): \(String(cString: strerror(code)))")
+            }
+            defer { close(fd) }
+            var info = stat()
+            if fstat(fd, &info) == 0, info.st_mode & 0o077 != 0, fchmod(fd, info.st_mode & 0o700) != 0 {
+                let code = errno
+                throw StoreError.unavailable("cannot make \(file) private (chmod 600): \(String(cString: strerror(code)))")
+            }
+        }
+    }
+
     /// The RUNNING execution whose lease expired first (before the argument).
     static let expiredLeaseSQL = """
         SELECT id FROM execution WHERE status = 'RUNNING' AND lease_deadline < ? ORDER BY lease_deadline, id LIMIT 1
         """
 
-    /// The next runnable PENDING execution: highest priority, then oldest; a `queue` job's
-    /// execution waits while another execution of the same job runs.
+    /// The next runnable PENDING execution: highest priority first; within that priority, the
+    /// oldest execution of the tenant with the fewest RUNNING executions (so that one tenant
+    /// with a thousand queued executions does not stall another tenant's single one: workers
+    /// are shared fairly), then the oldest. A `queue` job's execution waits while another
+    /// execution of the same job runs.
     static let nextPendingSQL = """
-        SELECT e.id FROM execution e
-        WHERE e.status = 'PENDING'
-          AND (e.concurrency != 'queue' OR NOT EXISTS
-               (SELECT 1 FROM execution r WHERE r.job_id = e.job_id AND r.status = 'RUNNING'))
-        ORDER BY e.priority DESC, e.id LIMIT 1
+        WITH runnable AS (
+          SELECT e.id, e.tenant, e.priority FROM execution e
+          WHERE e.status = 'PENDING'
+            AND (e.concurrency != 'queue' OR NOT EXISTS
+                 (SELECT 1 FROM execution r WHERE r.job_id = e.job_id AND r.status = 'RUNNING'))
+        ),
+        heads AS (
+          SELECT tenant, MIN(id) AS id FROM runnable
+          WHERE priority = (SELECT MAX(priority) FROM runnable)
+          GROUP BY tenant
+        ),
+        running AS (
+          SELECT tenant, COUNT(*) AS n FROM execution WHERE status = 'RUNNING' GROUP BY tenant
+        )
+        SELECT h.id FROM heads h LEFT JOIN running r ON r.tenant = h.tenant
+        ORDER BY COALESCE(r.n, 0), h.id LIMIT 1
         """
 
     public func claimNext(worker: String, leaseUntil: Date, now: Date) async throws -> Execution? {
@@ -422,8 +480,10 @@ public final class SQLiteStore: ExecutionStore {
         conditions.add("created_at >= ?", query.createdAfter.map(Millis.of))
         conditions.add("created_at < ?", query.createdBefore.map(Millis.of))
         conditions.add("id < ?", query.before)
+        conditions.add("id > ?", query.oldestFirst ? query.after : nil)
         let limit = max(1, min(ExecutionQuery.maximumLimit, query.limit))
-        return ("\(Records.executionSelect)\(conditions.sql) ORDER BY id DESC LIMIT \(limit + 1)", conditions.arguments, limit)
+        let order = query.oldestFirst ? "ASC" : "DESC"
+        return ("\(Records.executionSelect)\(conditions.sql) ORDER BY id \(order) LIMIT \(limit + 1)", conditions.arguments, limit)
     }
 
     public func pendingCount() async throws -> Int {

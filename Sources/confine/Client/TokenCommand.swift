@@ -99,6 +99,12 @@ struct TokenCommand: AsyncParsableCommand {
                 }
                 expiresAt = Date().addingTimeInterval(Double(ms) / 1000)
             }
+            for (field, value) in [("name", name), ("--tenant", tenant ?? name)] {
+                if let problem = ExactName.problem(value, field: field, characters: 100, bytes: 400) {
+                    printClientError(problem)
+                    throw ExitCode(64)
+                }
+            }
             let text = TokenMint.make()
             do {
                 let token = try await store.createToken(NewAccessToken(
