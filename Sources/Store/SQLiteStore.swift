@@ -265,29 +265,55 @@ public final class SQLiteStore: ExecutionStore {
         SELECT id FROM execution WHERE status = 'RUNNING' AND lease_deadline < ? ORDER BY lease_deadline, id LIMIT 1
         """
 
-    /// The next runnable PENDING execution: highest priority first; within that priority, the
-    /// oldest execution of the tenant with the fewest RUNNING executions (so that one tenant
-    /// with a thousand queued executions does not stall another tenant's single one: workers
-    /// are shared fairly), then the oldest. A `queue` job's execution waits while another
-    /// execution of the same job runs.
+    /// The next runnable PENDING execution: highest priority, then oldest; a `queue` job's
+    /// execution waits while another execution of the same job runs.
     static let nextPendingSQL = """
-        WITH runnable AS (
-          SELECT e.id, e.tenant, e.priority FROM execution e
-          WHERE e.status = 'PENDING'
-            AND (e.concurrency != 'queue' OR NOT EXISTS
-                 (SELECT 1 FROM execution r WHERE r.job_id = e.job_id AND r.status = 'RUNNING'))
-        ),
-        heads AS (
-          SELECT tenant, MIN(id) AS id FROM runnable
-          WHERE priority = (SELECT MAX(priority) FROM runnable)
-          GROUP BY tenant
-        ),
-        running AS (
-          SELECT tenant, COUNT(*) AS n FROM execution WHERE status = 'RUNNING' GROUP BY tenant
-        )
-        SELECT h.id FROM heads h LEFT JOIN running r ON r.tenant = h.tenant
-        ORDER BY COALESCE(r.n, 0), h.id LIMIT 1
+        SELECT e.id FROM execution e
+        WHERE e.status = 'PENDING'
+          AND (e.concurrency != 'queue' OR NOT EXISTS
+               (SELECT 1 FROM execution r WHERE r.job_id = e.job_id AND r.status = 'RUNNING'))
+        ORDER BY e.priority DESC, e.id LIMIT 1
         """
+
+    /// The oldest runnable PENDING execution at one priority whose tenant is not among
+    /// `excluded` of them (one `?` each, after the priority's).
+    static func nextPendingOfOtherTenantsSQL(excluded: Int) -> String {
+        """
+        SELECT e.id FROM execution e
+        WHERE e.status = 'PENDING' AND e.priority = ?
+          AND e.tenant NOT IN (\(Array(repeating: "?", count: max(1, excluded)).joined(separator: ", ")))
+          AND (e.concurrency != 'queue' OR NOT EXISTS
+               (SELECT 1 FROM execution r WHERE r.job_id = e.job_id AND r.status = 'RUNNING'))
+        ORDER BY e.priority DESC, e.id LIMIT 1
+        """
+    }
+
+    /// The execution to claim: the first runnable one (highest priority, then oldest), unless
+    /// a tenant with fewer RUNNING executions has one runnable at the same priority — then the
+    /// oldest of the tenant with the fewest. One tenant with a thousand queued executions thus
+    /// does not stall another tenant's single one: the workers are shared fairly.
+    static func nextFairPending(_ db: Database) throws -> Int64? {
+        guard let first = try Row.fetchOne(db, sql: """
+            SELECT id, priority, tenant FROM execution WHERE id = (\(nextPendingSQL))
+            """) else { return nil }
+        let id: Int64 = first[0], priority: Int = first[1], tenant: String = first[2]
+        var running: [String: Int] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT tenant, COUNT(*) FROM execution WHERE status = 'RUNNING' GROUP BY tenant") {
+            running[row[0]] = row[1]
+        }
+        let mine = running[tenant, default: 0]
+        guard mine > 0 else { return id }
+        // Tenants with fewer running than the first's, the fewest first: at each level, the
+        // tenants with more running (and the first's) are left out.
+        for level in Set(running.values.filter { $0 < mine } + [0]).sorted() {
+            let excluded = running.filter { $0.value > level }.map(\.key) + [tenant]
+            let arguments = StatementArguments([priority]) + StatementArguments(excluded)
+            if let other = try Int64.fetchOne(db, sql: nextPendingOfOtherTenantsSQL(excluded: excluded.count), arguments: arguments) {
+                return other
+            }
+        }
+        return id
+    }
 
     public func claimNext(worker: String, leaseUntil: Date, now: Date) async throws -> Execution? {
         try await write { db in
@@ -306,7 +332,7 @@ public final class SQLiteStore: ExecutionStore {
                 try OutputPieces.clear(db, expired)
                 return try Self.fetchExecution(db, id: expired)
             }
-            guard let id = try Int64.fetchOne(db, sql: Self.nextPendingSQL) else { return nil }
+            guard let id = try Self.nextFairPending(db) else { return nil }
             try db.execute(sql: """
                 UPDATE execution SET status = 'RUNNING', started_at = ?, worker = ?, lease_deadline = ?
                 WHERE id = ? AND status = 'PENDING'
