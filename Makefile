@@ -44,6 +44,7 @@ demo: build
 
 bench: deps
 	@scripts/ensure-deps.sh $(DEB_BENCH) || echo "bench: comparison tools unavailable; measuring Confine alone" >&2
+	$(SWIFT) build -c release --product confine-spawner
 	$(SWIFT) build -c release --product confine-bench
 	.build/release/confine-bench
 	$(SWIFT) build -c release --product confine

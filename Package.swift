@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "confine", targets: ["confine"]),
+        .executable(name: "confine-spawner", targets: ["confine-spawner"]),
         .library(name: "Sandbox", targets: ["Sandbox"]),
     ],
     dependencies: [
@@ -24,6 +25,13 @@ let package = Package(
             name: "CSandbox",
             cSettings: [.define("_GNU_SOURCE")],
             linkerSettings: [.linkedLibrary("seccomp")]
+        ),
+        // The small process sandboxes are born from (C only; started by exec, never forked from
+        // a grown server). Sources/confine-spawner/child/ is everything after clone().
+        .executableTarget(
+            name: "confine-spawner",
+            dependencies: ["CSandbox"],
+            cSettings: [.define("_GNU_SOURCE")]
         ),
         .target(
             name: "Sandbox",

@@ -4,9 +4,11 @@
 #   scripts/bench-api.sh [BIN]        BIN: the confine binary (default .build/release/confine)
 #
 # 1. Reads: wrk on GET /health and GET /executions/{id} — requests/s and p50/p90/p99.
-# 2. End-to-end: BENCH_EXECUTIONS (1000) `bash true` runs submitted over HTTP on a few
-#    keep-alive connections; executions/s from the first submission until none is left
-#    PENDING/RUNNING, beside the earlier platform's 25–35/s on this machine (target ×10).
+# 2. End-to-end: BENCH_EXECUTIONS (1000) `bash true` runs (and a quarter as many python
+#    `print('hi')`) submitted over HTTP on a few keep-alive connections; executions/s from the
+#    first submission until none is left PENDING/RUNNING, beside bare fork+exec of the same
+#    program 2 at a time measured just before (targets ×0.18 bash, ×0.6 python), and the CPU per
+#    execution of the server, the spawner and the inits.
 # Also: the latency of cancelling a RUNNING execution (POST /cancel until it is final; target
 #    < 100 ms), BENCH_CANCEL_ROUNDS (10) times.
 # 3. Reads under load: one CPU burner per worker, then wrk on GET /executions/{id} again;
@@ -108,8 +110,17 @@ idle_probe_p99="$(cat "$tmp/p99")"
 # Cancellation latency of a running execution.
 "${driver[@]}" cancel "$base" "${BENCH_CANCEL_ROUNDS:-10}"
 
-# 2. End-to-end executions per second.
-"${driver[@]}" e2e "$base" "$executions" "$connections"
+# 2. End-to-end executions per second, trivial bash and python programs, each beside the bare
+#    baseline measured just before it: the same program by posix_spawn + waitpid, 2 at a time
+#    (scripts/bare_spawn.c), no sandbox, no server. Also the CPU per execution of the server,
+#    the spawner and the sandboxes' inits (from /proc/PID/stat) against the program's own.
+cc -O2 -o "$tmp/bare_spawn" "$here/bare_spawn.c"
+export BENCH_SERVER_PID="$server_pid"
+read -r bare_rate bare_cpu < <("$tmp/bare_spawn" 2 "$executions" /bin/bash -c true)
+"${driver[@]}" e2e "$base" "$executions" "$connections" bash true "$bare_rate" "$bare_cpu" 0.18
+python_runs=$(( executions / 4 ))
+read -r bare_rate bare_cpu < <("$tmp/bare_spawn" 2 "$python_runs" /usr/bin/python3 -c "print('hi')")
+"${driver[@]}" e2e "$base" "$python_runs" "$connections" python "print('hi')" "$bare_rate" "$bare_cpu" 0.6
 
 # 3. Reads while every worker runs a CPU burner.
 BURNER_POLICY=bench-burner "${driver[@]}" burn "$base" "$workers" "$tmp/burners.ready" &

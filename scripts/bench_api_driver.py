@@ -21,7 +21,6 @@ import time
 import urllib.parse
 
 EARLIER_RATE = 30.0        # the earlier platform's end-to-end rate here: 25–35 executions/s
-TARGET_FACTOR = 10.0
 READ_P99_TARGET_MS = 10.0
 # Every route but /health needs a token: the server's admin token (bench-api.sh exports it).
 TOKEN = os.environ.get("CONFINE_TOKEN", "")
@@ -121,11 +120,46 @@ def list_all(c, job):
             return out
 
 
-def cmd_e2e(base, count, connections):
+def process_cpu(pid):
+    """(own, waited-for children's) CPU seconds of a process, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    utime, stime, cutime, cstime = (int(x) / tick for x in fields[11:15])
+    return utime + stime, cutime + cstime
+
+
+def spawner_pids(server):
+    """The server's spawner(s): its children in the host's pid namespace (inits have two NSpids)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                status = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+        except OSError:
+            continue
+        if status.get("PPid", "").strip() == str(server) and len(status.get("NSpid", "").split()) == 1:
+            found.append(int(entry))
+    return found
+
+
+def cmd_e2e(base, count, connections, script_type="bash", content="true", bare_rate="", bare_cpu_ms="",
+            target_ratio=""):
     count, connections = int(count), int(connections)
+    label = f"{script_type} {content}"
+    server = int(os.environ.get("BENCH_SERVER_PID", "0"))
     setup = Client(base)
-    job = create_job(setup, {"name": unique("bench-true"), "script_type": "bash",
-                             "script_content": "true", "concurrency": "allow"})
+    job = create_job(setup, {"name": unique(f"bench-{script_type}"), "script_type": script_type,
+                             "script_content": content, "concurrency": "allow"})
+    # Warm up: the first run of a policy builds its warm sandboxes.
+    status, payload, _ = setup.request("POST", f"/executions/{job}/run?wait=true")
+    if status != 200 or payload.get("status") != "SUCCESS":
+        fail(f"warm-up run -> {status} {payload}")
+    cpu_before = process_cpu(server) if server else None
+    spawners = spawner_pids(server) if server else []
+    spawner_before = sum(process_cpu(p)[0] for p in spawners)
     errors, accepted, retried = [], [0] * connections, [0] * connections
     post_ms = [[] for _ in range(connections)]
     next_index = [0]
@@ -184,6 +218,8 @@ def cmd_e2e(base, count, connections):
         time.sleep(0.02)
     t_done = time.monotonic()
 
+    cpu_after = process_cpu(server) if server else None
+    spawner_after = sum(process_cpu(p)[0] for p in spawners if os.path.exists(f"/proc/{p}"))
     executions = list_all(poll, job)
     by_status = {}
     for e in executions:
@@ -191,8 +227,20 @@ def cmd_e2e(base, count, connections):
     elapsed = t_done - t0
     rate = count / elapsed
     submit_rate = count / (t_submitted - t0)
-    print(f"api: end-to-end bash true    {count} in {elapsed:.2f} s = {rate:.0f} executions/s  "
-          f"(×{rate / EARLIER_RATE:.1f} of the earlier platform's {EARLIER_RATE:.0f}/s; target ×{TARGET_FACTOR:.0f})")
+    print(f"api: end-to-end {label:<14} {count} in {elapsed:.2f} s = {rate:.0f} executions/s  "
+          f"(×{rate / EARLIER_RATE:.1f} of the earlier platform's {EARLIER_RATE:.0f}/s)")
+    if bare_rate:
+        ratio = rate / float(bare_rate)
+        target = f"; target ≥ {float(target_ratio):.2f}×" if target_ratio else ""
+        print(f"api:   against bare fork+exec of the same program, 2 at a time, measured just before: "
+              f"{float(bare_rate):.0f}/s → ×{ratio:.2f}{target}")
+    if cpu_before and cpu_after:
+        own = (cpu_after[0] - cpu_before[0]) * 1000 / count
+        children = (cpu_after[1] - cpu_before[1]) * 1000 / count
+        spawner = (spawner_after - spawner_before) * 1000 / count
+        program = f" (the program alone, bare: {float(bare_cpu_ms):.2f} ms → inits ≈ {children - float(bare_cpu_ms):.2f} ms)" if bare_cpu_ms else ""
+        print(f"api:   CPU per execution (/proc/PID/stat): server {own:.2f} ms, spawner {spawner:.2f} ms, "
+              f"inits + programs {children:.2f} ms{program}")
     extra = f"; {sum(retried)} queue-full retries" if sum(retried) else ""
     posts = sorted(x for per in post_ms for x in per)
     print(f"api:   submissions accepted at {submit_rate:.0f}/s over {connections} keep-alive connections "
@@ -208,14 +256,14 @@ def cmd_e2e(base, count, connections):
         usage.sort()
         print(f"api:   per execution: sandbox wall median {usage[len(usage) // 2]} ms, max {usage[-1]} ms"
               + (f"; waited in queue up to {max(queue):.2f} s" if queue else ""))
-    if len(executions) != count or by_status.get("SUCCESS", 0) != count:
+    if len(executions) != count + 1 or by_status.get("SUCCESS", 0) != count + 1:  # + the warm-up run
         bad = [e for e in executions if e["status"] != "SUCCESS"][:5]
         print(f"api: FAILED end-to-end: {len(executions)} executions listed, by status {by_status}", file=sys.stderr)
         for e in bad:
             print(f"api:   execution {e['id']}: {e['status']} verdict={e.get('verdict')} reason={e.get('reason')}",
                   file=sys.stderr)
         return 1
-    print(f"api:   all {count} ended SUCCESS")
+    print(f"api:   all {count} ended SUCCESS (and the warm-up run)")
     return 0
 
 

@@ -91,8 +91,8 @@ struct MetaRoutes {
         var passes: Bool
     }
 
-    /// What `/ready` checks: the store answers and its disk has room for new data, the sandbox
-    /// has its cgroup hierarchy and can write it, and the isolation runs get (all of it, or
+    /// What `/ready` checks: the store answers and its disk has room for new data, the sandbox's
+    /// spawner runs (and whether it had to be restarted), the sandbox has its cgroup hierarchy and can write it, and the isolation runs get (all of it, or
     /// what `allow_weaker` let the server run without, which does not stop it being ready).
     func readiness() async -> [Check] {
         var checks: [Check] = []
@@ -105,6 +105,11 @@ struct MetaRoutes {
         }
         let sandbox = server.engine.sandbox
         checks.append(Check(name: "sandbox", result: "ok", passes: true))
+        // The spawner every sandbox is born from: ok while it runs, saying if it was restarted
+        // (and why); not ready while it is down.
+        let spawner = sandbox.spawnerStatus
+        checks.append(Check(name: "spawner", result: spawner.restarts == 0 && spawner.isRunning ? "ok" : spawner.description,
+                            passes: spawner.isRunning))
         if let cgroups = sandbox.cgroups {
             let unwritable = cgroups.baseDirectories.filter { access($0, W_OK) != 0 }
             checks.append(Check(name: "cgroups", result: unwritable.isEmpty ? "ok"

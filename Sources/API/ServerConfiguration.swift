@@ -93,6 +93,10 @@ public struct ServerConfiguration: Sendable {
         ("log_level", "CONFINE_LOG_LEVEL", "trace, debug, info (default), notice, warning, error or critical"),
         ("log_format", "CONFINE_LOG_FORMAT", "json, text, or auto (default: text on a terminal, JSON otherwise)"),
         ("sandbox_cpu_weight", "CONFINE_SANDBOX_CPU_WEIGHT", "CPU weight of all sandboxes together, 1-10000 (default 25; the server is 100)"),
+        ("spawner_path", "CONFINE_SPAWNER", "the confine-spawner executable sandboxes are born from (default: beside confine)"),
+        ("spawner_uid", "CONFINE_SPAWNER_UID",
+         "unprivileged host uid the spawner runs as, owner of every sandbox's user namespace (default 65533; not 0, not the sandbox uid 65534)"),
+        ("spawner_gid", "CONFINE_SPAWNER_GID", "host gid the spawner runs as (default 65533; not 0)"),
         ("public_routes", "CONFINE_PUBLIC_ROUTES", "routes open without a token besides /health: ready, metrics, docs, openapi (default none)"),
         ("admin_token_file", "CONFINE_ADMIN_TOKEN_FILE", "where the first admin token is written (default admin.token beside the database)"),
         ("secrets_key", "CONFINE_SECRETS_KEY", "base64 of 32 bytes sealing secret environment values (default: secrets_key_file)"),
@@ -279,6 +283,19 @@ public struct ServerConfiguration: Sendable {
         case "max_connections": maxConnections = try count(1...1_000_000)
         case "max_connections_per_client": maxConnectionsPerClient = try count(1...1_000_000)
         case "sandbox_cpu_weight": sandbox.groupCPUWeight = try count(1...10_000)
+        case "spawner_path":
+            guard value.hasPrefix("/") else { throw fail("expected an absolute path to confine-spawner, got \(HumanUnitsText.quoted(value))") }
+            sandbox.spawnerPath = value
+        case "spawner_uid", "spawner_gid":
+            let id = try count(1...4_294_967_294)
+            if key == "spawner_uid" {
+                guard UInt32(id) != sandbox.hostUID else {
+                    throw fail("must differ from the uid sandboxed programs run as on the host (\(sandbox.hostUID)): the spawner owns their user namespaces")
+                }
+                sandbox.spawnerUID = UInt32(id)
+            } else {
+                sandbox.spawnerGID = UInt32(id)
+            }
         case "allow_weaker":
             var allowed: Set<IsolationFeature> = []
             for name in value.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {

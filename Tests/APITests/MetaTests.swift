@@ -1,18 +1,19 @@
 import API
 import Foundation
+import Sandbox
 import Testing
 
 /// Health, readiness, policies, runtimes, the OpenAPI document, the docs page — and the
 /// document and the router agreeing route for route.
 @Suite("Meta routes and the OpenAPI document")
 struct MetaTests {
-    @Test("/ready checks the store, the sandbox, the cgroups and the isolation; /runtimes and /policies show effective values")
+    @Test("/ready checks the store, the sandbox, its spawner, the cgroups and the isolation; /runtimes and /policies show effective values")
     func readyRuntimesPolicies() async throws {
         try await LiveServer.with { s in
             let ready = try await s.get("/ready")
             #expect(ready.status == 200, "\(ready)")
             #expect(ready.object["status"] as? String == "ready")
-            #expect((ready.object["checks"] as? [String: String])?.keys.sorted() == ["cgroups", "isolation", "sandbox", "store"])
+            #expect((ready.object["checks"] as? [String: String])?.keys.sorted() == ["cgroups", "isolation", "sandbox", "spawner", "store"])
             #expect((ready.object["checks"] as? [String: String])?.values.allSatisfy { $0 == "ok" } == true, "\(ready)")
             #expect(ready.object["weaker_isolation"] as? [String] == [], "full isolation here")
 
@@ -25,7 +26,7 @@ struct MetaTests {
             let strict = try await s.get("/policies/strict").object
             #expect(strict["name"] as? String == "strict")
             let limits = try #require(strict["limits"] as? [String: Any])
-            #expect(limits.count == 11 && limits.values.allSatisfy { $0 is String || $0 is NSNull }, "\(limits)")
+            #expect(limits.count == LimitName.allCases.count && limits.values.allSatisfy { $0 is String || $0 is NSNull }, "\(limits)")
             #expect((strict["yaml"] as? String)?.contains("limits:") == true)
             try await s.get("/policies/strikt").expectProblem(404, "did you mean \"strict\"")
         }

@@ -72,6 +72,9 @@ final class ServerProcess: @unchecked Sendable {
 
     deinit { stop() }
 
+    /// The server's pid.
+    var pid: Int32 { process.processIdentifier }
+
     /// SIGTERM, a graceful wait of up to 15 s, then SIGKILL; removes the folder.
     func stop() {
         if process.isRunning {

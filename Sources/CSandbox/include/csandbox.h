@@ -1,26 +1,30 @@
 /*
- * CSandbox: the only code that runs between clone() and execve().
+ * CSandbox: the C the server itself runs (parent side). Nothing here runs after clone().
  *
- * The parent (Swift) prepares everything that allocates — argv, envp, the mount plan, rlimits,
- * the seccomp BPF program — in a cs_config, then calls cs_spawn(). The child side is
- * async-signal-safe: raw system calls, stack buffers, no malloc, no locks.
+ * Sandboxes are born from a small separate executable, `confine-spawner` (Sources/confine-spawner),
+ * that the server starts by exec at start and talks to over a SOCK_SEQPACKET unix socket: the
+ * server sends a spawn request (the policy's sandbox: namespaces, mount plan, seccomp program);
+ * the spawner clones an init into fresh namespaces as the server's child (CLONE_PARENT) and
+ * answers with the descriptors (pidfd, stdin, stdout, stderr, control socket, report pipe) by
+ * SCM_RIGHTS. The server then writes the id maps, places init in its cgroup and releases it.
+ * Everything after clone() lives in Sources/confine-spawner/child/ and is async-signal-safe.
  *
  * Process layout of one run:
- *   parent ──clone(NEWUSER|NEWPID|NEWNS|...)──▶ init (pid 1 of the run's pid namespace)
+ *   server ─request─▶ spawner ──clone(CLONE_PARENT|NEWUSER|NEWPID|NEWNS|...)──▶ init (pid 1)
  *   init, phase 1 (may happen ahead of time, for a pool of warm sandboxes): waits for the
- *     parent (id maps, cgroup), builds the policy's root;
- *   init, phase 2: receives the run on the control socket (argv, envp, rlimits, files as
- *     memfds), places the files, makes the root read-only, pivots into it, then vforks
- *   program (pid 2): rlimits, capabilities, no_new_privs, seccomp, execve.
+ *     server (id maps, cgroup), builds the policy's root;
+ *   init, phase 2: receives the run on the control socket (argv, envp, rlimits, kernel object
+ *     ceilings, files as memfds), places the files, makes the root read-only, then vforks
+ *   program (pid 2): its own session, rlimits, capabilities, no_new_privs, seccomp, execve.
  *   init reaps every process of the namespace; when the program exits it reports the wait
  *   status on the report pipe and exits, and the kernel kills whatever is left in the namespace.
  */
 #ifndef CSANDBOX_H
 #define CSANDBOX_H
 
-
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <linux/sched.h>
@@ -39,6 +43,16 @@ enum {
     CS_CLONE_NEWCGROUP = CLONE_NEWCGROUP,
 };
 
+/* rlimits Swift's Glibc does not import by name. */
+enum {
+    CS_RLIMIT_MSGQUEUE = RLIMIT_MSGQUEUE,
+    CS_RLIMIT_SIGPENDING = RLIMIT_SIGPENDING,
+};
+
+/* The only clone flags a spawn request may ask for: the spawner masks the rest away. */
+#define CS_NAMESPACE_FLAGS (CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | \
+                            CLONE_NEWUTS | CLONE_NEWCGROUP)
+
 /* What a mount-plan entry does. Targets are absolute paths inside the sandbox. */
 enum cs_mount_kind {
     CS_MOUNT_BIND_RO = 1,   /* bind host `source` read-only at `target` (dir or file) */
@@ -48,14 +62,6 @@ enum cs_mount_kind {
     CS_MOUNT_DEV_NODE = 5,  /* bind the host device `source` at `target` */
     CS_MOUNT_SYMLINK = 6,   /* a symlink at `target` pointing to `source` */
 };
-
-typedef struct cs_mount {
-    int kind;
-    int is_dir;           /* BIND_RO: the source is a directory */
-    const char *source;
-    const char *target;
-    const char *data;
-} cs_mount;
 
 typedef struct cs_rlimit {
     int resource;
@@ -92,7 +98,46 @@ enum cs_stage {
     CS_STAGE_NO_NEW_PRIVS,
     CS_STAGE_SECCOMP,
     CS_STAGE_EXECVE,
+    CS_STAGE_USER_LIMIT,   /* index = kernel object ceiling (cs_user_limit) */
+    CS_STAGE_SETSID,
+    /* Stages of the spawner itself (before clone, or while starting). */
+    CS_STAGE_SPAWNER_REQUEST,   /* a malformed or oversized spawn request */
+    CS_STAGE_SPAWNER_PIPES,     /* pipe2/socketpair for the new init */
+    CS_STAGE_SPAWNER_PRIVILEGES,/* dropping to the spawner's uid/gid */
+    CS_STAGE_SPAWNER_RLIMITS,   /* raising the spawner's own per-user ceilings */
+    CS_STAGE_SPAWNER_PROBE,     /* the start-up probe: namespaces as the spawner's uid */
 };
+
+/* Per-sandbox ceilings on per-user kernel objects, written by init into its own user
+ * namespace's /proc/sys/user/ before the program starts (value CS_USER_LIMIT_KEEP: untouched). */
+enum cs_user_limit {
+    CS_USER_LIMIT_INOTIFY_INSTANCES = 0,
+    CS_USER_LIMIT_INOTIFY_WATCHES,
+    CS_USER_LIMIT_FANOTIFY_GROUPS,
+    CS_USER_LIMIT_FANOTIFY_MARKS,
+    CS_USER_LIMIT_USER_NAMESPACES,
+    CS_USER_LIMIT_PID_NAMESPACES,
+    CS_USER_LIMIT_NET_NAMESPACES,
+    CS_USER_LIMIT_MNT_NAMESPACES,
+    CS_USER_LIMIT_IPC_NAMESPACES,
+    CS_USER_LIMIT_UTS_NAMESPACES,
+    CS_USER_LIMIT_CGROUP_NAMESPACES,
+    CS_USER_LIMIT_TIME_NAMESPACES,
+    CS_USER_LIMIT_COUNT
+};
+#define CS_USER_LIMIT_KEEP UINT64_MAX
+
+/* The /proc/sys/user/ file of each ceiling, by cs_user_limit. */
+static const char *const cs_user_limit_files[CS_USER_LIMIT_COUNT] = {
+    "/proc/sys/user/max_inotify_instances", "/proc/sys/user/max_inotify_watches",
+    "/proc/sys/user/max_fanotify_groups", "/proc/sys/user/max_fanotify_marks",
+    "/proc/sys/user/max_user_namespaces", "/proc/sys/user/max_pid_namespaces",
+    "/proc/sys/user/max_net_namespaces", "/proc/sys/user/max_mnt_namespaces",
+    "/proc/sys/user/max_ipc_namespaces", "/proc/sys/user/max_uts_namespaces",
+    "/proc/sys/user/max_cgroup_namespaces", "/proc/sys/user/max_time_namespaces",
+};
+/* The file of a ceiling, for messages ("/proc/sys/user/max_inotify_instances"). */
+const char *cs_user_limit_name(int limit);
 
 /* Records on the report pipe (fixed size, written atomically). */
 enum cs_report_kind {
@@ -119,7 +164,7 @@ typedef struct cs_report {
 #define CS_MAX_RLIMITS 16
 #define CS_RUN_MAGIC 0x436f6e66u
 
-/* The run, sent by the parent on the control socket once init is ready for it. The file
+/* The run, sent by the server on the control socket once init is ready for it. The file
  * descriptors of the files (sealed memfds) travel with the header as SCM_RIGHTS, in order;
  * `strings_bytes` bytes of NUL-terminated strings follow the header: argv, envp, candidate
  * executable paths, then file targets. */
@@ -134,38 +179,94 @@ typedef struct cs_run_header {
     uint32_t pad;
     uint64_t files_executable; /* bit i: file i gets mode 0555 instead of 0444 */
     cs_rlimit rlimits[CS_MAX_RLIMITS];
+    uint64_t user_limits[CS_USER_LIMIT_COUNT]; /* CS_USER_LIMIT_KEEP: leave as is */
 } cs_run_header;
 
-/* What the child needs before the run is known: the policy's sandbox. */
-typedef struct cs_config {
-    int clone_flags;         /* CLONE_NEW* set at clone(); CLONE_NEWCGROUP is unshared later */
-    int unshare_cgroup;      /* unshare(CLONE_NEWCGROUP) once the parent placed us in our cgroup */
-    int loopback_up;         /* bring `lo` up in the new network namespace */
-    int pdeathsig;           /* signal sent to init when the spawning thread exits (0 = none) */
+/* ------------------------------------------------------------ the spawner's protocol */
 
-    /* Descriptors (parent numbering); the child maps stdin/stdout/stderr to 0/1/2. */
-    int stdin_fd;
-    int stdout_fd;
-    int stderr_fd;
-    int control_fd;          /* a stream socket: one byte when the ids are mapped and the cgroup
-                              * joined, then the run (cs_run_header ...); EOF = never mind */
-    int report_fd;           /* write end of the report pipe (records above) */
+#define CS_SPAWNER_MAGIC 0x43535057u   /* "CSPW" */
+#define CS_SPAWNER_VERSION 1u
+/* The largest spawn request (header, mounts, seccomp program, strings). */
+#define CS_SPAWN_MAX_REQUEST (192 * 1024)
+#define CS_SPAWN_MAX_MOUNTS 512
+/* The spawner's socket: its descriptor number in the spawner. */
+#define CS_SPAWNER_FD 3
+/* Descriptors that come back with a successful spawn reply, in this order. */
+enum { CS_SPAWN_FD_PIDFD = 0, CS_SPAWN_FD_STDIN, CS_SPAWN_FD_STDOUT, CS_SPAWN_FD_STDERR,
+       CS_SPAWN_FD_CONTROL, CS_SPAWN_FD_REPORT, CS_SPAWN_FD_COUNT };
 
-    /* Filesystem. */
-    const char *base_dir;    /* host directory the scratch tmpfs is mounted over (e.g. /tmp) */
-    const char *root_options;/* tmpfs options of the new root, e.g. "size=1m,mode=0755" */
-    const cs_mount *mounts;
-    int n_mounts;
-    const char *workdir;
-    const char *hostname;
+/* Sent once by the spawner when it starts: ready (err 0), or why it cannot work. */
+typedef struct cs_spawner_hello {
+    uint32_t magic;
+    uint32_t version;
+    int32_t pid;     /* the spawner's pid */
+    int32_t err;     /* 0, or the errno of `stage` */
+    int32_t stage;   /* CS_STAGE_SPAWNER_* that failed, 0 when ready */
+    uint32_t uid;    /* the ids it runs as */
+    uint32_t gid;
+    uint32_t pad;
+} cs_spawner_hello;
 
-    /* The program's seccomp filter (NULL = none). */
-    const struct sock_filter *seccomp_filter;
-    unsigned short seccomp_len;
-} cs_config;
+/* A mount-plan entry on the wire: strings are offsets into the request's string table. */
+typedef struct cs_wire_mount {
+    int32_t kind;
+    int32_t is_dir;
+    int32_t source;  /* -1: none */
+    int32_t target;
+    int32_t data;    /* -1: none */
+    int32_t pad;
+} cs_wire_mount;
 
-/* Spawns init and returns its pid (> 0), or -errno. */
-pid_t cs_spawn(const cs_config *cfg);
+enum {
+    CS_SPAWN_LOOPBACK_UP = 1,    /* bring `lo` up in the new network namespace */
+    CS_SPAWN_UNSHARE_CGROUP = 2, /* unshare(CLONE_NEWCGROUP) once placed in the run's cgroup */
+};
+
+/* One spawn request: this header, then n_mounts cs_wire_mount, then seccomp_len sock_filter
+ * instructions, then strings_bytes bytes of NUL-terminated strings. One SEQPACKET message. */
+typedef struct cs_spawn_request {
+    uint32_t magic;
+    uint32_t version;
+    uint64_t id;
+    uint32_t clone_flags;   /* CLONE_NEW*; masked to CS_NAMESPACE_FLAGS by the spawner */
+    uint32_t options;       /* CS_SPAWN_* */
+    int32_t base_dir;       /* host directory the scratch tmpfs is mounted over (e.g. /tmp) */
+    int32_t root_options;   /* tmpfs options of the new root */
+    int32_t workdir;        /* -1: none */
+    int32_t hostname;       /* -1: none */
+    uint32_t n_mounts;
+    uint32_t seccomp_len;   /* instructions; 0: no filter */
+    uint32_t strings_bytes;
+    uint32_t pad;
+} cs_spawn_request;
+
+/* The spawner's answer; with pid > 0, CS_SPAWN_FD_COUNT descriptors come with it. */
+typedef struct cs_spawn_reply {
+    uint32_t magic;
+    int32_t pid;     /* init's pid (> 0), or 0 on failure */
+    uint64_t id;     /* the request's */
+    int32_t err;     /* errno of the failed stage */
+    int32_t stage;   /* CS_STAGE_* that failed in the spawner */
+} cs_spawn_reply;
+
+/* Starts the spawner executable `path` as a child of the calling thread (which must outlive
+ * every sandbox: it is their parent-death thread), with `sock` as its descriptor 3, no
+ * environment, and a SIGKILL parent-death signal. Returns its pid or -errno. */
+pid_t cs_start_spawner(const char *path, char *const *argv, int sock);
+
+/* Reads the spawner's hello, waiting at most timeout_ms. 0, or -errno (-ETIMEDOUT, -EPROTO). */
+int cs_read_spawner_hello(int sock, int timeout_ms, cs_spawner_hello *hello);
+
+/* Sends one spawn request (a whole message) and reads replies until the one for `id`; stale
+ * replies (of a request that timed out) are dropped with their descriptors. On success the
+ * reply is in *reply and, when reply->pid > 0, fds[0..CS_SPAWN_FD_COUNT) hold the descriptors
+ * (close-on-exec). Returns 0, or -errno of the exchange (EPIPE/ECONNRESET when the spawner is
+ * gone, EAGAIN when it did not answer within the socket's receive timeout); *sent says whether
+ * the request had left (0: the spawner never saw it, so it may be sent again elsewhere). */
+int cs_spawner_exchange(int sock, const void *request, size_t len, uint64_t id, cs_spawn_reply *reply,
+                        int fds[CS_SPAWN_FD_COUNT], int *sent);
+
+/* ------------------------------------------------------------ other parent-side helpers */
 
 /* No isolation at all, the way posix_spawn does it (vfork semantics): the benchmarks'
  * baseline. Maps in/out/err to 0/1/2, tries each path, returns the pid or -errno. */
@@ -180,7 +281,7 @@ int cs_send_run(int sock, const cs_run_header *header, const int *fds, int n_fds
 const char *cs_stage_name(int stage);
 
 /* Builds a seccomp BPF program with libseccomp and returns it in a malloc'ed buffer that the
- * caller frees with free() (seccomp_build.c).
+ * caller frees with free() (seccomp.c).
  * The first half, permissive by default, refuses: the `deny` syscall names with `action`
  * (SCMP_ACT_*); with deny_clone_namespaces, clone() with any CLONE_NEW* flag; with
  * deny_tiocsti, ioctl(TIOCSTI/TIOCLINUX); socket() and socketpair() in any address family not
@@ -216,6 +317,8 @@ int cs_eventfd(void);
 int cs_pipe_cloexec(int fds[2]);
 /* socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC); 0 or -errno. */
 int cs_socketpair_cloexec(int fds[2]);
+/* socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC); 0 or -errno. */
+int cs_seqpacket_pair(int fds[2]);
 /* The current thread's errno (Swift reads it right after the failing call). */
 int cs_errno(void);
 

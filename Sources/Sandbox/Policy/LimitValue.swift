@@ -5,9 +5,9 @@
 public enum LimitValue: Sendable, Equatable, CustomStringConvertible {
     /// wall_time, cpu_time.
     case milliseconds(Int64)
-    /// memory, stdout, stderr, file_size, stack.
+    /// memory, stdout, stderr, file_size, stack, message_queue_bytes.
     case bytes(UInt64)
-    /// processes, open_files, cpu_weight.
+    /// processes, open_files, cpu_weight, inotify_instances, inotify_watches, pending_signals.
     case count(Int)
     /// cpu_quota; nil: no quota.
     case cores(Double?)
@@ -52,8 +52,8 @@ extension LimitName {
     var kind: Kind {
         switch self {
         case .wallTime, .cpuTime: return .milliseconds
-        case .memory, .stdout, .stderr, .fileSize, .stack: return .bytes
-        case .processes, .openFiles, .cpuWeight: return .count
+        case .memory, .stdout, .stderr, .fileSize, .stack, .messageQueueBytes: return .bytes
+        case .processes, .openFiles, .cpuWeight, .inotifyInstances, .inotifyWatches, .pendingSignals: return .count
         case .cpuQuota: return .cores
         }
     }
@@ -110,7 +110,9 @@ extension LimitName {
     /// stdout/stderr ≤ 1GiB (captured output is kept); open_files 8…1048576 (the kernel's
     /// default nr_open); stack ≥ 128KiB; cpu_quota 0.01…1024 cores or none (0.01 is the
     /// smallest quota cgroups accept; the upper bound does not depend on this host, so a
-    /// policy loads the same everywhere); cpu_weight 1…10000 (the cgroup v2 range).
+    /// policy loads the same everywhere); cpu_weight 1…10000 (the cgroup v2 range);
+    /// inotify_instances 0…65536, inotify_watches 0…4194304, message_queue_bytes ≤ 1GiB,
+    /// pending_signals 0…4194304 (0 refuses the kind of object altogether).
     public func check(_ value: LimitValue) -> String? {
         guard value.isKind(of: self) else { return "expected \(expectation), got \(value)" }
         func range<T: Comparable>(_ v: T, _ lo: T, _ hi: T, _ show: (T) -> String, _ note: String = "") -> String? {
@@ -131,6 +133,9 @@ extension LimitName {
         case (.processes, .count(let v)): return range(v, 1, 4_194_304, String.init)
         case (.openFiles, .count(let v)): return range(v, 8, 1_048_576, String.init)
         case (.cpuWeight, .count(let v)): return range(v, 1, 10_000, String.init)
+        case (.inotifyInstances, .count(let v)): return range(v, 0, 65_536, String.init)
+        case (.inotifyWatches, .count(let v)), (.pendingSignals, .count(let v)): return range(v, 0, 4_194_304, String.init)
+        case (.messageQueueBytes, .bytes(let v)): return range(v, 0, 1 << 30, size)
         case (.cpuQuota, .cores(let v)):
             guard let v else { return nil }
             return range(v, 0.01, 1024, { $0 == $0.rounded() ? String(Int($0)) : String($0) }, " cores")
@@ -155,6 +160,10 @@ extension Limits {
             case .stack: return .bytes(stackBytes)
             case .cpuQuota: return .cores(cpuQuota)
             case .cpuWeight: return .count(cpuWeight)
+            case .inotifyInstances: return .count(inotifyInstances)
+            case .inotifyWatches: return .count(inotifyWatches)
+            case .messageQueueBytes: return .bytes(messageQueueBytes)
+            case .pendingSignals: return .count(pendingSignals)
             }
         }
         set {
@@ -171,6 +180,10 @@ extension Limits {
             case (.stack, .bytes(let v)): stackBytes = v
             case (.cpuQuota, .cores(let v)): cpuQuota = v
             case (.cpuWeight, .count(let v)): cpuWeight = v
+            case (.inotifyInstances, .count(let v)): inotifyInstances = v
+            case (.inotifyWatches, .count(let v)): inotifyWatches = v
+            case (.messageQueueBytes, .bytes(let v)): messageQueueBytes = v
+            case (.pendingSignals, .count(let v)): pendingSignals = v
             default: assertionFailure("limit \(name.rawValue) cannot take \(newValue)")
             }
         }

@@ -57,6 +57,10 @@ public enum LimitName: String, Sendable, CaseIterable, Codable, Comparable {
     case stack
     case cpuQuota = "cpu_quota"
     case cpuWeight = "cpu_weight"
+    case inotifyInstances = "inotify_instances"
+    case inotifyWatches = "inotify_watches"
+    case messageQueueBytes = "message_queue_bytes"
+    case pendingSignals = "pending_signals"
 
     public static func < (a: LimitName, b: LimitName) -> Bool {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
@@ -88,6 +92,13 @@ public struct Limits: Sendable, Equatable {
     /// Relative CPU weight, 1...10000 (cgroup v2 scale; 100 is the default of an ordinary cgroup).
     /// Sandboxed work gets less than the server by default.
     public var cpuWeight: Int = 50
+    /// Ceilings on per-user kernel objects, this sandbox's own (not shared with the host or other
+    /// sandboxes): inotify instances and watches (its user namespace's /proc/sys/user limits),
+    /// bytes of POSIX message queues (RLIMIT_MSGQUEUE) and queued signals (RLIMIT_SIGPENDING).
+    public var inotifyInstances: Int = 16
+    public var inotifyWatches: Int = 8192
+    public var messageQueueBytes: UInt64 = 128 << 10
+    public var pendingSignals: Int = 1024
 
     public init() {}
 }

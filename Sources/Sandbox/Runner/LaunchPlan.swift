@@ -1,58 +1,75 @@
 import CSandbox
 import Glibc
 
-/// The policy's sandbox, laid out in C memory for the child before clone(): namespaces, the
-/// mount plan, hostname, working directory and the seccomp program. Immutable once built,
-/// so one plan serves every launch of the same `SandboxImage` (the child gets a copy of it).
-final class LaunchPlan: @unchecked Sendable {
-    /// The configuration without descriptors; `config(...)` adds them per launch.
-    private var base = cs_config()
+/// The policy's sandbox as one spawn request for the spawner: namespaces, the mount plan,
+/// hostname, working directory and the seccomp program, laid out once (the spawner's wire
+/// format, `cs_spawn_request`). Immutable once built, so one plan serves every launch of the
+/// same `SandboxImage`.
+final class LaunchPlan: Sendable {
+    /// The request, its id field left 0 (the spawner client sets it per exchange).
+    let request: [UInt8]
     /// Words for each mount-plan entry, to name what a failing stage was doing.
-    private(set) var mountSubjects: [String] = []
-    private var allocations: [UnsafeMutableRawPointer] = []
+    let mountSubjects: [String]
 
     init(image: SandboxImage, seccomp: SeccompProgram?) throws(LaunchError) {
-        base.pdeathsig = SIGKILL
+        var strings = StringTable()
+        var header = cs_spawn_request()
+        header.magic = CS_SPAWNER_MAGIC
+        header.version = CS_SPAWNER_VERSION
         var flags = CS_CLONE_NEWUSER | CS_CLONE_NEWPID | CS_CLONE_NEWNS | CS_CLONE_NEWIPC | CS_CLONE_NEWUTS
+        var options = Int32(CS_SPAWN_UNSHARE_CGROUP)
         if image.network == .none {
             flags |= CS_CLONE_NEWNET
-            base.loopback_up = 1
+            options |= Int32(CS_SPAWN_LOOPBACK_UP)
         }
-        base.clone_flags = Int32(flags)
-        base.unshare_cgroup = 1
-        base.base_dir = UnsafePointer(cString(image.scratchMountPoint))
-        base.workdir = UnsafePointer(cString(image.filesystem.workdir))
-        base.hostname = UnsafePointer(cString(image.hostname))
+        header.clone_flags = UInt32(flags)
+        header.options = UInt32(options)
+        header.base_dir = strings.add(image.scratchMountPoint)
+        header.workdir = strings.add(image.filesystem.workdir)
+        header.hostname = strings.add(image.hostname)
         // The root tmpfs holds mount points, symlinks and the delivered files, then turns read-only.
-        base.root_options = UnsafePointer(cString("size=\((1 << 20) + image.maxDeliveredBytes),nr_inodes=16384,mode=0755"))
-        try buildMounts(image.filesystem)
-        if let seccomp {
-            let buffer = allocate(sock_filter.self, count: seccomp.instructions.count)
-            buffer.initialize(from: seccomp.instructions, count: seccomp.instructions.count)
-            base.seccomp_filter = UnsafePointer(buffer)
-            base.seccomp_len = UInt16(seccomp.instructions.count)
+        header.root_options = strings.add("size=\((1 << 20) + image.maxDeliveredBytes),nr_inodes=16384,mode=0755")
+        let (mounts, subjects) = try Self.mounts(image.filesystem, strings: &strings)
+        guard mounts.count <= Int(CS_SPAWN_MAX_MOUNTS) else {
+            throw LaunchError(stage: "prepare the sandbox", subject: "\(mounts.count) mounts (at most \(CS_SPAWN_MAX_MOUNTS))", errno: E2BIG)
         }
+        header.n_mounts = UInt32(mounts.count)
+        let filter = seccomp?.instructions ?? []
+        header.seccomp_len = UInt32(filter.count)
+        header.strings_bytes = UInt32(strings.bytes.count)
+
+        var request: [UInt8] = []
+        withUnsafeBytes(of: &header) { request.append(contentsOf: $0) }
+        mounts.withUnsafeBytes { request.append(contentsOf: $0) }
+        filter.withUnsafeBytes { request.append(contentsOf: $0) }
+        request.append(contentsOf: strings.bytes)
+        guard request.count <= Int(CS_SPAWN_MAX_REQUEST) else {
+            throw LaunchError(stage: "prepare the sandbox", subject: "a spawn request of \(request.count) bytes (at most \(CS_SPAWN_MAX_REQUEST): fewer mounts or a shorter seccomp program)", errno: E2BIG)
+        }
+        self.request = request
+        mountSubjects = subjects
     }
 
-    /// The plan in mount order: parents before children.
-    private func buildMounts(_ filesystem: FilesystemView) throws(LaunchError) {
-        var entries: [(cs_mount, String)] = []
+    /// The plan in mount order (parents before children), with words for each entry.
+    private static func mounts(_ filesystem: FilesystemView, strings: inout StringTable) throws(LaunchError) -> ([cs_wire_mount], [String]) {
+        var entries: [(cs_wire_mount, String, depth: Int)] = []
         func add(_ kind: cs_mount_kind, source: String?, target: String, data: String? = nil, isDir: Bool = false) {
-            var m = cs_mount()
+            var m = cs_wire_mount()
             m.kind = Int32(kind.rawValue)
             m.is_dir = isDir ? 1 : 0
-            m.source = source.map { UnsafePointer(cString($0)) }
-            m.target = UnsafePointer(cString(target))
-            m.data = data.map { UnsafePointer(cString($0)) }
+            m.source = source.map { strings.add($0) } ?? -1
+            m.target = strings.add(target)
+            m.data = data.map { strings.add($0) } ?? -1
             let showSource = source != nil && source != target && kind != CS_MOUNT_SYMLINK
-            entries.append((m, showSource ? "\(target) (from \(source!))" : target))
+            entries.append((m, showSource ? "\(target) (from \(source!))" : target, target.split(separator: "/").count))
         }
         for bind in filesystem.readOnly {
             var st = stat()
             if lstat(bind.source, &st) != 0 {
+                let err = errno
                 if bind.optional { continue }
                 let subject = bind.target == bind.source ? bind.target : "\(bind.target) (from \(bind.source))"
-                throw LaunchError(stage: "mount", subject: subject, errno: errno)
+                throw LaunchError(stage: "mount", subject: subject, errno: err)
             }
             if (st.st_mode & S_IFMT) == S_IFLNK {
                 var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
@@ -76,49 +93,27 @@ final class LaunchPlan: @unchecked Sendable {
             add(CS_MOUNT_TMPFS, source: nil, target: tmpfs.path, data: "size=\(tmpfs.sizeBytes),mode=1777")
         }
         // Parents first; the order among equals is the order above (stable sort).
-        func depth(_ m: cs_mount) -> Int { String(cString: m.target).split(separator: "/").count }
         let ordered = entries.enumerated().sorted { a, b in
-            let da = depth(a.element.0), db = depth(b.element.0)
-            return da != db ? da < db : a.offset < b.offset
+            a.element.depth != b.element.depth ? a.element.depth < b.element.depth : a.offset < b.offset
         }.map(\.element)
-        let buffer = allocate(cs_mount.self, count: ordered.count)
-        buffer.initialize(from: ordered.map(\.0), count: ordered.count)
-        base.mounts = UnsafePointer(buffer)
-        base.n_mounts = Int32(ordered.count)
-        mountSubjects = ordered.map(\.1)
+        return (ordered.map(\.0), ordered.map(\.1))
     }
 
     /// What mount-plan entry `index` mounts.
     func subject(mount index: Int32) -> String? {
         mountSubjects.indices.contains(Int(index)) ? mountSubjects[Int(index)] : nil
     }
+}
 
-    /// The configuration for one launch, with the child's ends of its descriptors.
-    func config(stdin: Int32, stdout: Int32, stderr: Int32, control: Int32, report: Int32) -> cs_config {
-        var c = base
-        c.stdin_fd = stdin
-        c.stdout_fd = stdout
-        c.stderr_fd = stderr
-        c.control_fd = control
-        c.report_fd = report
-        return c
-    }
+/// NUL-terminated strings laid end to end, each known by its offset.
+private struct StringTable {
+    var bytes: [UInt8] = []
 
-    private func cString(_ s: String) -> UnsafeMutablePointer<CChar> {
-        let p = strdup(s)!
-        allocations.append(UnsafeMutableRawPointer(p))
-        return p
-    }
-
-    /// malloc'ed, zeroed memory for `count` values of `type`, freed with the plan.
-    private func allocate<T>(_ type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
-        let raw = calloc(max(1, count), MemoryLayout<T>.stride)!
-        allocations.append(raw)
-        return raw.bindMemory(to: T.self, capacity: max(1, count))
-    }
-
-    deinit {
-        for p in allocations { free(p) }
+    mutating func add(_ s: String) -> Int32 {
+        let offset = Int32(bytes.count)
+        bytes.append(contentsOf: s.utf8)
+        bytes.append(0)
+        return offset
     }
 }
 

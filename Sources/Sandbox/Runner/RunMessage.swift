@@ -49,12 +49,23 @@ final class RunMessage {
             (Int32(RLIMIT_FSIZE.rawValue), limits.fileSizeBytes, limits.fileSizeBytes, "file_size"),
             (Int32(RLIMIT_STACK.rawValue), limits.stackBytes, limits.stackBytes, "stack"),
             (Int32(RLIMIT_CORE.rawValue), 0, 0, "core"),
+            (Int32(CS_RLIMIT_MSGQUEUE), limits.messageQueueBytes, limits.messageQueueBytes, "message_queue_bytes"),
+            (Int32(CS_RLIMIT_SIGPENDING), UInt64(limits.pendingSignals), UInt64(limits.pendingSignals), "pending_signals"),
         ]
         rlimitSubjects = rlimits.map(\.3)
         header.n_rlimits = UInt32(rlimits.count)
         withUnsafeMutableBytes(of: &header.rlimits) { raw in
             let slots = raw.bindMemory(to: cs_rlimit.self)
             for (i, r) in rlimits.enumerated() { slots[i] = cs_rlimit(resource: r.0, soft: r.1, hard: r.2) }
+        }
+
+        // This sandbox's own ceilings on per-user kernel objects (its user namespace's); no
+        // namespaces at all (seccomp refuses them too: a second wall).
+        withUnsafeMutableBytes(of: &header.user_limits) { raw in
+            let slots = raw.bindMemory(to: UInt64.self)
+            for i in 0..<slots.count { slots[i] = 0 }
+            slots[Int(CS_USER_LIMIT_INOTIFY_INSTANCES.rawValue)] = UInt64(limits.inotifyInstances)
+            slots[Int(CS_USER_LIMIT_INOTIFY_WATCHES.rawValue)] = UInt64(limits.inotifyWatches)
         }
 
         for (i, file) in files.enumerated() {
@@ -86,6 +97,7 @@ final class RunMessage {
         case CS_STAGE_RLIMIT: return rlimitSubjects.indices.contains(Int(index)) ? rlimitSubjects[Int(index)] : nil
         case CS_STAGE_PLACE_FILE: return filePaths.indices.contains(Int(index)) ? filePaths[Int(index)] : nil
         case CS_STAGE_EXECVE: return command.first
+        case CS_STAGE_USER_LIMIT: return String(cString: cs_user_limit_name(index))
         default: return nil
         }
     }

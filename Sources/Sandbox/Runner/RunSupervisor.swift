@@ -113,8 +113,9 @@ final class RunSupervisor: @unchecked Sendable {
         var sendError: Int32?
         if process == nil {
             do {
-                let cold = try SandboxProcess.spawn(plan: plan, cgroups: sandbox.cgroups, cgroupName: sandbox.nextRunName(),
-                                                    limits: limits, configuration: sandbox.configuration)
+                let cold = try SandboxProcess.spawn(plan: plan, spawner: sandbox.spawner, cgroups: sandbox.cgroups,
+                                                    cgroupName: sandbox.nextRunName(), limits: limits,
+                                                    configuration: sandbox.configuration)
                 cold.cgroup?.startCounting()
                 sendError = message.send(over: cold.control)
                 process = cold

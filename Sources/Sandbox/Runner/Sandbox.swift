@@ -9,6 +9,10 @@ import Synchronization
 /// Each run is supervised on a dedicated thread of its own (never on Swift's cooperative
 /// pool). When its result is published, no process, mount or file of the run is left; its
 /// emptied cgroup is recycled for a later run (cgroup v1) or removed right after.
+///
+/// Sandboxes are born from a spawner (`confine-spawner`) that the `Sandbox` starts by exec:
+/// a small process of its own uid holding nothing of this one's memory. Creating a `Sandbox`
+/// fails when the spawner cannot start, saying why.
 public final class Sandbox: Sendable {
     public let configuration: SandboxConfiguration
     /// The cgroup hierarchy runs are placed in; nil only with `cgroups: .disabled`.
@@ -20,9 +24,17 @@ public final class Sandbox: Sendable {
     let pool: WarmPool?
     /// Supervisors still tidying up after publishing their result (cgroup recycling).
     let housekeeping = Atomic<Int>(0)
+    /// Where every init comes from.
+    let spawner: Spawner
 
     public init(configuration: SandboxConfiguration = SandboxConfiguration()) throws(SandboxError) {
         self.configuration = configuration
+        if configuration.spawnerUID == 0 || configuration.spawnerGID == 0 {
+            throw .configuration("spawner_uid and spawner_gid must name an unprivileged user and group, not root (0)")
+        }
+        if configuration.spawnerUID == configuration.hostUID {
+            throw .configuration("spawner_uid (\(configuration.spawnerUID)) must differ from the uid sandboxed programs run as on the host (\(configuration.hostUID))")
+        }
         // A program that closes its stdin early must not kill the server with SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
         switch configuration.cgroups {
@@ -36,11 +48,16 @@ public final class Sandbox: Sendable {
         }
         names = RunNames()
         if let cgroups { Self.removeStaleRuns(cgroups) }
+        do {
+            spawner = try Spawner(path: configuration.spawnerPath, uid: configuration.spawnerUID, gid: configuration.spawnerGID)
+        } catch {
+            throw .spawner(error)
+        }
         if configuration.warmPoolSize > 0 {
-            let (cgroups, names) = (cgroups, names)
+            let (cgroups, names, spawner) = (cgroups, names, spawner)
             pool = WarmPool(size: configuration.warmPoolSize, maxImages: configuration.warmPoolImages) { plan, limits throws(LaunchError) in
-                try SandboxProcess.spawn(plan: plan, cgroups: cgroups, cgroupName: names.next(), limits: limits,
-                                         configuration: configuration)
+                try SandboxProcess.spawn(plan: plan, spawner: spawner, cgroups: cgroups, cgroupName: names.next(),
+                                         limits: limits, configuration: configuration)
             }
         } else {
             pool = nil
@@ -55,6 +72,7 @@ public final class Sandbox: Sendable {
     /// call it from a thread, not from a task.
     public func shutdown() {
         pool?.shutdown()
+        spawner.stop()
         // Let finished runs hand their cgroups back first (bounded: a second at most).
         var waited = 0
         while housekeeping.load(ordering: .sequentiallyConsistent) > 0 && waited < 1000 {
@@ -92,6 +110,9 @@ public final class Sandbox: Sendable {
     }
 
     func nextRunName() -> String { names.next() }
+
+    /// What the spawner is doing, and whether (and why) it was restarted.
+    public var spawnerStatus: SpawnerStatus { spawner.status }
 
     /// The launch plan of an image, built on first use.
     func plan(for image: SandboxImage, seccomp: SeccompProgram?) throws(LaunchError) -> LaunchPlan {

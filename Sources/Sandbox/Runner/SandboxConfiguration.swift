@@ -5,6 +5,14 @@ public struct SandboxConfiguration: Sendable {
     /// The unprivileged host uid and gid that the sandbox's root maps to (never host root).
     public var hostUID: UInt32 = 65534
     public var hostGID: UInt32 = 65534
+    /// The unprivileged host uid and gid the spawner runs as: the owner of every sandbox's user
+    /// namespace, so that the per-user kernel objects sandboxes hold are charged to it and
+    /// never to host root. Must differ from `hostUID` (and be neither root nor the server's).
+    public var spawnerUID: UInt32 = 65533
+    public var spawnerGID: UInt32 = 65533
+    /// The `confine-spawner` executable: $CONFINE_SPAWNER when set, else beside the running
+    /// executable (`confine`, the benchmarks, the test bundle).
+    public var spawnerPath: String = SandboxConfiguration.defaultSpawnerPath
     /// Directory under each cgroup hierarchy that holds one cgroup per run.
     public var cgroupParent: String = "confine"
     /// CPU weight of all sandboxes together against their siblings — the server itself and the
@@ -46,6 +54,17 @@ public struct SandboxConfiguration: Sendable {
 
     public init() {}
 
+    /// $CONFINE_SPAWNER, else `confine-spawner` in the directory of this process's executable.
+    public static var defaultSpawnerPath: String {
+        if let set = getenv("CONFINE_SPAWNER").map({ String(cString: $0) }), !set.isEmpty { return set }
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buffer, Int(PATH_MAX))
+        guard n > 0 else { return "confine-spawner" }
+        let exe = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let directory = exe.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        return directory + "/confine-spawner"
+    }
+
     /// The isolation runs go without under this configuration (empty: all of it).
     public var weakenedIsolation: [IsolationFeature] {
         var weakened: [IsolationFeature] = []
@@ -70,6 +89,9 @@ public enum SeccompRequirement: String, Sendable {
 /// A failure to make a `Sandbox` usable on this host.
 public enum SandboxError: Error, CustomStringConvertible {
     case cgroup(CgroupError)
+    case spawner(SpawnerError)
+    /// The configuration itself is wrong (which setting, why).
+    case configuration(String)
     case seccomp(SeccompError)
     case invalidRequest(String)
 
@@ -77,6 +99,8 @@ public enum SandboxError: Error, CustomStringConvertible {
         switch self {
         case .cgroup(let e): return "\(e) — Confine needs a writable cgroup hierarchy (run as root, or delegate a cgroup v2 subtree)"
         case .seccomp(let e): return e.description
+        case .spawner(let e): return e.description
+        case .configuration(let message): return message
         case .invalidRequest(let message): return message
         }
     }

@@ -1,7 +1,7 @@
 import CSandbox
 import Glibc
 
-/// A sandbox's init process, spawned and placed in its cgroup, building (or having built) the
+/// A sandbox's init process (a child of this process, cloned by the spawner), placed in its cgroup, building (or having built) the
 /// policy's root and waiting for its run on the control socket. Holds the parent's ends of its
 /// pipes. Owned by one thread at a time: the pool's, then the run supervisor's.
 final class SandboxProcess: @unchecked Sendable {
@@ -29,9 +29,10 @@ final class SandboxProcess: @unchecked Sendable {
         self.report = report
     }
 
-    /// Creates the cgroup, clones init into fresh namespaces, maps its ids, places it in the
-    /// cgroup and lets it build the root. The run itself is sent later with `start(_:)`.
-    static func spawn(plan: LaunchPlan, cgroups: (any CgroupBackend)?, cgroupName: String,
+    /// Creates the cgroup, has the spawner clone init into fresh namespaces (as our child), maps
+    /// its ids, places it in the cgroup and lets it build the root. The run itself is sent
+    /// later with `start(_:)`.
+    static func spawn(plan: LaunchPlan, spawner: Spawner, cgroups: (any CgroupBackend)?, cgroupName: String,
                       limits: Limits, configuration: SandboxConfiguration) throws(LaunchError) -> SandboxProcess {
         var cgroup: (any RunCgroup)?
         if let cgroups {
@@ -39,49 +40,33 @@ final class SandboxProcess: @unchecked Sendable {
                 throw LaunchError(stage: "cgroup: \(error.operation)", subject: error.path, errno: error.errno)
             }
         }
-        var pipes: [Int32] = []
-        func cleanup() {
-            pipes.forEach { Glibc.close($0) }
+        let spawned: Spawner.Spawned
+        do { spawned = try spawner.spawn(plan) } catch {
             if let cgroup { try? cgroup.destroy() }
+            throw error
         }
-        // [read, write] × stdin, stdout, stderr, report; [parent, child] control socket.
-        for _ in 0..<4 {
-            var fds: [Int32] = [-1, -1]
-            let rc = cs_pipe_cloexec(&fds)
-            guard rc == 0 else { cleanup(); throw LaunchError(stage: "pipe", errno: -rc) }
-            pipes += fds
-        }
-        var sockets: [Int32] = [-1, -1]
-        let rc = cs_socketpair_cloexec(&sockets)
-        guard rc == 0 else { cleanup(); throw LaunchError(stage: "socketpair", errno: -rc) }
-        pipes += sockets
         // Sending a large run waits for init to read it; never forever (a hung mount, say).
         var timeout = timeval(tv_sec: 30, tv_usec: 0)
-        _ = setsockopt(sockets[0], SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let (stdinR, stdinW, stdoutR, stdoutW, stderrR, stderrW, reportR, reportW, controlP, controlC) =
-            (pipes[0], pipes[1], pipes[2], pipes[3], pipes[4], pipes[5], pipes[6], pipes[7], pipes[8], pipes[9])
-
-        var config = plan.config(stdin: stdinR, stdout: stdoutW, stderr: stderrW, control: controlC, report: reportW)
-        let pid = cs_spawn(&config)
-        guard pid > 0 else { cleanup(); throw LaunchError(stage: "clone", errno: -pid) }
-        for fd in [stdinR, stdoutW, stderrW, reportW, controlC] { Glibc.close(fd) }
-        let process = SandboxProcess(pid: pid, pidfd: cs_pidfd_open(pid), cgroup: cgroup, plan: plan, stdin: stdinW,
-                                     stdout: stdoutR, stderr: stderrR, control: controlP, report: reportR)
+        _ = setsockopt(spawned.control, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let process = SandboxProcess(pid: spawned.pid, pidfd: spawned.pidfd, cgroup: cgroup, plan: plan,
+                                     stdin: spawned.stdin, stdout: spawned.stdout, stderr: spawned.stderr,
+                                     control: spawned.control, report: spawned.report)
+        // init is our child (CLONE_PARENT): its pid cannot be reused before we reap it.
         for (file, id) in [("uid_map", configuration.hostUID), ("gid_map", configuration.hostGID)] {
-            let path = "/proc/\(pid)/\(file)"
+            let path = "/proc/\(spawned.pid)/\(file)"
             if let err = FileWriter.write(path, "0 \(id) 1\n") {
                 process.discard()
                 throw LaunchError(stage: "write \(file)", subject: path, errno: err)
             }
         }
         if let cgroup {
-            do { try cgroup.join(pid: pid) } catch {
+            do { try cgroup.join(pid: spawned.pid) } catch {
                 process.discard()
                 throw LaunchError(stage: "cgroup: \(error.operation)", subject: error.path, errno: error.errno)
             }
         }
         var go: UInt8 = 1
-        guard write(controlP, &go, 1) == 1 else {
+        guard write(spawned.control, &go, 1) == 1 else {
             let err = errno
             process.discard()
             throw LaunchError(stage: "release init", errno: err)

@@ -1,5 +1,7 @@
-/* The parent side's seccomp compiler: a policy's rules to one classic BPF program (libseccomp).
- * Runs in the server, never between clone() and execve(): it may allocate. */
+/*
+ * The seccomp program of a policy, compiled in the server with libseccomp (parent side: it
+ * allocates). The instructions travel to the spawner inside each spawn request.
+ */
 #define _GNU_SOURCE 1
 #include "csandbox.h"
 

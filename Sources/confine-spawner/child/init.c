@@ -1,0 +1,107 @@
+/* init: pid 1 of the run's pid namespace, a clone of the small spawner (see child.h). */
+#define _GNU_SOURCE 1
+#include "child.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int cs_receive_run(int sock);
+int cs_place_file(int i);
+int cs_apply_user_limits(int *index);
+
+/* Maps stdin/stdout/stderr to 0/1/2, the report pipe to 3 and the control socket to 4 (both
+ * close-on-exec), and closes everything else at once: a sandbox waiting for its run holds
+ * nothing of the spawner's (its socket to the server, other launches' descriptors). */
+static int cs_compact_fds(const cs_config *c) {
+    int from[5] = {c->stdin_fd, c->stdout_fd, c->stderr_fd, c->report_fd, c->control_fd};
+    int tmp[5];
+    for (int i = 0; i < 5; i++) {
+        if ((tmp[i] = fcntl(from[i], F_DUPFD_CLOEXEC, 10)) < 0) return -1;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (dup2(tmp[i], i) < 0) return -1;
+    }
+    if (dup3(tmp[3], CS_FD_REPORT, O_CLOEXEC) < 0 || dup3(tmp[4], CS_FD_CONTROL, O_CLOEXEC) < 0) return -1;
+    return cs_close_from(5);
+}
+
+int cs_init_main(void *arg) {
+    const cs_config *c = (const cs_config *)arg;
+    int rep = CS_FD_REPORT, ctl = CS_FD_CONTROL;
+    /* The spawner blocked every signal around clone(): defaults first, then the mask cleared. */
+    cs_reset_signals();
+    if (c->pdeathsig) (void)prctl(PR_SET_PDEATHSIG, c->pdeathsig, 0, 0, 0);
+    if (cs_compact_fds(c) != 0) cs_fail(c->report_fd, CS_STAGE_FDS, 0);
+
+    /* Wait for the server: id maps written, cgroup joined. */
+    char go;
+    if (cs_read_full(ctl, &go, 1) != 0) cs_fail(rep, CS_STAGE_SYNC, 0);
+
+    /* glibc's set*id() may wait for threads that do not exist here: raw system calls. */
+    if (syscall(SYS_setgroups, 0, NULL) != 0) cs_fail(rep, CS_STAGE_SETGROUPS, 0);
+    if (syscall(SYS_setresgid, 0, 0, 0) != 0) cs_fail(rep, CS_STAGE_SETRESGID, 0);
+    if (syscall(SYS_setresuid, 0, 0, 0) != 0) cs_fail(rep, CS_STAGE_SETRESUID, 0);
+    /* Changing ids cleared the death signal: set it again, then make sure the server is
+     * still there (it holds the control socket open for the whole run). */
+    if (c->pdeathsig) {
+        if (prctl(PR_SET_PDEATHSIG, c->pdeathsig, 0, 0, 0) != 0) cs_fail(rep, CS_STAGE_PDEATHSIG, 0);
+        struct pollfd p = {ctl, 0, 0};
+        if (poll(&p, 1, 0) > 0 && (p.revents & POLLHUP)) _exit(127);
+    }
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+
+    if (c->unshare_cgroup && unshare(CLONE_NEWCGROUP) != 0) cs_fail(rep, CS_STAGE_UNSHARE_CGROUP, 0);
+    if (c->hostname && (c->clone_flags & CLONE_NEWUTS) &&
+        sethostname(c->hostname, strlen(c->hostname)) != 0)
+        cs_fail(rep, CS_STAGE_HOSTNAME, 0);
+    if (c->loopback_up && cs_loopback_up() != 0) cs_fail(rep, CS_STAGE_LOOPBACK, 0);
+    cs_prepare_root(c);
+
+    /* Ready: everything above may have happened long before the run is known. */
+    int received = cs_receive_run(ctl);
+    if (received == 1) _exit(0);
+    if (received != 0) cs_fail(rep, CS_STAGE_RECEIVE, 0);
+    for (uint32_t i = 0; i < cs_run.n_files; i++) {
+        if (cs_place_file((int)i) != 0) cs_fail(rep, CS_STAGE_PLACE_FILE, (int)i);
+    }
+    cs_finish_root(c);
+    int limit = 0;
+    if (cs_apply_user_limits(&limit) != 0) cs_fail(rep, CS_STAGE_USER_LIMIT, limit);
+
+    close(ctl);
+    pid_t program = cs_start_program(c);
+    if (program < 0) cs_fail(rep, CS_STAGE_FORK_PROGRAM, 0);
+    /* Only the program (and what it starts) holds the stdio pipes now. */
+    close(0);
+    close(1);
+    close(2);
+
+    for (;;) {
+        int status;
+        struct rusage ru;
+        pid_t pid = wait4(-1, &status, __WALL, &ru);
+        if (pid < 0) {
+            if (errno == EINTR) continue;
+            _exit(126);
+        }
+        if (pid == program) {
+            cs_report r;
+            memset(&r, 0, sizeof r);
+            r.kind = CS_REPORT_EXITED;
+            r.status = status;
+            r.utime_us = (int64_t)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec;
+            r.stime_us = (int64_t)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec;
+            r.maxrss_kb = ru.ru_maxrss;
+            (void)!write(rep, &r, sizeof r);
+            _exit(0);
+        }
+    }
+}

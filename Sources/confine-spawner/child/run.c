@@ -1,0 +1,111 @@
+/* The run, as init receives it once its sandbox is ready (see child.h): argv, envp, rlimits,
+ * kernel object ceilings and the delivered files, into init's own static memory. */
+#define _GNU_SOURCE 1
+#include "child.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+cs_run_header cs_run;
+static char cs_strings[CS_MAX_STRINGS_BYTES];
+static char *cs_pointers[CS_MAX_POINTERS];
+char **cs_argv, **cs_envp, **cs_exec_paths, **cs_file_targets;
+int cs_file_fds[CS_MAX_FILES];
+
+/* Receives the run: the header with the files' descriptors, then the strings, which are cut
+ * into argv, envp, exec paths and file targets. Returns 0, 1 when the server closed the
+ * socket without sending a run (a warm sandbox discarded), or -1 with errno. */
+int cs_receive_run(int sock) {
+    char control[CMSG_SPACE(sizeof(int) * CS_MAX_FILES)];
+    struct iovec iov = {&cs_run, sizeof cs_run};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t r;
+    do {
+        r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    } while (r < 0 && errno == EINTR);
+    if (r == 0) return 1;
+    if (r < 0) return -1;
+    int n_fds = 0;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+            n_fds = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            memcpy(cs_file_fds, CMSG_DATA(cm), sizeof(int) * (size_t)n_fds);
+        }
+    }
+    if ((size_t)r < sizeof cs_run && cs_read_full(sock, (char *)&cs_run + r, sizeof cs_run - (size_t)r) != 0) return -1;
+    uint32_t n_strings = cs_run.n_argv + cs_run.n_envp + cs_run.n_exec_paths + cs_run.n_files;
+    /* Each list is NULL-terminated in cs_pointers: n_strings + 4 slots. */
+    if (cs_run.magic != CS_RUN_MAGIC || cs_run.strings_bytes > sizeof cs_strings || n_strings + 4 > CS_MAX_POINTERS ||
+        cs_run.n_files > CS_MAX_FILES || (int)cs_run.n_files != n_fds || cs_run.n_rlimits > CS_MAX_RLIMITS) {
+        errno = EPROTO;
+        return -1;
+    }
+    if (cs_read_full(sock, cs_strings, cs_run.strings_bytes) != 0) return -1;
+    char *p = cs_strings, *end = cs_strings + cs_run.strings_bytes;
+    char **slot = cs_pointers;
+    uint32_t counts[4] = {cs_run.n_argv, cs_run.n_envp, cs_run.n_exec_paths, cs_run.n_files};
+    char ***lists[4] = {&cs_argv, &cs_envp, &cs_exec_paths, &cs_file_targets};
+    for (int l = 0; l < 4; l++) {
+        *lists[l] = slot;
+        for (uint32_t i = 0; i < counts[l]; i++) {
+            char *nul = memchr(p, '\0', (size_t)(end - p));
+            if (!nul) {
+                errno = EPROTO;
+                return -1;
+            }
+            *slot++ = p;
+            p = nul + 1;
+        }
+        *slot++ = NULL;
+    }
+    return 0;
+}
+
+/* Copies file i of the run into the root (still writable; it turns read-only next). */
+int cs_place_file(int i) {
+    char dst[CS_PATH_MAX];
+    if (cs_join(dst, "", cs_file_targets[i]) != 0 || cs_mkdirs(dst, 0) != 0) return -1;
+    mode_t mode = (cs_run.files_executable >> i) & 1 ? 0555 : 0444;
+    int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (out < 0) return -1;
+    off_t offset = 0;
+    for (;;) {
+        ssize_t n = sendfile(out, cs_file_fds[i], &offset, 1 << 20);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            int e = errno;
+            close(out);
+            close(cs_file_fds[i]);
+            if (n == 0) return 0;
+            errno = e;
+            return -1;
+        }
+    }
+}
+
+/* Writes the run's ceilings on per-user kernel objects into this user namespace's own
+ * /proc/sys/user/ (init is root there, with every capability): they bound what the program
+ * can hold of inotify instances and watches, and forbid new namespaces, for this sandbox
+ * alone. Returns -1 with errno and *index set on failure. A ceiling the kernel does not have
+ * (ENOENT: an older kernel) is skipped only when the value is 0 (nothing to allow). */
+int cs_apply_user_limits(int *index) {
+    for (int i = 0; i < CS_USER_LIMIT_COUNT; i++) {
+        uint64_t v = cs_run.user_limits[i];
+        if (v == CS_USER_LIMIT_KEEP) continue;
+        if (cs_write_decimal(cs_user_limit_files[i], v) != 0) {
+            if (errno == ENOENT && v == 0) continue;
+            *index = i;
+            return -1;
+        }
+    }
+    return 0;
+}
