@@ -25,7 +25,7 @@ struct ExecutionRoutes {
         }
         table.on(.get, "/executions/{id}", .role(.viewer)) { request, path in
             let execution = try await execution(server.id(path, "id"))
-            return APIServer.respond(Representations.execution(execution, encoding: try encoding(request)))
+            return StreamedAnswers(server: server).execution(execution, encoding: try encoding(request))
         }
         table.on(.get, "/executions/job/{job_id}", .role(.viewer)) { request, path in
             let jobID = try server.id(path, "job_id")
@@ -56,8 +56,9 @@ struct ExecutionRoutes {
             if !execution.status.isFinal {
                 execution = try await waitFinal(id, seconds: 2) ?? execution
             }
-            return APIServer.respond(Representations.execution(execution, encoding: encoding),
-                                     status: execution.status.isFinal ? .ok : .accepted)
+            // Answered from the row; the output streams from the store.
+            execution = try await self.execution(id)
+            return StreamedAnswers(server: server).execution(execution, encoding: encoding, status: execution.status.isFinal ? .ok : .accepted)
         }
         table.on(.get, "/executions/{id}/output", .role(.viewer)) { request, path in
             let id = try server.id(path, "id")
@@ -152,14 +153,16 @@ struct ExecutionRoutes {
         }
     }
 
-    /// The execution with this id, if the caller may see it; "not found" otherwise.
+    /// The execution with this id, if the caller may see it; "not found" otherwise. Its row
+    /// only (`stdout` and `stderr` empty): output is read where it is answered, a chunk at a time.
     func execution(_ id: Int64) async throws -> Execution {
         let caller = try server.caller
-        guard let execution = try await server.storeCall({ try await server.store.execution(id: id) }),
-              caller.sees(tenant: execution.tenant) else {
+        guard let slice = try await server.storeCall({
+            try await server.store.output(executionID: id, stdoutFrom: .max, stderrFrom: .max, limit: 0)
+        }), caller.sees(tenant: slice.execution.tenant) else {
             throw Problem.notFound("execution \(id) not found")
         }
-        return execution
+        return slice.execution
     }
 
     func encoding(_ request: Request) throws -> Representations.OutputEncoding {
@@ -233,8 +236,8 @@ struct ExecutionRoutes {
         let final = try await waitFinal(execution.id, seconds: timeout)
         let current: Execution
         if let final { current = final } else { current = try await self.execution(execution.id) }
-        return APIServer.respond(Representations.execution(current, encoding: encoding, executionID: true),
-                                 status: final != nil ? .ok : .accepted)
+        return StreamedAnswers(server: server).execution(current, encoding: encoding, executionID: true,
+                                                         status: final != nil ? .ok : .accepted)
     }
 
     /// A true/false query parameter (also 1/0); nil when absent.

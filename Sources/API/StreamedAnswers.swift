@@ -126,9 +126,9 @@ struct StreamedAnswers {
 
     /// One execution as `Representations.execution` writes it, its output streams read and
     /// written a chunk at a time (their `*_invalid_utf8` members come after them).
-    static func writeExecution(_ execution: Execution, encoding: Representations.OutputEncoding, store: any ExecutionStore,
-                               to writer: inout any ResponseBodyWriter) async throws {
-        guard case .object(let members) = Representations.execution(execution, encoding: encoding) else { return }
+    static func writeExecution(_ execution: Execution, encoding: Representations.OutputEncoding, executionID: Bool = false,
+                               store: any ExecutionStore, to writer: inout any ResponseBodyWriter) async throws {
+        guard case .object(let members) = Representations.execution(execution, encoding: encoding, executionID: executionID) else { return }
         var out: [UInt8] = [UInt8(ascii: "{")]
         var invalid: [OutputStream: Bool] = [:]
         for (i, (key, value)) in members.enumerated() {
@@ -166,6 +166,17 @@ struct StreamedAnswers {
     }
 
     enum OutputStream { case stdout, stderr }
+
+    /// One execution (read without its output) answered with its output streamed from the
+    /// store a chunk at a time: `GET /executions/{id}`, a cancel's and a waited run's answer.
+    func execution(_ execution: Execution, encoding: Representations.OutputEncoding, executionID: Bool = false,
+                   status: HTTPResponse.Status = .ok) -> Response {
+        let store = server.store
+        return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody { writer in
+            try await Self.writeExecution(execution, encoding: encoding, executionID: executionID, store: store, to: &writer)
+            try await writer.finish(nil)
+        })
+    }
 
     static func headers(next: Int64?, path: String, limit: Int?, encoding: Representations.OutputEncoding? = nil) -> HTTPFields {
         var headers: HTTPFields = [.contentType: "application/json"]

@@ -143,4 +143,52 @@ struct BoundedAnswerTests {
             withExtendedLifetime(busy) {}
         }
     }
+
+    @Test("Six parallel listings of a job's executions (48 MB of output) keep the server's memory bounded: the answers stream",
+          .enabled(if: ServerProcess.available))
+    func listingMemoryBounded() async throws {
+        let policies = try FollowTests.floodPolicies()
+        defer { try? FileManager.default.removeItem(at: policies) }
+        let server = try await ServerProcess(policies: policies.path)
+        defer { server.stop() }
+        let created = try await server.call("POST", "/jobs", json: #"{"name": "wide", "script_type": "bash", "script_content": "head -c 16000000 /dev/zero | tr '\\0' x", "policy": "flood", "concurrency": "allow"}"#)
+        let job = try #require(created.object["id"] as? Int, "\(created)")
+        var runs: [Int] = []
+        for _ in 0..<3 {
+            let run = try await server.call("POST", "/executions/\(job)/run?wait=true&wait_timeout=120", record: false)
+            #expect(run.status == 200 && run.object["status"] as? String == "SUCCESS", "\(run.status)")
+            runs.append(run.object["id"] as? Int ?? 0)
+        }
+        let single = runs[0]
+        // Warm the read path once (first connections, first streamed answer), then measure the peak.
+        let port = Int(server.baseURL.split(separator: ":").last ?? "") ?? 0, token = server.adminToken
+        @Sendable func drain(_ path: String) throws -> Int {
+            let c = try RawConnection(port: port)
+            _ = c.send("GET \(path) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nConnection: close\r\n\r\n")
+            var total = 0
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while c.readable(timeoutMs: 60_000) {
+                let n = buffer.withUnsafeMutableBytes { recv(c.fd, $0.baseAddress, $0.count, 0) }
+                if n <= 0 { break }
+                total += n
+            }
+            return total
+        }
+        _ = try await onThread { try drain("/executions/job/\(job)?limit=1") }
+        let before = server.memory("VmHWM")
+        let sizes = try await withThrowingTaskGroup(of: Int.self) { group in
+            for i in 0..<6 {
+                group.addTask {
+                    try await onThread { try drain(i % 3 == 2 ? "/executions/\(single)" : "/executions/job/\(job)") }
+                }
+            }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(sizes.filter { $0 > 48_000_000 }.count == 4 && sizes.filter { $0 > 16_000_000 }.count == 6,
+                "each listing carries the 48 MB, each single execution its 16 MB: \(sizes)")
+        let growth = server.memory("VmHWM") - before
+        print("listing memory: 6 parallel answers of \(sizes.reduce(0, +) >> 20) MiB in all; the server's peak grew by \(growth >> 20) MiB")
+        // Holding the answers whole took 1.3 GB for less; streamed, a few chunks per request.
+        #expect(growth < 100 << 20, "the server's peak grew by \(growth >> 20) MiB while answering")
+    }
 }
