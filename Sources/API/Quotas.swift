@@ -9,7 +9,7 @@ enum Quotas {
     /// Refuses `effective` (the named policy with the job's and the run's limits applied)
     /// when the token may not run it.
     static func check(_ effective: Policy, token: AccessToken, policies: PolicySet) throws(Problem) {
-        if let allowed = token.policies, !allowed.contains(effective.name) {
+        if let allowed = token.policies, !allowed.contains(where: { ExactName.same($0, effective.name) }) {
             throw exceeded("policies", field: "policy", "policy \(effective.name) is not among this token's policies ("
                            + (allowed.isEmpty ? "none" : allowed.joined(separator: ", ")) + ")")
         }
