@@ -33,11 +33,17 @@ let package = Package(
             dependencies: ["CSandbox"],
             cSettings: [.define("_GNU_SOURCE")]
         ),
+        // Words for people: human units, "did you mean", errno and signal names, quoting.
+        // The bottom of the house: it imports nothing of Confine.
+        .target(name: "HumanText"),
         .target(
             name: "Sandbox",
-            dependencies: ["CSandbox", .product(name: "Yams", package: "Yams")]
+            dependencies: ["CSandbox", "HumanText", .product(name: "Yams", package: "Yams")]
         ),
         .target(name: "Domain"),
+        // The API's wire shapes (Codable, Sendable), as the document describes them: what the
+        // client reads and sends, and the fields the server accepts in bodies.
+        .target(name: "Wire"),
         .target(name: "Credentials", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "Store",
@@ -54,7 +60,7 @@ let package = Package(
         .target(
             name: "API",
             dependencies: [
-                "Domain", "Store", "Engine", "Sandbox", "Credentials",
+                "Domain", "Store", "Engine", "Sandbox", "Credentials", "HumanText", "Wire",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
@@ -66,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "confine",
             dependencies: [
-                "Sandbox", "Domain", "Store", "Engine", "API", "Credentials",
+                "Sandbox", "Domain", "Store", "Engine", "API", "Credentials", "HumanText", "Wire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -77,15 +83,18 @@ let package = Package(
             dependencies: ["Sandbox", "Engine", "Store", "Domain"],
             path: "Benchmarks/LaunchBench"
         ),
-        .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),
-        .testTarget(name: "CLITests", dependencies: ["Sandbox"]),
+        // The test harness shared by the API and CLI tests: a `confine serve` process.
+        .target(name: "ConfineTestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "HumanTextTests", dependencies: ["HumanText"]),
+        .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "HumanText", "ConfineTestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["Sandbox", "ConfineTestSupport"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Domain"]),
         .testTarget(name: "CredentialsTests", dependencies: ["Credentials"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Store", "Domain", "Sandbox"]),
         .testTarget(
             name: "APITests",
             dependencies: [
-                "API", "Engine", "Store", "Domain", "Sandbox", "Credentials",
+                "API", "Engine", "Store", "Domain", "Sandbox", "Credentials", "Wire", "ConfineTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

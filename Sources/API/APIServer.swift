@@ -6,7 +6,6 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
-import Sandbox
 import ServiceLifecycle
 import Store
 

@@ -1,9 +1,10 @@
 import Credentials
 import Domain
 import Foundation
+import HumanText
 import Hummingbird
-import Sandbox
 import Store
+import Wire
 
 /// `/tokens` (admins make, list and revoke tokens; a new token's text is answered once and
 /// never again), `/whoami` (any token: what it is) and `/audit` (admins read the trail).
@@ -13,7 +14,8 @@ struct AccessRoutes {
     /// A token name's and a tenant's limits: characters, and UTF-8 bytes.
     static let nameCharacters = 100, nameBytes = 400
 
-    static let createFields = ["name", "role", "tenant", "policies", "max_policy", "max_active", "max_priority", "expires_in", "expires_at"]
+    /// The members of a token's body (`TokenCreate`), as the wire type declares them.
+    static let createFields = WireTokenBody.wireNames
 
     func register(_ table: RouteTable) {
         table.on(.post, "/tokens", .role(.admin)) { request, _ in

@@ -1,4 +1,5 @@
 import Foundation
+import HumanText
 import Sandbox
 
 /// Reads a JSON object of a request body field by field, so that every refusal names the
@@ -19,9 +20,9 @@ struct BodyReader {
         for (key, value) in pairs { members[key] = value }
         self.members = members
         self.path = path
-        for key in members.keys.sorted() where !allowed.contains(key) {
-            throw .validation(field(key), "unknown field \"\(field(key))\"\(Suggestions.didYouMean(key, in: allowed)); "
-                              + "the fields are \(allowed.joined(separator: ", "))")
+        let known = KnownKeys(allowed)
+        for key in known.unknown(in: members.keys.sorted()) {
+            throw .validation(field(key), known.refusal(of: key, noun: "field", shown: "\"\(field(key))\"", listing: "the fields are"))
         }
     }
 
@@ -116,12 +117,12 @@ struct BodyReader {
     func limits(_ key: String) throws(Problem) -> [String]? {
         guard let value = value(key) else { return nil }
         guard case .object(let pairs) = value else { throw mismatch(key, "an object of limits", value) }
-        let names = LimitName.allCases.map(\.rawValue)
+        let names = KnownKeys(LimitName.allCases.map(\.rawValue))
         var texts: [String] = []
         for (name, item) in pairs {
             let where_ = "\(field(key)).\(name)"
             guard names.contains(name) else {
-                throw .validation(where_, "unknown limit \"\(name)\"\(Suggestions.didYouMean(name, in: names)); limits are \(names.joined(separator: ", "))")
+                throw .validation(where_, names.refusal(of: name, noun: "limit", shown: "\"\(name)\"", listing: "limits are"))
             }
             let text: String
             switch item {

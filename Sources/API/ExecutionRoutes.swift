@@ -2,10 +2,11 @@ import Domain
 import Engine
 import Foundation
 import HTTPTypes
+import HumanText
 import Hummingbird
 import NIOCore
-import Sandbox
 import Store
+import Wire
 
 /// `/executions`: run a job (optionally waiting for the end), show, list with filters and a
 /// cursor, cancel, and the output streams: raw, or followed live (`OutputFollower`).
@@ -13,7 +14,8 @@ import Store
 struct ExecutionRoutes {
     let server: APIServer
 
-    static let runFields = ["stdin", "stdin_base64", "arguments", "environment", "limits", "priority", "wait", "wait_timeout"]
+    /// The members of a run's body (`RunRequest`), as the wire type declares them.
+    static let runFields = WireRunRequest.wireNames
 
     func register(_ table: RouteTable) {
         table.on(.post, "/executions/{job_id}/run", .role(.submitter)) { request, path in

@@ -1,9 +1,11 @@
 import Domain
 import Engine
 import Foundation
+import HumanText
 import Hummingbird
 import Sandbox
 import Store
+import Wire
 
 /// `/jobs`: create, list, show (by id, by name), list by script type, update, delete — the
 /// earlier platform's routes, answering as it did, with Confine's fields added. Submitters and
@@ -15,8 +17,8 @@ struct JobRoutes {
     /// A job name's limits: characters, and UTF-8 bytes (combining marks add bytes, not characters).
     static let nameCharacters = 200, nameBytes = 800
 
-    static let createFields = ["name", "script_type", "script_content", "policy", "limits", "concurrency", "arguments", "environment",
-                               "secret_environment"]
+    /// The members of a job's body (`JobCreate`, `JobUpdate`), as the wire type declares them.
+    static let createFields = WireJobBody.wireNames
 
     func register(_ table: RouteTable) {
         table.on(.post, "/jobs", .role(.submitter)) { request, _ in

@@ -2,6 +2,7 @@ import Domain
 import Engine
 import Foundation
 import HTTPTypes
+import HumanText
 import Hummingbird
 import NIOCore
 import Sandbox

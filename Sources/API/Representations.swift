@@ -1,6 +1,6 @@
 import Domain
 import Foundation
-import Sandbox
+import HumanText
 
 /// How jobs, executions and the rest look on the wire: every key of the contract present (null
 /// when empty), snake_case, dates as RFC 3339 UTC with milliseconds and a numeric offset
@@ -64,7 +64,7 @@ enum Representations {
     // MARK: Executions
 
     /// How output is written: UTF-8 text (invalid bytes replaced, with a flag) or base64.
-    enum OutputEncoding: String, Sendable {
+    enum OutputEncoding: String, Sendable, CaseIterable {
         case utf8 = "utf-8"
         case base64
     }

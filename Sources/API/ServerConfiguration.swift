@@ -1,6 +1,7 @@
 import Domain
 import Engine
 import Foundation
+import HumanText
 import Sandbox
 import Store
 import Yams
@@ -140,12 +141,12 @@ public struct ServerConfiguration: Sendable {
         guard let mapping = root.mapping else {
             throw ConfigurationError(file: file, key: nil, message: "the file must be a mapping of keys (listen, database, …)")
         }
-        let top = Self.keys.map(\.key).filter { !$0.contains(".") }
+        let top = KnownKeys(Self.keys.map(\.key).filter { !$0.contains(".") })
         for (keyNode, value) in mapping {
             let key = keyNode.string ?? "\(keyNode)"
             let fail = { (message: String) in ConfigurationError(file: file, key: key, message: message) }
             guard top.contains(key) else {
-                throw fail("unknown key\(Suggestions.didYouMean(key, in: top)); keys are \(top.joined(separator: ", "))")
+                throw fail(top.refusal(of: key))
             }
             if key == "retention" {
                 guard let sub = value.mapping else { throw fail("expected a mapping with keep_per_job, max_age, interval") }
@@ -201,7 +202,7 @@ public struct ServerConfiguration: Sendable {
                     scriptPath = value.string ?? ""
                 default:
                     throw ConfigurationError(file: file, key: "\(key).\(field)",
-                                             message: "unknown key\(Suggestions.didYouMean(field, in: ["command", "script_path"])); keys are command, script_path")
+                                             message: KnownKeys(["command", "script_path"]).refusal(of: field))
                 }
             }
             guard let command, let first = command.first, first.hasPrefix("/") else {
@@ -225,125 +226,38 @@ public struct ServerConfiguration: Sendable {
 
     // MARK: Values
 
-    private mutating func set(_ key: String, _ value: String, file: String?, env: String? = nil) throws(ConfigurationError) {
-        let fail = { (message: String) in ConfigurationError(file: file, key: env ?? key, message: message) }
-        func count(_ range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
-            guard let n = Int(value.trimmingCharacters(in: .whitespaces)), range.contains(n) else {
-                throw fail("expected a whole number from \(range.lowerBound) to \(range.upperBound), got \(HumanUnitsText.quoted(value))")
-            }
-            return n
-        }
-        func size(max: UInt64) throws(ConfigurationError) -> Int {
-            let n: UInt64
-            do { n = try HumanUnits.parseBytes(value) } catch { throw fail(error.message) }
-            guard n >= 1, n <= max else {
-                throw fail("expected a size from 1 byte to \(HumanUnits.formatBytes(max)), got \(HumanUnitsText.quoted(value))")
-            }
-            return Int(n)
-        }
-        func duration() throws(ConfigurationError) -> Duration {
-            let ms: Int64
-            do { ms = try HumanUnitsText.milliseconds(value) } catch { throw fail(error.message + " (or days: 30d)") }
-            guard ms > 0 else { throw fail("expected a duration above zero, got \(HumanUnitsText.quoted(value))") }
-            return .milliseconds(ms)
-        }
+    private mutating func set(_ key: String, _ text: String, file: String?, env: String? = nil) throws(ConfigurationError) {
+        let value = ConfigurationValue(text: text, file: file, key: env ?? key)
         switch key {
-        case "listen":
-            guard let colon = value.lastIndex(of: ":"), let port = Int(value[value.index(after: colon)...]),
-                  (0...65535).contains(port) else {
-                throw fail("expected host:port such as 127.0.0.1:8000, got \(HumanUnitsText.quoted(value))")
-            }
-            var host = String(value[..<colon])
-            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-            guard !host.isEmpty else { throw fail("the host is missing; use 127.0.0.1:\(port) or 0.0.0.0:\(port)") }
-            self.host = host
-            self.port = port
-        case "database":
-            guard !value.isEmpty else { throw fail("expected a file path") }
-            database = value
-        case "disk_reserve":
-            if value.trimmingCharacters(in: .whitespaces) == "0" {
-                diskReserveBytes = 0
-            } else {
-                diskReserveBytes = try size(max: 1 << 30)
-            }
-        case "policies":
-            guard !value.isEmpty else { throw fail("expected a folder path") }
-            policies = value
-        case "workers": engine.workers = try count(1...1024)
-        case "queue_limit": engine.queueLimit = try count(1...10_000_000)
-        case "max_body_size": maxBodyBytes = try size(max: 1 << 30)
-        case "max_script_size": engine.maxScriptBytes = try size(max: 64 << 20)
-        case "max_wait":
-            let d = try duration()
-            maxWaitSeconds = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-        case "shutdown_grace": engine.shutdownGrace = try duration()
-        case "idle_timeout": idleTimeout = try duration()
-        case "request_timeout": requestTimeout = try duration()
-        case "max_connections": maxConnections = try count(1...1_000_000)
-        case "max_connections_per_client": maxConnectionsPerClient = try count(1...1_000_000)
-        case "sandbox_cpu_weight": sandbox.groupCPUWeight = try count(1...10_000)
-        case "spawner_path":
-            guard value.hasPrefix("/") else { throw fail("expected an absolute path to confine-spawner, got \(HumanUnitsText.quoted(value))") }
-            sandbox.spawnerPath = value
-        case "spawner_uid", "spawner_gid":
-            let id = try count(1...4_294_967_294)
-            if key == "spawner_uid" {
-                guard UInt32(id) != sandbox.hostUID else {
-                    throw fail("must differ from the uid sandboxed programs run as on the host (\(sandbox.hostUID)): the spawner owns their user namespaces")
-                }
-                sandbox.spawnerUID = UInt32(id)
-            } else {
-                sandbox.spawnerGID = UInt32(id)
-            }
-        case "allow_weaker":
-            var allowed: Set<IsolationFeature> = []
-            for name in value.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
-                guard let feature = IsolationFeature(rawValue: name) else {
-                    let names = IsolationFeature.allCases.filter(\.canBeWaived).map(\.rawValue)
-                    throw fail("unknown \(HumanUnitsText.quoted(name))\(Suggestions.didYouMean(name, in: names)); "
-                               + "the isolation that may be allowed missing is \(names.joined(separator: ", "))")
-                }
-                guard feature.canBeWaived else {
-                    throw fail("\(name) cannot be allowed missing: \(feature.consequence); only cgroups and seccomp can")
-                }
-                allowed.insert(feature)
-            }
-            allowWeaker = allowed
-        case "log_level":
-            let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
-            guard levels.contains(value) else {
-                throw fail("expected one of \(levels.joined(separator: ", ")), got \(HumanUnitsText.quoted(value))")
-            }
-            logLevel = value
-        case "log_format":
-            guard ["json", "text", "auto"].contains(value) else {
-                throw fail("expected json, text or auto, got \(HumanUnitsText.quoted(value))")
-            }
-            logFormat = value
-        case "public_routes":
-            let names = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            for name in names where !AccessRule.switches.contains(name) {
-                throw fail("unknown route switch \(HumanUnitsText.quoted(name))\(Suggestions.didYouMean(name, in: AccessRule.switches)); "
-                           + "expected any of \(AccessRule.switches.joined(separator: ", ")) (/health is always open)")
-            }
-            publicRoutes = Set(names)
-        case "admin_token_file":
-            guard !value.isEmpty else { throw fail("expected a file path") }
-            adminTokenFile = value
-        case "secrets_key":
-            guard let key = Data(base64Encoded: value.trimmingCharacters(in: .whitespacesAndNewlines)), key.count == 32 else {
-                throw fail("expected the base64 of 32 bytes (make one with: head -c 32 /dev/urandom | base64)")
-            }
-            secretsKey = value
-        case "secrets_key_file":
-            guard !value.isEmpty else { throw fail("expected a file path") }
-            secretsKeyFile = value
-        case "retention.keep_per_job": engine.keepPerJob = try count(0...1_000_000_000)
-        case "retention.max_age": engine.maxAge = try duration()
-        case "retention.interval": engine.retentionInterval = try duration()
-        default:
-            throw fail("unknown key")
+        case "listen": (host, port) = try value.hostAndPort()
+        case "database": database = try value.path("a file path")
+        case "disk_reserve": diskReserveBytes = value.isZero ? 0 : try value.size(max: 1 << 30)
+        case "policies": policies = try value.path("a folder path")
+        case "workers": engine.workers = try value.count(1...1024)
+        case "queue_limit": engine.queueLimit = try value.count(1...10_000_000)
+        case "max_body_size": maxBodyBytes = try value.size(max: 1 << 30)
+        case "max_script_size": engine.maxScriptBytes = try value.size(max: 64 << 20)
+        case "max_wait": maxWaitSeconds = try value.duration().seconds
+        case "shutdown_grace": engine.shutdownGrace = try value.duration()
+        case "idle_timeout": idleTimeout = try value.duration()
+        case "request_timeout": requestTimeout = try value.duration()
+        case "max_connections": maxConnections = try value.count(1...1_000_000)
+        case "max_connections_per_client": maxConnectionsPerClient = try value.count(1...1_000_000)
+        case "sandbox_cpu_weight": sandbox.groupCPUWeight = try value.count(1...10_000)
+        case "spawner_path": sandbox.spawnerPath = try value.absolutePath("an absolute path to confine-spawner")
+        case "spawner_uid": sandbox.spawnerUID = try value.spawnerUID(hostUID: sandbox.hostUID)
+        case "spawner_gid": sandbox.spawnerGID = UInt32(try value.count(1...4_294_967_294))
+        case "allow_weaker": allowWeaker = try value.waivableIsolation()
+        case "log_level": logLevel = try value.choice(["trace", "debug", "info", "notice", "warning", "error", "critical"])
+        case "log_format": logFormat = try value.choice(["json", "text", "auto"], wording: "json, text or auto")
+        case "public_routes": publicRoutes = try value.routeSwitches()
+        case "admin_token_file": adminTokenFile = try value.path("a file path")
+        case "secrets_key": secretsKey = try value.secretsKey()
+        case "secrets_key_file": secretsKeyFile = try value.path("a file path")
+        case "retention.keep_per_job": engine.keepPerJob = try value.count(0...1_000_000_000)
+        case "retention.max_age": engine.maxAge = try value.duration()
+        case "retention.interval": engine.retentionInterval = try value.duration()
+        default: throw value.failure("unknown key")
         }
     }
 }
@@ -357,19 +271,5 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         let place = [file, key].compactMap { $0 }.joined(separator: ": ")
         return place.isEmpty ? "configuration: \(message)" : "configuration \(place): \(message)"
-    }
-}
-
-/// Times in the units of policies (`10s`, `5m`), plus days (`30d`) for retention.
-public enum HumanUnitsText {
-    static func quoted(_ s: String) -> String { "\"\(s)\"" }
-
-    /// Milliseconds of `10s`, `5m`, `12h` or `30d`.
-    public static func milliseconds(_ text: String) throws(HumanUnits.ParseError) -> Int64 {
-        let t = text.trimmingCharacters(in: .whitespaces)
-        if t.hasSuffix("d"), let days = Double(t.dropLast()), days >= 0, days <= 36_500 {
-            return Int64(days * 86_400_000)
-        }
-        return try HumanUnits.parseMilliseconds(t)
     }
 }

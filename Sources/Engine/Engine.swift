@@ -5,31 +5,6 @@ import Sandbox
 import Store
 import Synchronization
 
-/// Options of one run of a job.
-public struct RunOptions: Sendable, Equatable {
-    /// Arguments for the script; nil: the job's default arguments.
-    public var arguments: [String]?
-    /// Variables added to the job's (each allowed by the policy).
-    public var environment: [String: String]
-    public var stdin: Data?
-    /// Tighter limits for this run (`memory=64MiB`), on top of the job's.
-    public var limits: [String]
-    public var priority: Int
-    /// The token submitting the run, and its quota of executions pending or running at once.
-    public var submittedBy: Int64?
-    public var maxActive: Int?
-
-    public init(arguments: [String]? = nil, environment: [String: String] = [:], stdin: Data? = nil,
-                limits: [String] = [], priority: Int = 0, submittedBy: Int64? = nil, maxActive: Int? = nil) {
-        self.arguments = arguments
-        self.environment = environment
-        self.stdin = stdin
-        self.limits = limits
-        self.priority = priority
-        self.submittedBy = submittedBy
-        self.maxActive = maxActive
-    }
-}
 
 /// Runs stored jobs asynchronously: takes submissions into the store's persistent queue,
 /// serves it with a pool of workers that run each execution in the sandbox, keeps partial
@@ -48,11 +23,11 @@ public final class Engine: Sendable {
     /// The policies new submissions use; `reloadPolicies()` replaces them as a whole.
     /// Executions keep the policy snapshot taken when they were submitted.
     public var policies: PolicySet { currentPolicies.withLock { $0 } }
-    private let currentPolicies: Mutex<PolicySet>
+    let currentPolicies: Mutex<PolicySet>
     public let configuration: EngineConfiguration
     public let metrics: EngineMetrics
 
-    private struct State {
+    struct State {
         var handles: [Int64: RunHandle] = [:]
         /// The output of the executions running here, as it is captured.
         var live: [Int64: LiveOutput] = [:]
@@ -62,15 +37,16 @@ public final class Engine: Sendable {
         var interrupting = false
         var workers: [Task<Void, Never>] = []
         var background: [Task<Void, Never>] = []
-        var bells: [AsyncStream<Void>.Continuation] = []
+        /// One per worker: yielding wakes it to look for work.
+        var wakeUps: [AsyncStream<Void>.Continuation] = []
         /// Runs whose partial output met a full disk (warned once each).
         var diskFullWarned: Set<Int64> = []
     }
-    private let state = Mutex(State())
+    let state = Mutex(State())
     /// Isolation this engine's sandbox runs without (`allow_weaker`), recorded on every execution.
     public var weakerIsolation: [String] { sandbox.configuration.weakenedIsolation.map(\.rawValue) }
     /// Policies parsed back from executions' snapshots (many executions share one).
-    private let snapshots = Mutex<[String: Policy]>([:])
+    let snapshots = Mutex<[String: Policy]>([:])
 
     public init(store: any ExecutionStore, sandbox: Sandbox, policies: PolicySet,
                 configuration: EngineConfiguration = EngineConfiguration(), metrics: EngineMetrics = EngineMetrics()) {
@@ -99,18 +75,18 @@ public final class Engine: Sendable {
         }
         metrics.workers.set(max(1, configuration.workers))
         for index in 0..<max(1, configuration.workers) {
-            let (stream, bell) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-            let worker = Task { [self] in await self.work(index: index, bell: stream) }
+            let (wakeUps, wakeUp) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+            let worker = Task { [self] in await self.work(index: index, wakeUps: wakeUps) }
             state.withLock {
-                $0.bells.append(bell)
+                $0.wakeUps.append(wakeUp)
                 $0.workers.append(worker)
             }
         }
-        // A periodic ring: leases that expired elsewhere, and queue rules that now allow a run.
+        // A periodic wake-up: leases that expired elsewhere, and queue rules that now allow a run.
         let ticker = Task { [self] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
-                self.ring()
+                self.wakeWorkers()
             }
         }
         let retention = Task { [self] in
@@ -128,17 +104,17 @@ public final class Engine: Sendable {
     /// interrupts the rest (verdict `interrupted`), and returns when every worker has stopped.
     public func shutdown() async {
         state.withLock { $0.draining = true }
-        ring()
+        wakeWorkers()
         let deadline = ContinuousClock.now + configuration.shutdownGrace
         while ContinuousClock.now < deadline, state.withLock({ !$0.handles.isEmpty }) {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        let (handles, workers, background, bells) = state.withLock { s in
+        let (handles, workers, background, wakeUps) = state.withLock { s in
             s.interrupting = true
-            return (Array(s.handles.values), s.workers, s.background, s.bells)
+            return (Array(s.handles.values), s.workers, s.background, s.wakeUps)
         }
         handles.forEach { $0.cancel() }
-        bells.forEach { $0.finish() }
+        wakeUps.forEach { $0.finish() }
         for worker in workers { await worker.value }
         background.forEach { $0.cancel() }
         for task in background { await task.value }
@@ -177,7 +153,7 @@ public final class Engine: Sendable {
             submittedBy: options.submittedBy, maxActive: options.maxActive, weakerIsolation: weakerIsolation)
         do {
             let execution = try await store.enqueue(new, queueLimit: configuration.queueLimit)
-            ring()
+            wakeWorkers()
             return execution
         } catch {
             throw Self.wrap(error)
@@ -249,278 +225,16 @@ public final class Engine: Sendable {
         }
     }
 
-    // MARK: Workers
-
-    private func ring() {
-        for bell in state.withLock({ $0.bells }) { bell.yield() }
-    }
-
-    private func work(index: Int, bell: AsyncStream<Void>) async {
-        var rings = bell.makeAsyncIterator()
-        while !state.withLock({ $0.draining }) {
-            let claimed: Execution?
-            do {
-                claimed = try await store.claimNext(worker: configuration.workerName,
-                                                    leaseUntil: Date() + configuration.leaseDuration.seconds, now: Date())
-            } catch {
-                configuration.logger.warning("claiming failed: \(error)", metadata: ["worker": "\(index)"])
-                claimed = nil
-            }
-            if let claimed {
-                metrics.workersBusy.increment()
-                await run(claimed)
-                metrics.workersBusy.decrement()
-            } else if await rings.next() == nil {
-                return
-            }
-        }
-    }
-
-    /// Runs one claimed execution to its end and stores the outcome.
-    private func run(_ execution: Execution) async {
-        let (bell, ringing) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let live = LiveOutput(executionID: execution.id, caps: outputCaps(of: execution),
-                              flushBytes: configuration.outputFlushBytes, onBacklog: { ringing.yield() })
-        state.withLock { $0.live[execution.id] = live }
-        defer {
-            state.withLock { s in
-                _ = s.live.removeValue(forKey: execution.id)
-                s.diskFullWarned.remove(execution.id)
-            }
-            live.end()
-        }
-        var outcome = await outcome(of: execution, live: live, flushes: bell, ringing: ringing)
-        // What the store does not have yet goes with the outcome.
-        if let rest = live.unstored() {
-            (outcome.stdout, outcome.stderr) = (rest.stdout, rest.stderr)
-            (outcome.stdoutOffset, outcome.stderrOffset) = (rest.from.stdout, rest.from.stderr)
-        } else {
-            let captured = live.captured
-            (outcome.stdoutOffset, outcome.stderrOffset) = (captured.stdout, captured.stderr)
-        }
-        guard let stored = await store(outcome, of: execution) else { return }
-        var details = Self.metadata(execution)
-        details["status"] = "\(stored.status.rawValue)"
-        details["verdict"] = "\(stored.verdict.rawValue)"
-        if let code = stored.exitCode { details["exit_code"] = "\(code)" }
-        details["wall_ms"] = "\(stored.usage.wallMs)"
-        configuration.logger.info("execution finished", metadata: details)
-    }
-
-    /// Stores the end of an execution. When the database's disk is full: with its complete
-    /// output if that fits, else with the output stored while it ran (the reason says so); when
-    /// not even that fits, tries again every second, keeping the lease, until it fits or the
-    /// engine stops (the next start then ends the execution as interrupted). Returns what was
-    /// stored, or nil.
-    private func store(_ outcome: ExecutionOutcome, of execution: Execution) async -> ExecutionOutcome? {
-        let about = Self.metadata(execution)
-        var outcome = outcome
-        outcome.weakerIsolation = weakerIsolation
-        var lean = outcome
-        lean.keepsStoredOutput = true
-        let note = "the database's disk was full when this execution ended: only the output stored while it ran was kept"
-        lean.reason = [outcome.reason, note].compactMap { $0 }.joined(separator: "; ")
-        var warned = false
-        while true {
-            for attempt in [outcome, lean] {
-                do {
-                    _ = try await store.finish(executionID: execution.id, attempt)
-                    return attempt
-                } catch StoreError.diskFull {
-                    continue
-                } catch {
-                    configuration.logger.warning("storing the end of the execution failed: \(error)", metadata: about)
-                    return nil
-                }
-            }
-            if !warned {
-                warned = true
-                configuration.logger.warning(
-                    "the database's disk is full: the end of this execution is kept in memory and stored once there is room",
-                    metadata: about)
-            }
-            if state.withLock({ $0.interrupting }) {
-                configuration.logger.warning(
-                    "stopping with the end of this execution unstored (the disk is full); the next start ends it as interrupted",
-                    metadata: about)
-                return nil
-            }
-            try? await store.renewLease(executionID: execution.id, worker: configuration.workerName,
-                                        until: Date() + configuration.leaseDuration.seconds)
-            try? await Task.sleep(for: .seconds(1))
-        }
-    }
-
-    /// The capture caps of an execution's policy snapshot (the defaults' when it cannot be read).
-    private func outputCaps(of execution: Execution) -> OutputPosition {
-        let limits = (try? policy(of: execution))?.limits ?? Limits()
-        return OutputPosition(stdout: Int64(clamping: limits.stdoutBytes), stderr: Int64(clamping: limits.stderrBytes))
-    }
-
-    /// The policy of an execution's snapshot, parsed once for all executions that share it.
-    private func policy(of execution: Execution) throws -> Policy {
-        if let cached = snapshots.withLock({ $0[execution.policySnapshot] }) { return cached }
-        let policy = try PolicyLoader.load(yaml: execution.policySnapshot, name: execution.policyName,
-                                           file: "policy snapshot of execution \(execution.id)")
-        snapshots.withLock { cache in
-            if cache.count >= 64 { cache.removeAll() }
-            cache[execution.policySnapshot] = policy
-        }
-        return policy
-    }
-
-    /// Runs the execution in the sandbox, its output captured into `live` and stored from there
-    /// in batches (every `outputFlushInterval`, or sooner when `outputFlushBytes` wait); the
-    /// outcome's output is left empty: what is not stored yet is still in `live`.
-    private func outcome(of execution: Execution, live: LiveOutput, flushes: AsyncStream<Void>,
-                         ringing: AsyncStream<Void>.Continuation) async -> ExecutionOutcome {
-        func setupFailure(_ reason: String) -> ExecutionOutcome {
-            ExecutionOutcome(verdict: .setupFailed, reason: reason, finishedAt: Date())
-        }
-        let policy: Policy
-        do { policy = try self.policy(of: execution) } catch {
-            return setupFailure("\(error)")
-        }
-        guard let runtime = configuration.runtimes[execution.scriptType] else {
-            return setupFailure("no runtime for script type \"\(execution.scriptType.rawValue)\"")
-        }
-        var environment = execution.environment
-        if !execution.secretEnvironment.isEmpty {
-            guard let open = configuration.openSecret else {
-                return setupFailure("the job has secret environment variables and this server has no secrets key")
-            }
-            for (name, sealed) in execution.secretEnvironment {
-                do {
-                    environment[name] = try open(sealed)
-                } catch {
-                    return setupFailure("secret environment variable \(name): \(error)")
-                }
-            }
-        }
-        // Every chunk goes to `live` (and from there to the store): the sandbox keeps no copy.
-        let request = RunRequest(
-            policy: policy, command: runtime.command + [runtime.scriptPath] + execution.arguments,
-            stdin: execution.stdin.map { Array($0) },
-            files: [SandboxFile(path: runtime.scriptPath, contents: Array(execution.scriptSnapshot.utf8))],
-            environment: environment, onOutput: { live.add($0) }, keepOutput: false,
-            pauseOutput: { [backlog = configuration.outputBacklogBytes] in live.holds(moreThan: backlog) })
-        let handle: RunHandle
-        do { handle = try sandbox.start(request) } catch {
-            return setupFailure("\(error)")
-        }
-        metrics.running.increment()
-        // A cancellation that came before the handle existed: asked of this engine, or stored
-        // (by the API of another process) before the claim.
-        let cancelNow = state.withLock { s -> Bool in
-            s.handles[execution.id] = handle
-            return s.interrupting || s.cancelled.remove(execution.id) != nil
-        }
-        if cancelNow || execution.cancelRequested { handle.cancel() }
-
-        // While it runs: partial output to the store (one flush at a time, when rung), cancellations
-        // from elsewhere, the lease renewed.
-        let flusher = Task { [self] in
-            for await _ in flushes { await flush(live, execution: execution) }
-        }
-        let keeper = Task { [self] in
-            var sinceRenewal = Duration.zero
-            while !Task.isCancelled {
-                try? await Task.sleep(for: configuration.outputFlushInterval)
-                // Cancelled: the run is over and `finish` stores the rest of its output.
-                if Task.isCancelled { break }
-                ringing.yield()
-                // A cancellation stored by another process (the API of a cluster).
-                if (try? await store.isCancelRequested(executionID: execution.id)) == true { handle.cancel() }
-                sinceRenewal += configuration.outputFlushInterval
-                if sinceRenewal >= configuration.leaseDuration / 3 {
-                    sinceRenewal = .zero
-                    try? await store.renewLease(executionID: execution.id, worker: configuration.workerName,
-                                                until: Date() + configuration.leaseDuration.seconds)
-                }
-            }
-        }
-        let result = await handle.result()
-        metrics.running.decrement()
-        metrics.record(result)
-        keeper.cancel()
-        await keeper.value
-        ringing.finish()
-        await flusher.value
-        let interrupted = state.withLock { s -> Bool in
-            s.handles[execution.id] = nil
-            s.cancelled.remove(execution.id)
-            return s.interrupting
-        }
-        return ExecutionOutcome(result, interrupted: interrupted && result.verdict == .cancelled)
-    }
-
-    /// Stores what `live` holds that the store does not have yet, in batches of at most twice
-    /// `outputFlushBytes` (short write transactions); dropped from `live` only once stored (a
-    /// failed write is tried again with the next flush, or by `finish`).
-    private func flush(_ live: LiveOutput, execution: Execution) async {
-        while let pending = live.unstored(limit: 2 * configuration.outputFlushBytes) {
-            let end = OutputPosition(stdout: pending.from.stdout + Int64(pending.stdout.count),
-                                     stderr: pending.from.stderr + Int64(pending.stderr.count))
-            do {
-                try await store.appendOutput(executionID: execution.id, stdout: pending.stdout, stdoutOffset: pending.from.stdout,
-                                             stderr: pending.stderr, stderrOffset: pending.from.stderr,
-                                             stdoutBytes: end.stdout, stderrBytes: end.stderr)
-                live.stored(upTo: pending.upTo)
-            } catch StoreError.diskFull {
-                // Partial output waits in `live` while the disk is full (past outputBacklogBytes
-                // the program's output pauses); the end of the run stores what fits (`store(_:of:)`).
-                let first = state.withLock { $0.diskFullWarned.insert(execution.id).inserted }
-                if first {
-                    configuration.logger.warning("the database's disk is full: partial output is not stored until there is room",
-                                                 metadata: Self.metadata(execution))
-                }
-                return
-            } catch {
-                configuration.logger.warning("storing partial output failed: \(error)", metadata: Self.metadata(execution))
-                return
-            }
-        }
-    }
+    // MARK: Helpers
 
     /// What every log line about an execution carries.
     static func metadata(_ execution: Execution) -> Logger.Metadata {
         ["execution_id": "\(execution.id)", "job_id": "\(execution.jobID)"]
     }
 
-    private func applyRetention() async {
-        guard configuration.keepPerJob != nil || configuration.maxAge != nil else { return }
-        let olderThan = configuration.maxAge.map { Date() - $0.seconds }
-        do { _ = try await store.prune(keepPerJob: configuration.keepPerJob, olderThan: olderThan) } catch {
-            configuration.logger.warning("retention failed: \(error)")
-        }
-    }
-
-    private static func wrap(_ error: any Error) -> EngineError {
+    static func wrap(_ error: any Error) -> EngineError {
         if let e = error as? EngineError { return e }
         if let e = error as? StoreError { return .store(e) }
         return .store(.unavailable("\(error)"))
-    }
-}
-
-extension ExecutionOutcome {
-    /// The store's record of a sandbox result (its output, if the sandbox kept any).
-    init(_ result: RunResult, interrupted: Bool) {
-        let verdict: ExecutionVerdict = interrupted ? .interrupted : (ExecutionVerdict(rawValue: result.verdict.rawValue) ?? .setupFailed)
-        self.init(
-            verdict: verdict, exitCode: result.exitCode, signal: result.signal,
-            reason: interrupted ? "the server shut down while this execution ran" : result.setupFailure?.description,
-            stdout: Data(result.stdout), stderr: Data(result.stderr),
-            stdoutBytes: Int64(result.stdoutBytes), stderrBytes: Int64(result.stderrBytes),
-            stdoutTruncated: result.stdoutTruncated, stderrTruncated: result.stderrTruncated,
-            usage: ResourceUsage(wallMs: result.wallMs, cpuMs: result.cpuMs, memoryPeakBytes: result.memoryPeakBytes.map { Int64($0) }),
-            finishedAt: Date())
-    }
-}
-
-extension Duration {
-    /// As seconds, for Date arithmetic.
-    var seconds: TimeInterval {
-        let c = components
-        return TimeInterval(c.seconds) + TimeInterval(c.attoseconds) / 1e18
     }
 }

@@ -47,11 +47,11 @@ enum Records {
         func at<T: DatabaseValueConvertible>(_ c: JobColumn) -> T { row[c.rawValue] }
         return Job(id: at(.id), name: at(.name), scriptType: ScriptType(at(.scriptType) as String),
                    scriptContent: at(.scriptContent), policy: at(.policy),
-                   limits: JSON.decode([String].self, at(.limits), empty: []),
+                   limits: JSONText.decode([String].self, at(.limits), empty: []),
                    concurrency: ConcurrencyRule(rawValue: at(.concurrency)) ?? .forbid,
-                   arguments: JSON.decode([String].self, at(.arguments), empty: []),
-                   environment: JSON.decode([String: String].self, at(.environment), empty: [:]),
-                   secretEnvironment: JSON.decode([String: String].self, at(.secretEnvironment), empty: [:]),
+                   arguments: JSONText.decode([String].self, at(.arguments), empty: []),
+                   environment: JSONText.decode([String: String].self, at(.environment), empty: [:]),
+                   secretEnvironment: JSONText.decode([String: String].self, at(.secretEnvironment), empty: [:]),
                    tenant: tenant(at(.tenant)), createdBy: row[JobColumn.createdBy.rawValue],
                    createdAt: Millis.date(at(.createdAt)), updatedAt: Millis.date(at(.updatedAt)))
     }
@@ -71,8 +71,8 @@ enum Records {
             exitCode: optional(.exitCode), signal: optional(.signal), reason: optional(.reason),
             scriptType: ScriptType(at(.scriptType) as String), scriptSnapshot: at(.scriptSnapshot),
             policyName: at(.policyName), policySnapshot: at(.policySnapshot),
-            arguments: JSON.decode([String].self, optional(.arguments), empty: []),
-            environment: JSON.decode([String: String].self, optional(.environment), empty: [:]),
+            arguments: JSONText.decode([String].self, optional(.arguments), empty: []),
+            environment: JSONText.decode([String: String].self, optional(.environment), empty: [:]),
             stdin: optional(.stdin), priority: at(.priority),
             stdoutBytes: at(.stdoutBytes), stderrBytes: at(.stderrBytes),
             stdoutTruncated: at(.stdoutTruncated), stderrTruncated: at(.stderrTruncated),
@@ -80,9 +80,9 @@ enum Records {
             createdAt: Millis.date(at(.createdAt)), startedAt: started.map(Millis.date),
             finishedAt: finished.map(Millis.date), worker: optional(.worker), leaseDeadline: lease.map(Millis.date),
             cancelRequested: at(.cancelRequested), takeovers: at(.takeovers),
-            secretEnvironment: JSON.decode([String: String].self, optional(.secretEnvironment), empty: [:]),
+            secretEnvironment: JSONText.decode([String: String].self, optional(.secretEnvironment), empty: [:]),
             tenant: tenant(at(.tenant)), submittedBy: optional(.submittedBy),
-            weakerIsolation: JSON.decode([String].self, optional(.weakerIsolation), empty: []))
+            weakerIsolation: JSONText.decode([String].self, optional(.weakerIsolation), empty: []))
     }
 
     /// The stored tenant ('' for none) as the model's (nil for none).
@@ -98,7 +98,7 @@ enum Records {
         let policies: String? = row[4]
         let expires: Int64? = row[8], used: Int64? = row[9], revoked: Int64? = row[10]
         return AccessToken(id: row[0], name: row[1], role: Role(rawValue: row[2]) ?? .viewer, tenant: row[3],
-                           policies: policies.map { JSON.decode([String].self, $0, empty: []) }, maxPolicy: row[5],
+                           policies: policies.map { JSONText.decode([String].self, $0, empty: []) }, maxPolicy: row[5],
                            maxActive: row[6], createdAt: Millis.date(row[7]), expiresAt: expires.map(Millis.date),
                            lastUsedAt: used.map(Millis.date), revokedAt: revoked.map(Millis.date), createdBy: row[11],
                            maxPriority: row[13])

@@ -2,6 +2,7 @@ import API
 import ArgumentParser
 import Foundation
 import Glibc
+import HumanText
 import Sandbox
 import Store
 

@@ -4,6 +4,7 @@ import Domain
 import Engine
 import Foundation
 import Glibc
+import HumanText
 import Sandbox
 
 /// `confine doctor`: checks that this host can run Confine — kernel, user namespaces, cgroups,
@@ -133,11 +134,22 @@ struct Doctor {
             let made = try Sandbox(configuration: sandboxConfiguration)
             sandbox = made
             checks.append(cgroupParent(made))
+            let spawner = made.spawnerStatus
+            checks.append(.ok("spawner", "\(spawner.path) (pid \(spawner.pid ?? 0)) runs as uid \(sandboxConfiguration.spawnerUID) "
+                              + "and creates every sandbox's namespaces"))
         } catch {
             sandbox = nil
-            checks.append(.missing("cgroup parent", error.description,
-                                   fix: geteuid() == 0 ? "mount the cgroup controllers (see the cgroups line)"
-                                       : "run as root, or delegate a cgroup v2 subtree to this user (systemd-run --user -p Delegate=yes …)"))
+            if case .spawner(let failure) = error {
+                checks.append(.missing("spawner", failure.description,
+                                       fix: "build confine-spawner beside confine (make build) or set spawner_path; let unprivileged "
+                                           + "users create user namespaces (sysctl user.max_user_namespaces > 0)"))
+            } else if case .configuration(let message) = error {
+                checks.append(.missing("spawner", message, fix: "correct spawner_uid / spawner_gid"))
+            } else {
+                checks.append(.missing("cgroup parent", error.description,
+                                       fix: geteuid() == 0 ? "mount the cgroup controllers (see the cgroups line)"
+                                           : "run as root, or delegate a cgroup v2 subtree to this user (systemd-run --user -p Delegate=yes …)"))
+            }
         }
 
         let (policyCheck, policies) = loadPolicies(configuration.policies)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import HumanText
 import Sandbox
 
 /// `confine run`: one program, under one policy, reported precisely.

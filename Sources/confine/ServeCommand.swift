@@ -60,122 +60,36 @@ struct ServeCommand: AsyncParsableCommand {
         }
     }
 
+    /// Starts the server in its order (each step's failure is a `ServeFailure` with its exit
+    /// status), serves until SIGTERM or SIGINT, then stops.
     private func serve() async throws {
-        var configuration: ServerConfiguration
-        do {
-            var environment = ProcessInfo.processInfo.environment
-            // Flags win over the environment, which wins over the file.
-            if let listen { environment["CONFINE_LISTEN"] = listen }
-            if let database { environment["CONFINE_DATABASE"] = database }
-            if let policies { environment["CONFINE_POLICIES"] = policies }
-            if let workers { environment["CONFINE_WORKERS"] = String(workers) }
-            if let logFormat { environment["CONFINE_LOG_FORMAT"] = logFormat }
-            if let logLevel { environment["CONFINE_LOG_LEVEL"] = logLevel }
-            configuration = try ServerConfiguration.load(file: config, environment: environment)
-        } catch {
-            throw ServeFailure(code: 78, message: error.description)
-        }
-        let json = configuration.logFormat == "json" || (configuration.logFormat == "auto" && isatty(2) == 0)
-        let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            if json {
-                var handler = JSONLogHandler(label: label)
-                handler.logLevel = level
-                return handler
-            }
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        var configuration = try loadConfiguration()
+        Self.bootstrapLogging(configuration)
         configuration.engine.logger = Logger(label: "confine.engine")
         let logger = Logger(label: "confine")
         let openFiles = Self.raiseOpenFileLimit()
         if config == nil, policies == nil, ProcessInfo.processInfo.environment["CONFINE_POLICIES"] == nil {
             configuration.policies = PolicyDirectory.locate()
         }
-        let policySet: PolicySet
-        do {
-            policySet = try PolicySet.load(directory: configuration.policies)
-        } catch {
-            throw ServeFailure(code: 78, message: "policies: \(error.description)")
-        }
-        guard policySet["default"] != nil else {
-            throw ServeFailure(code: 78, message: "policies: \(configuration.policies) has no default.yaml; jobs without a policy need it")
-        }
-        let store: SQLiteStore
-        do {
-            store = try SQLiteStore(path: configuration.database, reserveBytes: configuration.diskReserveBytes)
-        } catch {
-            throw ServeFailure(code: 74, message: "database: \(error)")
-        }
-        // The host's isolation, tried: what it lacks stops the start unless allow_weaker lets
-        // the runs go without it.
-        let weakened: [IsolationFeature]
-        do {
-            weakened = try configuration.adaptIsolation(to: .live)
-        } catch {
-            throw ServeFailure(code: 71, message: "sandbox: \(error.description)")
-        }
-        if !weakened.isEmpty {
-            logger.warning("""
-                weaker isolation (allow_weaker): \(weakened.map { "without \($0.rawValue), \($0.consequence)" }.joined(separator: "; ")); \
-                /ready and every execution say so
-                """)
-        }
-        let secrets: SecretBox
-        do {
-            secrets = try SecretBox.load(base64: configuration.secretsKey, file: configuration.effectiveSecretsKeyFile)
-        } catch {
-            throw ServeFailure(code: 78, message: "secrets: \(error.description)")
-        }
+        let policySet = try Self.loadPolicies(configuration)
+        let store = try Self.openStore(configuration)
+        try Self.adaptIsolation(&configuration, logger: logger)
+        let secrets = try Self.loadSecrets(configuration)
         configuration.engine.openSecret = { sealed in try secrets.open(sealed) }
-        do {
-            if try await AdminBootstrap.ensureAdmin(access: store, file: configuration.effectiveAdminTokenFile) {
-                logger.notice("""
-                    first start: made an admin token and wrote it to \(configuration.effectiveAdminTokenFile) (mode 0600); \
-                    use it to make other tokens (confine token create), then keep it safe or revoke it
-                    """)
-            }
-        } catch {
-            throw ServeFailure(code: 74, message: "admin token: \(error)")
-        }
-        let sandbox: Sandbox
-        do {
-            sandbox = try Sandbox(configuration: configuration.sandbox)
-        } catch {
-            throw ServeFailure(code: 71, message: "sandbox: \(error.description)")
-        }
+        try await Self.ensureAdmin(store, configuration, logger: logger)
+        let sandbox = try Self.makeSandbox(configuration)
         // One registry for the engine, the HTTP server and any library reporting to MetricsSystem.
         let metrics = ServerMetrics()
         MetricsSystem.bootstrap(metrics.factory)
         let engine = Engine(store: store, sandbox: sandbox, policies: policySet, configuration: configuration.engine,
                             metrics: metrics.engine)
-        do {
-            let interrupted = try await engine.start()
-            if !interrupted.isEmpty {
-                logger.warning("recovered after a crash: \(interrupted.count) execution(s) left RUNNING ended as FAILED (interrupted)")
-            }
-        } catch {
-            throw ServeFailure(code: 74, message: "database: \(error.description)")
-        }
+        try await Self.start(engine, logger: logger)
         logger.info("""
             store \(configuration.database), policies \(configuration.policies) (\(policySet.names.joined(separator: ", "))), \
             \(configuration.engine.workers) workers, cgroup \(sandbox.cgroups?.version.rawValue ?? "none"), \
             up to \(openFiles) open files
             """)
-        // SIGHUP reloads the policies folder: all of it or nothing (the previous set stays in
-        // force when any file is invalid). Sandboxed programs get default dispositions back.
-        signal(SIGHUP, SIG_IGN)
-        let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
-        hangup.setEventHandler {
-            do {
-                let loaded = try engine.reloadPolicies()
-                logger.info("SIGHUP: policies reloaded from \(loaded.directory) (\(loaded.names.joined(separator: ", ")))")
-            } catch {
-                logger.error("SIGHUP: \(error)")
-            }
-        }
-        hangup.resume()
+        let hangup = Self.reloadPoliciesOnHangup(engine, logger: logger)
         defer { hangup.cancel() }
         let host = configuration.host
         let server = APIServer(engine: engine, configuration: configuration, access: store, secrets: secrets,

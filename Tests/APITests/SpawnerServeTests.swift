@@ -1,3 +1,4 @@
+import ConfineTestSupport
 import Foundation
 import Glibc
 import Testing

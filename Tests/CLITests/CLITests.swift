@@ -32,10 +32,13 @@ struct CLITests {
         var stderr: String
     }
 
-    static func confine(_ args: [String], stdin: String? = nil) throws -> Outcome {
+    static func confine(_ args: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Outcome {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = args
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
         let out = Pipe(), err = Pipe()
         process.standardOutput = out

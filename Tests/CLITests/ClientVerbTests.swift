@@ -1,3 +1,4 @@
+import ConfineTestSupport
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -81,110 +82,33 @@ struct ClientVerbTests {
 
     // MARK: The server
 
-    /// A `confine serve` on a free loopback port with a database in a temporary folder.
+    /// A `confine serve` on a free loopback port with a database in a temporary folder (the
+    /// shared harness, `ConfineServerProcess`), and the client verbs run against it.
     final class Server {
-        let url: String
-        let dir: URL
+        let process: ConfineServerProcess
+        var url: String { process.url }
+        var dir: URL { process.folder }
         /// The admin token the server made on its first start (read from admin.token).
-        private(set) var adminToken = ""
-        private var process = Process()
-        private let config: URL
-        private let log: URL
-
+        var adminToken: String { process.adminToken }
         /// The server's process id (for signals).
-        var pid: Int32 { process.processIdentifier }
+        var pid: Int32 { process.pid }
 
         init(policies: String = CLITests.repoRoot + "/policies", extraConfig: String = "") async throws {
-            dir = FileManager.default.temporaryDirectory.appendingPathComponent("confine-client-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            let port = try Self.freePort()
-            url = "http://127.0.0.1:\(port)"
-            config = dir.appendingPathComponent("confine.yaml")
-            try """
-                listen: 127.0.0.1:\(port)
-                database: \(dir.path)/confine.sqlite
-                policies: \(policies)
-                \(extraConfig)
-                """.write(to: config, atomically: true, encoding: .utf8)
-            log = dir.appendingPathComponent("server.log")
-            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-            try await launch()
-        }
-
-        /// Starts `confine serve` on the configuration and waits for GET /health.
-        private func launch() async throws {
-            let handle = try FileHandle(forWritingTo: log)
-            handle.seekToEndOfFile()
-            process = Process()
-            process.executableURL = URL(fileURLWithPath: CLITests.binary)
-            process.arguments = ["serve", "--config", config.path]
-            process.currentDirectoryURL = dir
-            process.standardOutput = handle
-            process.standardError = handle
-            process.standardInput = FileHandle.nullDevice
-            try process.run()
-
-            let deadline = Date().addingTimeInterval(30)
-            while true {
-                if await Self.healthy(url) {
-                    adminToken = try String(contentsOf: dir.appendingPathComponent("admin.token"), encoding: .utf8)
-                        .trimmingCharacters(in: .whitespacesAndNewlines)
-                    return
-                }
-                let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-                guard process.isRunning else {
-                    throw ServerError(description: "confine serve exited with status \(process.terminationStatus):\n\(text)")
-                }
-                guard Date() < deadline else {
-                    stop()
-                    throw ServerError(description: "confine serve did not answer GET /health within 30s:\n\(text)")
-                }
-                try await Task.sleep(for: .milliseconds(100))
-            }
+            process = try await ConfineServerProcess(binary: CLITests.binary, policies: policies, extraConfig: extraConfig,
+                                                     label: "confine-client")
         }
 
         /// Stops the server gracefully (SIGTERM: running executions get its grace) and starts it
         /// again on the same port and database.
-        func restart() async throws {
-            process.terminate()
-            process.waitUntilExit()
-            try await launch()
-        }
-
-        typealias ServerError = ClientVerbTests.ServerError
+        func restart() async throws { try await process.restart() }
 
         /// SIGTERM, then waits for the exit; removes the folder.
-        func stop() {
-            if process.isRunning {
-                process.terminate()
-                process.waitUntilExit()
-            }
-            try? FileManager.default.removeItem(at: dir)
-        }
+        func stop() { process.stop() }
 
-        static func healthy(_ url: String) async -> Bool {
-            var request = URLRequest(url: URL(string: url + "/health")!, timeoutInterval: 2)
-            request.httpMethod = "GET"
-            guard let (data, response) = try? await URLSession.shared.data(for: request) else { return false }
-            return (response as? HTTPURLResponse)?.statusCode == 200 && String(decoding: data, as: UTF8.self).contains("ok")
-        }
+        static func healthy(_ url: String) async -> Bool { await ConfineServerProcess.healthy(url) }
 
         /// A loopback port nothing listens on right now (bound to port 0, then released).
-        static func freePort() throws -> Int {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard fd >= 0 else { throw ServerError(description: "socket: errno \(errno)") }
-            defer { close(fd) }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = 0
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let bound = withUnsafeMutablePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-            }
-            guard bound else { throw ServerError(description: "bind: errno \(errno)") }
-            return Int(UInt16(bigEndian: address.sin_port))
-        }
+        static func freePort() throws -> Int { try ConfineServerProcess.freePort() }
 
         /// `confine ARGS --server URL`, with the admin token in CONFINE_TOKEN (or `token`).
         func confine(_ args: [String], token: String? = nil) throws -> Outcome {

@@ -26,7 +26,7 @@ struct OperationsCommandTests {
     func doctorHost() throws {
         let o = try CLITests.confine(["doctor"])
         #expect(o.status == 0, "\(o.stdout)\(o.stderr)")
-        for name in ["kernel", "privileges", "user namespaces", "cgroups", "cgroup parent", "seccomp", "policies",
+        for name in ["kernel", "privileges", "user namespaces", "cgroups", "cgroup parent", "spawner", "seccomp", "policies",
                      "runtime bash", "runtime python", "database"] {
             let line = Self.line(o.stdout, name)
             #expect(line?.hasPrefix("ok ") == true, "\(name): \(line ?? "no line")\n\(o.stdout)")
@@ -36,6 +36,15 @@ struct OperationsCommandTests {
         #expect(Self.line(o.stdout, "runtime python")?.contains("ran in a sandbox in") == true, "\(o.stdout)")
         #expect(Self.line(o.stdout, "runtime bash")?.contains("/bin/bash") == true, "\(o.stdout)")
         #expect(!o.stdout.contains("MISSING"), "\(o.stdout)")
+    }
+
+    @Test("doctor without the spawner executable: exit 1, MISSING spawner naming the path and the fix",
+          .enabled(if: CLITests.canSandbox))
+    func doctorWithoutSpawner() throws {
+        let o = try CLITests.confine(["doctor"], environment: ["CONFINE_SPAWNER": "/nonexistent/confine-spawner"])
+        #expect(o.status == 1, "\(o.stdout)\(o.stderr)")
+        let line = Self.line(o.stdout, "spawner") ?? ""
+        #expect(line.hasPrefix("MISSING") && line.contains("/nonexistent/confine-spawner"), "\(o.stdout)")
     }
 
     @Test("doctor --json: one object, every check with name, status, detail and fix", .enabled(if: CLITests.canSandbox))

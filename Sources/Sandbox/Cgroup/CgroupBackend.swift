@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import HumanText
 
 /// Limits a run's cgroup enforces on the whole process tree.
 public struct CgroupLimits: Sendable, Equatable {

@@ -1,3 +1,4 @@
+import HumanText
 /// Per-run limit overrides: at most one value per limit, each meant to tighten the policy.
 ///
 /// Build one in code (`overrides[.memory] = .bytes(128 << 20)`) or from `--limit` texts
@@ -43,9 +44,9 @@ public struct LimitOverrides: Sendable, Equatable, CustomStringConvertible {
         let rawName = HumanUnits.trim(String(text[..<eq]))
         let rawValue = String(text[text.index(after: eq)...])
         guard let name = LimitName(rawValue: rawName) else {
-            let names = LimitName.allCases.map(\.rawValue)
+            let names = KnownKeys(LimitName.allCases.map(\.rawValue))
             throw .invalidOverride(limit: nil, text: text,
-                                   message: "unknown limit \(HumanUnits.quoted(rawName))\(Suggestions.didYouMean(rawName, in: names)); limits are \(names.joined(separator: ", "))")
+                                   message: names.refusal(of: rawName, noun: "limit", shown: HumanUnits.quoted(rawName), listing: "limits are"))
         }
         guard values[name] == nil else {
             throw .invalidOverride(limit: name, text: text, message: "\(name.rawValue) is given more than once")

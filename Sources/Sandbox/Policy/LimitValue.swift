@@ -1,3 +1,4 @@
+import HumanText
 /// The value of one limit, in the limit's own kind: a duration, a size, a count or CPU cores.
 ///
 /// Promises: `LimitName.parse(_:)` produces the kind that limit takes; `description` prints

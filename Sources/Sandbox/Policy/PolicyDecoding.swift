@@ -1,3 +1,4 @@
+import HumanText
 import Yams
 
 /// The keys a policy file may hold, section by section (snake_case, as operators write them).
@@ -497,6 +498,7 @@ struct PolicyDecoder {
             report(path, node, "expected a mapping (\(what) holds keys such as \(known.prefix(3).joined(separator: ", "))), got \(describe(node))")
             return nil
         }
+        let keys = KnownKeys(known)
         var result: [String: Node] = [:]
         for (key, value) in mapping {
             guard case .scalar(let k) = key, !key.isNull else {
@@ -504,19 +506,19 @@ struct PolicyDecoder {
                 continue
             }
             let name = k.string
-            if known.contains(name) {
+            if keys.contains(name) {
                 result[name] = value
                 continue
             }
             let keyPath = path.isEmpty ? name : "\(path).\(name)"
-            var hint = Suggestions.didYouMean(name, in: known)
+            var hint = keys.suggestion(for: name)
             if hint.isEmpty, let elsewhere = PolicySchema.allPaths.first(where: {
                 $0 != keyPath && ($0 == name || $0.hasSuffix(".\(name)"))
             }) {
                 hint = " (did you mean \(q(elsewhere))? It belongs \(elsewhere.contains(".") ? "under \(elsewhere.split(separator: ".")[0])" : "at the top level").)"
             }
             if hint.isEmpty {
-                hint = "; expected one of: \(known.joined(separator: ", "))"
+                hint = "; expected one of: \(keys.list)"
             }
             report(keyPath, key, "unknown key\(hint)")
         }

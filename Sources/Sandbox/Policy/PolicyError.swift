@@ -1,3 +1,4 @@
+import HumanText
 /// One thing wrong in a policy file: where (the key path, and the line when known) and what
 /// was expected.
 ///

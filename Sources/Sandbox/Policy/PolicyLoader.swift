@@ -1,4 +1,5 @@
 import Foundation
+import HumanText
 import Yams
 
 /// Loads policy files (YAML) into validated `Policy` values.

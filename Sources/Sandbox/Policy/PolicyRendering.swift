@@ -1,3 +1,4 @@
+import HumanText
 extension Policy {
     /// The effective policy as YAML in the policy-file schema: every field, human units, keys in
     /// schema order. Promise: loading the text back (`PolicyLoader.load(yaml:name:file:)`, with
@@ -89,26 +90,7 @@ extension Policy {
     }
 
     /// A string in double quotes with YAML's escapes (also how messages quote a value).
-    static func doubleQuoted(_ s: String) -> String {
-        var out = "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if c.value < 0x20 || c.value == 0x7f || (c.value >= 0x80 && c.value < 0xa0) || c.value == 0x2028 || c.value == 0x2029 || c.value == 0xfeff {
-                    let hex = String(c.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
-                } else {
-                    out.unicodeScalars.append(c)
-                }
-            }
-        }
-        return out + "\""
-    }
+    static func doubleQuoted(_ s: String) -> String { Quoting.doubleQuoted(s) }
 }
 
 extension SeccompPolicy {

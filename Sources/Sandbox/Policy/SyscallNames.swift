@@ -1,5 +1,6 @@
 import CSandbox
 import Glibc
+import HumanText
 
 /// Names a policy's seccomp section may use: system calls (checked with libseccomp) and errno
 /// values for `action: errno`.

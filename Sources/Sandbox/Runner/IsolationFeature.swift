@@ -1,4 +1,5 @@
 import Glibc
+import HumanText
 
 /// A piece of isolation the sandbox takes from the host's kernel. Confine refuses to run
 /// without any of them unless an operator explicitly allows a weaker mode for that piece

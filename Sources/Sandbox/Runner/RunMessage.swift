@@ -59,11 +59,12 @@ final class RunMessage {
             for (i, r) in rlimits.enumerated() { slots[i] = cs_rlimit(resource: r.0, soft: r.1, hard: r.2) }
         }
 
-        // This sandbox's own ceilings on per-user kernel objects (its user namespace's); no
-        // namespaces at all (seccomp refuses them too: a second wall).
+        // This sandbox's own ceilings on per-user kernel objects (its user namespace's). Init
+        // forbids every kind of new namespace itself, before the run is known (seccomp refuses
+        // them too: a second wall).
         withUnsafeMutableBytes(of: &header.user_limits) { raw in
             let slots = raw.bindMemory(to: UInt64.self)
-            for i in 0..<slots.count { slots[i] = 0 }
+            for i in 0..<slots.count { slots[i] = UInt64.max }  // CS_USER_LIMIT_KEEP
             slots[Int(CS_USER_LIMIT_INOTIFY_INSTANCES.rawValue)] = UInt64(limits.inotifyInstances)
             slots[Int(CS_USER_LIMIT_INOTIFY_WATCHES.rawValue)] = UInt64(limits.inotifyWatches)
         }

@@ -45,9 +45,7 @@ final class RunSupervisor: @unchecked Sendable {
     }
 
     /// Why the supervisor killed the run, if it did.
-    private enum KillReason {
-        case wall, cpu, output, cancelled
-    }
+    private typealias KillReason = RunKill
 
     /// The parent's ends of a running program's descriptors.
     private struct Channels {
@@ -157,30 +155,19 @@ final class RunSupervisor: @unchecked Sendable {
 
         let cpuLimitNs = UInt64(limits.cpuTimeMs) * 1_000_000
         let cpuExceeded = cpuLimitNs > 0 && (cpuNs ?? 0) >= cpuLimitNs
+        result.verdict = RunVerdict.classify(RunEnding(
+            setupReported: observed.setupReport != nil, kill: observed.killReason, signal: result.signal,
+            cpuLimitReached: cpuExceeded, oomKills: result.oomKills, exitReported: observed.exitedReport != nil))
         if let setup = observed.setupReport {
             let stage = cs_stage(UInt32(setup.stage))
-            result.verdict = .setupFailed
             result.setupFailure = SetupFailure(
                 stage: String(cString: cs_stage_name(setup.stage)),
                 subject: stage == CS_STAGE_MOUNT ? plan.subject(mount: setup.index) : message.subject(stage: stage, index: setup.index),
                 errno: setup.err)
             result.exitCode = nil
             result.signal = nil
-        } else if observed.killReason == .cancelled {
-            result.verdict = .cancelled
-        } else if observed.killReason == .wall {
-            result.verdict = .wallTimeout
-        } else if observed.killReason == .cpu || result.signal == SIGXCPU || (result.signal == SIGKILL && cpuExceeded) {
-            result.verdict = .cpuTimeout
-        } else if result.oomKills > 0 {
-            result.verdict = .memoryLimit
-        } else if observed.killReason == .output {
-            result.verdict = .outputLimit
-        } else if result.signal != nil {
-            result.verdict = .signaled
-        } else if observed.exitedReport == nil {
+        } else if result.verdict == .setupFailed {
             // init died without a report: killed from outside, or the host refused something.
-            result.verdict = .setupFailed
             result.setupFailure = sendError.map { SetupFailure(stage: "send the run", errno: $0) }
                 ?? SetupFailure(stage: "sandbox init ended without a report", errno: 0)
         }

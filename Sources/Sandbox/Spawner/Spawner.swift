@@ -1,6 +1,7 @@
 import CSandbox
 import Foundation
 import Glibc
+import HumanText
 
 /// The small process every sandbox of a `Sandbox` is born from (`confine-spawner`, a C
 /// executable): started by exec, never as a fork of the grown server, it holds no secrets and

@@ -15,7 +15,8 @@
 
 int cs_receive_run(int sock);
 int cs_place_file(int i);
-int cs_apply_user_limits(int *index);
+int cs_write_user_limits(const uint64_t values[CS_USER_LIMIT_COUNT], int *index);
+extern const uint64_t cs_no_namespaces[CS_USER_LIMIT_COUNT];
 
 /* Maps stdin/stdout/stderr to 0/1/2, the report pipe to 3 and the control socket to 4 (both
  * close-on-exec), and closes everything else at once: a sandbox waiting for its run holds
@@ -64,6 +65,8 @@ int cs_init_main(void *arg) {
         cs_fail(rep, CS_STAGE_HOSTNAME, 0);
     if (c->loopback_up && cs_loopback_up() != 0) cs_fail(rep, CS_STAGE_LOOPBACK, 0);
     cs_prepare_root(c);
+    int limit = 0;
+    if (cs_write_user_limits(cs_no_namespaces, &limit) != 0) cs_fail(rep, CS_STAGE_USER_LIMIT, limit);
 
     /* Ready: everything above may have happened long before the run is known. */
     int received = cs_receive_run(ctl);
@@ -73,8 +76,7 @@ int cs_init_main(void *arg) {
         if (cs_place_file((int)i) != 0) cs_fail(rep, CS_STAGE_PLACE_FILE, (int)i);
     }
     cs_finish_root(c);
-    int limit = 0;
-    if (cs_apply_user_limits(&limit) != 0) cs_fail(rep, CS_STAGE_USER_LIMIT, limit);
+    if (cs_write_user_limits(cs_run.user_limits, &limit) != 0) cs_fail(rep, CS_STAGE_USER_LIMIT, limit);
 
     close(ctl);
     pid_t program = cs_start_program(c);

@@ -92,14 +92,15 @@ int cs_place_file(int i) {
     }
 }
 
-/* Writes the run's ceilings on per-user kernel objects into this user namespace's own
- * /proc/sys/user/ (init is root there, with every capability): they bound what the program
- * can hold of inotify instances and watches, and forbid new namespaces, for this sandbox
- * alone. Returns -1 with errno and *index set on failure. A ceiling the kernel does not have
- * (ENOENT: an older kernel) is skipped only when the value is 0 (nothing to allow). */
-int cs_apply_user_limits(int *index) {
+/* Writes ceilings on per-user kernel objects into this user namespace's own /proc/sys/user/
+ * (init is root there, with every capability): they bound what the program can hold of
+ * inotify instances and watches, and forbid new namespaces, for this sandbox alone.
+ * CS_USER_LIMIT_KEEP leaves one as it is. Returns -1 with errno and *index set on failure.
+ * A ceiling the kernel does not have (ENOENT: an older kernel) is skipped only when the
+ * value is 0 (nothing to allow). */
+int cs_write_user_limits(const uint64_t values[CS_USER_LIMIT_COUNT], int *index) {
     for (int i = 0; i < CS_USER_LIMIT_COUNT; i++) {
-        uint64_t v = cs_run.user_limits[i];
+        uint64_t v = values[i];
         if (v == CS_USER_LIMIT_KEEP) continue;
         if (cs_write_decimal(cs_user_limit_files[i], v) != 0) {
             if (errno == ENOENT && v == 0) continue;
@@ -109,3 +110,9 @@ int cs_apply_user_limits(int *index) {
     }
     return 0;
 }
+
+/* Before the run is known: no fanotify and no new namespaces of any kind, whatever the run. */
+const uint64_t cs_no_namespaces[CS_USER_LIMIT_COUNT] = {
+    [CS_USER_LIMIT_INOTIFY_INSTANCES] = CS_USER_LIMIT_KEEP,
+    [CS_USER_LIMIT_INOTIFY_WATCHES] = CS_USER_LIMIT_KEEP,
+};

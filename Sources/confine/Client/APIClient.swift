@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import Wire
 #endif
 
 /// The options every client verb takes: which server, with which token, and whether to print

@@ -1,4 +1,5 @@
 import Foundation
+import HumanText
 import Yams
 
 /// The client's settings file in the user's home: `$XDG_CONFIG_HOME/confine/config.yaml`, else
@@ -33,7 +34,9 @@ struct ClientConfigFile {
             switch key.string ?? "" {
             case "server": file.server = value.string
             case "token": file.token = value.string
-            default: throw .input("\(path): unknown key \"\(key.string ?? "")\"; keys are server, token")
+            default:
+                let name = key.string ?? "\(key)"
+                throw .input("\(path): " + KnownKeys(["server", "token"]).refusal(of: name, shown: "\"\(name)\""))
             }
         }
         if file.token != nil {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Wire
 
 /// `confine job …`: the jobs of a Confine server (`confine serve`), over its REST API.
 struct JobCommand: AsyncParsableCommand {

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import Wire
 #endif
 
 /// Follows an execution's output like `tail -f`: `GET /executions/{id}/output?follow=true`
@@ -224,12 +225,4 @@ private final class Connection: NSObject, URLSessionDataDelegate, @unchecked Sen
         if let eventID { lastEventID = eventID }
         progressed = true
     }
-}
-
-/// The `data` of an `output` event.
-struct WireOutputEvent: Decodable {
-    var stream: String
-    var offset: Int64
-    var encoding: String
-    var data: String
 }

@@ -1,10 +1,10 @@
-import API
 import ArgumentParser
 import Credentials
 import Domain
 import Foundation
-import Sandbox
+import HumanText
 import Store
+import Wire
 
 /// `confine token …`: API tokens, made, listed and revoked through the server (an admin token)
 /// or, for recovery (every admin token lost or revoked), directly on the database with
@@ -203,32 +203,6 @@ struct TokenCommand: AsyncParsableCommand {
             }
         }
     }
-}
-
-/// The body of `POST /tokens`.
-struct WireTokenBody: Encodable {
-    var name: String
-    var role: String
-    var tenant: String?
-    var policies: [String]?
-    var max_policy: String?
-    var max_active: Int?
-    var max_priority: Int?
-    var expires_in: String?
-}
-
-/// A token as the server answers it (`token` only at creation).
-struct WireToken: Decodable {
-    var id: Int64
-    var name: String
-    var role: String
-    var tenant: String
-    var max_policy: String?
-    var max_active: Int?
-    var expires_at: String?
-    var last_used_at: String?
-    var revoked_at: String?
-    var token: String?
 }
 
 /// Prints a note for people on stderr (stdout stays for what scripts capture).

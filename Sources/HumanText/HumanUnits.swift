@@ -28,6 +28,8 @@ public enum HumanUnits {
     public struct ParseError: Error, Equatable, Sendable, CustomStringConvertible {
         public var message: String
         public var description: String { message }
+
+        public init(message: String) { self.message = message }
     }
 
     /// What a size looks like, for messages.
@@ -174,14 +176,16 @@ public enum HumanUnits {
         hundredths % 10 == 0 ? "\(hundredths / 10)" : (hundredths < 10 ? "0\(hundredths)" : "\(hundredths)")
     }
 
-    static func trim(_ s: String) -> String {
+    /// `s` without the whitespace around it.
+    public static func trim(_ s: String) -> String {
         var sub = Substring(s)
         while let c = sub.first, c.isWhitespace { sub.removeFirst() }
         while let c = sub.last, c.isWhitespace { sub.removeLast() }
         return String(sub)
     }
 
-    static func quoted(_ s: String) -> String { Policy.doubleQuoted(s) }
+    /// `s` in double quotes with YAML's escapes, as messages show a value.
+    public static func quoted(_ s: String) -> String { Quoting.doubleQuoted(s) }
 }
 
 /// An unsigned decimal number read exactly: `12`, `1.5`, `.25`, `3.` (no sign, no exponent).

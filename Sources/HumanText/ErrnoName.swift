@@ -2,7 +2,8 @@ import Glibc
 
 /// Symbolic names of errno values, for messages operators can act on ("ENOENT (No such file or directory)").
 public enum ErrnoName {
-    static let names: [Int32: String] = [
+    /// The errno values with a common name, and their names.
+    public static let names: [Int32: String] = [
         EPERM: "EPERM", ENOENT: "ENOENT", ESRCH: "ESRCH", EINTR: "EINTR", EIO: "EIO", ENXIO: "ENXIO",
         E2BIG: "E2BIG", ENOEXEC: "ENOEXEC", EBADF: "EBADF", ECHILD: "ECHILD", EAGAIN: "EAGAIN",
         ENOMEM: "ENOMEM", EACCES: "EACCES", EFAULT: "EFAULT", EBUSY: "EBUSY", EEXIST: "EEXIST",
@@ -24,17 +25,4 @@ public enum ErrnoName {
     public static func value(of name: String) -> Int32? {
         names.first { $0.value == name }?.key
     }
-}
-
-/// Symbolic names of signals ("SIGKILL").
-public enum SignalName {
-    static let names: [Int32: String] = [
-        SIGHUP: "SIGHUP", SIGINT: "SIGINT", SIGQUIT: "SIGQUIT", SIGILL: "SIGILL", SIGTRAP: "SIGTRAP",
-        SIGABRT: "SIGABRT", SIGBUS: "SIGBUS", SIGFPE: "SIGFPE", SIGKILL: "SIGKILL", SIGUSR1: "SIGUSR1",
-        SIGSEGV: "SIGSEGV", SIGUSR2: "SIGUSR2", SIGPIPE: "SIGPIPE", SIGALRM: "SIGALRM", SIGTERM: "SIGTERM",
-        SIGCHLD: "SIGCHLD", SIGCONT: "SIGCONT", SIGSTOP: "SIGSTOP", SIGTSTP: "SIGTSTP", SIGXCPU: "SIGXCPU",
-        SIGXFSZ: "SIGXFSZ", SIGSYS: "SIGSYS",
-    ]
-
-    public static func name(_ sig: Int32) -> String { names[sig] ?? "signal \(sig)" }
 }

@@ -2,12 +2,15 @@ import Foundation
 import Glibc
 
 /// Another process's memory, read as root through /proc/PID/maps and /proc/PID/mem.
-struct ProcessMemory {
-    let pid: Int32
+public struct ProcessMemory: Sendable {
+    /// The process read.
+    public let pid: Int32
+
+    public init(pid: Int32) { self.pid = pid }
 
     /// For each needle, whether a readable mapping of the process holds it. Throws when the
     /// process cannot be read at all (gone, or not permitted). Blocks: see `holding`.
-    func find(_ needles: [[UInt8]]) throws -> [Bool] {
+    public func find(_ needles: [[UInt8]]) throws -> [Bool] {
         let maps = try String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)
         let fd = open("/proc/\(pid)/mem", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
@@ -46,7 +49,7 @@ struct ProcessMemory {
 
     /// `find`, on a thread of its own (a process's whole memory takes a while to read: never
     /// on the cooperative pool, whose few threads other tests' timers need). nil when unreadable.
-    static func holding(_ pid: Int32, _ needles: [[UInt8]]) async -> [Bool]? {
+    public static func holding(_ pid: Int32, _ needles: [[UInt8]]) async -> [Bool]? {
         await withCheckedContinuation { continuation in
             let thread = Thread { continuation.resume(returning: try? ProcessMemory(pid: pid).find(needles)) }
             thread.start()
@@ -65,12 +68,12 @@ struct ProcessMemory {
     }
 
     /// Children of `parent` that are the init (pid 1) of a pid namespace: sandboxes' inits.
-    static func sandboxInits(of parent: Int32) -> [Int32] {
+    public static func sandboxInits(of parent: Int32) -> [Int32] {
         children(of: parent).filter { $0.nspid.count >= 2 && $0.nspid.last == "1" }.map(\.pid)
     }
 
     /// Children of `parent` with their NSpid lists (one entry: in this pid namespace).
-    static func children(of parent: Int32) -> [(pid: Int32, nspid: [Substring])] {
+    public static func children(of parent: Int32) -> [(pid: Int32, nspid: [Substring])] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { Int32($0) }.compactMap { pid in
             guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
@@ -85,7 +88,7 @@ struct ProcessMemory {
     }
 
     /// A field of /proc/PID/status in kB ("VmRSS").
-    static func statusKB(_ pid: Int32, _ field: String) -> Int? {
+    public static func statusKB(_ pid: Int32, _ field: String) -> Int? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
         for line in status.split(separator: "\n") where line.hasPrefix(field + ":") {
             return Int(line.dropFirst(field.count + 1).split(whereSeparator: \.isWhitespace).first ?? "")

@@ -1,7 +1,8 @@
+import HumanText
 /// How a run ended, precisely: the first of these that applies wins, in this order:
 /// `setup_failed`, `cancelled`, `wall_timeout`, `cpu_timeout`, `memory_limit`, `output_limit`,
 /// then `signaled` or `exited`.
-public enum Verdict: String, Sendable, Codable, CaseIterable {
+public enum RunVerdict: String, Sendable, Codable, CaseIterable {
     /// The program exited by itself; see `exitCode`.
     case exited
     /// The program died of a signal it was not sent by a limit; see `signal`.
@@ -43,7 +44,7 @@ public struct SetupFailure: Sendable, Equatable, CustomStringConvertible {
 
 /// Everything known about one finished run.
 public struct RunResult: Sendable, Equatable {
-    public var verdict: Verdict
+    public var verdict: RunVerdict
     /// Exit code when the program exited (any verdict), nil when it was signaled or never ran.
     public var exitCode: Int32?
     /// The signal that ended the program, if any.
@@ -70,7 +71,7 @@ public struct RunResult: Sendable, Equatable {
     /// then the run sent to it). 0 when the sandbox could not be set up (`setup_failed`).
     public var launchMicros: Int64
 
-    public init(verdict: Verdict, exitCode: Int32? = nil, signal: Int32? = nil, wallMs: Int64 = 0,
+    public init(verdict: RunVerdict, exitCode: Int32? = nil, signal: Int32? = nil, wallMs: Int64 = 0,
                 cpuMs: Int64 = 0, memoryPeakBytes: UInt64? = nil, stdout: [UInt8] = [], stderr: [UInt8] = [],
                 stdoutBytes: UInt64 = 0, stderrBytes: UInt64 = 0, stdoutTruncated: Bool = false,
                 stderrTruncated: Bool = false, setupFailure: SetupFailure? = nil, oomKills: Int = 0,

@@ -1,5 +1,5 @@
 import Testing
-@testable import Sandbox
+@testable import HumanText
 
 @Suite("HumanUnits")
 struct UnitsTests {

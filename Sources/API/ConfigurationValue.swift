@@ -1,0 +1,131 @@
+import Foundation
+import HumanText
+import Sandbox
+
+/// One value of the server's configuration (a file's key or a CONFINE_* variable) read as what
+/// its key needs; every refusal names the file and the key (or the variable) and says what was
+/// expected and what came.
+struct ConfigurationValue {
+    /// The value as written.
+    let text: String
+    /// The file it came from; nil for the environment.
+    let file: String?
+    /// The key, or the environment variable, it was given by.
+    let key: String
+
+    /// The refusal of this value.
+    func failure(_ message: String) -> ConfigurationError { ConfigurationError(file: file, key: key, message: message) }
+
+    private var trimmed: String { text.trimmingCharacters(in: .whitespaces) }
+
+    /// `0` (a feature turned off).
+    var isZero: Bool { trimmed == "0" }
+
+    /// A whole number in `range`.
+    func count(_ range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+        guard let n = Int(trimmed), range.contains(n) else {
+            throw failure("expected a whole number from \(range.lowerBound) to \(range.upperBound), got \(HumanUnitsText.quoted(text))")
+        }
+        return n
+    }
+
+    /// A size (`64MiB`) from 1 byte to `max`.
+    func size(max: UInt64) throws(ConfigurationError) -> Int {
+        let n: UInt64
+        do { n = try HumanUnits.parseBytes(text) } catch { throw failure(error.message) }
+        guard n >= 1, n <= max else {
+            throw failure("expected a size from 1 byte to \(HumanUnits.formatBytes(max)), got \(HumanUnitsText.quoted(text))")
+        }
+        return Int(n)
+    }
+
+    /// A duration above zero (`10s`, `5m`, `30d`).
+    func duration() throws(ConfigurationError) -> Duration {
+        let ms: Int64
+        do { ms = try HumanUnitsText.milliseconds(text) } catch { throw failure(error.message + " (or days: 30d)") }
+        guard ms > 0 else { throw failure("expected a duration above zero, got \(HumanUnitsText.quoted(text))") }
+        return .milliseconds(ms)
+    }
+
+    /// `host:port` (`127.0.0.1:8000`, `[::1]:8000`; port 0 lets the kernel pick).
+    func hostAndPort() throws(ConfigurationError) -> (host: String, port: Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+              (0...65535).contains(port) else {
+            throw failure("expected host:port such as 127.0.0.1:8000, got \(HumanUnitsText.quoted(text))")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw failure("the host is missing; use 127.0.0.1:\(port) or 0.0.0.0:\(port)") }
+        return (host, port)
+    }
+
+    /// A path, not empty; `what` says which kind ("a file path").
+    func path(_ what: String) throws(ConfigurationError) -> String {
+        guard !text.isEmpty else { throw failure("expected \(what)") }
+        return text
+    }
+
+    /// An absolute path; `what` says which kind.
+    func absolutePath(_ what: String) throws(ConfigurationError) -> String {
+        guard text.hasPrefix("/") else { throw failure("expected \(what), got \(HumanUnitsText.quoted(text))") }
+        return text
+    }
+
+    /// The spawner's host uid: unprivileged, and not the uid sandboxed programs run as on the
+    /// host (`hostUID`), since the spawner owns their user namespaces.
+    func spawnerUID(hostUID: UInt32) throws(ConfigurationError) -> UInt32 {
+        let id = UInt32(try count(1...4_294_967_294))
+        guard id != hostUID else {
+            throw failure("must differ from the uid sandboxed programs run as on the host (\(hostUID)): the spawner owns their user namespaces")
+        }
+        return id
+    }
+
+    /// One of `choices`, as written.
+    func choice(_ choices: [String], wording: String? = nil) throws(ConfigurationError) -> String {
+        guard choices.contains(text) else {
+            throw failure("expected \(wording ?? "one of " + choices.joined(separator: ", ")), got \(HumanUnitsText.quoted(text))")
+        }
+        return text
+    }
+
+    /// `cgroups, seccomp`: isolation the host may lack (never the user namespaces).
+    func waivableIsolation() throws(ConfigurationError) -> Set<IsolationFeature> {
+        var allowed: Set<IsolationFeature> = []
+        for name in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+            guard let feature = IsolationFeature(rawValue: name) else {
+                let names = IsolationFeature.allCases.filter(\.canBeWaived).map(\.rawValue)
+                throw failure("unknown \(HumanUnitsText.quoted(name))\(Suggestions.didYouMean(name, in: names)); "
+                              + "the isolation that may be allowed missing is \(names.joined(separator: ", "))")
+            }
+            guard feature.canBeWaived else {
+                throw failure("\(name) cannot be allowed missing: \(feature.consequence); only cgroups and seccomp can")
+            }
+            allowed.insert(feature)
+        }
+        return allowed
+    }
+
+    /// `ready, docs, openapi, metrics`: the route switches made public.
+    func routeSwitches() throws(ConfigurationError) -> Set<String> {
+        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        for name in names where !AccessRule.switches.contains(name) {
+            throw failure("unknown route switch \(HumanUnitsText.quoted(name))\(Suggestions.didYouMean(name, in: AccessRule.switches)); "
+                          + "expected any of \(AccessRule.switches.joined(separator: ", ")) (/health is always open)")
+        }
+        return Set(names)
+    }
+
+    /// The base64 of a 32-byte key.
+    func secretsKey() throws(ConfigurationError) -> String {
+        guard let key = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)), key.count == 32 else {
+            throw failure("expected the base64 of 32 bytes (make one with: head -c 32 /dev/urandom | base64)")
+        }
+        return text
+    }
+}
+
+extension Duration {
+    /// As seconds, with their fraction.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

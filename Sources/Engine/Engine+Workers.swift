@@ -1,0 +1,67 @@
+import Domain
+import Foundation
+import Logging
+import Store
+
+// The worker loop: each worker claims the next execution the store allows and runs it to its
+// end; workers sleep until woken (a submission, a finished run, the periodic tick).
+
+extension Engine {
+    /// Wakes every worker to look for work.
+    func wakeWorkers() {
+        for wakeUp in state.withLock({ $0.wakeUps }) { wakeUp.yield() }
+    }
+
+    /// One worker: claims and runs executions until the engine drains; sleeps until woken.
+    func work(index: Int, wakeUps: AsyncStream<Void>) async {
+        var wakeUp = wakeUps.makeAsyncIterator()
+        while !state.withLock({ $0.draining }) {
+            let claimed: Execution?
+            do {
+                claimed = try await store.claimNext(worker: configuration.workerName,
+                                                    leaseUntil: Date() + configuration.leaseDuration.seconds, now: Date())
+            } catch {
+                configuration.logger.warning("claiming failed: \(error)", metadata: ["worker": "\(index)"])
+                claimed = nil
+            }
+            if let claimed {
+                metrics.workersBusy.increment()
+                await run(claimed)
+                metrics.workersBusy.decrement()
+            } else if await wakeUp.next() == nil {
+                return
+            }
+        }
+    }
+
+    /// Runs one claimed execution to its end and stores the outcome.
+    func run(_ execution: Execution) async {
+        let (flushRequests, requestFlush) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let live = LiveOutput(executionID: execution.id, caps: outputCaps(of: execution),
+                              flushBytes: configuration.outputFlushBytes, onBacklog: { requestFlush.yield() })
+        state.withLock { $0.live[execution.id] = live }
+        defer {
+            state.withLock { s in
+                _ = s.live.removeValue(forKey: execution.id)
+                s.diskFullWarned.remove(execution.id)
+            }
+            live.end()
+        }
+        var outcome = await runInSandbox(execution, live: live, flushRequests: flushRequests, requestFlush: requestFlush)
+        // What the store does not have yet goes with the outcome.
+        if let rest = live.unstored() {
+            (outcome.stdout, outcome.stderr) = (rest.stdout, rest.stderr)
+            (outcome.stdoutOffset, outcome.stderrOffset) = (rest.from.stdout, rest.from.stderr)
+        } else {
+            let captured = live.captured
+            (outcome.stdoutOffset, outcome.stderrOffset) = (captured.stdout, captured.stderr)
+        }
+        guard let stored = await storeEnd(outcome, of: execution) else { return }
+        var details = Self.metadata(execution)
+        details["status"] = "\(stored.status.rawValue)"
+        details["verdict"] = "\(stored.verdict.rawValue)"
+        if let code = stored.exitCode { details["exit_code"] = "\(code)" }
+        details["wall_ms"] = "\(stored.usage.wallMs)"
+        configuration.logger.info("execution finished", metadata: details)
+    }
+}

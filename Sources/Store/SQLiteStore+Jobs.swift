@@ -1,0 +1,109 @@
+import Domain
+import Foundation
+import GRDB
+
+// Jobs: created, read by id and name, listed by type and tenant, updated, deleted (never while
+// one of their executions is PENDING or RUNNING).
+
+extension SQLiteStore {
+    public func createJob(_ job: NewJob) async throws -> Job {
+        try await write { db in
+            try self.admitNewData()
+            let now = Millis.now
+            do {
+                try db.execute(sql: """
+                    INSERT INTO job (name, script_type, script_content, policy, limits, concurrency, arguments, environment,
+                                     secret_environment, tenant, created_by, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [job.name, job.scriptType.rawValue, job.scriptContent, job.policy, JSONText.encode(job.limits),
+                                     job.concurrency.rawValue, JSONText.encode(job.arguments), JSONText.encode(job.environment),
+                                     JSONText.encode(job.secretEnvironment), job.tenant ?? "", job.createdBy, now, now])
+            } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+                throw StoreError.conflict("a job named \(job.name) already exists")
+            }
+            return try Self.fetchJob(db, id: db.lastInsertedRowID)!
+        }
+    }
+
+    public func job(id: Int64) async throws -> Job? {
+        try await read { db in try Self.fetchJob(db, id: id) }
+    }
+
+    public func job(named name: String) async throws -> Job? {
+        try await read { db in
+            try Row.fetchOne(db, sql: Records.jobSelect + " WHERE name = ?", arguments: [name]).map(Records.job)
+        }
+    }
+
+    public func jobs(named name: String) async throws -> [Job] {
+        try await read { db in
+            try Row.fetchAll(db, sql: Records.jobSelect + " WHERE name = ? ORDER BY id", arguments: [name]).map(Records.job)
+        }
+    }
+
+    public func jobs(scriptType: ScriptType?, tenant: String?) async throws -> [Job] {
+        var conditions = Conditions()
+        conditions.add("script_type = ?", scriptType?.rawValue)
+        conditions.add("tenant = ?", tenant)
+        let sql = Records.jobSelect + conditions.sql + " ORDER BY id", arguments = conditions.arguments
+        return try await read { db in try Row.fetchAll(db, sql: sql, arguments: arguments).map(Records.job) }
+    }
+
+    public func jobs(scriptType: ScriptType?, tenant: String?, afterID: Int64?, limit: Int) async throws -> [Job] {
+        var conditions = Conditions()
+        conditions.add("script_type = ?", scriptType?.rawValue)
+        conditions.add("tenant = ?", tenant)
+        conditions.add("id > ?", afterID)
+        let sql = Records.jobSelect + conditions.sql + " ORDER BY id LIMIT \(max(1, limit))", arguments = conditions.arguments
+        return try await read { db in try Row.fetchAll(db, sql: sql, arguments: arguments).map(Records.job) }
+    }
+
+    public func jobIDs(scriptType: ScriptType?, tenant: String?, afterID: Int64?, limit: Int) async throws -> [Int64] {
+        var conditions = Conditions()
+        conditions.add("script_type = ?", scriptType?.rawValue)
+        conditions.add("tenant = ?", tenant)
+        conditions.add("id > ?", afterID)
+        let sql = "SELECT id FROM job" + conditions.sql + " ORDER BY id LIMIT \(max(1, limit))", arguments = conditions.arguments
+        return try await read { db in try Int64.fetchAll(db, sql: sql, arguments: arguments) }
+    }
+
+    public func updateJob(id: Int64, _ patch: JobPatch) async throws -> Job {
+        try await write { db in
+            try self.admitNewData()
+            guard var job = try Self.fetchJob(db, id: id) else { throw StoreError.notFound("job \(id)") }
+            if let v = patch.name { job.name = v }
+            if let v = patch.scriptType { job.scriptType = v }
+            if let v = patch.scriptContent { job.scriptContent = v }
+            if let v = patch.policy { job.policy = v }
+            if let v = patch.limits { job.limits = v }
+            if let v = patch.concurrency { job.concurrency = v }
+            if let v = patch.arguments { job.arguments = v }
+            if let v = patch.environment { job.environment = v }
+            if let v = patch.secretEnvironment { job.secretEnvironment = v }
+            do {
+                try db.execute(sql: """
+                    UPDATE job SET name = ?, script_type = ?, script_content = ?, policy = ?, limits = ?, concurrency = ?,
+                    arguments = ?, environment = ?, secret_environment = ?, updated_at = ? WHERE id = ?
+                    """, arguments: [job.name, job.scriptType.rawValue, job.scriptContent, job.policy, JSONText.encode(job.limits),
+                                     job.concurrency.rawValue, JSONText.encode(job.arguments), JSONText.encode(job.environment),
+                                     JSONText.encode(job.secretEnvironment), Millis.now, id])
+            } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+                throw StoreError.conflict("a job named \(job.name) already exists")
+            }
+            return try Self.fetchJob(db, id: id)!
+        }
+    }
+
+    public func deleteJob(id: Int64) async throws {
+        try await write { db in
+            guard let job = try Self.fetchJob(db, id: id) else { throw StoreError.notFound("job \(id)") }
+            if let active = try Self.activeExecution(db, jobID: id) {
+                throw StoreError.conflict("""
+                    job \(job.name) (\(id)) has execution \(active) pending or running; cancel it or let it end before \
+                    deleting the job
+                    """)
+            }
+            try db.execute(sql: "DELETE FROM job WHERE id = ?", arguments: [id])
+        }
+    }
+}

@@ -1,0 +1,36 @@
+import Foundation
+
+// Output while an execution runs (appended in pieces) and read back by slices (followers).
+
+extension SQLiteStore {
+    public func appendOutput(executionID: Int64, stdout: Data, stdoutOffset: Int64, stderr: Data, stderrOffset: Int64,
+                             stdoutBytes: Int64, stderrBytes: Int64) async throws {
+        try await write { db in
+            try self.admitNewData()
+            try db.execute(sql: "UPDATE execution SET stdout_bytes = ?, stderr_bytes = ? WHERE id = ? AND status = 'RUNNING'",
+                           arguments: [stdoutBytes, stderrBytes, executionID])
+            if db.changesCount == 0 { try Self.requireStatus(db, executionID, .running, to: "given more output") }
+            try OutputPieces.append(db, executionID, .stdout, stdout, at: stdoutOffset)
+            try OutputPieces.append(db, executionID, .stderr, stderr, at: stderrOffset)
+        }
+    }
+
+    public func output(executionID: Int64, stdoutFrom: Int64, stderrFrom: Int64, limit: Int) async throws -> OutputSlice? {
+        try await read { db in
+            guard let execution = try Self.fetchExecution(db, id: executionID, withOutput: false) else { return nil }
+            let storedStdout = try OutputPieces.end(db, executionID, .stdout)
+            let storedStderr = try OutputPieces.end(db, executionID, .stderr)
+            // Both streams get half of the limit; what one does not need goes to the other.
+            let limit = max(0, limit)
+            let stdoutLeft = max(0, storedStdout - stdoutFrom), stderrLeft = max(0, storedStderr - stderrFrom)
+            let stderrShare = Int(min(stderrLeft, Int64(limit / 2)))
+            let stdoutTake = Int(min(stdoutLeft, Int64(limit - stderrShare)))
+            let stderrTake = Int(min(stderrLeft, Int64(limit - stdoutTake)))
+            return OutputSlice(
+                execution: execution,
+                stdout: try OutputPieces.read(db, executionID, .stdout, from: stdoutFrom, limit: stdoutTake),
+                stderr: try OutputPieces.read(db, executionID, .stderr, from: stderrFrom, limit: stderrTake),
+                storedStdout: storedStdout, storedStderr: storedStderr)
+        }
+    }
+}

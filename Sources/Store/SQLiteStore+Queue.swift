@@ -1,0 +1,212 @@
+import Domain
+import Foundation
+import GRDB
+
+// The persistent queue and the lifecycle of executions: enqueued (quotas and concurrency rules
+// checked in the same transaction), claimed with a lease, renewed, finished, cancelled,
+// interrupted after a crash; and the queue's depth.
+
+extension SQLiteStore {
+    public func enqueue(_ new: NewExecution, queueLimit: Int) async throws -> Execution {
+        try await write { db in
+            try self.admitNewData()
+            guard let job = try Self.fetchJob(db, id: new.jobID) else { throw StoreError.notFound("job \(new.jobID)") }
+            if new.concurrency == .forbid, let active = try Self.activeExecution(db, jobID: new.jobID) {
+                throw StoreError.conflict("""
+                    job \(job.name) (\(job.id)) already has execution \(active) pending or running, and its concurrency \
+                    rule is forbid
+                    """)
+            }
+            if let submitter = new.submittedBy, let maxActive = new.maxActive {
+                let active = try Int.fetchOne(db, sql: """
+                    SELECT COUNT(*) FROM execution WHERE submitted_by = ? AND status IN ('PENDING', 'RUNNING')
+                    """, arguments: [submitter]) ?? 0
+                if active >= maxActive { throw StoreError.quotaExceeded(limit: maxActive) }
+            }
+            let pending = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM execution WHERE status = 'PENDING'") ?? 0
+            if pending >= queueLimit { throw StoreError.queueFull(limit: queueLimit) }
+            try db.execute(sql: """
+                INSERT INTO execution (job_id, status, script_type, script_snapshot, policy_name, policy_snapshot, concurrency,
+                                       arguments, environment, stdin, priority, created_at, secret_environment, tenant,
+                                       submitted_by, weaker_isolation)
+                VALUES (?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [new.jobID, new.scriptType.rawValue, new.scriptSnapshot, new.policyName, new.policySnapshot,
+                                 new.concurrency.rawValue, JSONText.encode(new.arguments), JSONText.encode(new.environment), new.stdin,
+                                 new.priority, Millis.of(new.createdAt), JSONText.encode(new.secretEnvironment), job.tenant ?? "",
+                                 new.submittedBy, JSONText.encode(new.weakerIsolation)])
+            return try Self.fetchExecution(db, id: db.lastInsertedRowID)!
+        }
+    }
+
+    /// The RUNNING execution whose lease expired first (before the argument).
+    static let expiredLeaseSQL = """
+        SELECT id FROM execution WHERE status = 'RUNNING' AND lease_deadline < ? ORDER BY lease_deadline, id LIMIT 1
+        """
+
+    /// The next runnable PENDING execution: highest priority, then oldest; a `queue` job's
+    /// execution waits while another execution of the same job runs.
+    static let nextPendingSQL = """
+        SELECT e.id FROM execution e
+        WHERE e.status = 'PENDING'
+          AND (e.concurrency != 'queue' OR NOT EXISTS
+               (SELECT 1 FROM execution r WHERE r.job_id = e.job_id AND r.status = 'RUNNING'))
+        ORDER BY e.priority DESC, e.id LIMIT 1
+        """
+
+    /// The oldest runnable PENDING execution at one priority whose tenant is not among
+    /// `excluded` of them (one `?` each, after the priority's).
+    static func nextPendingOfOtherTenantsSQL(excluded: Int) -> String {
+        """
+        SELECT e.id FROM execution e
+        WHERE e.status = 'PENDING' AND e.priority = ?
+          AND e.tenant NOT IN (\(Array(repeating: "?", count: max(1, excluded)).joined(separator: ", ")))
+          AND (e.concurrency != 'queue' OR NOT EXISTS
+               (SELECT 1 FROM execution r WHERE r.job_id = e.job_id AND r.status = 'RUNNING'))
+        ORDER BY e.priority DESC, e.id LIMIT 1
+        """
+    }
+
+    /// The execution to claim: the first runnable one (highest priority, then oldest), unless
+    /// a tenant with fewer RUNNING executions has one runnable at the same priority — then the
+    /// oldest of the tenant with the fewest. One tenant with a thousand queued executions thus
+    /// does not stall another tenant's single one: the workers are shared fairly.
+    static func nextFairPending(_ db: Database) throws -> Int64? {
+        guard let first = try Row.fetchOne(db, sql: """
+            SELECT id, priority, tenant FROM execution WHERE id = (\(nextPendingSQL))
+            """) else { return nil }
+        let id: Int64 = first[0], priority: Int = first[1], tenant: String = first[2]
+        var running: [String: Int] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT tenant, COUNT(*) FROM execution WHERE status = 'RUNNING' GROUP BY tenant") {
+            running[row[0]] = row[1]
+        }
+        let mine = running[tenant, default: 0]
+        guard mine > 0 else { return id }
+        // Tenants with fewer running than the first's, the fewest first: at each level, the
+        // tenants with more running (and the first's) are left out.
+        for level in Set(running.values.filter { $0 < mine } + [0]).sorted() {
+            let excluded = running.filter { $0.value > level }.map(\.key) + [tenant]
+            let arguments = StatementArguments([priority]) + StatementArguments(excluded)
+            if let other = try Int64.fetchOne(db, sql: nextPendingOfOtherTenantsSQL(excluded: excluded.count), arguments: arguments) {
+                return other
+            }
+        }
+        return id
+    }
+
+    public func claimNext(worker: String, leaseUntil: Date, now: Date) async throws -> Execution? {
+        try await write { db in
+            // No new work while the disk is full: its output would have nowhere to go.
+            guard self.reserve.admits() else { return nil }
+            let nowMs = Millis.of(now), leaseMs = Millis.of(leaseUntil)
+            // A lease that expired: its worker is gone. Take the execution over; the new worker
+            // runs the script from its start, so the dead run's partial output goes.
+            if let expired = try Int64.fetchOne(db, sql: Self.expiredLeaseSQL, arguments: [nowMs]) {
+                try db.execute(sql: """
+                    UPDATE execution SET worker = ?, lease_deadline = ?, takeovers = takeovers + 1,
+                      stdout_bytes = 0, stderr_bytes = 0, stdout_truncated = 0, stderr_truncated = 0
+                    WHERE id = ? AND status = 'RUNNING' AND lease_deadline < ?
+                    """, arguments: [worker, leaseMs, expired, nowMs])
+                guard db.changesCount == 1 else { throw StoreError.unavailable("execution \(expired) changed during its take-over") }
+                try OutputPieces.clear(db, expired)
+                return try Self.fetchExecution(db, id: expired)
+            }
+            guard let id = try Self.nextFairPending(db) else { return nil }
+            try db.execute(sql: """
+                UPDATE execution SET status = 'RUNNING', started_at = ?, worker = ?, lease_deadline = ?
+                WHERE id = ? AND status = 'PENDING'
+                """, arguments: [nowMs, worker, leaseMs, id])
+            guard db.changesCount == 1 else { throw StoreError.unavailable("execution \(id) changed while it was claimed") }
+            return try Self.fetchExecution(db, id: id)
+        }
+    }
+
+    public func renewLease(executionID: Int64, worker: String, until: Date) async throws {
+        try await write { db in
+            try db.execute(sql: "UPDATE execution SET lease_deadline = ? WHERE id = ? AND status = 'RUNNING' AND worker = ?",
+                           arguments: [Millis.of(until), executionID, worker])
+            if db.changesCount == 0 { throw StoreError.notFound("running execution \(executionID) of worker \(worker)") }
+        }
+    }
+
+    public func finish(executionID: Int64, _ outcome: ExecutionOutcome) async throws -> Execution {
+        try await write { db in
+            try db.execute(sql: """
+                UPDATE execution SET status = ?, verdict = ?, exit_code = ?, signal = ?, reason = ?,
+                  stdout_bytes = ?, stderr_bytes = ?, stdout_truncated = ?, stderr_truncated = ?, wall_ms = ?, cpu_ms = ?,
+                  memory_peak_bytes = ?, finished_at = ?, lease_deadline = NULL, weaker_isolation = ?
+                WHERE id = ? AND status = 'RUNNING'
+                """, arguments: [outcome.status.rawValue, outcome.verdict.rawValue, outcome.exitCode, outcome.signal,
+                                 outcome.reason, outcome.stdoutBytes, outcome.stderrBytes,
+                                 outcome.stdoutTruncated, outcome.stderrTruncated, outcome.usage.wallMs, outcome.usage.cpuMs,
+                                 outcome.usage.memoryPeakBytes, Millis.of(outcome.finishedAt),
+                                 JSONText.encode(outcome.weakerIsolation), executionID])
+            if db.changesCount == 0 { try Self.requireStatus(db, executionID, .running, to: outcome.status.rawValue) }
+            if outcome.keepsStoredOutput {
+                // The disk had no room for the rest: the output stored while it ran stays, and a
+                // stream is marked truncated when less was kept than was written.
+                for (stream, column, written) in [(OutputPieces.Stream.stdout, "stdout_truncated", outcome.stdoutBytes),
+                                                  (.stderr, "stderr_truncated", outcome.stderrBytes)]
+                where try OutputPieces.end(db, executionID, stream) < written {
+                    try db.execute(sql: "UPDATE execution SET \(column) = 1 WHERE id = ?", arguments: [executionID])
+                }
+            } else {
+                try OutputPieces.replace(db, executionID, .stdout, from: outcome.stdoutOffset, with: outcome.stdout)
+                try OutputPieces.replace(db, executionID, .stderr, from: outcome.stderrOffset, with: outcome.stderr)
+            }
+            return try Self.fetchExecution(db, id: executionID, withOutput: false)!
+        }
+    }
+
+    public func cancel(executionID: Int64, now: Date) async throws -> Execution {
+        try await write { db in
+            guard let current = try Self.fetchExecution(db, id: executionID) else {
+                throw StoreError.notFound("execution \(executionID)")
+            }
+            switch current.status {
+            case .pending:
+                try db.execute(sql: """
+                    UPDATE execution SET status = 'CANCELLED', verdict = 'cancelled', reason = 'cancelled before it started',
+                      finished_at = ?
+                    WHERE id = ? AND status = 'PENDING'
+                    """, arguments: [Millis.of(now), executionID])
+            case .running:
+                try db.execute(sql: "UPDATE execution SET cancel_requested = 1 WHERE id = ? AND status = 'RUNNING'",
+                               arguments: [executionID])
+            case .success, .failed, .cancelled, .timedOut:
+                throw StoreError.invalidTransition(executionID: executionID, from: current.status,
+                                                   to: ExecutionStatus.cancelled.rawValue)
+            }
+            return try Self.fetchExecution(db, id: executionID)!
+        }
+    }
+
+    public func isCancelRequested(executionID: Int64) async throws -> Bool {
+        try await read { db in
+            try Bool.fetchOne(db, sql: "SELECT cancel_requested FROM execution WHERE id = ?", arguments: [executionID]) ?? false
+        }
+    }
+
+    public func interruptRunning(worker: String?, reason: String, now: Date) async throws -> [Execution] {
+        try await write { db in
+            let ids: [Int64]
+            if let worker {
+                ids = try Int64.fetchAll(db, sql: "SELECT id FROM execution WHERE status = 'RUNNING' AND worker = ? ORDER BY id",
+                                         arguments: [worker])
+            } else {
+                ids = try Int64.fetchAll(db, sql: "SELECT id FROM execution WHERE status = 'RUNNING' ORDER BY id")
+            }
+            for id in ids {
+                try db.execute(sql: """
+                    UPDATE execution SET status = 'FAILED', verdict = 'interrupted', reason = ?, finished_at = ?,
+                      lease_deadline = NULL
+                    WHERE id = ? AND status = 'RUNNING'
+                    """, arguments: [reason, Millis.of(now), id])
+            }
+            return try ids.compactMap { try Self.fetchExecution(db, id: $0) }
+        }
+    }
+
+    public func pendingCount() async throws -> Int {
+        try await read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM execution WHERE status = 'PENDING'") ?? 0 }
+    }
+}

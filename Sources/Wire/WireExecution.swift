@@ -1,0 +1,107 @@
+/// An execution as the server answers it: `Execution` (`GET /executions/{id}`), `RunExecution`
+/// (a run with `wait`, which adds `execution_id`) and `ExecutionSummary` (listings and the
+/// `end` event of a followed output, without the output members). Confine's extras are optional
+/// so that a client still reads a server that lacks some of them.
+public struct WireExecution: Codable, Sendable, Equatable {
+    /// Only in the answer of a run with `wait` (= `id`).
+    public var execution_id: Int64?
+    public var id: Int64
+    public var job_id: Int64
+    public var status: String
+    public var stdout: String?
+    public var stderr: String?
+    public var exit_code: Int32?
+    public var created_at: String
+    public var finished_at: String?
+    public var started_at: String?
+    public var verdict: String?
+    public var signal: Int32?
+    public var signal_name: String?
+    public var reason: String?
+    public var script_type: String?
+    public var policy: String?
+    public var arguments: [String]?
+    public var priority: Int?
+    public var tenant: String?
+    public var submitted_by: Int64?
+    public var stdout_encoding: String?
+    public var stderr_encoding: String?
+    public var stdout_invalid_utf8: Bool?
+    public var stderr_invalid_utf8: Bool?
+    public var stdout_bytes: Int64?
+    public var stderr_bytes: Int64?
+    public var stdout_truncated: Bool?
+    public var stderr_truncated: Bool?
+    public var usage: WireUsage?
+    public var worker: String?
+    public var cancel_requested: Bool?
+    public var weaker_isolation: [String]?
+
+    /// Whether the execution has ended (every status but PENDING and RUNNING).
+    public var isFinal: Bool { status != "PENDING" && status != "RUNNING" }
+}
+
+/// What a run used (`Usage`).
+public struct WireUsage: Codable, Sendable, Equatable {
+    public var wall_ms: Int64?
+    public var cpu_ms: Int64?
+    public var memory_peak_bytes: Int64?
+}
+
+/// One page of `GET /executions` (`ExecutionPage`).
+public struct WireExecutionPage: Codable, Sendable, Equatable {
+    public var executions: [WireExecution]
+    public var next_cursor: String?
+}
+
+/// The body of `POST /executions/{job_id}/run` (`RunRequest`): members left nil are not sent.
+public struct WireRunRequest: Codable, Sendable, Equatable {
+    public var stdin: String?
+    public var stdin_base64: String?
+    public var arguments: [String]?
+    public var environment: [String: String]?
+    public var limits: [String: String]?
+    public var priority: Int?
+    public var wait: Bool?
+    public var wait_timeout: Double?
+
+    public init(stdin: String? = nil, stdin_base64: String? = nil, arguments: [String]? = nil,
+                environment: [String: String]? = nil, limits: [String: String]? = nil, priority: Int? = nil,
+                wait: Bool? = nil, wait_timeout: Double? = nil) {
+        self.stdin = stdin
+        self.stdin_base64 = stdin_base64
+        self.arguments = arguments
+        self.environment = environment
+        self.limits = limits
+        self.priority = priority
+        self.wait = wait
+        self.wait_timeout = wait_timeout
+    }
+}
+
+/// The answer of a run request without `wait` (`RunAccepted`), and the id member of one with it.
+public struct WireRunAccepted: Codable, Sendable, Equatable {
+    public var execution_id: Int64
+    public var status: String
+}
+
+/// The `data` of an `output` event of a followed output (`FollowOutputData`).
+public struct WireOutputEvent: Codable, Sendable, Equatable {
+    public var stream: String
+    public var offset: Int64
+    public var encoding: String
+    public var data: String
+}
+
+/// The `data` of a `capped` event (`FollowCappedData`).
+public struct WireCappedEvent: Codable, Sendable, Equatable {
+    public var stream: String
+    public var limit_bytes: Int64
+    public var detail: String
+}
+
+/// The `data` of a `deleted` event (`FollowDeletedData`).
+public struct WireDeletedEvent: Codable, Sendable, Equatable {
+    public var execution_id: Int64
+    public var detail: String
+}
