@@ -74,10 +74,12 @@ public struct APIServer: Sendable {
     public func application(logger: Logger, onBound: (@Sendable (Int) -> Void)? = nil)
         -> some ApplicationProtocol {
         let requestTimeout = TimeAmount(configuration.requestTimeout)
+        let maximum = configuration.maxConnections ?? ConnectionLimiter.defaultMaximum()
+        let limiter = ConnectionLimiter(maximum: maximum, perClient: configuration.maxConnectionsPerClient ?? max(16, maximum / 4))
         var app = Application(
             router: router(),
             server: .http1(configuration: .init(
-                additionalChannelHandlers: [RequestDeadlineHandler(timeout: requestTimeout)],
+                additionalChannelHandlers: [ConnectionLimitHandler(limiter: limiter), RequestDeadlineHandler(timeout: requestTimeout)],
                 idleTimeout: TimeAmount(configuration.idleTimeout))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Confine"),
             onServerRunning: { channel in

@@ -18,8 +18,9 @@ struct Caller: Sendable {
     var role: Role { token.role }
 
     /// Whether this caller may see an object of `tenant` (nil: made before tokens existed,
-    /// seen by operators and admins only).
-    func sees(tenant: String?) -> Bool { role.seesAll || tenant == token.tenant }
+    /// seen by operators and admins only). Tenants are compared byte for byte, as SQL compares
+    /// them in listings (`ExactName`), never with `String`'s canonical equivalence.
+    func sees(tenant: String?) -> Bool { role.seesAll || ExactName.same(tenant, token.tenant) }
 
     /// The tenant listings are limited to: nil (all) for operators and admins.
     var scope: String? { role.seesAll ? nil : token.tenant }

@@ -11,6 +11,9 @@ import Wire
 struct AccessRoutes {
     let server: APIServer
 
+    /// A token name's and a tenant's limits: characters, and UTF-8 bytes.
+    static let nameCharacters = 100, nameBytes = 400
+
     /// The members of a token's body (`TokenCreate`), as the wire type declares them.
     static let createFields = WireTokenBody.wireNames
 
@@ -67,6 +70,8 @@ struct AccessRoutes {
             ("policies", JSON.optional(token.policies) { .array($0.map(JSON.string)) }),
             ("max_policy", JSON.optional(token.maxPolicy, JSON.string)),
             ("max_active", JSON.optional(token.maxActive) { .int($0) }),
+            ("max_priority", JSON.optional(token.maxPriority) { .int($0) }),
+            ("priority_ceiling", .int(token.priorityCeiling)),
             ("created_at", Representations.date(token.createdAt)),
             ("expires_at", Representations.date(token.expiresAt)),
             ("last_used_at", Representations.date(token.lastUsedAt)),
@@ -97,8 +102,8 @@ struct AccessRoutes {
     func newToken(_ json: JSON) throws(Problem) -> NewAccessToken {
         let body = try BodyReader(json, allowed: Self.createFields)
         let name = try body.requiredString("name")
-        guard !name.isEmpty, name.count <= 100, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw .validation("name", "name must be 1 to 100 characters without control characters")
+        if let problem = ExactName.problem(name, field: "name", characters: Self.nameCharacters, bytes: Self.nameBytes) {
+            throw .validation("name", problem)
         }
         let roleText = try body.requiredString("role")
         guard let role = Role(rawValue: roleText) else {
@@ -106,8 +111,11 @@ struct AccessRoutes {
             throw .validation("role", "role: expected one of \(names.joined(separator: ", ")), got \"\(roleText)\""
                               + Suggestions.didYouMean(roleText, in: names))
         }
+        // Kept verbatim and compared byte for byte (`ExactName`).
         let tenant = try body.string("tenant") ?? name
-        guard !tenant.isEmpty, tenant.count <= 100 else { throw .validation("tenant", "tenant must be 1 to 100 characters") }
+        if let problem = ExactName.problem(tenant, field: "tenant", characters: Self.nameCharacters, bytes: Self.nameBytes) {
+            throw .validation("tenant", problem)
+        }
         let known = server.engine.policies.names
         let policies = try body.strings("policies")
         for (i, policy) in (policies ?? []).enumerated() where !known.contains(policy) {
@@ -120,6 +128,7 @@ struct AccessRoutes {
                               + "policies are \(known.joined(separator: ", "))")
         }
         let maxActive = try body.integer("max_active", in: 1...1_000_000)
+        let maxPriority = try body.integer("max_priority", in: -100...100)
         var expiresAt: Date?
         if let text = try body.string("expires_in") {
             let ms: Int64
@@ -138,7 +147,7 @@ struct AccessRoutes {
             expiresAt = date
         }
         return NewAccessToken(name: name, role: role, tenant: tenant, digest: Data(), policies: policies, maxPolicy: maxPolicy,
-                              maxActive: maxActive, expiresAt: expiresAt, createdAt: Date())
+                              maxActive: maxActive, expiresAt: expiresAt, createdAt: Date(), maxPriority: maxPriority)
     }
 
     func auditQuery(_ parameters: Parameters) throws(Problem) -> AuditQuery {

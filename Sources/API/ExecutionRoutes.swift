@@ -27,25 +27,18 @@ struct ExecutionRoutes {
         }
         table.on(.get, "/executions/{id}", .role(.viewer)) { request, path in
             let execution = try await execution(server.id(path, "id"))
-            return APIServer.respond(Representations.execution(execution, encoding: try encoding(request)))
+            return StreamedAnswers(server: server).execution(execution, encoding: try encoding(request))
         }
         table.on(.get, "/executions/job/{job_id}", .role(.viewer)) { request, path in
             let jobID = try server.id(path, "job_id")
             let encoding = try encoding(request)
+            let paging = try StreamedAnswers.paging(request.uri.queryParameters)
             let caller = try server.caller
             guard let job = try await server.storeCall({ try await server.store.job(id: jobID) }), caller.sees(tenant: job.tenant) else {
                 throw Problem.notFound("job \(jobID) not found", field: "job_id")
             }
-            var all: [Execution] = []
-            var cursor: Int64?
-            repeat {
-                let page = try await server.storeCall {
-                    try await server.store.executions(ExecutionQuery(jobID: jobID, before: cursor, limit: ExecutionQuery.maximumLimit))
-                }
-                all += page.executions
-                cursor = page.nextCursor
-            } while cursor != nil
-            return APIServer.respond(.array(all.reversed().map { Representations.execution($0, encoding: encoding) }))
+            return try await StreamedAnswers(server: server).executions(jobID: jobID, encoding: encoding, paging: paging,
+                                                                        path: request.uri.path)
         }
         table.on(.get, "/executions", .role(.viewer)) { request, _ in
             var query = try listing(request.uri.queryParameters)
@@ -65,8 +58,9 @@ struct ExecutionRoutes {
             if !execution.status.isFinal {
                 execution = try await waitFinal(id, seconds: 2) ?? execution
             }
-            return APIServer.respond(Representations.execution(execution, encoding: encoding),
-                                     status: execution.status.isFinal ? .ok : .accepted)
+            // Answered from the row; the output streams from the store.
+            execution = try await self.execution(id)
+            return StreamedAnswers(server: server).execution(execution, encoding: encoding, status: execution.status.isFinal ? .ok : .accepted)
         }
         table.on(.get, "/executions/{id}/output", .role(.viewer)) { request, path in
             let id = try server.id(path, "id")
@@ -79,19 +73,75 @@ struct ExecutionRoutes {
             if query.get("offset") != nil {
                 throw Problem.invalidParameter("offset", "offset applies to follow=true (the raw output always starts at byte 0)")
             }
-            let execution = try await execution(id)
             let stream = query.get("stream") ?? "stdout"
-            let (bytes, truncated, total): (Data, Bool, Int64)
-            switch stream {
-            case "stdout": (bytes, truncated, total) = (execution.stdout, execution.stdoutTruncated, execution.stdoutBytes)
-            case "stderr": (bytes, truncated, total) = (execution.stderr, execution.stderrTruncated, execution.stderrBytes)
-            default: throw Problem.invalidParameter("stream", "stream must be stdout or stderr, got \"\(stream)\"")
+            guard stream == "stdout" || stream == "stderr" else {
+                throw Problem.invalidParameter("stream", "stream must be stdout or stderr, got \"\(stream)\"")
             }
-            var headers: HTTPFields = [.contentType: "application/octet-stream"]
-            headers[HTTPField.Name("X-Confine-Truncated")!] = truncated ? "true" : "false"
-            headers[HTTPField.Name("X-Confine-Total-Bytes")!] = String(total)
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+            return try await rawOutput(id, stdout: stream == "stdout", range: request.headers[.range])
         }
+    }
+
+    /// The raw bytes of one stream, or of the byte range asked for (`Range: bytes=A-B`, 206):
+    /// only that stream and range are read, a chunk at a time, never the whole output.
+    func rawOutput(_ id: Int64, stdout: Bool, range: String?) async throws -> Response {
+        let caller = try server.caller
+        let store = server.store
+        guard let head = try await server.storeCall({ try await store.output(executionID: id, stdoutFrom: .max, stderrFrom: .max, limit: 0) }),
+              caller.sees(tenant: head.execution.tenant) else {
+            throw Problem.notFound("execution \(id) not found")
+        }
+        let execution = head.execution
+        let stored = stdout ? head.storedStdout : head.storedStderr
+        let (truncated, total) = stdout ? (execution.stdoutTruncated, execution.stdoutBytes) : (execution.stderrTruncated, execution.stderrBytes)
+        var headers: HTTPFields = [.contentType: "application/octet-stream", .acceptRanges: "bytes"]
+        headers[HTTPField.Name("X-Confine-Truncated")!] = truncated ? "true" : "false"
+        headers[HTTPField.Name("X-Confine-Total-Bytes")!] = String(total)
+        var start: Int64 = 0, end = stored  // [start, end)
+        var status = HTTPResponse.Status.ok
+        if let range {
+            guard let (first, last) = Self.byteRange(range, length: stored) else {
+                var problem = Problem("range-not-satisfiable", .rangeNotSatisfiable,
+                                      "Range \"\(range)\" is not a satisfiable single byte range of the \(stored) stored bytes "
+                                      + "(expected bytes=A-B, bytes=A- or bytes=-N)", field: "Range")
+                problem.headers[.contentRange] = "bytes */\(stored)"
+                throw problem
+            }
+            (start, end, status) = (first, last + 1, .partialContent)
+            headers[.contentRange] = "bytes \(first)-\(last)/\(stored)"
+        }
+        headers[.contentLength] = String(end - start)
+        let from = start, until = end
+        return Response(status: status, headers: headers, body: ResponseBody { writer in
+            var position = from
+            while position < until {
+                let want = Int(min(Int64(StreamedAnswers.outputChunk), until - position))
+                let slice = try await store.output(executionID: id, stdoutFrom: stdout ? position : .max,
+                                                   stderrFrom: stdout ? .max : position, limit: want)
+                let bytes = (stdout ? slice?.stdout : slice?.stderr) ?? Data()
+                if bytes.isEmpty { break }
+                try await writer.write(ByteBuffer(bytes: bytes))
+                position += Int64(bytes.count)
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    /// One byte range of a `Range` header (`bytes=A-B`, `bytes=A-`, `bytes=-N`) within `length`
+    /// bytes, inclusive; nil when it is malformed, several, or outside.
+    static func byteRange(_ header: String, length: Int64) -> (Int64, Int64)? {
+        let text = header.trimmingCharacters(in: .whitespaces)
+        guard text.hasPrefix("bytes="), !text.contains(",") else { return nil }
+        let spec = text.dropFirst("bytes=".count)
+        let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, length > 0 else { return nil }
+        if parts[0].isEmpty {
+            guard let n = Int64(parts[1]), n > 0 else { return nil }
+            return (max(0, length - n), length - 1)
+        }
+        guard let first = Int64(parts[0]), first >= 0, first < length else { return nil }
+        if parts[1].isEmpty { return (first, length - 1) }
+        guard let last = Int64(parts[1]), last >= first else { return nil }
+        return (first, min(last, length - 1))
     }
 
     /// Refuses an execution the caller may not see ("not found", as one that does not exist),
@@ -105,14 +155,16 @@ struct ExecutionRoutes {
         }
     }
 
-    /// The execution with this id, if the caller may see it; "not found" otherwise.
+    /// The execution with this id, if the caller may see it; "not found" otherwise. Its row
+    /// only (`stdout` and `stderr` empty): output is read where it is answered, a chunk at a time.
     func execution(_ id: Int64) async throws -> Execution {
         let caller = try server.caller
-        guard let execution = try await server.storeCall({ try await server.store.execution(id: id) }),
-              caller.sees(tenant: execution.tenant) else {
+        guard let slice = try await server.storeCall({
+            try await server.store.output(executionID: id, stdoutFrom: .max, stderrFrom: .max, limit: 0)
+        }), caller.sees(tenant: slice.execution.tenant) else {
             throw Problem.notFound("execution \(id) not found")
         }
-        return execution
+        return slice.execution
     }
 
     func encoding(_ request: Request) throws -> Representations.OutputEncoding {
@@ -167,9 +219,10 @@ struct ExecutionRoutes {
         let caller = try server.caller
         let job = try await JobRoutes(server: server).job(jobID)
         let policy = try await server.engineCall { () async throws(EngineError) in
-            try server.engine.effectivePolicy(name: job.policy, limits: job.limits + options.limits)
+            try server.engine.effectivePolicy(name: job.policy, jobLimits: job.limits, runLimits: options.limits)
         }
         try Quotas.check(policy, token: caller.token, policies: server.engine.policies)
+        try Quotas.check(priority: options.priority, token: caller.token)
         options.submittedBy = caller.token.id
         options.maxActive = caller.token.maxActive
         let execution = try await server.engineCall { () async throws(EngineError) in
@@ -185,8 +238,8 @@ struct ExecutionRoutes {
         let final = try await waitFinal(execution.id, seconds: timeout)
         let current: Execution
         if let final { current = final } else { current = try await self.execution(execution.id) }
-        return APIServer.respond(Representations.execution(current, encoding: encoding, executionID: true),
-                                 status: final != nil ? .ok : .accepted)
+        return StreamedAnswers(server: server).execution(current, encoding: encoding, executionID: true,
+                                                         status: final != nil ? .ok : .accepted)
     }
 
     /// A true/false query parameter (also 1/0); nil when absent.

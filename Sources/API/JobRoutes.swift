@@ -14,6 +14,9 @@ import Wire
 struct JobRoutes {
     let server: APIServer
 
+    /// A job name's limits: characters, and UTF-8 bytes (combining marks add bytes, not characters).
+    static let nameCharacters = 200, nameBytes = 800
+
     /// The members of a job's body (`JobCreate`, `JobUpdate`), as the wire type declares them.
     static let createFields = WireJobBody.wireNames
 
@@ -28,10 +31,11 @@ struct JobRoutes {
             return APIServer.respond(Representations.job(job))
         }
         table.on(.get, "/jobs", .role(.viewer)) { request, _ in
-            let type = request.uri.queryParameters.get("script_type").map { ScriptType($0) }
+            let parameters = request.uri.queryParameters
+            let paging = try StreamedAnswers.paging(parameters)
+            let type = parameters.get("script_type").map { ScriptType($0) }
             let scope = try server.caller.scope
-            let jobs = try await server.storeCall { try await server.store.jobs(scriptType: type, tenant: scope) }
-            return APIServer.respond(.array(jobs.map(Representations.job)))
+            return try await StreamedAnswers(server: server).jobs(scriptType: type, tenant: scope, paging: paging, path: request.uri.path)
         }
         table.on(.get, "/jobs/{id}", .role(.viewer)) { _, path in
             try await APIServer.respond(Representations.job(job(server.id(path, "id"))))
@@ -40,21 +44,22 @@ struct JobRoutes {
             let name = path.get("name") ?? ""
             return try await APIServer.respond(Representations.job(job(named: name)))
         }
-        table.on(.get, "/jobs/by_script_type/{script_type}", .role(.viewer)) { _, path in
+        table.on(.get, "/jobs/by_script_type/{script_type}", .role(.viewer)) { request, path in
             let type = ScriptType(path.get("script_type") ?? "")
+            let paging = try StreamedAnswers.paging(request.uri.queryParameters)
             let scope = try server.caller.scope
-            let jobs = try await server.storeCall { try await server.store.jobs(scriptType: type, tenant: scope) }
-            return APIServer.respond(.array(jobs.map(Representations.job)))
+            return try await StreamedAnswers(server: server).jobs(scriptType: type, tenant: scope, paging: paging, path: request.uri.path)
         }
         table.on(.patch, "/jobs/{id}", .role(.submitter)) { request, path in
             let id = try server.id(path, "id")
             let current = try await job(id)
             let body = try await server.json(request)
-            let patch = try jobPatch(body, current: current)
+            let (patch, cleared) = try jobPatch(body, current: current)
             let job = try await server.storeCall { try await server.store.updateJob(id: id, patch) }
             let fields = (body.objectKeys ?? []).sorted().joined(separator: ", ")
-            await server.audit("job.update", "job", String(id), "changed \(fields)")
-            return APIServer.respond(Representations.job(job))
+            let note = cleared.isEmpty ? "" : "; secret variables cleared with the script: " + cleared.joined(separator: ", ")
+            await server.audit("job.update", "job", String(id), "changed \(fields)" + note)
+            return APIServer.respond(Representations.job(job, secretsCleared: cleared))
         }
         table.on(.delete, "/jobs/{id}", .role(.submitter)) { _, path in
             let id = try server.id(path, "id")
@@ -81,7 +86,7 @@ struct JobRoutes {
     func job(named name: String) async throws -> Job {
         let caller = try server.caller
         let visible = try await server.storeCall { try await server.store.jobs(named: name) }.filter { caller.sees(tenant: $0.tenant) }
-        if let own = visible.first(where: { $0.tenant == caller.token.tenant }) { return own }
+        if let own = visible.first(where: { ExactName.same($0.tenant, caller.token.tenant) }) { return own }
         guard let first = visible.first else { throw Problem.notFound("no job named \"\(name)\"", field: "name") }
         if visible.count > 1 {
             throw Problem.conflict("\(visible.count) jobs are named \"\(name)\" in different tenants (ids "
@@ -108,7 +113,12 @@ struct JobRoutes {
         return job
     }
 
-    func jobPatch(_ json: JSON, current: Job) throws(Problem) -> JobPatch {
+    /// The patch a PATCH body asks for, and the names of the secret variables it clears.
+    ///
+    /// Secrets follow the script they were given for: a patch that changes the script, the
+    /// script type or the policy clears every secret variable the same request does not supply
+    /// again (otherwise whoever may edit the script could print the secrets).
+    func jobPatch(_ json: JSON, current: Job) throws(Problem) -> (JobPatch, cleared: [String]) {
         let body = try BodyReader(json, allowed: Self.createFields)
         var merged = NewJob(name: current.name, scriptType: current.scriptType, scriptContent: current.scriptContent,
                             policy: current.policy, limits: current.limits, concurrency: current.concurrency,
@@ -121,6 +131,12 @@ struct JobRoutes {
         // set, a name with null removed, a name absent kept.
         merged.secretEnvironment = current.secretEnvironment
         var secretsChanged = false
+        let scriptChanged = !ExactName.same(merged.scriptContent, current.scriptContent)
+            || !ExactName.same(merged.scriptType.rawValue, current.scriptType.rawValue) || !ExactName.same(merged.policy, current.policy)
+        if scriptChanged, !current.secretEnvironment.isEmpty {
+            merged.secretEnvironment = [:]
+            secretsChanged = true
+        }
         if let changes = try body.nullableStringMap("secret_environment") {
             let sealed = try seal(changes.compactMapValues { $0 })
             for (name, value) in changes {
@@ -129,10 +145,11 @@ struct JobRoutes {
             secretsChanged = true
         }
         try validate(merged)
-        return JobPatch(name: merged.name, scriptType: merged.scriptType, scriptContent: merged.scriptContent,
-                        policy: merged.policy, limits: merged.limits, concurrency: merged.concurrency,
-                        arguments: merged.arguments, environment: merged.environment,
-                        secretEnvironment: secretsChanged ? merged.secretEnvironment : nil)
+        let cleared = scriptChanged ? current.secretEnvironment.keys.filter { merged.secretEnvironment[$0] == nil }.sorted() : []
+        return (JobPatch(name: merged.name, scriptType: merged.scriptType, scriptContent: merged.scriptContent,
+                         policy: merged.policy, limits: merged.limits, concurrency: merged.concurrency,
+                         arguments: merged.arguments, environment: merged.environment,
+                         secretEnvironment: secretsChanged ? merged.secretEnvironment : nil), cleared)
     }
 
     /// Secret values sealed with the server's key.
@@ -170,11 +187,13 @@ struct JobRoutes {
     /// What the engine would refuse at run time, refused when the job is stored: name, script
     /// type, size, policy, limits and environment.
     func validate(_ job: NewJob) throws(Problem) {
-        if job.name.isEmpty || job.name.count > 200 {
-            throw .validation("name", "name must be 1 to 200 characters, got \(job.name.count)")
+        // Kept verbatim and compared byte for byte (`ExactName`): "jos\u{e9}" and "jose\u{301}"
+        // are two names.
+        if let problem = ExactName.problem(job.name, field: "name", characters: Self.nameCharacters, bytes: Self.nameBytes) {
+            throw .validation("name", problem)
         }
-        if job.name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) || job.name.contains("/") {
-            throw .validation("name", "name may not contain control characters or \"/\" (it is used in /jobs/by_name/{name})")
+        if job.name.contains("/") {
+            throw .validation("name", "name may not contain \"/\" (it is used in /jobs/by_name/{name})")
         }
         let runtimes = server.engine.configuration.runtimes
         if runtimes[job.scriptType] == nil {

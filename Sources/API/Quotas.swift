@@ -2,14 +2,14 @@ import Domain
 import Sandbox
 
 /// A token's quotas on what it runs: which policies it may name (`policies`) and how loose
-/// the effective policy may be (`max_policy`: network, every limit, syscalls allowed back).
+/// the effective policy may be (`max_policy`: network, every limit, host paths, seccomp, socket families).
 /// Over quota is 429 with the quota and the offending value named. The third quota,
 /// `max_active`, is counted by the store when an execution is enqueued.
 enum Quotas {
     /// Refuses `effective` (the named policy with the job's and the run's limits applied)
     /// when the token may not run it.
     static func check(_ effective: Policy, token: AccessToken, policies: PolicySet) throws(Problem) {
-        if let allowed = token.policies, !allowed.contains(effective.name) {
+        if let allowed = token.policies, !allowed.contains(where: { ExactName.same($0, effective.name) }) {
             throw exceeded("policies", field: "policy", "policy \(effective.name) is not among this token's policies ("
                            + (allowed.isEmpty ? "none" : allowed.joined(separator: ", ")) + ")")
         }
@@ -18,19 +18,23 @@ enum Quotas {
             throw exceeded("max_policy", field: "policy", "this token's max_policy \(ceilingName) is no longer among the server's "
                            + "policies; ask an admin to give the token another")
         }
-        if effective.network != .none, ceiling.network == .none {
-            throw exceeded("max_policy", field: "policy", "policy \(effective.name) gives network \(effective.network.rawValue); "
-                           + "this token's max_policy \(ceilingName) allows no network")
+        // Everything that widens a policy: network, every limit, host paths, tmpfs, devices,
+        // the seccomp mode and action, syscalls and socket families allowed.
+        if let first = effective.widenings(over: ceiling).first {
+            let field = first.field.hasPrefix("limits.") ? first.field : "policy"
+            let hint = first.field.hasPrefix("limits.") ? "; set \(first.field) to at most that" : ""
+            throw exceeded("max_policy", field: field, "policy \(effective.name) is looser than this token's max_policy \(ceilingName): "
+                           + "\(first)\(hint)")
         }
-        for name in LimitName.allCases where effective.limits[name].isLooser(than: ceiling.limits[name]) {
-            throw exceeded("max_policy", field: "limits.\(name.rawValue)", "\(name.rawValue) \(effective.limits[name]) is above this "
-                           + "token's max_policy \(ceilingName) (\(ceiling.limits[name])); set limits.\(name.rawValue) to at most that")
-        }
-        let extraSyscalls = Set(effective.seccomp.allow).subtracting(ceiling.seccomp.allow)
-        if !extraSyscalls.isEmpty {
-            throw exceeded("max_policy", field: "policy", "policy \(effective.name) allows the syscalls "
-                           + "\(extraSyscalls.sorted().joined(separator: ", ")), which this token's max_policy \(ceilingName) denies")
-        }
+    }
+
+    /// Refuses a run priority above the token's ceiling (`max_priority`, by default 0 for
+    /// submitters): priority is not a weapon against other tenants.
+    static func check(priority: Int, token: AccessToken) throws(Problem) {
+        let ceiling = token.priorityCeiling
+        guard priority > ceiling else { return }
+        throw exceeded("max_priority", field: "priority", "priority \(priority) is above this token's ceiling \(ceiling)"
+                       + (token.maxPriority == nil ? " (the default for the role \(token.role.rawValue); an admin may give the token max_priority)" : " (max_priority)"))
     }
 
     static func exceeded(_ quota: String, field: String?, _ detail: String) -> Problem {

@@ -26,8 +26,10 @@ enum Representations {
 
     // MARK: Jobs
 
-    static func job(_ job: Job) -> JSON {
-        .object([
+    /// A job as answered; after a PATCH that changed its script, script type or policy,
+    /// `secret_environment_cleared` names the secret variables that were cleared with it.
+    static func job(_ job: Job, secretsCleared: [String] = []) -> JSON {
+        var members: [(String, JSON)] = [
             ("id", .int(job.id)),
             ("name", .string(job.name)),
             ("script_type", .string(job.scriptType.rawValue)),
@@ -42,7 +44,9 @@ enum Representations {
             ("created_by", JSON.optional(job.createdBy) { .int($0) }),
             ("created_at", date(job.createdAt)),
             ("updated_at", date(job.updatedAt)),
-        ])
+        ]
+        if !secretsCleared.isEmpty { members.append(("secret_environment_cleared", .array(secretsCleared.map(JSON.string)))) }
+        return .object(members)
     }
 
     /// `["memory=64MiB"]` as `{"memory": "64MiB"}`.

@@ -30,6 +30,12 @@ public struct ServerConfiguration: Sendable {
     /// A request must arrive whole (head and body) within this of its head, else 408 and the
     /// connection is closed: bodies sent slowly or never finished.
     public var requestTimeout: Duration = .seconds(30)
+    /// Connections open at once, at most (nil: the open-file limit less room, at most 10,000);
+    /// beyond, an idle connection is closed to make room, or the new one refused with 503.
+    public var maxConnections: Int?
+    /// Connections open at once from one client address, at most (nil: a quarter of the total,
+    /// at least 16).
+    public var maxConnectionsPerClient: Int?
     /// How the engine runs executions (workers, queue bound, script cap, retention, runtimes…).
     public var engine = EngineConfiguration()
     /// Host-side sandbox settings (the CPU weight of all sandboxes together).
@@ -80,6 +86,10 @@ public struct ServerConfiguration: Sendable {
          "a connection with no complete request and no answer pending this long is closed (default 60s)"),
         ("request_timeout", "CONFINE_REQUEST_TIMEOUT",
          "a request's body must arrive within this of its head, else 408 and the connection closes (default 30s)"),
+        ("max_connections", "CONFINE_MAX_CONNECTIONS",
+         "connections open at once; beyond, an idle one is closed to make room, else 503 (default: the open-file limit less 512, at most 10000)"),
+        ("max_connections_per_client", "CONFINE_MAX_CONNECTIONS_PER_CLIENT",
+         "connections open at once from one client address (default: a quarter of max_connections, at least 16)"),
         ("shutdown_grace", "CONFINE_SHUTDOWN_GRACE", "time running executions get at shutdown (default 10s)"),
         ("log_level", "CONFINE_LOG_LEVEL", "trace, debug, info (default), notice, warning, error or critical"),
         ("log_format", "CONFINE_LOG_FORMAT", "json, text, or auto (default: text on a terminal, JSON otherwise)"),
@@ -231,6 +241,8 @@ public struct ServerConfiguration: Sendable {
         case "shutdown_grace": engine.shutdownGrace = try value.duration()
         case "idle_timeout": idleTimeout = try value.duration()
         case "request_timeout": requestTimeout = try value.duration()
+        case "max_connections": maxConnections = try value.count(1...1_000_000)
+        case "max_connections_per_client": maxConnectionsPerClient = try value.count(1...1_000_000)
         case "sandbox_cpu_weight": sandbox.groupCPUWeight = try value.count(1...10_000)
         case "spawner_path": sandbox.spawnerPath = try value.absolutePath("an absolute path to confine-spawner")
         case "spawner_uid": sandbox.spawnerUID = try value.spawnerUID(hostUID: sandbox.hostUID)

@@ -37,6 +37,9 @@ public struct AccessToken: Sendable, Equatable {
     public var maxPolicy: String?
     /// At most this many of the token's executions PENDING or RUNNING at once; nil: no quota.
     public var maxActive: Int?
+    /// The highest priority this token's runs may ask (-100…100); nil: the role's default
+    /// (`priorityCeiling`).
+    public var maxPriority: Int?
     public var createdAt: Date
     public var expiresAt: Date?
     public var lastUsedAt: Date?
@@ -47,7 +50,8 @@ public struct AccessToken: Sendable, Equatable {
 
     public init(id: Int64, name: String, role: Role, tenant: String, policies: [String]? = nil, maxPolicy: String? = nil,
                 maxActive: Int? = nil, createdAt: Date, expiresAt: Date? = nil, lastUsedAt: Date? = nil,
-                revokedAt: Date? = nil, createdBy: Int64? = nil) {
+                revokedAt: Date? = nil, createdBy: Int64? = nil, maxPriority: Int? = nil) {
+        self.maxPriority = maxPriority
         self.id = id
         self.name = name
         self.role = role
@@ -61,6 +65,11 @@ public struct AccessToken: Sendable, Equatable {
         self.revokedAt = revokedAt
         self.createdBy = createdBy
     }
+
+    /// The highest priority this token's runs may ask: `maxPriority`, or by default 0 (the
+    /// ordinary priority: a submitter cannot put its work ahead of other tenants' unless its
+    /// token allows it) for submitters and viewers, 100 (any) for operators and admins.
+    public var priorityCeiling: Int { maxPriority ?? (role.seesAll ? 100 : 0) }
 
     /// Why the token cannot be used at `now`, or nil when it can.
     public func refusal(at now: Date) -> String? {

@@ -140,7 +140,7 @@ public final class Engine: Sendable {
         if scriptBytes > configuration.maxScriptBytes {
             throw .scriptTooLarge(bytes: scriptBytes, limit: configuration.maxScriptBytes)
         }
-        let policy = try effectivePolicy(name: job.policy, limits: job.limits + options.limits)
+        let policy = try effectivePolicy(name: job.policy, jobLimits: job.limits, runLimits: options.limits)
         let environment = job.environment.merging(options.environment) { _, run in run }
         for name in environment.keys.sorted() where !policy.environment.allows(name) {
             throw .invalidPolicy("environment variable \(name) is not allowed by policy \(policy.name)")
@@ -209,9 +209,17 @@ public final class Engine: Sendable {
 
     /// The policy a run gets: the named one, with limits applied (each only tighter).
     public func effectivePolicy(name: String, limits: [String]) throws(EngineError) -> Policy {
+        try effectivePolicy(name: name, jobLimits: limits, runLimits: [])
+    }
+
+    /// The policy `name` with the job's limits applied, then the run's over those: each layer
+    /// may only tighten what is below it (a run may ask 64MiB of a job that sets 128MiB, not
+    /// 256MiB), and a limit given twice within one layer is refused.
+    public func effectivePolicy(name: String, jobLimits: [String], runLimits: [String]) throws(EngineError) -> Policy {
         do {
             let base = try self.policies.policy(named: name)
-            return try base.applying(LimitOverrides(parsing: limits))
+            let job = try base.applying(LimitOverrides(parsing: jobLimits))
+            return try runLimits.isEmpty ? job : job.applying(LimitOverrides(parsing: runLimits))
         } catch {
             throw .invalidPolicy(error.description)
         }

@@ -25,6 +25,14 @@ struct MeasuredStore: ExecutionStore {
 
     func jobs(named name: String) async throws -> [Job] { try await base.jobs(named: name) }
 
+    func jobs(scriptType: ScriptType?, tenant: String?, afterID: Int64?, limit: Int) async throws -> [Job] {
+        try await base.jobs(scriptType: scriptType, tenant: tenant, afterID: afterID, limit: limit)
+    }
+
+    func jobIDs(scriptType: ScriptType?, tenant: String?, afterID: Int64?, limit: Int) async throws -> [Int64] {
+        try await base.jobIDs(scriptType: scriptType, tenant: tenant, afterID: afterID, limit: limit)
+    }
+
     func jobs(scriptType: ScriptType?, tenant: String?) async throws -> [Job] {
         try await base.jobs(scriptType: scriptType, tenant: tenant)
     }

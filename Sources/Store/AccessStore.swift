@@ -34,12 +34,15 @@ public struct NewAccessToken: Sendable, Equatable {
     public var policies: [String]?
     public var maxPolicy: String?
     public var maxActive: Int?
+    /// The highest priority its runs may ask; nil: the role's default (`AccessToken.priorityCeiling`).
+    public var maxPriority: Int?
     public var expiresAt: Date?
     public var createdBy: Int64?
     public var createdAt: Date
 
     public init(name: String, role: Role, tenant: String, digest: Data, policies: [String]? = nil, maxPolicy: String? = nil,
-                maxActive: Int? = nil, expiresAt: Date? = nil, createdBy: Int64? = nil, createdAt: Date) {
+                maxActive: Int? = nil, expiresAt: Date? = nil, createdBy: Int64? = nil, createdAt: Date, maxPriority: Int? = nil) {
+        self.maxPriority = maxPriority
         self.name = name
         self.role = role
         self.tenant = tenant

@@ -17,6 +17,10 @@ public protocol ExecutionStore: Sendable {
     func jobs(named name: String) async throws -> [Job]
     /// All jobs, or those of one script type and/or one tenant, by id.
     func jobs(scriptType: ScriptType?, tenant: String?) async throws -> [Job]
+    /// One page of those jobs, by id: at most `limit` with ids above `afterID` (nil: from the first).
+    func jobs(scriptType: ScriptType?, tenant: String?, afterID: Int64?, limit: Int) async throws -> [Job]
+    /// The ids of that page (cheap: no job is read).
+    func jobIDs(scriptType: ScriptType?, tenant: String?, afterID: Int64?, limit: Int) async throws -> [Int64]
     func updateJob(id: Int64, _ patch: JobPatch) async throws -> Job
     /// Deletes a job and its executions; refused (`.conflict`) while one is pending or running.
     func deleteJob(id: Int64) async throws
@@ -254,6 +258,11 @@ public struct ExecutionQuery: Sendable, Equatable {
     public var createdBefore: Date?
     /// Ids below this one (the cursor of the previous page); nil for the first page.
     public var before: Int64?
+    /// Oldest first (ids above `after`) instead of newest first; `nextCursor` is then the
+    /// `after` of the next page.
+    public var oldestFirst: Bool = false
+    /// With `oldestFirst`: ids above this one; nil for the first page.
+    public var after: Int64?
     /// The page size, between 1 and `ExecutionQuery.maximumLimit`.
     public var limit: Int
     /// Whether the executions come with their output (false: `stdout` and `stderr` empty).

@@ -25,6 +25,7 @@ enum Migrations {
         Version(name: "v3", migrate: v3),
         Version(name: "v4", migrate: v4),
         Version(name: "v5", migrate: v5),
+        Version(name: "v6", migrate: v6),
     ]
 
     /// The versions' names, oldest first.
@@ -237,5 +238,12 @@ enum Migrations {
             try OutputPieces.append(db, id, .stderr, stderr ?? Data(), at: 0)
             try db.execute(sql: "UPDATE execution SET stdout = x'', stderr = x'' WHERE id = ?", arguments: [id])
         }
+    }
+
+    /// A token's priority ceiling (`max_priority`): the highest priority its runs may ask; NULL
+    /// for the role's default (0 for submitters, 100 for operators and admins).
+    @Sendable
+    static func v6(_ db: Database) throws {
+        try db.execute(sql: "ALTER TABLE access_token ADD COLUMN max_priority INTEGER")
     }
 }

@@ -91,7 +91,7 @@ enum Records {
     /// The columns of `access_token`, in the order `token(_:)` reads them (the digest last).
     static let tokenSelect = """
         SELECT id, name, role, tenant, policies, max_policy, max_active, created_at, expires_at, last_used_at, revoked_at,
-               created_by, digest FROM access_token
+               created_by, digest, max_priority FROM access_token
         """
 
     static func token(_ row: Row) -> AccessToken {
@@ -100,7 +100,8 @@ enum Records {
         return AccessToken(id: row[0], name: row[1], role: Role(rawValue: row[2]) ?? .viewer, tenant: row[3],
                            policies: policies.map { JSONText.decode([String].self, $0, empty: []) }, maxPolicy: row[5],
                            maxActive: row[6], createdAt: Millis.date(row[7]), expiresAt: expires.map(Millis.date),
-                           lastUsedAt: used.map(Millis.date), revokedAt: revoked.map(Millis.date), createdBy: row[11])
+                           lastUsedAt: used.map(Millis.date), revokedAt: revoked.map(Millis.date), createdBy: row[11],
+                           maxPriority: row[13])
     }
 
     static let auditSelect = """

@@ -11,11 +11,11 @@ extension SQLiteStore: AccessStore {
         return try await write { db in
             try db.execute(sql: """
                 INSERT INTO access_token (name, role, tenant, digest, policies, max_policy, max_active, created_at, expires_at,
-                                          created_by)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                          created_by, max_priority)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [token.name, token.role.rawValue, token.tenant, token.digest, token.policies.map(JSONText.encode),
                                  token.maxPolicy, token.maxActive, Millis.of(token.createdAt), token.expiresAt.map(Millis.of),
-                                 token.createdBy])
+                                 token.createdBy, token.maxPriority])
             return try Self.fetchToken(db, id: db.lastInsertedRowID)!
         }
     }

@@ -49,6 +49,24 @@ extension SQLiteStore {
         return try await read { db in try Row.fetchAll(db, sql: sql, arguments: arguments).map(Records.job) }
     }
 
+    public func jobs(scriptType: ScriptType?, tenant: String?, afterID: Int64?, limit: Int) async throws -> [Job] {
+        var conditions = Conditions()
+        conditions.add("script_type = ?", scriptType?.rawValue)
+        conditions.add("tenant = ?", tenant)
+        conditions.add("id > ?", afterID)
+        let sql = Records.jobSelect + conditions.sql + " ORDER BY id LIMIT \(max(1, limit))", arguments = conditions.arguments
+        return try await read { db in try Row.fetchAll(db, sql: sql, arguments: arguments).map(Records.job) }
+    }
+
+    public func jobIDs(scriptType: ScriptType?, tenant: String?, afterID: Int64?, limit: Int) async throws -> [Int64] {
+        var conditions = Conditions()
+        conditions.add("script_type = ?", scriptType?.rawValue)
+        conditions.add("tenant = ?", tenant)
+        conditions.add("id > ?", afterID)
+        let sql = "SELECT id FROM job" + conditions.sql + " ORDER BY id LIMIT \(max(1, limit))", arguments = conditions.arguments
+        return try await read { db in try Int64.fetchAll(db, sql: sql, arguments: arguments) }
+    }
+
     public func updateJob(id: Int64, _ patch: JobPatch) async throws -> Job {
         try await write { db in
             try self.admitNewData()

@@ -52,7 +52,9 @@ extension SQLiteStore {
         conditions.add("created_at >= ?", query.createdAfter.map(Millis.of))
         conditions.add("created_at < ?", query.createdBefore.map(Millis.of))
         conditions.add("id < ?", query.before)
+        conditions.add("id > ?", query.oldestFirst ? query.after : nil)
         let limit = max(1, min(ExecutionQuery.maximumLimit, query.limit))
-        return ("\(Records.executionSelect)\(conditions.sql) ORDER BY id DESC LIMIT \(limit + 1)", conditions.arguments, limit)
+        let order = query.oldestFirst ? "ASC" : "DESC"
+        return ("\(Records.executionSelect)\(conditions.sql) ORDER BY id \(order) LIMIT \(limit + 1)", conditions.arguments, limit)
     }
 }

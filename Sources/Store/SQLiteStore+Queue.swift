@@ -53,6 +53,46 @@ extension SQLiteStore {
         ORDER BY e.priority DESC, e.id LIMIT 1
         """
 
+    /// The oldest runnable PENDING execution at one priority whose tenant is not among
+    /// `excluded` of them (one `?` each, after the priority's).
+    static func nextPendingOfOtherTenantsSQL(excluded: Int) -> String {
+        """
+        SELECT e.id FROM execution e
+        WHERE e.status = 'PENDING' AND e.priority = ?
+          AND e.tenant NOT IN (\(Array(repeating: "?", count: max(1, excluded)).joined(separator: ", ")))
+          AND (e.concurrency != 'queue' OR NOT EXISTS
+               (SELECT 1 FROM execution r WHERE r.job_id = e.job_id AND r.status = 'RUNNING'))
+        ORDER BY e.priority DESC, e.id LIMIT 1
+        """
+    }
+
+    /// The execution to claim: the first runnable one (highest priority, then oldest), unless
+    /// a tenant with fewer RUNNING executions has one runnable at the same priority — then the
+    /// oldest of the tenant with the fewest. One tenant with a thousand queued executions thus
+    /// does not stall another tenant's single one: the workers are shared fairly.
+    static func nextFairPending(_ db: Database) throws -> Int64? {
+        guard let first = try Row.fetchOne(db, sql: """
+            SELECT id, priority, tenant FROM execution WHERE id = (\(nextPendingSQL))
+            """) else { return nil }
+        let id: Int64 = first[0], priority: Int = first[1], tenant: String = first[2]
+        var running: [String: Int] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT tenant, COUNT(*) FROM execution WHERE status = 'RUNNING' GROUP BY tenant") {
+            running[row[0]] = row[1]
+        }
+        let mine = running[tenant, default: 0]
+        guard mine > 0 else { return id }
+        // Tenants with fewer running than the first's, the fewest first: at each level, the
+        // tenants with more running (and the first's) are left out.
+        for level in Set(running.values.filter { $0 < mine } + [0]).sorted() {
+            let excluded = running.filter { $0.value > level }.map(\.key) + [tenant]
+            let arguments = StatementArguments([priority]) + StatementArguments(excluded)
+            if let other = try Int64.fetchOne(db, sql: nextPendingOfOtherTenantsSQL(excluded: excluded.count), arguments: arguments) {
+                return other
+            }
+        }
+        return id
+    }
+
     public func claimNext(worker: String, leaseUntil: Date, now: Date) async throws -> Execution? {
         try await write { db in
             // No new work while the disk is full: its output would have nowhere to go.
@@ -70,7 +110,7 @@ extension SQLiteStore {
                 try OutputPieces.clear(db, expired)
                 return try Self.fetchExecution(db, id: expired)
             }
-            guard let id = try Int64.fetchOne(db, sql: Self.nextPendingSQL) else { return nil }
+            guard let id = try Self.nextFairPending(db) else { return nil }
             try db.execute(sql: """
                 UPDATE execution SET status = 'RUNNING', started_at = ?, worker = ?, lease_deadline = ?
                 WHERE id = ? AND status = 'PENDING'

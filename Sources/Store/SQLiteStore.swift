@@ -55,11 +55,7 @@ public final class SQLiteStore: ExecutionStore {
             throw StoreError.invalid("unknown schema version \"\(version)\" (known: \(Migrations.versions.joined(separator: ", ")))")
         }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        do {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        } catch {
-            throw StoreError.unavailable("cannot create the database folder \(folder): \(error.localizedDescription)")
-        }
+        try Self.makePrivate(path: path, folder: folder)
         var configuration = Configuration()
         configuration.label = "confine-store"
         configuration.foreignKeysEnabled = true

@@ -27,7 +27,7 @@ struct TokenSentinel: Sendable {
         let temporary = path + ".\(getpid()).\(UInt64.random(in: 0 ... .max))"
         let stamp = "\(Date().timeIntervalSince1970) \(getpid())\n"
         guard FileManager.default.createFile(atPath: temporary, contents: Data(stamp.utf8),
-                                             attributes: [.posixPermissions: 0o644]) else { return }
+                                             attributes: [.posixPermissions: 0o600]) else { return }
         if rename(temporary, path) != 0 { unlink(temporary) }
     }
 }

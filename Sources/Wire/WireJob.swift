@@ -12,6 +12,8 @@ public struct WireJob: Codable, Sendable, Equatable {
     public var environment: [String: String]
     /// The names of its secret variables (never their values). Optional: older servers lack it.
     public var secret_environment: [String]?
+    /// After a PATCH that changed the script, script type or policy: the secrets it cleared.
+    public var secret_environment_cleared: [String]?
     public var tenant: String?
     public var created_by: Int64?
     public var created_at: String

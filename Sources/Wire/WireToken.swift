@@ -6,11 +6,13 @@ public struct WireTokenBody: Codable, Sendable, Equatable {
     public var policies: [String]?
     public var max_policy: String?
     public var max_active: Int?
+    public var max_priority: Int?
     public var expires_in: String?
     public var expires_at: String?
 
     public init(name: String, role: String, tenant: String? = nil, policies: [String]? = nil, max_policy: String? = nil,
-                max_active: Int? = nil, expires_in: String? = nil, expires_at: String? = nil) {
+                max_active: Int? = nil, max_priority: Int? = nil, expires_in: String? = nil, expires_at: String? = nil) {
+        self.max_priority = max_priority
         self.name = name
         self.role = role
         self.tenant = tenant
@@ -31,6 +33,8 @@ public struct WireToken: Codable, Sendable, Equatable {
     public var policies: [String]?
     public var max_policy: String?
     public var max_active: Int?
+    public var max_priority: Int?
+    public var priority_ceiling: Int?
     public var created_at: String?
     public var expires_at: String?
     public var last_used_at: String?
@@ -40,7 +44,10 @@ public struct WireToken: Codable, Sendable, Equatable {
 
     public init(id: Int64, name: String, role: String, tenant: String, policies: [String]? = nil, max_policy: String? = nil,
                 max_active: Int? = nil, created_at: String? = nil, expires_at: String? = nil, last_used_at: String? = nil,
-                revoked_at: String? = nil, created_by: Int64? = nil, token: String? = nil) {
+                revoked_at: String? = nil, created_by: Int64? = nil, token: String? = nil, max_priority: Int? = nil,
+                priority_ceiling: Int? = nil) {
+        self.max_priority = max_priority
+        self.priority_ceiling = priority_ceiling
         self.id = id
         self.name = name
         self.role = role

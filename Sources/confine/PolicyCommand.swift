@@ -28,6 +28,7 @@ struct PolicyCommand: ParsableCommand {
                     if i > 0 { print("---") }
                     print("# \(file): valid — effective policy \"\(policy.name)\"")
                     print(policy.renderYAML(), terminator: "")
+                    print(policy.seccomp.renderEffectiveComment(), terminator: "")
                 } catch {
                     failed += 1
                     FileHandle.standardError.write(Data("\(error)\n".utf8))

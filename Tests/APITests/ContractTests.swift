@@ -243,8 +243,8 @@ struct ContractTests {
                                            "environment", "secret_environment"])
         #expect(ExecutionRoutes.runFields == ["stdin", "stdin_base64", "arguments", "environment", "limits", "priority", "wait",
                                               "wait_timeout"])
-        #expect(AccessRoutes.createFields == ["name", "role", "tenant", "policies", "max_policy", "max_active", "expires_in",
-                                              "expires_at"])
+        #expect(AccessRoutes.createFields == ["name", "role", "tenant", "policies", "max_policy", "max_active", "max_priority",
+                                              "expires_in", "expires_at"])
         #expect(WireJob.wireFields.filter(\.required).map(\.name) == ["id", "name", "script_type", "script_content", "policy", "limits",
                                                                        "concurrency", "arguments", "environment", "created_at", "updated_at"])
     }

@@ -77,6 +77,19 @@ struct MigrationTests {
                 let e = try #require(try await store.execution(id: 31))
                 #expect(e.stdout == Data("abcd".utf8) && e.status == .running)
             }),
+        "v6": Fixture(
+            fill: { db in
+                try db.execute(sql: """
+                    INSERT INTO access_token (id, name, role, tenant, digest, created_at, max_priority)
+                    VALUES (7, 'urgent', 'submitter', 'ops', x'0707', 1700000000000, 25),
+                           (8, 'plain', 'submitter', 'ops', x'0808', 1700000000000, NULL);
+                    """)
+            },
+            check: { store in
+                let urgent = try #require(try await store.token(id: 7)), plain = try #require(try await store.token(id: 8))
+                #expect(urgent.maxPriority == 25 && urgent.priorityCeiling == 25)
+                #expect(plain.maxPriority == nil && plain.priorityCeiling == 0)
+            }),
         "v2": Fixture(
             fill: { db in
                 try db.execute(sql: """

@@ -69,6 +69,8 @@ SLUG_STATUS = {
     "unauthorized": {401},
     "forbidden": {403},
     "quota-exceeded": {429},
+    "too-many-connections": {503},
+    "range-not-satisfiable": {416},
     "internal": {500},
 }
 TYPE_BASE = "https://confine.dev/problems/"
@@ -218,7 +220,7 @@ def problem_checks(problem_validator, method, raw_path, status, headers, body):
             reasons.append("not-ready without a checks member")
         if slug == "unauthorized" and not headers.get("www-authenticate", "").startswith("Bearer realm="):
             reasons.append("unauthorized without a WWW-Authenticate: Bearer header")
-        if slug == "quota-exceeded" and doc.get("quota") not in ("max_active", "policies", "max_policy"):
+        if slug == "quota-exceeded" and doc.get("quota") not in ("max_active", "policies", "max_policy", "max_priority"):
             reasons.append("quota-exceeded without a quota member naming the quota")
     if status == 405 and "allow" not in headers:
         reasons.append("405 without an Allow header")

@@ -281,12 +281,21 @@ int cs_send_run(int sock, const cs_run_header *header, const int *fds, int n_fds
 const char *cs_stage_name(int stage);
 
 /* Builds a seccomp BPF program with libseccomp and returns it in a malloc'ed buffer that the
- * caller frees with free(). deny: syscall names refused with `action` (SCMP_ACT_*);
- * deny_clone_namespaces: refuse clone() with any CLONE_NEW* flag and unshare/setns-like
- * behaviour; deny_tiocsti: refuse ioctl(TIOCSTI/TIOCLINUX); clone3 is always answered with
- * ENOSYS so that libc falls back to clone(). On failure returns NULL and writes a message. */
+ * caller frees with free() (seccomp.c).
+ * The first half, permissive by default, refuses: the `deny` syscall names with `action`
+ * (SCMP_ACT_*); with deny_clone_namespaces, clone() with any CLONE_NEW* flag; with
+ * deny_tiocsti, ioctl(TIOCSTI/TIOCLINUX); socket() and socketpair() in any address family not
+ * in `families` (AF_* numbers; AF_NETLINK only with protocol NETLINK_ROUTE) with EAFNOSUPPORT;
+ * personality() with anything but a query (0xffffffff) or PER_LINUX, with `action`; clone3
+ * with ENOSYS so that libc falls back to clone().
+ * With allow_list, what the first half lets through then meets a second half that permits only
+ * the `allow` names and answers every other syscall ENOSYS (so libc falls back): the two are
+ * joined into one program (the first half's "allow" becomes a jump into the second).
+ * On failure returns NULL and writes a message. */
 struct sock_filter *cs_build_seccomp(const char *const *deny, int n_deny, uint32_t action,
                                      int deny_clone_namespaces, int deny_tiocsti,
+                                     const int *families, int n_families,
+                                     int allow_list, const char *const *allow, int n_allow,
                                      size_t *out_len, char *errbuf, size_t errbuf_len);
 
 /* Helpers Swift's Glibc does not import. */

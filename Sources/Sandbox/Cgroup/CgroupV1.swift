@@ -127,6 +127,11 @@ final class CgroupV1Run: RunCgroup, @unchecked Sendable {
             try CgroupFile.write(memory + "/memory.limit_in_bytes", String(limits.memoryBytes))
             try? CgroupFile.write(memory + "/memory.swappiness", "0")
         }
+        // Socket buffers: v1 charges them (to a counter of their own) only once the TCP
+        // kernel-memory limit is set; without it a run holds gigabytes of unread loopback
+        // data beyond its memory limit. Capped at the memory limit and counted in the peak.
+        let tcp = memory + "/memory.kmem.tcp.limit_in_bytes"
+        if CgroupFile.exists(tcp) { try CgroupFile.write(tcp, String(limits.memoryBytes)) }
         try CgroupFile.write(dirs["pids"]! + "/pids.max", String(limits.processes))
         let cpu = dirs["cpu"]!
         let period = 100_000
@@ -139,6 +144,7 @@ final class CgroupV1Run: RunCgroup, @unchecked Sendable {
     func startCounting() {
         // Writing 0 resets max_usage to the current usage, and cpuacct.usage to zero.
         try? CgroupFile.write(dirs["memory"]! + "/memory.max_usage_in_bytes", "0")
+        try? CgroupFile.write(dirs["memory"]! + "/memory.kmem.tcp.max_usage_in_bytes", "0")
         if (try? CgroupFile.write(dirs["cpuacct"]! + "/cpuacct.usage", "0")) != nil { cpuBase = 0 } else { cpuBase = rawCPU ?? 0 }
         oomBase = rawOOMKills
     }
@@ -146,8 +152,15 @@ final class CgroupV1Run: RunCgroup, @unchecked Sendable {
     func stats() -> CgroupStats {
         CgroupStats(
             cpuUsageNs: cpuUsageNs(),
-            memoryPeakBytes: CgroupFile.readUInt(dirs["memory"]! + "/memory.max_usage_in_bytes"),
+            memoryPeakBytes: memoryPeak(),
             oomKills: max(0, rawOOMKills - oomBase))
+    }
+
+    /// The memory peak, socket buffers included (v1 counts them apart from the rest).
+    func memoryPeak() -> UInt64? {
+        let memory = dirs["memory"]!
+        guard let peak = CgroupFile.readUInt(memory + "/memory.max_usage_in_bytes") else { return nil }
+        return peak + (CgroupFile.readUInt(memory + "/memory.kmem.tcp.max_usage_in_bytes") ?? 0)
     }
 
     func cpuUsageNs() -> UInt64? { rawCPU.map { $0 >= cpuBase ? $0 - cpuBase : 0 } }

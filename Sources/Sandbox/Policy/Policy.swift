@@ -170,19 +170,73 @@ public enum DeviceNode: String, Sendable, Equatable, CaseIterable {
     case null, zero, urandom, random, full
 }
 
-/// The seccomp filter of a policy: a built-in deny list of escape and abuse syscalls, adjusted.
+/// The seccomp filter of a policy.
+///
+/// In `allow_list` mode (the default, and the shipped policies') only the system calls of a
+/// built-in allow list (`SeccompProgram.builtInAllowList`) plus `allow` are permitted: any other,
+/// including one newer than the installed libseccomp, fails with `ENOSYS` (so that libc falls
+/// back), and the dangerous ones (`SeccompProgram.builtInDenyList` less `allow`, plus `deny`)
+/// get `action`. In `deny_list` mode every system call not denied is permitted. In both modes
+/// sockets may be created only in `socket_families`, `personality` may only query or keep the
+/// default persona, `clone` may not create namespaces and `clone3` fails with `ENOSYS`.
 public struct SeccompPolicy: Sendable, Hashable {
+    /// Whether unlisted system calls are refused (allow list) or permitted (deny list).
+    public var mode: SeccompMode = .allowList
     /// What a denied syscall does.
     public var action: SeccompAction = .errno(1)  // EPERM
     /// Syscalls denied in addition to the built-in list.
     public var deny: [String] = []
-    /// Syscalls removed from the built-in list (an operator's explicit, reviewed choice).
+    /// Syscalls removed from the built-in deny list, and (allow list) added to the allow list:
+    /// an operator's explicit, reviewed choice.
     public var allow: [String] = []
+    /// The address families `socket` and `socketpair` may use; any other fails with
+    /// `EAFNOSUPPORT` (`AF_VSOCK`, `AF_PACKET`, … are never allowed).
+    public var socketFamilies: [SocketFamily] = SocketFamily.defaults
 
-    public init(action: SeccompAction = .errno(1), deny: [String] = [], allow: [String] = []) {
+    public init(mode: SeccompMode = .allowList, action: SeccompAction = .errno(1), deny: [String] = [], allow: [String] = [],
+                socketFamilies: [SocketFamily] = SocketFamily.defaults) {
+        self.mode = mode
         self.action = action
         self.deny = deny
         self.allow = allow
+        self.socketFamilies = socketFamilies
+    }
+}
+
+/// How a seccomp filter treats a system call it does not list.
+public enum SeccompMode: String, Sendable, Hashable, CaseIterable {
+    /// Refused (`ENOSYS`) unless allowed: the built-in allow list plus `allow`.
+    case allowList = "allow_list"
+    /// Permitted unless denied: the built-in deny list less `allow`, plus `deny`.
+    case denyList = "deny_list"
+}
+
+/// An address family a policy may let sockets be created in.
+public enum SocketFamily: String, Sendable, Hashable, CaseIterable, Comparable {
+    /// `AF_UNIX`: local sockets (also `socketpair`).
+    case unix
+    /// `AF_INET`.
+    case inet
+    /// `AF_INET6`.
+    case inet6
+    /// `AF_NETLINK`, protocol `NETLINK_ROUTE` only (addresses and routes, as getaddrinfo asks).
+    case netlink
+
+    /// `[unix, inet, inet6]`.
+    public static let defaults: [SocketFamily] = [.unix, .inet, .inet6]
+
+    /// The `AF_*` number.
+    public var number: Int32 {
+        switch self {
+        case .unix: return 1
+        case .inet: return 2
+        case .inet6: return 10
+        case .netlink: return 16
+        }
+    }
+
+    public static func < (a: SocketFamily, b: SocketFamily) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
     }
 }
 

@@ -10,7 +10,7 @@ enum PolicySchema {
     static let filesystem = ["read_only", "tmpfs", "devices", "workdir"]
     static let readOnly = ["path", "source", "target", "optional"]
     static let tmpfs = ["path", "size"]
-    static let seccomp = ["action", "errno", "deny", "allow"]
+    static let seccomp = ["mode", "action", "errno", "deny", "allow", "socket_families"]
     static let environment = ["set", "allow"]
 
     /// Every key path a file may use, for "did you mean" when a key sits at the wrong level.
@@ -291,6 +291,27 @@ struct PolicyDecoder {
 
     private mutating func decodeSeccomp(_ node: Node, into seccomp: inout SeccompPolicy) {
         guard let f = fields(of: node, at: "seccomp", known: PolicySchema.seccomp) else { return }
+        if let n = f["mode"], let text = scalar(n, at: "seccomp.mode", expected: "allow_list or deny_list") {
+            let names = SeccompMode.allCases.map(\.rawValue)
+            if let mode = SeccompMode(rawValue: text) { seccomp.mode = mode } else {
+                report("seccomp.mode", n, "expected allow_list or deny_list, got \(q(text))\(Suggestions.didYouMean(text, in: names))")
+            }
+        }
+        if let n = f["socket_families"], let items = list(n, at: "seccomp.socket_families", expected: "address family names") {
+            var families: [SocketFamily] = []
+            let names = SocketFamily.allCases.map(\.rawValue)
+            for (i, item) in items.enumerated() {
+                let path = "seccomp.socket_families[\(i)]"
+                guard let text = scalar(item, at: path, expected: "an address family name") else { continue }
+                guard let family = SocketFamily(rawValue: text) else {
+                    report(path, item, "unknown address family \(q(text))\(Suggestions.didYouMean(text, in: names)); expected one of "
+                           + names.joined(separator: ", ") + " (others, such as vsock or packet, are never allowed)")
+                    continue
+                }
+                if families.contains(family) { report(path, item, "\(text) is listed twice") } else { families.append(family) }
+            }
+            seccomp.socketFamilies = families
+        }
         var kill = seccomp.action == .kill
         if let n = f["action"], let text = scalar(n, at: "seccomp.action", expected: "errno or kill") {
             switch text {

@@ -50,6 +50,7 @@ extension Policy {
         line(1, "devices: [\(filesystem.devices.map(\.rawValue).joined(separator: ", "))]")
         line(1, "workdir: \(Self.yamlScalar(filesystem.workdir))")
         line(0, "seccomp:")
+        line(1, "mode: \(seccomp.mode.rawValue)")
         switch seccomp.action {
         case .kill:
             line(1, "action: kill")
@@ -59,6 +60,7 @@ extension Policy {
         }
         line(1, "deny: \(flow(seccomp.deny))")
         line(1, "allow: \(flow(seccomp.allow))")
+        line(1, "socket_families: [\(seccomp.socketFamilies.map(\.rawValue).joined(separator: ", "))]")
         line(0, "environment:")
         if environment.set.isEmpty {
             line(1, "set: {}")
@@ -89,4 +91,39 @@ extension Policy {
 
     /// A string in double quotes with YAML's escapes (also how messages quote a value).
     static func doubleQuoted(_ s: String) -> String { Quoting.doubleQuoted(s) }
+}
+
+extension SeccompPolicy {
+    /// What the filter does, in YAML comment lines for `confine policy check`: the mode, the
+    /// system calls permitted (an allow list) and those refused with the policy's action.
+    public func renderEffectiveComment() -> String {
+        var out: [String] = []
+        func wrapped(_ title: String, _ names: [String]) {
+            out.append("# \(title) (\(names.count)):")
+            var current = "#  "
+            for name in names {
+                if current.count + name.count + 1 > 100 {
+                    out.append(current)
+                    current = "#  "
+                }
+                current += " " + name
+            }
+            if current != "#  " { out.append(current) }
+        }
+        let actionText: String
+        switch action {
+        case .kill: actionText = "kill the process"
+        case .errno(let e): actionText = "fail with \(SyscallNames.errnoName(e))"
+        }
+        switch mode {
+        case .allowList:
+            wrapped("seccomp allow list: permitted system calls (any other fails with ENOSYS)", SeccompProgram.permittedSyscalls(self))
+        case .denyList:
+            out.append("# seccomp deny list: every system call not refused below is permitted")
+        }
+        wrapped("refused system calls (\(actionText))", SeccompProgram.deniedSyscalls(self).sorted())
+        out.append("# always: clone3 fails with ENOSYS; clone may not create namespaces\(allow.contains("unshare") ? " (allowed here: unshare)" : ""); "
+                   + "personality may only query or keep PER_LINUX; sockets only in \(socketFamilies.map(\.rawValue).joined(separator: ", ")) (others EAFNOSUPPORT)")
+        return out.joined(separator: "\n") + "\n"
+    }
 }

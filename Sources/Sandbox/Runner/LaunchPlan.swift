@@ -73,8 +73,8 @@ final class LaunchPlan: Sendable {
             }
             if (st.st_mode & S_IFMT) == S_IFLNK {
                 var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-                let n = readlink(bind.source, &buffer, Int(PATH_MAX))
-                guard n > 0 else { throw LaunchError(stage: "readlink", subject: bind.source, errno: errno) }
+                let n = readlink(bind.source, &buffer, Int(PATH_MAX)), err = errno
+                guard n > 0 else { throw LaunchError(stage: "readlink", subject: bind.source, errno: err) }
                 let link = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
                 add(CS_MOUNT_SYMLINK, source: link, target: bind.target)
             } else {
@@ -86,6 +86,9 @@ final class LaunchPlan: Sendable {
         for node in filesystem.devices {
             add(CS_MOUNT_DEV_NODE, source: "/dev/\(node.rawValue)", target: "/dev/\(node.rawValue)")
         }
+        // A small tmpfs of its own at /dev/shm (POSIX shared memory and semaphores: Python's
+        // multiprocessing Lock and Pool); its pages count in the memory limit like any tmpfs.
+        add(CS_MOUNT_TMPFS, source: nil, target: "/dev/shm", data: "size=\(Self.devShmBytes),nr_inodes=4096,mode=1777")
         for (name, link) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
             add(CS_MOUNT_SYMLINK, source: link, target: "/dev/\(name)")
         }
@@ -98,6 +101,9 @@ final class LaunchPlan: Sendable {
         }.map(\.element)
         return (ordered.map(\.0), ordered.map(\.1))
     }
+
+    /// The size of every sandbox's /dev/shm (the memory limit applies first when it is lower).
+    static let devShmBytes: UInt64 = 64 << 20
 
     /// What mount-plan entry `index` mounts.
     func subject(mount index: Int32) -> String? {

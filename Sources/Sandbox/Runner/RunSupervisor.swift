@@ -180,7 +180,11 @@ final class RunSupervisor: @unchecked Sendable {
         var pipes: [Int32] = []
         for _ in 0..<3 {
             var fds: [Int32] = [-1, -1]
-            guard cs_pipe_cloexec(&fds) == 0 else { pipes.forEach { close($0) }; return failed(SetupFailure(stage: "pipe", errno: errno)) }
+            guard cs_pipe_cloexec(&fds) == 0 else {
+                let err = errno  // before close() may change it
+                pipes.forEach { close($0) }
+                return failed(SetupFailure(stage: "pipe", errno: err))
+            }
             pipes += fds
         }
         defer { pipes.forEach { if $0 >= 0 { close($0) } } }
@@ -291,7 +295,8 @@ final class RunSupervisor: @unchecked Sendable {
             if !reportEOF { fds.append(pollfd(fd: io.report, events: Int16(POLLIN), revents: 0)) }
             if stdinFD >= 0 { fds.append(pollfd(fd: stdinFD, events: Int16(POLLOUT), revents: 0)) }
             fds.append(pollfd(fd: handle.cancelFD, events: Int16(POLLIN), revents: 0))
-            if poll(&fds, nfds_t(fds.count), Int32(timeout)) < 0 && errno != EINTR { break }
+            let polled = poll(&fds, nfds_t(fds.count), Int32(timeout)), pollErrno = errno
+            if polled < 0 && pollErrno != EINTR { break }
 
             for p in fds where p.revents != 0 {
                 if p.fd == io.stdout || p.fd == io.stderr {
@@ -300,7 +305,7 @@ final class RunSupervisor: @unchecked Sendable {
                         : drain(fd: p.fd, into: &o.stderr, buffer: &readBuffer)
                     if overflowed && job.policy.outputOverflow == .kill { killRun(.output) }
                 } else if p.fd == io.report {
-                    let n = readBuffer.withUnsafeMutableBytes { read(io.report, $0.baseAddress, $0.count) }
+                    let (n, readErrno) = readBuffer.withUnsafeMutableBytes { (read(io.report, $0.baseAddress, $0.count), errno) }
                     if n > 0 {
                         reportBuffer.append(contentsOf: readBuffer[0..<n])
                         let size = MemoryLayout<cs_report>.size
@@ -313,17 +318,17 @@ final class RunSupervisor: @unchecked Sendable {
                                 o.endedAt = Clock.nowMs()
                             }
                         }
-                    } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
+                    } else if n == 0 || (readErrno != EINTR && readErrno != EAGAIN) {
                         reportEOF = true
                         if o.endedAt == nil { o.endedAt = Clock.nowMs() }
                     }
                 } else if p.fd == stdinFD {
                     if p.revents & Int16(POLLOUT) != 0 {
-                        let n = stdinBytes.withUnsafeBytes { bytes in
-                            write(stdinFD, bytes.baseAddress! + stdinOffset, min(65536, bytes.count - stdinOffset))
+                        let (n, writeErrno) = stdinBytes.withUnsafeBytes { bytes in
+                            (write(stdinFD, bytes.baseAddress! + stdinOffset, min(65536, bytes.count - stdinOffset)), errno)
                         }
                         if n > 0 { stdinOffset += n }
-                        if stdinOffset >= stdinBytes.count || (n < 0 && errno != EAGAIN && errno != EINTR) { closeStdin() }
+                        if stdinOffset >= stdinBytes.count || (n < 0 && writeErrno != EAGAIN && writeErrno != EINTR) { closeStdin() }
                     } else {
                         closeStdin()  // POLLERR/POLLHUP: the program closed its stdin
                     }
@@ -351,12 +356,12 @@ final class RunSupervisor: @unchecked Sendable {
     private func drain(fd: Int32, into capture: inout StreamCapture, buffer: inout [UInt8]) -> Bool {
         var overflowed = false
         for _ in 0..<16 {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let (n, readErrno) = buffer.withUnsafeMutableBytes { (read(fd, $0.baseAddress, $0.count), errno) }
             if n > 0 {
                 if capture.append(buffer[0..<n]) { overflowed = true }
                 continue
             }
-            if n == 0 || (errno != EAGAIN && errno != EINTR) { capture.eof = true }
+            if n == 0 || (readErrno != EAGAIN && readErrno != EINTR) { capture.eof = true }
             break
         }
         return overflowed

@@ -18,8 +18,11 @@ public final class Sandbox: Sendable {
     /// The cgroup hierarchy runs are placed in; nil only with `cgroups: .disabled`.
     public let cgroups: (any CgroupBackend)?
     private let names: RunNames
-    /// Launch plans by image, built once.
-    private let plans = Mutex<[SandboxImage: LaunchPlan]>([:])
+    /// Launch plans by image, built once, at most `maxPlans` (each distinct memory override is
+    /// an image of its own: the least recently used are forgotten, rebuilt if asked again).
+    private let plans = Mutex<(byImage: [SandboxImage: (plan: LaunchPlan, used: UInt64)], clock: UInt64)>(([:], 0))
+    /// The most launch plans kept.
+    static let maxPlans = 64
     /// Sandboxes built ahead of time; nil when `warmPoolSize` is 0.
     let pool: WarmPool?
     /// Supervisors still tidying up after publishing their result (cgroup recycling).
@@ -114,11 +117,26 @@ public final class Sandbox: Sendable {
     /// What the spawner is doing, and whether (and why) it was restarted.
     public var spawnerStatus: SpawnerStatus { spawner.status }
 
+    /// How many launch plans are kept now.
+    var cachedPlanCount: Int { plans.withLock { $0.byImage.count } }
+
     /// The launch plan of an image, built on first use.
     func plan(for image: SandboxImage, seccomp: SeccompProgram?) throws(LaunchError) -> LaunchPlan {
-        if let plan = plans.withLock({ $0[image] }) { return plan }
+        let cached = plans.withLock { state -> LaunchPlan? in
+            guard let found = state.byImage[image] else { return nil }
+            state.clock += 1
+            state.byImage[image]!.used = state.clock
+            return found.plan
+        }
+        if let cached { return cached }
         let plan = try LaunchPlan(image: image, seccomp: seccomp)
-        plans.withLock { $0[image] = plan }
+        plans.withLock { state in
+            state.clock += 1
+            state.byImage[image] = (plan, state.clock)
+            while state.byImage.count > Self.maxPlans, let oldest = state.byImage.min(by: { $0.value.used < $1.value.used }) {
+                state.byImage[oldest.key] = nil
+            }
+        }
         return plan
     }
 

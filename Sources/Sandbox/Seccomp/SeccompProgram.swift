@@ -11,7 +11,10 @@ public final class SeccompProgram: Sendable {
 
     /// Syscalls refused by every policy unless its `seccomp.allow` names them: the ways
     /// sandboxes have been escaped or abused (namespaces and mounts, kernel modules, tracing,
-    /// eBPF, keyrings, io_uring, handle-based opens, clock and system changes).
+    /// eBPF, keyrings, io_uring, handle-based opens, clock and system changes), and the calls
+    /// that fill a host-wide kernel table one sandbox could drain for everyone: the AIO context
+    /// pool (`io_setup`, `fs.aio-max-nr`) and SysV message queues (`msgget`, …: queues are
+    /// kernel memory outside the memory limit).
     public static let builtInDenyList: [String] = [
         "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp",
         "mount", "umount2", "pivot_root", "chroot", "unshare", "setns",
@@ -24,14 +27,87 @@ public final class SeccompProgram: Sendable {
         "swapon", "swapoff", "reboot", "acct", "quotactl", "syslog", "lookup_dcookie",
         "iopl", "ioperm", "uselib", "vhangup", "nfsservctl",
         "settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
+        "io_setup", "msgget", "msgsnd", "msgrcv", "msgctl",
     ]
 
-    /// The syscall names a policy denies: the built-in list less `allow`, plus `deny`.
+    /// What an allow-list policy permits before its `allow`: what interpreters, shells and the
+    /// usual tools (coreutils, grep, sed, awk, curl) call. Names this libseccomp or this
+    /// architecture does not know are skipped. Not in it, among others: `sync` and `syncfs`
+    /// (host-wide writeback), `modify_ldt`, the NUMA policy calls, `sethostname`, `fanotify_*`.
+    /// `clone`, `ioctl`, `socket`, `socketpair` and `personality` are in it, their arguments
+    /// checked by the filter's first half.
+    public static let builtInAllowList: [String] = [
+        // Files and descriptors.
+        "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2",
+        "open", "openat", "openat2", "creat", "close", "close_range", "dup", "dup2", "dup3", "lseek", "fcntl", "ioctl",
+        "stat", "fstat", "lstat", "newfstatat", "statx", "statfs", "fstatfs", "access", "faccessat", "faccessat2",
+        "readlink", "readlinkat", "getdents", "getdents64", "getcwd", "chdir", "fchdir",
+        "mkdir", "mkdirat", "rmdir", "unlink", "unlinkat", "rename", "renameat", "renameat2",
+        "link", "linkat", "symlink", "symlinkat", "mknod", "mknodat",
+        "chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "fchownat", "lchown", "umask",
+        "truncate", "ftruncate", "fallocate", "fadvise64", "readahead", "fsync", "fdatasync", "sync_file_range",
+        "flock", "utime", "utimes", "utimensat", "futimesat",
+        "getxattr", "lgetxattr", "fgetxattr", "listxattr", "llistxattr", "flistxattr",
+        "setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr", "fremovexattr",
+        "pipe", "pipe2", "splice", "tee", "vmsplice", "sendfile", "copy_file_range",
+        "select", "pselect6", "poll", "ppoll", "epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait",
+        "epoll_pwait", "epoll_pwait2", "eventfd", "eventfd2", "signalfd", "signalfd4",
+        "timerfd_create", "timerfd_settime", "timerfd_gettime", "inotify_init", "inotify_init1",
+        "inotify_add_watch", "inotify_rm_watch", "memfd_create",
+        "io_submit", "io_getevents", "io_pgetevents", "io_cancel", "io_destroy",
+        // Memory.
+        "brk", "mmap", "munmap", "mremap", "mprotect", "madvise", "msync", "mincore", "mlock", "mlock2", "munlock",
+        "mlockall", "munlockall", "remap_file_pages", "membarrier", "pkey_alloc", "pkey_free", "pkey_mprotect",
+        "shmget", "shmat", "shmdt", "shmctl", "semget", "semop", "semtimedop", "semctl",
+        "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr",
+        // Processes, threads, signals.
+        "clone", "fork", "vfork", "execve", "execveat", "exit", "exit_group", "wait4", "waitid",
+        "kill", "tkill", "tgkill", "pidfd_open", "pidfd_send_signal",
+        "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigpending", "rt_sigsuspend", "rt_sigtimedwait",
+        "rt_sigqueueinfo", "rt_tgsigqueueinfo", "sigaltstack", "restart_syscall", "pause",
+        "futex", "futex_waitv", "set_robust_list", "get_robust_list", "set_tid_address", "rseq",
+        "arch_prctl", "set_thread_area", "get_thread_area", "prctl", "personality", "seccomp",
+        "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
+        "getpid", "getppid", "gettid", "getpgid", "setpgid", "getpgrp", "getsid", "setsid",
+        "getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid", "getgroups",
+        "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setgroups", "setfsuid", "setfsgid",
+        "capget", "capset", "getrlimit", "setrlimit", "prlimit64", "getrusage", "times",
+        "getpriority", "setpriority", "ioprio_get", "ioprio_set",
+        "sched_yield", "sched_getaffinity", "sched_setaffinity", "sched_getparam", "sched_setparam",
+        "sched_getscheduler", "sched_setscheduler", "sched_get_priority_max", "sched_get_priority_min",
+        "sched_rr_get_interval", "sched_getattr", "sched_setattr", "getcpu",
+        // Time.
+        "nanosleep", "clock_nanosleep", "clock_gettime", "clock_getres", "gettimeofday", "time",
+        "alarm", "getitimer", "setitimer", "timer_create", "timer_settime", "timer_gettime", "timer_getoverrun",
+        "timer_delete",
+        // Sockets (families checked).
+        "socket", "socketpair", "bind", "listen", "accept", "accept4", "connect", "getsockname", "getpeername",
+        "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "shutdown", "setsockopt", "getsockopt",
+        // The system, read only.
+        "uname", "sysinfo", "getrandom",
+    ]
+
+    /// The syscall names a policy denies with its action: the built-in deny list less `allow`,
+    /// plus `deny`.
     public static func deniedSyscalls(_ policy: SeccompPolicy) -> [String] {
         let allowed = Set(policy.allow)
         var names = builtInDenyList.filter { !allowed.contains($0) }
         for name in policy.deny where !names.contains(name) { names.append(name) }
         return names
+    }
+
+    /// The syscall names a policy permits (some with their arguments checked), sorted: for an
+    /// allow list, the built-in allow list plus `allow`, less what is denied; for a deny list,
+    /// every syscall of this architecture less what is denied. Names this libseccomp does not
+    /// know are left out.
+    public static func permittedSyscalls(_ policy: SeccompPolicy) -> [String] {
+        let denied = Set(deniedSyscalls(policy))
+        let base: [String]
+        switch policy.mode {
+        case .allowList: base = builtInAllowList + policy.allow
+        case .denyList: base = SyscallNames.native
+        }
+        return Set(base.filter { !denied.contains($0) && $0 != "clone3" && SyscallNames.isKnown($0) }).sorted()
     }
 
     static let cache = Mutex<[SeccompPolicy: SeccompProgram]>([:])
@@ -47,14 +123,22 @@ public final class SeccompProgram: Sendable {
         }
         // Namespaces stay closed unless the operator allowed unshare explicitly.
         let denyCloneNamespaces: Int32 = policy.allow.contains("unshare") ? 0 : 1
+        let permitted = policy.mode == .allowList ? permittedSyscalls(policy) : []
+        let families = policy.socketFamilies.map(\.number)
         var length = 0
         var message = [CChar](repeating: 0, count: 256)
-        let cStrings = names.map { strdup($0) }
-        defer { cStrings.forEach { free($0) } }
-        let pointers = cStrings.map { UnsafePointer($0) }
-        let filter = pointers.withUnsafeBufferPointer { buffer in
-            cs_build_seccomp(buffer.baseAddress, Int32(buffer.count), action, denyCloneNamespaces, 1,
-                             &length, &message, message.count)
+        let denyStrings = names.map { strdup($0) }, allowStrings = permitted.map { strdup($0) }
+        defer { (denyStrings + allowStrings).forEach { free($0) } }
+        let denyPointers = denyStrings.map { UnsafePointer($0) }, allowPointers = allowStrings.map { UnsafePointer($0) }
+        let filter = denyPointers.withUnsafeBufferPointer { deny in
+            allowPointers.withUnsafeBufferPointer { allow in
+                families.withUnsafeBufferPointer { families in
+                    cs_build_seccomp(deny.baseAddress, Int32(deny.count), action, denyCloneNamespaces, 1,
+                                     families.baseAddress, Int32(families.count),
+                                     policy.mode == .allowList ? 1 : 0, allow.baseAddress, Int32(allow.count),
+                                     &length, &message, message.count)
+                }
+            }
         }
         guard let filter else {
             throw SeccompError(message: message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })

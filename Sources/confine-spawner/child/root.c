@@ -40,11 +40,81 @@ static unsigned long cs_locked_flags(const char *path) {
     return flags;
 }
 
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#define CS_AT_RECURSIVE 0x8000
+#define CS_MOUNT_ATTR_RDONLY 0x1
+#define CS_MOUNT_ATTR_NOSUID 0x2
+#define CS_MOUNT_ATTR_NODEV 0x4
+
+/* struct mount_attr of mount_setattr(2) (not in every libc's headers). */
+struct cs_mount_attr {
+    unsigned long long attr_set, attr_clr, propagation, userns_fd;
+};
+
+/* Remounts one bind mount read-only, nosuid, nodev, keeping the flags the user namespace locks. */
+static int cs_remount_ro(const char *dst) {
+    unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | cs_locked_flags(dst);
+    return mount(NULL, dst, NULL, flags, NULL);
+}
+
+/* Without mount_setattr (kernels before 5.12): every mount below `dst` in the mount table,
+ * remounted read-only one by one. Static memory, raw reads: no malloc after clone(). */
+static char cs_mountinfo[65536];
+
+static int cs_remount_submounts_ro(const char *dst) {
+    int fd = open("/oldroot/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t dst_len = strlen(dst), kept = 0;
+    for (;;) {
+        ssize_t n = read(fd, cs_mountinfo + kept, sizeof cs_mountinfo - 1 - kept);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) { int e = errno; close(fd); errno = e; return -1; }
+        size_t len = kept + (size_t)n, start = 0;
+        for (size_t i = 0; i < len; i++) {
+            if (cs_mountinfo[i] != '\n' && !(n == 0 && i == len - 1)) continue;
+            /* Fifth field: the mount point (octal escapes such as \040 are left as they are:
+             * they never match a plan's target, which has none). */
+            char *line = cs_mountinfo + start, *field = line;
+            cs_mountinfo[cs_mountinfo[i] == '\n' ? i : len] = 0;
+            for (int k = 0; k < 4 && field; k++) {
+                field = strchr(field, ' ');
+                if (field) field++;
+            }
+            start = i + 1;
+            if (!field) continue;
+            char *end = strchr(field, ' ');
+            if (end) *end = 0;
+            if (strncmp(field, dst, dst_len) == 0 && field[dst_len] == '/' && cs_remount_ro(field) != 0) {
+                int e = errno;
+                close(fd);
+                errno = e;
+                return -1;
+            }
+        }
+        if (n == 0) break;
+        kept = len - start;
+        if (kept == sizeof cs_mountinfo - 1) { close(fd); errno = E2BIG; return -1; } /* one line longer than the buffer */
+        memmove(cs_mountinfo, cs_mountinfo + start, kept);
+    }
+    close(fd);
+    return 0;
+}
+
+/* A read-only bind that is read-only all the way down: the top remounted, then every submount
+ * (mount_setattr with AT_RECURSIVE where the kernel has it, else each one). */
 static int cs_bind_ro(const char *src, const char *dst, int recursive, unsigned long extra) {
     if (mount(src, dst, NULL, MS_BIND | (recursive ? MS_REC : 0), NULL) != 0) return -1;
     unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | extra;
     flags |= cs_locked_flags(dst);
-    return mount(NULL, dst, NULL, flags, NULL);
+    if (mount(NULL, dst, NULL, flags, NULL) != 0) return -1;
+    if (!recursive) return 0;
+    struct cs_mount_attr attr = {CS_MOUNT_ATTR_RDONLY | CS_MOUNT_ATTR_NOSUID | CS_MOUNT_ATTR_NODEV, 0, 0, 0};
+    if (syscall(SYS_mount_setattr, AT_FDCWD, dst, CS_AT_RECURSIVE, &attr, sizeof attr) == 0) return 0;
+    if (errno != ENOSYS) return -1;
+    return cs_remount_submounts_ro(dst);
 }
 
 static int cs_do_mount(const cs_mount *m) {
@@ -65,9 +135,12 @@ static int cs_do_mount(const cs_mount *m) {
         if (cs_mkdirs(dst, 1) != 0) return -1;
         return mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NOEXEC, m->data);
     case CS_MOUNT_DEV_NODE:
+        /* Read-only: the node works (reads, writes to the device) but the host's inode cannot
+         * be changed through it (touch, chmod). Not nodev, or it could not be opened. */
         if (cs_join(src, "/oldroot", m->source) != 0) return -1;
         if (cs_mountpoint(dst, 0) != 0) return -1;
-        return mount(src, dst, NULL, MS_BIND, NULL);
+        if (mount(src, dst, NULL, MS_BIND, NULL) != 0) return -1;
+        return mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC | cs_locked_flags(dst), NULL);
     case CS_MOUNT_SYMLINK:
         if (cs_mkdirs(dst, 0) != 0) return -1;
         return symlink(m->source, dst);

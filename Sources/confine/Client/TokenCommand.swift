@@ -69,6 +69,9 @@ struct TokenCommand: AsyncParsableCommand {
         @Option(name: .customLong("max-active"), help: ArgumentHelp("Its executions pending or running at once, at most.", valueName: "N"))
         var maxActive: Int?
 
+        @Option(name: .customLong("max-priority"), help: ArgumentHelp("The highest run priority it may ask, -100…100 (default: 0 for submitters and viewers, 100 for operators and admins).", valueName: "N"))
+        var maxPriority: Int?
+
         @Option(help: ArgumentHelp("How long it lasts (90d, 12h; default forever).", valueName: "DURATION"))
         var expires: String?
 
@@ -80,7 +83,7 @@ struct TokenCommand: AsyncParsableCommand {
             let client = try target.client.makeClient()
             try await runClientVerb {
                 let body = WireTokenBody(name: name, role: role.rawValue, tenant: tenant, policies: policies.isEmpty ? nil : policies,
-                                         max_policy: maxPolicy, max_active: maxActive, expires_in: expires)
+                                         max_policy: maxPolicy, max_active: maxActive, max_priority: maxPriority, expires_in: expires)
                 let response = try await client.send("POST", "/tokens", json: encodeBody(body))
                 if target.client.json { printJSON(response); return }
                 let token = try client.decode(WireToken.self, response, url: client.base + "/tokens")
@@ -99,12 +102,22 @@ struct TokenCommand: AsyncParsableCommand {
                 }
                 expiresAt = Date().addingTimeInterval(Double(ms) / 1000)
             }
+            if let maxPriority, !(-100...100).contains(maxPriority) {
+                printClientError("--max-priority \(maxPriority): expected -100 to 100")
+                throw ExitCode(64)
+            }
+            for (field, value) in [("name", name), ("--tenant", tenant ?? name)] {
+                if let problem = ExactName.problem(value, field: field, characters: 100, bytes: 400) {
+                    printClientError(problem)
+                    throw ExitCode(64)
+                }
+            }
             let text = TokenMint.make()
             do {
                 let token = try await store.createToken(NewAccessToken(
                     name: name, role: Role(rawValue: role.rawValue)!, tenant: tenant ?? name, digest: TokenMint.digest(text),
                     policies: policies.isEmpty ? nil : policies, maxPolicy: maxPolicy, maxActive: maxActive, expiresAt: expiresAt,
-                    createdAt: Date()))
+                    createdAt: Date(), maxPriority: maxPriority))
                 try await store.appendAudit(AuditEntry(at: Date(), tokenID: nil, tokenName: nil, role: nil, action: "token.create",
                                                        targetType: "token", targetID: String(token.id), address: nil,
                                                        detail: "name \(token.name), role \(token.role.rawValue), by confine token --database"))
