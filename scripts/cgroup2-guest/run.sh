@@ -37,6 +37,21 @@ skip() {
 [ -r /dev/kvm ] && [ -w /dev/kvm ] || skip "/dev/kvm is not readable and writable"
 command -v apt-get >/dev/null || skip "no apt-get: the guest kernel is Debian's linux-image-amd64"
 
+# KVM where it can boot a stock kernel (decided before anything is installed or fetched, so that
+# `make test` skips at once where it cannot run). A host whose KVM is kvm-pvm (PVM, the page-table based
+# nested hypervisor of some cloud sandboxes) runs only PVM-enabled guest kernels: a stock one
+# hangs in its decompressor. There the guest runs under TCG (emulated; slower).
+accel=${CGROUP2_ACCEL:-}
+if [ -z "$accel" ]; then
+    if [ -d /sys/module/kvm_pvm ]; then
+        [ $optional -eq 1 ] && skip "this host's KVM is kvm-pvm, which boots only PVM-enabled guest kernels (a stock one hangs in its decompressor); under TCG emulation the guest takes several minutes more: run make test-cgroup2, or make test CGROUP2_ACCEL=tcg"
+        accel=tcg
+        echo "test-cgroup2: this host's KVM is kvm-pvm, which boots only PVM guest kernels; emulating the guest (TCG) instead" >&2
+    else
+        accel=kvm
+    fi
+fi
+
 "$repo/scripts/ensure-deps.sh" qemu-system-x86 busybox-static
 xctest="$repo/.build/debug/ConfinePackageTests.xctest"
 confine="$repo/.build/debug/confine"
@@ -114,19 +129,6 @@ printf '%s\n' "${order[@]}" >"$work/initramfs/modules/order"
 
 mkdir -p "$work/results"
 chmod 777 "$work/results"
-# KVM where it can boot a stock kernel. A host whose KVM is kvm-pvm (PVM, the page-table based
-# nested hypervisor of some cloud sandboxes) runs only PVM-enabled guest kernels: a stock one
-# hangs in its decompressor. There the guest runs under TCG (emulated; slower).
-accel=${CGROUP2_ACCEL:-}
-if [ -z "$accel" ]; then
-    if [ -d /sys/module/kvm_pvm ]; then
-        [ $optional -eq 1 ] && skip "this host's KVM is kvm-pvm, which boots only PVM-enabled guest kernels (a stock one hangs in its decompressor); under TCG emulation the guest takes several minutes more: run make test-cgroup2, or make test CGROUP2_ACCEL=tcg"
-        accel=tcg
-        echo "test-cgroup2: this host's KVM is kvm-pvm, which boots only PVM guest kernels; emulating the guest (TCG) instead" >&2
-    else
-        accel=kvm
-    fi
-fi
 case "$accel" in
     kvm) accel_args=(-enable-kvm -cpu host) ;;
     tcg) accel_args=(-accel tcg,thread=multi,tb-size=512 -cpu max) ;;
