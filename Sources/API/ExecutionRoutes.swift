@@ -26,8 +26,7 @@ struct ExecutionRoutes {
             try await run(request, jobID: server.id(path, "id"))
         }
         table.on(.get, "/executions/{id}", .role(.viewer)) { request, path in
-            let execution = try await execution(server.id(path, "id"))
-            return StreamedAnswers(server: server).execution(execution, encoding: try encoding(request))
+            try await answer(server.id(path, "id"), encoding: try encoding(request))
         }
         table.on(.get, "/executions/job/{job_id}", .role(.viewer)) { request, path in
             let jobID = try server.id(path, "job_id")
@@ -58,9 +57,7 @@ struct ExecutionRoutes {
             if !execution.status.isFinal {
                 execution = try await waitFinal(id, seconds: 2) ?? execution
             }
-            // Answered from the row; the output streams from the store.
-            execution = try await self.execution(id)
-            return StreamedAnswers(server: server).execution(execution, encoding: encoding, status: execution.status.isFinal ? .ok : .accepted)
+            return try await answer(id, encoding: encoding) { $0.status.isFinal ? .ok : .accepted }
         }
         table.on(.get, "/executions/{id}/output", .role(.viewer)) { request, path in
             let id = try server.id(path, "id")
@@ -236,10 +233,31 @@ struct ExecutionRoutes {
             ]))
         }
         let final = try await waitFinal(execution.id, seconds: timeout)
-        let current: Execution
-        if let final { current = final } else { current = try await self.execution(execution.id) }
-        return StreamedAnswers(server: server).execution(current, encoding: encoding, executionID: true,
-                                                         status: final != nil ? .ok : .accepted)
+        return try await answer(execution.id, encoding: encoding, executionID: true) { _ in final != nil ? .ok : .accepted }
+    }
+
+    /// An execution with its output. Its row and the first `StreamedAnswers.inlineOutput` bytes
+    /// of output are read in one snapshot: when that is all of it (the usual case), the answer
+    /// is written in one piece; else the rest streams from the store a chunk at a time, so that
+    /// no answer holds more than a chunk of output in memory whatever is stored. Another
+    /// tenant's execution is not found, as one that does not exist.
+    func answer(_ id: Int64, encoding: Representations.OutputEncoding, executionID: Bool = false,
+                status: (Execution) -> HTTPResponse.Status = { _ in .ok }) async throws -> Response {
+        let caller = try server.caller
+        guard let slice = try await server.storeCall({
+            try await server.store.output(executionID: id, stdoutFrom: 0, stderrFrom: 0, limit: StreamedAnswers.inlineOutput)
+        }), caller.sees(tenant: slice.execution.tenant) else {
+            throw Problem.notFound("execution \(id) not found")
+        }
+        if Int64(slice.stdout.count) == slice.storedStdout && Int64(slice.stderr.count) == slice.storedStderr {
+            var whole = slice.execution
+            whole.stdout = slice.stdout
+            whole.stderr = slice.stderr
+            return APIServer.respond(Representations.execution(whole, encoding: encoding, executionID: executionID),
+                                     status: status(whole))
+        }
+        return StreamedAnswers(server: server).execution(slice.execution, encoding: encoding, executionID: executionID,
+                                                         status: status(slice.execution))
     }
 
     /// A true/false query parameter (also 1/0); nil when absent.

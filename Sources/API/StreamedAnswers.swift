@@ -21,6 +21,8 @@ struct StreamedAnswers {
     static let executionBatch = 32
     /// Bytes of one output stream read from the store at once.
     static let outputChunk = 256 << 10
+    /// Output up to this size (both streams together) is answered in one piece with its row.
+    static let inlineOutput = 64 << 10
     /// The largest `limit`.
     static let maximumLimit = 1000
 
