@@ -274,9 +274,11 @@ def cmd_burn(base, count, ready_file):
     job = create_job(c, {"name": unique("bench-burner"), "script_type": "bash",
                          "script_content": "while :; do :; done", "policy": os.environ.get("BURNER_POLICY", "default"),
                          "concurrency": "allow"})
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # A flag, not a threading.Event: Event.set() from a signal handler can deadlock with the
+    # Event.wait() it interrupts (seen: the driver hung in a futex after SIGTERM).
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
     live, submitted, ready_at = {}, 0, None
     min_running = None
 
@@ -291,7 +293,7 @@ def cmd_burn(base, count, ready_file):
     for _ in range(count):
         submit()
     deadline = time.monotonic() + 30
-    while not stop.is_set():
+    while not stopping:
         for eid in list(live):
             status, payload, _ = c.request("GET", f"/executions/{eid}")
             if status != 200:
@@ -310,7 +312,7 @@ def cmd_burn(base, count, ready_file):
                 fail(f"burners not all RUNNING after 30 s: {live}")
         else:
             min_running = running if min_running is None else min(min_running, running)
-        stop.wait(0.25)
+        time.sleep(0.25)
 
     statuses = {}
     for eid in list(live):

@@ -6,7 +6,7 @@ import Glibc
 /// child's reports, reaps it, and removes its cgroup. Confined to that one thread.
 final class RunSupervisor: @unchecked Sendable {
     /// What to run, validated and compiled by `Sandbox`.
-    struct Job: Sendable {
+    struct SupervisedRun: Sendable {
         var request: RunRequest
         var policy: Policy
         var seccomp: SeccompProgram?
@@ -14,18 +14,18 @@ final class RunSupervisor: @unchecked Sendable {
     }
 
     private let sandbox: Sandbox
-    private let job: Job
+    private let work: SupervisedRun
     private let handle: RunHandle
 
-    init(sandbox: Sandbox, job: Job, handle: RunHandle) {
+    init(sandbox: Sandbox, work: SupervisedRun, handle: RunHandle) {
         self.sandbox = sandbox
-        self.job = job
+        self.work = work
         self.handle = handle
     }
 
     /// The sandbox once its result is known: every process of the program is gone, and init is
-    /// in its last instructions (`_exit`). Reaping init (whose exit unmaps its copy of our
-    /// address space) and recycling the cgroup (emptying a v1 memory cgroup of its page cache)
+    /// in its last instructions (`_exit`). Reaping init (whose exit tears down its namespaces
+    /// and mounts) and recycling the cgroup (emptying a v1 memory cgroup of its page cache)
     /// take milliseconds: they happen after the result is published, on this same thread.
     private var spent: SandboxProcess?
 
@@ -70,65 +70,69 @@ final class RunSupervisor: @unchecked Sendable {
     }
 
     private func execute() -> RunResult {
-        let started = Clock.nowMs()
-        let launchBegan = Clock.nowMicros()
+        let started = MonotonicClock.nowMs()
+        let launchBegan = MonotonicClock.nowMicros()
         func failed(_ failure: SetupFailure) -> RunResult {
-            RunResult(verdict: .setupFailed, wallMs: Clock.nowMs() - started, setupFailure: failure)
+            RunResult(verdict: .setupFailed, wallMs: MonotonicClock.nowMs() - started, setupFailure: failure)
         }
-        if job.bare { return executeBare(launchBegan: launchBegan, failed: failed) }
+        if work.bare { return executeBare(launchBegan: launchBegan, failed: failed) }
 
-        let limits = job.policy.limits
-        let image = SandboxImage(policy: job.policy, configuration: sandbox.configuration)
-        let plan: LaunchPlan
-        let message: RunMessage
+        let limits = work.policy.limits
+        let image = SandboxImage(policy: work.policy, configuration: sandbox.configuration)
+        let plan: LaunchPlan, message: RunMessage, process: SandboxProcess, sendError: Int32?
         do {
-            plan = try sandbox.plan(for: image, seccomp: job.seccomp)
-            var environment = job.policy.environment.set
-            for (key, value) in job.request.environment { environment[key] = value }
-            message = try RunMessage(command: job.request.command, environment: environment,
-                                     files: job.request.files, limits: limits)
+            (plan, message) = try prepare(image)
+            (process, sendError) = try sandboxTakingRun(image: image, plan: plan, message: message, limits: limits)
         } catch {
             return failed(error.setupFailure)
         }
-        defer { message.close() }
-
-        // A warm sandbox when one is ready (given this run's limits), else one built now.
-        var process: SandboxProcess?
-        if let warm = sandbox.pool?.take(image, plan: plan, limits: limits) {
-            do {
-                try warm.cgroup?.apply(CgroupLimits(limits))
-                process = warm
-            } catch {
-                warm.discard()
-            }
-        }
-        process?.cgroup?.startCounting()
-        if let warm = process, message.send(over: warm.control) != nil {
-            warm.discard()  // it died while idle: build a fresh one
-            process = nil
-        }
-        // A sandbox built now that cannot take its run has failed to build: its report says why.
-        var sendError: Int32?
-        if process == nil {
-            do {
-                let cold = try SandboxProcess.spawn(plan: plan, spawner: sandbox.spawner, cgroups: sandbox.cgroups,
-                                                    cgroupName: sandbox.nextRunName(), limits: limits,
-                                                    configuration: sandbox.configuration)
-                cold.cgroup?.startCounting()
-                sendError = message.send(over: cold.control)
-                process = cold
-            } catch {
-                return failed(error.setupFailure)
-            }
-        }
-        guard let process else { return failed(SetupFailure(stage: "spawn", errno: 0)) }
         message.close()
-        let launchMicros = Clock.nowMicros() - launchBegan
+        let launchMicros = MonotonicClock.nowMicros() - launchBegan
 
         let initPID = process.pid
         let observed = watch(Channels(stdin: process.takeStdin(), stdout: process.stdout, stderr: process.stderr, report: process.report),
                              cgroup: process.cgroup, kill: process.kill,
                              programGone: { cgroup in cgroup.processes().allSatisfy { $0 == initPID } })
+        let (usage, stats) = settle(process, observed: observed)
+        return result(observed: observed, usage: usage, stats: stats, plan: plan, message: message, sendError: sendError,
+                      launchMicros: launchMicros)
+    }
+
+    /// The launch plan of the run's image and its run message.
+    private func prepare(_ image: SandboxImage) throws(LaunchError) -> (LaunchPlan, RunMessage) {
+        let plan = try sandbox.plan(for: image, seccomp: work.seccomp)
+        var environment = work.policy.environment.set
+        for (key, value) in work.request.environment { environment[key] = value }
+        let message = try RunMessage(command: work.request.command, environment: environment,
+                                     files: work.request.files, limits: work.policy.limits)
+        return (plan, message)
+    }
+
+    /// A sandbox that has been sent the run: a warm one when one is ready (given this run's
+    /// limits), else one built now. A sandbox built now that cannot take its run has failed to
+    /// build: the errno of the send is returned, and its report says why.
+    private func sandboxTakingRun(image: SandboxImage, plan: LaunchPlan, message: RunMessage,
+                                  limits: Limits) throws(LaunchError) -> (SandboxProcess, sendError: Int32?) {
+        if let warm = sandbox.pool?.take(image, plan: plan, limits: limits) {
+            do {
+                try warm.cgroup?.apply(CgroupLimits(limits))
+                warm.cgroup?.startCounting()
+                if message.send(over: warm.control) == nil { return (warm, nil) }
+                warm.discard()  // it died while idle: build a fresh one
+            } catch {
+                warm.discard()
+            }
+        }
+        let cold = try SandboxProcess.spawn(plan: plan, spawner: sandbox.spawner, cgroups: sandbox.cgroups,
+                                            cgroupName: sandbox.nextRunName(), limits: limits,
+                                            configuration: sandbox.configuration)
+        cold.cgroup?.startCounting()
+        return (cold, message.send(over: cold.control))
+    }
+
+    /// After the watch: the run killed if it was to be, init reaped unless the cgroup vouched
+    /// for the tree (then it is left for after the result, `spent`), the cgroup's figures read.
+    private func settle(_ process: SandboxProcess, observed: Observed) -> (rusage, CgroupStats?) {
         if observed.killReason != nil { process.kill() }
         var usage = rusage()
         if !observed.programGone {
@@ -143,7 +147,13 @@ final class RunSupervisor: @unchecked Sendable {
             cgroup.killAll()
             do { try cgroup.finish() } catch { FileWriter.warn("confine: \(error)") }
         }
+        return (usage, stats)
+    }
 
+    /// The result: usage, output, how the program ended, and the verdict (`RunVerdict.classify`).
+    private func result(observed: Observed, usage: rusage, stats: CgroupStats?, plan: LaunchPlan, message: RunMessage,
+                        sendError: Int32?, launchMicros: Int64) -> RunResult {
+        let limits = work.policy.limits
         var result = RunResult(verdict: .exited, launchMicros: launchMicros)
         fill(&result, observed: observed, usage: usage)
         let cpuNs = stats?.cpuUsageNs
@@ -188,15 +198,15 @@ final class RunSupervisor: @unchecked Sendable {
             pipes += fds
         }
         defer { pipes.forEach { if $0 >= 0 { close($0) } } }
-        let argv = job.request.command.map { strdup($0) } + [nil]
-        let envp = job.policy.environment.set.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        let argv = work.request.command.map { strdup($0) } + [nil]
+        let envp = work.policy.environment.set.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { (argv + envp).forEach { free($0) } }
         let path: UnsafePointer<CChar>? = UnsafePointer(argv[0])
         let pid = [path].withUnsafeBufferPointer { paths in
             cs_spawn_bare(paths.baseAddress, 1, argv, envp, pipes[0], pipes[3], pipes[5])
         }
         guard pid > 0 else { return failed(SetupFailure(stage: "clone", errno: -pid)) }
-        let launchMicros = Clock.nowMicros() - launchBegan
+        let launchMicros = MonotonicClock.nowMicros() - launchBegan
         for i in [0, 3, 5] { close(pipes[i]); pipes[i] = -1 }
         let observed = watch(Channels(stdin: pipes[1], stdout: pipes[2], stderr: pipes[4], report: -1),
                              cgroup: nil, kill: { kill(pid, SIGKILL) }, programGone: { _ in false })
@@ -213,7 +223,7 @@ final class RunSupervisor: @unchecked Sendable {
 
     /// Output, counts, times and rusage-based usage (the cgroup's figures replace these).
     private func fill(_ result: inout RunResult, observed: Observed, usage: rusage) {
-        result.wallMs = max(0, (observed.endedAt ?? Clock.nowMs()) - observed.wentAt)
+        result.wallMs = max(0, (observed.endedAt ?? MonotonicClock.nowMs()) - observed.wentAt)
         result.cpuMs = Int64(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000
             + Int64(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000
         result.memoryPeakBytes = UInt64(max(0, usage.ru_maxrss)) * 1024
@@ -239,26 +249,18 @@ final class RunSupervisor: @unchecked Sendable {
     /// holding nothing but init (`programGone`). Closes stdin.
     private func watch(_ io: Channels, cgroup: (any RunCgroup)?, kill: () -> Void,
                        programGone: (any RunCgroup) -> Bool) -> Observed {
-        let limits = job.policy.limits
-        let wentAt = Clock.nowMs()
+        let limits = work.policy.limits
+        let wentAt = MonotonicClock.nowMs()
         let deadline = wentAt + limits.wallTimeMs
-        let keep = job.request.keepOutput
-        var o = Observed(stdout: StreamCapture(stream: .stdout, cap: limits.stdoutBytes, keep: keep, onOutput: job.request.onOutput),
-                         stderr: StreamCapture(stream: .stderr, cap: limits.stderrBytes, keep: keep, onOutput: job.request.onOutput),
+        let keep = work.request.keepOutput
+        var o = Observed(stdout: StreamCapture(stream: .stdout, cap: limits.stdoutBytes, keep: keep, onOutput: work.request.onOutput),
+                         stderr: StreamCapture(stream: .stderr, cap: limits.stderrBytes, keep: keep, onOutput: work.request.onOutput),
                          wentAt: wentAt)
-        var stdinFD = io.stdin
-        let stdinBytes = job.request.stdin ?? []
-        var stdinOffset = 0
-        func closeStdin() {
-            if stdinFD >= 0 { close(stdinFD) }
-            stdinFD = -1
-        }
-        if stdinBytes.isEmpty { closeStdin() }
-        for fd in [stdinFD, io.stdout, io.stderr] where fd >= 0 {
+        var stdin = StdinFeeder(fd: io.stdin, bytes: work.request.stdin ?? [])
+        for fd in [stdin.fd, io.stdout, io.stderr] where fd >= 0 {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         }
-        var reportEOF = io.report < 0
-        var reportBuffer: [UInt8] = []
+        var reports = ReportReader(fd: io.report)
         var killedAt: Int64 = 0
         var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
         let cpuLimitNs = UInt64(limits.cpuTimeMs) * 1_000_000
@@ -268,32 +270,32 @@ final class RunSupervisor: @unchecked Sendable {
         func killRun(_ reason: KillReason) {
             guard o.killReason == nil, o.endedAt == nil else { return }
             o.killReason = reason
-            killedAt = Clock.nowMs()
+            killedAt = MonotonicClock.nowMs()
             kill()
         }
 
         func finished() -> Bool {
             guard o.stdout.eof && o.stderr.eof else { return false }
-            if reportEOF { return true }
+            if reports.eof { return true }
             guard o.exitedReport != nil, o.killReason == nil, let cgroup else { return false }
             o.programGone = programGone(cgroup)
             return o.programGone
         }
         while !finished() {
-            let now = Clock.nowMs()
+            let now = MonotonicClock.nowMs()
             if o.killReason != nil && now - killedAt > 5_000 { break }  // nothing may keep us here
             var timeout = o.killReason == nil && o.endedAt == nil ? max(0, min(deadline - now, nextCpuCheck - now)) : 100
             // The consumer asks for a pause: the output waits in its pipes (the program blocks on
             // them when they are full), looked at again shortly. Only while the program runs:
             // once it has ended or is killed, what is left is read at once.
-            let paused = o.killReason == nil && o.endedAt == nil && (job.request.pauseOutput?() ?? false)
+            let paused = o.killReason == nil && o.endedAt == nil && (work.request.pauseOutput?() ?? false)
             if paused { timeout = min(timeout, 5) }
 
             var fds: [pollfd] = []
             if !o.stdout.eof && !paused { fds.append(pollfd(fd: io.stdout, events: Int16(POLLIN), revents: 0)) }
             if !o.stderr.eof && !paused { fds.append(pollfd(fd: io.stderr, events: Int16(POLLIN), revents: 0)) }
-            if !reportEOF { fds.append(pollfd(fd: io.report, events: Int16(POLLIN), revents: 0)) }
-            if stdinFD >= 0 { fds.append(pollfd(fd: stdinFD, events: Int16(POLLOUT), revents: 0)) }
+            if !reports.eof { fds.append(pollfd(fd: io.report, events: Int16(POLLIN), revents: 0)) }
+            if stdin.fd >= 0 { fds.append(pollfd(fd: stdin.fd, events: Int16(POLLOUT), revents: 0)) }
             fds.append(pollfd(fd: handle.cancelFD, events: Int16(POLLIN), revents: 0))
             let polled = poll(&fds, nfds_t(fds.count), Int32(timeout)), pollErrno = errno
             if polled < 0 && pollErrno != EINTR { break }
@@ -303,41 +305,24 @@ final class RunSupervisor: @unchecked Sendable {
                     let overflowed = p.fd == io.stdout
                         ? drain(fd: p.fd, into: &o.stdout, buffer: &readBuffer)
                         : drain(fd: p.fd, into: &o.stderr, buffer: &readBuffer)
-                    if overflowed && job.policy.outputOverflow == .kill { killRun(.output) }
+                    if overflowed && work.policy.outputOverflow == .kill { killRun(.output) }
                 } else if p.fd == io.report {
-                    let (n, readErrno) = readBuffer.withUnsafeMutableBytes { (read(io.report, $0.baseAddress, $0.count), errno) }
-                    if n > 0 {
-                        reportBuffer.append(contentsOf: readBuffer[0..<n])
-                        let size = MemoryLayout<cs_report>.size
-                        while reportBuffer.count >= size {
-                            let record = reportBuffer.withUnsafeBytes { $0.loadUnaligned(as: cs_report.self) }
-                            reportBuffer.removeFirst(size)
-                            if record.kind == Int32(CS_REPORT_SETUP_FAILED.rawValue) { o.setupReport = record }
-                            if record.kind == Int32(CS_REPORT_EXITED.rawValue) {
-                                o.exitedReport = record
-                                o.endedAt = Clock.nowMs()
-                            }
+                    for record in reports.read(scratch: &readBuffer) {
+                        if record.kind == Int32(CS_REPORT_SETUP_FAILED.rawValue) { o.setupReport = record }
+                        if record.kind == Int32(CS_REPORT_EXITED.rawValue) {
+                            o.exitedReport = record
+                            o.endedAt = MonotonicClock.nowMs()
                         }
-                    } else if n == 0 || (readErrno != EINTR && readErrno != EAGAIN) {
-                        reportEOF = true
-                        if o.endedAt == nil { o.endedAt = Clock.nowMs() }
                     }
-                } else if p.fd == stdinFD {
-                    if p.revents & Int16(POLLOUT) != 0 {
-                        let (n, writeErrno) = stdinBytes.withUnsafeBytes { bytes in
-                            (write(stdinFD, bytes.baseAddress! + stdinOffset, min(65536, bytes.count - stdinOffset)), errno)
-                        }
-                        if n > 0 { stdinOffset += n }
-                        if stdinOffset >= stdinBytes.count || (n < 0 && writeErrno != EAGAIN && writeErrno != EINTR) { closeStdin() }
-                    } else {
-                        closeStdin()  // POLLERR/POLLHUP: the program closed its stdin
-                    }
+                    if reports.eof && o.endedAt == nil { o.endedAt = MonotonicClock.nowMs() }
+                } else if p.fd == stdin.fd {
+                    stdin.feed(revents: p.revents)
                 } else if p.fd == handle.cancelFD {
                     killRun(.cancelled)
                 }
             }
 
-            let after = Clock.nowMs()
+            let after = MonotonicClock.nowMs()
             if o.killReason == nil && o.endedAt == nil {
                 if after >= deadline { killRun(.wall) }
                 if after >= nextCpuCheck, let cgroup {
@@ -346,8 +331,8 @@ final class RunSupervisor: @unchecked Sendable {
                 }
             }
         }
-        closeStdin()
-        if io.report < 0 && o.endedAt == nil { o.endedAt = Clock.nowMs() }
+        stdin.close()
+        if io.report < 0 && o.endedAt == nil { o.endedAt = MonotonicClock.nowMs() }
         return o
     }
 
@@ -365,74 +350,5 @@ final class RunSupervisor: @unchecked Sendable {
             break
         }
         return overflowed
-    }
-}
-
-/// One output stream: the first `cap` bytes captured (handed to `onOutput`, and kept when
-/// `keep`), every byte counted.
-struct StreamCapture {
-    let stream: OutputStreamName
-    let cap: UInt64
-    let keep: Bool
-    let onOutput: (@Sendable (OutputChunk) -> Void)?
-    var kept: [UInt8] = []
-    /// Bytes captured so far (kept or not): at most `cap`.
-    var captured: UInt64 = 0
-    var total: UInt64 = 0
-    var eof = false
-    var truncated: Bool { total > cap }
-
-    init(stream: OutputStreamName, cap: UInt64, keep: Bool = true, onOutput: (@Sendable (OutputChunk) -> Void)?) {
-        self.stream = stream
-        self.cap = cap
-        self.keep = keep
-        self.onOutput = onOutput
-    }
-
-    /// Returns true when these bytes pass the cap for the first time.
-    mutating func append(_ bytes: ArraySlice<UInt8>) -> Bool {
-        let wasTruncated = truncated
-        let room = cap > captured ? Int(min(cap - captured, UInt64(Int.max))) : 0
-        if room > 0 {
-            let part = Array(bytes.prefix(room))
-            let offset = captured
-            if keep { kept.append(contentsOf: part) }
-            captured += UInt64(part.count)
-            onOutput?(OutputChunk(stream: stream, offset: offset, bytes: part))
-        }
-        total += UInt64(bytes.count)
-        return truncated && !wasTruncated
-    }
-}
-
-/// Monotonic time, in milliseconds or microseconds.
-enum Clock {
-    static func nowMs() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-    }
-
-    static func nowMicros() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
-    }
-}
-
-/// Writing small files (procfs) with the errno of a failure, and warnings on stderr.
-enum FileWriter {
-    /// nil on success, else the errno.
-    static func write(_ path: String, _ content: String) -> Int32? {
-        let fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
-        guard fd >= 0 else { return errno }
-        defer { close(fd) }
-        let n = content.withCString { Glibc.write(fd, $0, strlen($0)) }
-        return n < 0 ? errno : nil
-    }
-
-    static func warn(_ message: String) {
-        let line = message + "\n"
-        _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
     }
 }

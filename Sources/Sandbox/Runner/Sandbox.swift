@@ -154,7 +154,7 @@ public final class Sandbox: Sendable {
     /// Starts one run and returns at once; the handle gives its result and can cancel it.
     public func start(_ request: RunRequest) throws(SandboxError) -> RunHandle {
         let prepared = try prepare(request)
-        return launch(RunSupervisor.Job(request: prepared.request, policy: prepared.policy,
+        return launch(RunSupervisor.SupervisedRun(request: prepared.request, policy: prepared.policy,
                                         seccomp: prepared.seccomp, bare: false))
     }
 
@@ -162,12 +162,12 @@ public final class Sandbox: Sendable {
     /// the baseline that benchmarks compare full isolation against.
     public func runBare(command: [String], policy: Policy) async -> RunResult {
         let request = RunRequest(policy: policy, command: command)
-        return await launch(RunSupervisor.Job(request: request, policy: policy, seccomp: nil, bare: true)).result()
+        return await launch(RunSupervisor.SupervisedRun(request: request, policy: policy, seccomp: nil, bare: true)).result()
     }
 
-    private func launch(_ job: RunSupervisor.Job) -> RunHandle {
+    private func launch(_ work: RunSupervisor.SupervisedRun) -> RunHandle {
         let handle = RunHandle()
-        let supervisor = RunSupervisor(sandbox: self, job: job, handle: handle)
+        let supervisor = RunSupervisor(sandbox: self, work: work, handle: handle)
         let thread = Thread { supervisor.run() }
         thread.name = "confine-run"
         thread.stackSize = 1 << 20
