@@ -11,11 +11,11 @@ extension SQLiteStore {
             try self.admitNewData()
             let now = Millis.now
             do {
-                try db.execute(sql: """
+                try db.cached("""
                     INSERT INTO job (name, script_type, script_content, policy, limits, concurrency, arguments, environment,
                                      secret_environment, tenant, created_by, created_at, updated_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [job.name, job.scriptType.rawValue, job.scriptContent, job.policy, JSONText.encode(job.limits),
+                    """).execute(arguments: [job.name, job.scriptType.rawValue, job.scriptContent, job.policy, JSONText.encode(job.limits),
                                      job.concurrency.rawValue, JSONText.encode(job.arguments), JSONText.encode(job.environment),
                                      JSONText.encode(job.secretEnvironment), job.tenant ?? "", job.createdBy, now, now])
             } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
@@ -31,13 +31,13 @@ extension SQLiteStore {
 
     public func job(named name: String) async throws -> Job? {
         try await read { db in
-            try Row.fetchOne(db, sql: Records.jobSelect + " WHERE name = ?", arguments: [name]).map(Records.job)
+            try Row.fetchOne(db.cached(Records.jobSelect + " WHERE name = ?"), arguments: [name]).map(Records.job)
         }
     }
 
     public func jobs(named name: String) async throws -> [Job] {
         try await read { db in
-            try Row.fetchAll(db, sql: Records.jobSelect + " WHERE name = ? ORDER BY id", arguments: [name]).map(Records.job)
+            try Row.fetchAll(db.cached(Records.jobSelect + " WHERE name = ? ORDER BY id"), arguments: [name]).map(Records.job)
         }
     }
 
@@ -46,7 +46,7 @@ extension SQLiteStore {
         conditions.add("script_type = ?", scriptType?.rawValue)
         conditions.add("tenant = ?", tenant)
         let sql = Records.jobSelect + conditions.sql + " ORDER BY id", arguments = conditions.arguments
-        return try await read { db in try Row.fetchAll(db, sql: sql, arguments: arguments).map(Records.job) }
+        return try await read { db in try Row.fetchAll(db.cached(sql), arguments: arguments).map(Records.job) }
     }
 
     public func jobs(scriptType: ScriptType?, tenant: String?, afterID: Int64?, limit: Int) async throws -> [Job] {
@@ -55,7 +55,7 @@ extension SQLiteStore {
         conditions.add("tenant = ?", tenant)
         conditions.add("id > ?", afterID)
         let sql = Records.jobSelect + conditions.sql + " ORDER BY id LIMIT \(max(1, limit))", arguments = conditions.arguments
-        return try await read { db in try Row.fetchAll(db, sql: sql, arguments: arguments).map(Records.job) }
+        return try await read { db in try Row.fetchAll(db.cached(sql), arguments: arguments).map(Records.job) }
     }
 
     public func jobIDs(scriptType: ScriptType?, tenant: String?, afterID: Int64?, limit: Int) async throws -> [Int64] {
@@ -64,7 +64,7 @@ extension SQLiteStore {
         conditions.add("tenant = ?", tenant)
         conditions.add("id > ?", afterID)
         let sql = "SELECT id FROM job" + conditions.sql + " ORDER BY id LIMIT \(max(1, limit))", arguments = conditions.arguments
-        return try await read { db in try Int64.fetchAll(db, sql: sql, arguments: arguments) }
+        return try await read { db in try Int64.fetchAll(db.cached(sql), arguments: arguments) }
     }
 
     public func updateJob(id: Int64, _ patch: JobPatch) async throws -> Job {
@@ -81,10 +81,10 @@ extension SQLiteStore {
             if let v = patch.environment { job.environment = v }
             if let v = patch.secretEnvironment { job.secretEnvironment = v }
             do {
-                try db.execute(sql: """
+                try db.cached("""
                     UPDATE job SET name = ?, script_type = ?, script_content = ?, policy = ?, limits = ?, concurrency = ?,
                     arguments = ?, environment = ?, secret_environment = ?, updated_at = ? WHERE id = ?
-                    """, arguments: [job.name, job.scriptType.rawValue, job.scriptContent, job.policy, JSONText.encode(job.limits),
+                    """).execute(arguments: [job.name, job.scriptType.rawValue, job.scriptContent, job.policy, JSONText.encode(job.limits),
                                      job.concurrency.rawValue, JSONText.encode(job.arguments), JSONText.encode(job.environment),
                                      JSONText.encode(job.secretEnvironment), Millis.now, id])
             } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
@@ -103,7 +103,7 @@ extension SQLiteStore {
                     deleting the job
                     """)
             }
-            try db.execute(sql: "DELETE FROM job WHERE id = ?", arguments: [id])
+            try db.cached("DELETE FROM job WHERE id = ?").execute(arguments: [id])
         }
     }
 }

@@ -7,8 +7,7 @@ extension SQLiteStore {
                              stdoutBytes: Int64, stderrBytes: Int64) async throws {
         try await write { db in
             try self.admitNewData()
-            try db.execute(sql: "UPDATE execution SET stdout_bytes = ?, stderr_bytes = ? WHERE id = ? AND status = 'RUNNING'",
-                           arguments: [stdoutBytes, stderrBytes, executionID])
+            try db.cached("UPDATE execution SET stdout_bytes = ?, stderr_bytes = ? WHERE id = ? AND status = 'RUNNING'").execute(arguments: [stdoutBytes, stderrBytes, executionID])
             if db.changesCount == 0 { try Self.requireStatus(db, executionID, .running, to: "given more output") }
             try OutputPieces.append(db, executionID, .stdout, stdout, at: stdoutOffset)
             try OutputPieces.append(db, executionID, .stderr, stderr, at: stderrOffset)

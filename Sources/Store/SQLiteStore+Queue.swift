@@ -18,19 +18,19 @@ extension SQLiteStore {
                     """)
             }
             if let submitter = new.submittedBy, let maxActive = new.maxActive {
-                let active = try Int.fetchOne(db, sql: """
+                let active = try Int.fetchOne(db.cached("""
                     SELECT COUNT(*) FROM execution WHERE submitted_by = ? AND status IN ('PENDING', 'RUNNING')
-                    """, arguments: [submitter]) ?? 0
+                    """), arguments: [submitter]) ?? 0
                 if active >= maxActive { throw StoreError.quotaExceeded(limit: maxActive) }
             }
-            let pending = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM execution WHERE status = 'PENDING'") ?? 0
+            let pending = try Int.fetchOne(db.cached("SELECT COUNT(*) FROM execution WHERE status = 'PENDING'")) ?? 0
             if pending >= queueLimit { throw StoreError.queueFull(limit: queueLimit) }
-            try db.execute(sql: """
+            try db.cached("""
                 INSERT INTO execution (job_id, status, script_type, script_snapshot, policy_name, policy_snapshot, concurrency,
                                        arguments, environment, stdin, priority, created_at, secret_environment, tenant,
                                        submitted_by, weaker_isolation)
                 VALUES (?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [new.jobID, new.scriptType.rawValue, new.scriptSnapshot, new.policyName, new.policySnapshot,
+                """).execute(arguments: [new.jobID, new.scriptType.rawValue, new.scriptSnapshot, new.policyName, new.policySnapshot,
                                  new.concurrency.rawValue, JSONText.encode(new.arguments), JSONText.encode(new.environment), new.stdin,
                                  new.priority, Millis.of(new.createdAt), JSONText.encode(new.secretEnvironment), job.tenant ?? "",
                                  new.submittedBy, JSONText.encode(new.weakerIsolation)])
@@ -71,12 +71,12 @@ extension SQLiteStore {
     /// oldest of the tenant with the fewest. One tenant with a thousand queued executions thus
     /// does not stall another tenant's single one: the workers are shared fairly.
     static func nextFairPending(_ db: Database) throws -> Int64? {
-        guard let first = try Row.fetchOne(db, sql: """
+        guard let first = try Row.fetchOne(db.cached("""
             SELECT id, priority, tenant FROM execution WHERE id = (\(nextPendingSQL))
-            """) else { return nil }
+            """)) else { return nil }
         let id: Int64 = first[0], priority: Int = first[1], tenant: String = first[2]
         var running: [String: Int] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT tenant, COUNT(*) FROM execution WHERE status = 'RUNNING' GROUP BY tenant") {
+        for row in try Row.fetchAll(db.cached("SELECT tenant, COUNT(*) FROM execution WHERE status = 'RUNNING' GROUP BY tenant")) {
             running[row[0]] = row[1]
         }
         let mine = running[tenant, default: 0]
@@ -86,7 +86,7 @@ extension SQLiteStore {
         for level in Set(running.values.filter { $0 < mine } + [0]).sorted() {
             let excluded = running.filter { $0.value > level }.map(\.key) + [tenant]
             let arguments = StatementArguments([priority]) + StatementArguments(excluded)
-            if let other = try Int64.fetchOne(db, sql: nextPendingOfOtherTenantsSQL(excluded: excluded.count), arguments: arguments) {
+            if let other = try Int64.fetchOne(db.cached(nextPendingOfOtherTenantsSQL(excluded: excluded.count)), arguments: arguments) {
                 return other
             }
         }
@@ -100,21 +100,21 @@ extension SQLiteStore {
             let nowMs = Millis.of(now), leaseMs = Millis.of(leaseUntil)
             // A lease that expired: its worker is gone. Take the execution over; the new worker
             // runs the script from its start, so the dead run's partial output goes.
-            if let expired = try Int64.fetchOne(db, sql: Self.expiredLeaseSQL, arguments: [nowMs]) {
-                try db.execute(sql: """
+            if let expired = try Int64.fetchOne(db.cached(Self.expiredLeaseSQL), arguments: [nowMs]) {
+                try db.cached("""
                     UPDATE execution SET worker = ?, lease_deadline = ?, takeovers = takeovers + 1,
                       stdout_bytes = 0, stderr_bytes = 0, stdout_truncated = 0, stderr_truncated = 0
                     WHERE id = ? AND status = 'RUNNING' AND lease_deadline < ?
-                    """, arguments: [worker, leaseMs, expired, nowMs])
+                    """).execute(arguments: [worker, leaseMs, expired, nowMs])
                 guard db.changesCount == 1 else { throw StoreError.unavailable("execution \(expired) changed during its take-over") }
                 try OutputPieces.clear(db, expired)
                 return try Self.fetchExecution(db, id: expired)
             }
             guard let id = try Self.nextFairPending(db) else { return nil }
-            try db.execute(sql: """
+            try db.cached("""
                 UPDATE execution SET status = 'RUNNING', started_at = ?, worker = ?, lease_deadline = ?
                 WHERE id = ? AND status = 'PENDING'
-                """, arguments: [nowMs, worker, leaseMs, id])
+                """).execute(arguments: [nowMs, worker, leaseMs, id])
             guard db.changesCount == 1 else { throw StoreError.unavailable("execution \(id) changed while it was claimed") }
             return try Self.fetchExecution(db, id: id)
         }
@@ -122,20 +122,19 @@ extension SQLiteStore {
 
     public func renewLease(executionID: Int64, worker: String, until: Date) async throws {
         try await write { db in
-            try db.execute(sql: "UPDATE execution SET lease_deadline = ? WHERE id = ? AND status = 'RUNNING' AND worker = ?",
-                           arguments: [Millis.of(until), executionID, worker])
+            try db.cached("UPDATE execution SET lease_deadline = ? WHERE id = ? AND status = 'RUNNING' AND worker = ?").execute(arguments: [Millis.of(until), executionID, worker])
             if db.changesCount == 0 { throw StoreError.notFound("running execution \(executionID) of worker \(worker)") }
         }
     }
 
     public func finish(executionID: Int64, _ outcome: ExecutionOutcome) async throws -> Execution {
         try await write { db in
-            try db.execute(sql: """
+            try db.cached("""
                 UPDATE execution SET status = ?, verdict = ?, exit_code = ?, signal = ?, reason = ?,
                   stdout_bytes = ?, stderr_bytes = ?, stdout_truncated = ?, stderr_truncated = ?, wall_ms = ?, cpu_ms = ?,
                   memory_peak_bytes = ?, finished_at = ?, lease_deadline = NULL, weaker_isolation = ?
                 WHERE id = ? AND status = 'RUNNING'
-                """, arguments: [outcome.status.rawValue, outcome.verdict.rawValue, outcome.exitCode, outcome.signal,
+                """).execute(arguments: [outcome.status.rawValue, outcome.verdict.rawValue, outcome.exitCode, outcome.signal,
                                  outcome.reason, outcome.stdoutBytes, outcome.stderrBytes,
                                  outcome.stdoutTruncated, outcome.stderrTruncated, outcome.usage.wallMs, outcome.usage.cpuMs,
                                  outcome.usage.memoryPeakBytes, Millis.of(outcome.finishedAt),
@@ -147,7 +146,7 @@ extension SQLiteStore {
                 for (stream, column, written) in [(OutputPieces.Stream.stdout, "stdout_truncated", outcome.stdoutBytes),
                                                   (.stderr, "stderr_truncated", outcome.stderrBytes)]
                 where try OutputPieces.end(db, executionID, stream) < written {
-                    try db.execute(sql: "UPDATE execution SET \(column) = 1 WHERE id = ?", arguments: [executionID])
+                    try db.cached("UPDATE execution SET \(column) = 1 WHERE id = ?").execute(arguments: [executionID])
                 }
             } else {
                 try OutputPieces.replace(db, executionID, .stdout, from: outcome.stdoutOffset, with: outcome.stdout)
@@ -164,14 +163,13 @@ extension SQLiteStore {
             }
             switch current.status {
             case .pending:
-                try db.execute(sql: """
+                try db.cached("""
                     UPDATE execution SET status = 'CANCELLED', verdict = 'cancelled', reason = 'cancelled before it started',
                       finished_at = ?
                     WHERE id = ? AND status = 'PENDING'
-                    """, arguments: [Millis.of(now), executionID])
+                    """).execute(arguments: [Millis.of(now), executionID])
             case .running:
-                try db.execute(sql: "UPDATE execution SET cancel_requested = 1 WHERE id = ? AND status = 'RUNNING'",
-                               arguments: [executionID])
+                try db.cached("UPDATE execution SET cancel_requested = 1 WHERE id = ? AND status = 'RUNNING'").execute(arguments: [executionID])
             case .success, .failed, .cancelled, .timedOut:
                 throw StoreError.invalidTransition(executionID: executionID, from: current.status,
                                                    to: ExecutionStatus.cancelled.rawValue)
@@ -182,7 +180,7 @@ extension SQLiteStore {
 
     public func isCancelRequested(executionID: Int64) async throws -> Bool {
         try await read { db in
-            try Bool.fetchOne(db, sql: "SELECT cancel_requested FROM execution WHERE id = ?", arguments: [executionID]) ?? false
+            try Bool.fetchOne(db.cached("SELECT cancel_requested FROM execution WHERE id = ?"), arguments: [executionID]) ?? false
         }
     }
 
@@ -190,23 +188,23 @@ extension SQLiteStore {
         try await write { db in
             let ids: [Int64]
             if let worker {
-                ids = try Int64.fetchAll(db, sql: "SELECT id FROM execution WHERE status = 'RUNNING' AND worker = ? ORDER BY id",
+                ids = try Int64.fetchAll(db.cached("SELECT id FROM execution WHERE status = 'RUNNING' AND worker = ? ORDER BY id"),
                                          arguments: [worker])
             } else {
-                ids = try Int64.fetchAll(db, sql: "SELECT id FROM execution WHERE status = 'RUNNING' ORDER BY id")
+                ids = try Int64.fetchAll(db.cached("SELECT id FROM execution WHERE status = 'RUNNING' ORDER BY id"))
             }
             for id in ids {
-                try db.execute(sql: """
+                try db.cached("""
                     UPDATE execution SET status = 'FAILED', verdict = 'interrupted', reason = ?, finished_at = ?,
                       lease_deadline = NULL
                     WHERE id = ? AND status = 'RUNNING'
-                    """, arguments: [reason, Millis.of(now), id])
+                    """).execute(arguments: [reason, Millis.of(now), id])
             }
             return try ids.compactMap { try Self.fetchExecution(db, id: $0) }
         }
     }
 
     public func pendingCount() async throws -> Int {
-        try await read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM execution WHERE status = 'PENDING'") ?? 0 }
+        try await read { db in try Int.fetchOne(db.cached("SELECT COUNT(*) FROM execution WHERE status = 'PENDING'")) ?? 0 }
     }
 }

@@ -7,12 +7,12 @@ import GRDB
 
 extension SQLiteStore {
     static func fetchJob(_ db: Database, id: Int64) throws -> Job? {
-        try Row.fetchOne(db, sql: Records.jobSelect + " WHERE id = ?", arguments: [id]).map(Records.job)
+        try Row.fetchOne(db.cached(Records.jobSelect + " WHERE id = ?"), arguments: [id]).map(Records.job)
     }
 
     /// An execution, with its output unless `withOutput` is false.
     static func fetchExecution(_ db: Database, id: Int64, withOutput: Bool = true) throws -> Execution? {
-        guard var execution = try Row.fetchOne(db, sql: Records.executionSelect + " WHERE id = ?", arguments: [id])
+        guard var execution = try Row.fetchOne(db.cached(Records.executionSelect + " WHERE id = ?"), arguments: [id])
             .map(Records.execution) else { return nil }
         if withOutput, let both = try OutputPieces.all(db, [id])[id] {
             (execution.stdout, execution.stderr) = both
@@ -28,12 +28,12 @@ extension SQLiteStore {
 
     /// A PENDING or RUNNING execution of a job, if any.
     static func activeExecution(_ db: Database, jobID: Int64) throws -> Int64? {
-        try Int64.fetchOne(db, sql: activeExecutionSQL, arguments: [jobID])
+        try Int64.fetchOne(db.cached(activeExecutionSQL), arguments: [jobID])
     }
 
     /// Throws the precise reason an update guarded on `status` changed nothing.
     static func requireStatus(_ db: Database, _ id: Int64, _ status: ExecutionStatus, to target: String) throws {
-        guard let current = try String.fetchOne(db, sql: "SELECT status FROM execution WHERE id = ?", arguments: [id]) else {
+        guard let current = try String.fetchOne(db.cached("SELECT status FROM execution WHERE id = ?"), arguments: [id]) else {
             throw StoreError.notFound("execution \(id)")
         }
         guard let from = ExecutionStatus(rawValue: current) else {
