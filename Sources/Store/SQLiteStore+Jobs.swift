@@ -54,7 +54,8 @@ extension SQLiteStore {
         conditions.add("script_type = ?", scriptType?.rawValue)
         conditions.add("tenant = ?", tenant)
         conditions.add("id > ?", afterID)
-        let sql = Records.jobSelect + conditions.sql + " ORDER BY id LIMIT \(max(1, limit))", arguments = conditions.arguments
+        // The page size bound, not written into the SQL: one cached statement whatever the limit.
+        let sql = Records.jobSelect + conditions.sql + " ORDER BY id LIMIT ?", arguments = conditions.arguments + [max(1, limit)]
         return try await read { db in try Row.fetchAll(db.cached(sql), arguments: arguments).map(Records.job) }
     }
 
@@ -63,7 +64,7 @@ extension SQLiteStore {
         conditions.add("script_type = ?", scriptType?.rawValue)
         conditions.add("tenant = ?", tenant)
         conditions.add("id > ?", afterID)
-        let sql = "SELECT id FROM job" + conditions.sql + " ORDER BY id LIMIT \(max(1, limit))", arguments = conditions.arguments
+        let sql = "SELECT id FROM job" + conditions.sql + " ORDER BY id LIMIT ?", arguments = conditions.arguments + [max(1, limit)]
         return try await read { db in try Int64.fetchAll(db.cached(sql), arguments: arguments) }
     }
 

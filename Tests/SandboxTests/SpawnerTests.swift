@@ -198,6 +198,16 @@ struct SpawnerTests {
         _ = await hoarder.handle.result()
     }
 
+    @Test("The sandbox's user namespace carries the policy's inotify ceilings and allows no new namespace of any kind")
+    func userNamespaceCeilings() async throws {
+        let r = try await TestSupport.bash("cd /proc/sys/user && for f in max_inotify_instances max_inotify_watches max_user_namespaces max_net_namespaces max_mnt_namespaces max_pid_namespaces; do printf '%s=%s\\n' $f $(cat $f); done") {
+            $0.limits.inotifyInstances = 7
+            $0.limits.inotifyWatches = 99
+        }
+        #expect(r.verdict == .exited, "\(r.summary) \(r.err)")
+        #expect(r.out == "max_inotify_instances=7\nmax_inotify_watches=99\nmax_user_namespaces=0\nmax_net_namespaces=0\nmax_mnt_namespaces=0\nmax_pid_namespaces=0\n", "\(r.out)")
+    }
+
     @Test("The program runs in a session of its own (a terminal's Ctrl-C cannot reach it)")
     func ownSession() async throws {
         let r = try await TestSupport.python("import os; print(os.getsid(0) == os.getpid(), os.getpgrp() == os.getpid())")

@@ -166,10 +166,10 @@ final class Spawner: @unchecked Sendable {
         var first = true
         var pause = 0.0
         while true {
-            let started = Self.start(path: path, uid: uid, gid: gid, answerSeconds: waitSeconds)
-            condition.lock()
-            switch started {
+            let spawner: Connection
+            switch Self.start(path: path, uid: uid, gid: gid, answerSeconds: waitSeconds) {
             case .failure(let error):
+                condition.lock()
                 if first {
                     firstStart = .some(error)
                     current.state = .failed
@@ -183,26 +183,29 @@ final class Spawner: @unchecked Sendable {
                 pause = min(5, max(0.1, pause * 2))
                 if sleepUnlessStopping(pause) { return }
                 continue
-            case .success(let spawner):
-                if stopping {
-                    condition.unlock()
-                    _ = shutdown(spawner.socket, Int32(SHUT_RDWR))
-                    Self.reap(spawner.pid)
-                    return
-                }
-                connection = spawner
-                current.state = .running
-                current.pid = spawner.pid
-                if !first {
-                    current.restarts += 1
-                    current.lastRestartAt = Date()
-                }
-                if first { firstStart = .some(nil) }
-                condition.broadcast()
-                condition.unlock()
+            case .success(let started):
+                spawner = started
             }
+            condition.lock()
+            if stopping {
+                condition.unlock()
+                _ = shutdown(spawner.socket, Int32(SHUT_RDWR))
+                Self.reap(spawner.pid)
+                return
+            }
+            connection = spawner
+            current.state = .running
+            current.pid = spawner.pid
+            if first {
+                firstStart = .some(nil)
+            } else {
+                current.restarts += 1
+                current.lastRestartAt = Date()
+            }
+            condition.broadcast()
+            condition.unlock()
             first = false
-            guard case .success(let spawner) = started else { continue }
+
             let status = Self.reap(spawner.pid)
             condition.lock()
             if connection === spawner { connection = nil }
