@@ -63,6 +63,7 @@ public struct APIServer: Sendable {
         router.add(middleware: ProblemMiddleware(table: table))
         JobRoutes(server: self).register(table)
         ExecutionRoutes(server: self).register(table)
+        AdHocRoutes(server: self).register(table)
         MetaRoutes(server: self).register(table)
         AccessRoutes(server: self).register(table)
         return (router, table)

@@ -178,38 +178,8 @@ struct ExecutionRoutes {
         let encoding = try encoding(request)
         let body = try await server.optionalJSON(request)
         let reader = try BodyReader(body ?? .object([]), allowed: Self.runFields)
-        var options = RunOptions()
-        let stdin = try reader.string("stdin"), stdinBase64 = try reader.string("stdin_base64")
-        if stdin != nil, stdinBase64 != nil {
-            throw Problem.validation("stdin_base64", "give stdin or stdin_base64, not both")
-        }
-        if let stdin { options.stdin = Data(stdin.utf8) }
-        if let stdinBase64 {
-            guard let data = Data(base64Encoded: stdinBase64) else {
-                throw Problem.validation("stdin_base64", "stdin_base64 is not valid base64")
-            }
-            options.stdin = data
-        }
-        options.arguments = try reader.strings("arguments")
-        options.environment = try reader.stringMap("environment") ?? [:]
-        options.limits = try reader.limits("limits") ?? []
-        options.priority = try reader.integer("priority", in: -100...100) ?? 0
-
-        let query = request.uri.queryParameters
-        var wait = try reader.bool("wait") ?? false
-        if let value = try flag(query, "wait") { wait = value }
-        var timeout = try reader.number("wait_timeout") ?? 30
-        if let text = query.get("wait_timeout") {
-            guard let value = Double(text) else {
-                throw Problem.invalidParameter("wait_timeout", "wait_timeout must be a number of seconds, got \"\(text)\"")
-            }
-            timeout = value
-        }
-        let maxWait = server.configuration.maxWaitSeconds
-        if !reader.has("wait_timeout"), query.get("wait_timeout") == nil { timeout = min(timeout, maxWait) }
-        guard timeout > 0, timeout <= maxWait else {
-            throw Problem.validation("wait_timeout", "wait_timeout must be above 0 and at most \(maxWait) seconds (max_wait), got \(timeout)")
-        }
+        let run = try RunBody(reader, query: request.uri.queryParameters, maxWait: server.configuration.maxWaitSeconds)
+        var options = run.options
 
         // The job must be the caller's to see (404 otherwise), and its effective policy within
         // the token's quotas.
@@ -226,13 +196,13 @@ struct ExecutionRoutes {
             try await server.engine.submit(jobID: jobID, options: options)
         }
         await server.audit("execution.run", "execution", String(execution.id), "job \(jobID) (\(job.name)), policy \(policy.name)")
-        guard wait else {
+        guard run.wait else {
             return APIServer.respond(.object([
                 ("execution_id", .int(execution.id)),
                 ("status", .string(execution.status.rawValue)),
             ]))
         }
-        let final = try await waitFinal(execution.id, seconds: timeout)
+        let final = try await waitFinal(execution.id, seconds: run.waitTimeout)
         return try await answer(execution.id, encoding: encoding, executionID: true) { _ in final != nil ? .ok : .accepted }
     }
 

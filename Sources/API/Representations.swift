@@ -76,7 +76,7 @@ enum Representations {
         if executionID { members.append(("execution_id", .int(e.id))) }
         members += [
             ("id", .int(e.id)),
-            ("job_id", .int(e.jobID)),
+            ("job_id", JSON.optional(e.jobID) { .int($0) }),
             ("status", .string(e.status.rawValue)),
         ]
         var outputExtras: [(String, JSON)] = []

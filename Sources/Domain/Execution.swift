@@ -55,7 +55,8 @@ public struct ResourceUsage: Sendable, Equatable, Codable {
 /// what it used, and its captured output (bytes; served as UTF-8 or base64).
 public struct Execution: Sendable, Equatable, Codable, Identifiable {
     public var id: Int64
-    public var jobID: Int64
+    /// The job it ran; nil for an ad-hoc run (`POST /executions`: the script came with the request).
+    public var jobID: Int64?
     public var status: ExecutionStatus
     public var verdict: ExecutionVerdict?
     public var exitCode: Int32?
@@ -100,7 +101,7 @@ public struct Execution: Sendable, Equatable, Codable, Identifiable {
     /// operator allowed that (`allow_weaker`): `cgroups`, `seccomp`. Empty: full isolation.
     public var weakerIsolation: [String]
 
-    public init(id: Int64, jobID: Int64, status: ExecutionStatus = .pending, verdict: ExecutionVerdict? = nil,
+    public init(id: Int64, jobID: Int64?, status: ExecutionStatus = .pending, verdict: ExecutionVerdict? = nil,
                 exitCode: Int32? = nil, signal: Int32? = nil, reason: String? = nil, scriptType: ScriptType,
                 scriptSnapshot: String, policyName: String, policySnapshot: String, arguments: [String] = [],
                 environment: [String: String] = [:], stdin: Data? = nil, priority: Int = 0, stdout: Data = Data(),

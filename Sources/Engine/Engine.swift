@@ -148,24 +148,52 @@ public final class Engine: Sendable {
         } catch {
             throw Self.wrap(error)
         }
-        guard configuration.runtimes[job.scriptType] != nil else {
-            throw .unknownRuntime(job.scriptType.rawValue, known: configuration.runtimes.keys.map(\.rawValue).sorted())
+        let new = try newExecution(jobID: job.id, scriptType: job.scriptType, script: job.scriptContent, policyName: job.policy,
+                                   jobLimits: job.limits, concurrency: job.concurrency, arguments: job.arguments,
+                                   environment: job.environment, secretEnvironment: job.secretEnvironment, options: options)
+        return try await enqueue(new)
+    }
+
+    /// Queues an ad-hoc run: the script comes with the request and no job is stored
+    /// (`job_id` null). The same checks, snapshots, quotas and queue bound as a job's run; its
+    /// tenant is `tenant` (the submitter's).
+    public func submit(adHoc script: AdHocScript, options: RunOptions = RunOptions()) async throws(EngineError) -> Execution {
+        if state.withLock({ $0.draining }) { throw .shuttingDown }
+        var new = try newExecution(jobID: nil, scriptType: script.scriptType, script: script.content, policyName: script.policy,
+                                   jobLimits: [], concurrency: .allow, arguments: [], environment: [:], secretEnvironment: [:],
+                                   options: options)
+        new.tenant = script.tenant
+        return try await enqueue(new)
+    }
+
+    /// The execution to enqueue: runtime known, script within `max_script_size`, the effective
+    /// policy (each layer of limits only tighter), the environment allowed by it.
+    func newExecution(jobID: Int64?, scriptType: ScriptType, script: String, policyName: String, jobLimits: [String],
+                      concurrency: ConcurrencyRule, arguments: [String], environment: [String: String],
+                      secretEnvironment: [String: String], options: RunOptions) throws(EngineError) -> NewExecution {
+        guard configuration.runtimes[scriptType] != nil else {
+            throw .unknownRuntime(scriptType.rawValue, known: configuration.runtimes.keys.map(\.rawValue).sorted())
         }
-        let scriptBytes = job.scriptContent.utf8.count
+        let scriptBytes = script.utf8.count
         if scriptBytes > configuration.maxScriptBytes {
             throw .scriptTooLarge(bytes: scriptBytes, limit: configuration.maxScriptBytes)
         }
-        let policy = try effectivePolicy(name: job.policy, jobLimits: job.limits, runLimits: options.limits)
-        let environment = job.environment.merging(options.environment) { _, run in run }
+        let policy = try effectivePolicy(name: policyName, jobLimits: jobLimits, runLimits: options.limits)
+        let environment = environment.merging(options.environment) { _, run in run }
         for name in environment.keys.sorted() where !policy.environment.allows(name) {
             throw .invalidPolicy("environment variable \(name) is not allowed by policy \(policy.name)")
         }
-        let new = NewExecution(
-            jobID: job.id, scriptType: job.scriptType, scriptSnapshot: job.scriptContent, policyName: policy.name,
-            policySnapshot: snapshot(policy), concurrency: job.concurrency,
-            arguments: options.arguments ?? job.arguments, environment: environment, stdin: options.stdin,
-            priority: options.priority, createdAt: Date(), secretEnvironment: job.secretEnvironment,
+        return NewExecution(
+            jobID: jobID, scriptType: scriptType, scriptSnapshot: script, policyName: policy.name,
+            policySnapshot: snapshot(policy), concurrency: concurrency,
+            arguments: options.arguments ?? arguments, environment: environment, stdin: options.stdin,
+            priority: options.priority, createdAt: Date(), secretEnvironment: secretEnvironment,
             submittedBy: options.submittedBy, maxActive: options.maxActive, weakerIsolation: weakerIsolation)
+    }
+
+    /// Stores a new execution (quotas, concurrency rule and queue bound checked in the same
+    /// transaction) and wakes the workers.
+    func enqueue(_ new: NewExecution) async throws(EngineError) -> Execution {
         do {
             let execution = try await store.enqueue(new, queueLimit: configuration.queueLimit)
             wakeWorkers()
@@ -245,7 +273,7 @@ public final class Engine: Sendable {
 
     /// What every log line about an execution carries.
     static func metadata(_ execution: Execution) -> Logger.Metadata {
-        ["execution_id": "\(execution.id)", "job_id": "\(execution.jobID)"]
+        ["execution_id": "\(execution.id)", "job_id": "\(execution.jobID.map(String.init) ?? "none")"]
     }
 
     static func wrap(_ error: any Error) -> EngineError {

@@ -1,3 +1,4 @@
+import Domain
 import Foundation
 
 /// Options of one run of a job.
@@ -23,5 +24,22 @@ public struct RunOptions: Sendable, Equatable {
         self.priority = priority
         self.submittedBy = submittedBy
         self.maxActive = maxActive
+    }
+}
+
+/// The script of an ad-hoc run (`POST /executions`): what a job would hold, given with the run.
+public struct AdHocScript: Sendable, Equatable {
+    public var scriptType: ScriptType
+    public var content: String
+    /// The policy it runs under (a name of the policies folder).
+    public var policy: String
+    /// The tenant the execution belongs to: the submitting token's.
+    public var tenant: String?
+
+    public init(scriptType: ScriptType, content: String, policy: String = "default", tenant: String? = nil) {
+        self.scriptType = scriptType
+        self.content = content
+        self.policy = policy
+        self.tenant = tenant
     }
 }

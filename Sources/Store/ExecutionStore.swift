@@ -149,7 +149,8 @@ public struct JobPatch: Sendable, Equatable {
 
 /// An execution to enqueue, with its snapshots taken by the caller.
 public struct NewExecution: Sendable, Equatable {
-    public var jobID: Int64
+    /// The job run; nil for an ad-hoc run, whose script comes with the request.
+    public var jobID: Int64?
     public var scriptType: ScriptType
     public var scriptSnapshot: String
     public var policyName: String
@@ -167,11 +168,14 @@ public struct NewExecution: Sendable, Equatable {
     public var maxActive: Int?
     /// Isolation the submitting server runs without (`Execution.weakerIsolation`).
     public var weakerIsolation: [String]
+    /// The tenant of an ad-hoc run (the submitting token's); a job's run takes its job's.
+    public var tenant: String?
 
-    public init(jobID: Int64, scriptType: ScriptType, scriptSnapshot: String, policyName: String, policySnapshot: String,
+    public init(jobID: Int64?, scriptType: ScriptType, scriptSnapshot: String, policyName: String, policySnapshot: String,
                 concurrency: ConcurrencyRule, arguments: [String] = [], environment: [String: String] = [:],
                 stdin: Data? = nil, priority: Int = 0, createdAt: Date, secretEnvironment: [String: String] = [:],
-                submittedBy: Int64? = nil, maxActive: Int? = nil, weakerIsolation: [String] = []) {
+                submittedBy: Int64? = nil, maxActive: Int? = nil, weakerIsolation: [String] = [], tenant: String? = nil) {
+        self.tenant = tenant
         self.jobID = jobID
         self.scriptType = scriptType
         self.scriptSnapshot = scriptSnapshot

@@ -26,6 +26,7 @@ enum Migrations {
         Version(name: "v4", migrate: v4),
         Version(name: "v5", migrate: v5),
         Version(name: "v6", migrate: v6),
+        Version(name: "v7", migrate: v7),
     ]
 
     /// The versions' names, oldest first.
@@ -245,5 +246,80 @@ enum Migrations {
     @Sendable
     static func v6(_ db: Database) throws {
         try db.execute(sql: "ALTER TABLE access_token ADD COLUMN max_priority INTEGER")
+    }
+
+    /// Ad-hoc runs (`POST /executions`): an execution's `job_id` may be NULL (the script came
+    /// with the request). SQLite cannot drop a NOT NULL constraint, so the table is rebuilt with
+    /// every row, index and its id sequence (foreign-key checks are deferred by the migrator, so
+    /// the output pieces keep their execution).
+    @Sendable
+    static func v7(_ db: Database) throws {
+        let sequence = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'execution'")
+        let columns = """
+            id, job_id, status, verdict, exit_code, signal, reason, script_type, script_snapshot, policy_name, policy_snapshot,
+            concurrency, arguments, environment, stdin, priority, stdout, stderr, stdout_bytes, stderr_bytes, stdout_truncated,
+            stderr_truncated, wall_ms, cpu_ms, memory_peak_bytes, created_at, started_at, finished_at, worker, lease_deadline,
+            cancel_requested, takeovers, secret_environment, tenant, submitted_by, weaker_isolation
+            """
+        try db.execute(sql: """
+            CREATE TABLE execution_v7 (
+              id INTEGER PRIMARY KEY AUTOINCREMENT,
+              -- NULL: an ad-hoc run
+              job_id INTEGER REFERENCES job(id) ON DELETE CASCADE,
+              status TEXT NOT NULL,
+              verdict TEXT,
+              exit_code INTEGER,
+              signal INTEGER,
+              reason TEXT,
+              script_type TEXT NOT NULL,
+              script_snapshot TEXT NOT NULL,
+              policy_name TEXT NOT NULL,
+              policy_snapshot TEXT NOT NULL,
+              concurrency TEXT NOT NULL,
+              arguments TEXT NOT NULL DEFAULT '[]',
+              environment TEXT NOT NULL DEFAULT '{}',
+              stdin BLOB,
+              priority INTEGER NOT NULL DEFAULT 0,
+              stdout BLOB NOT NULL DEFAULT x'',
+              stderr BLOB NOT NULL DEFAULT x'',
+              stdout_bytes INTEGER NOT NULL DEFAULT 0,
+              stderr_bytes INTEGER NOT NULL DEFAULT 0,
+              stdout_truncated INTEGER NOT NULL DEFAULT 0,
+              stderr_truncated INTEGER NOT NULL DEFAULT 0,
+              wall_ms INTEGER NOT NULL DEFAULT 0,
+              cpu_ms INTEGER NOT NULL DEFAULT 0,
+              memory_peak_bytes INTEGER,
+              created_at INTEGER NOT NULL,
+              started_at INTEGER,
+              finished_at INTEGER,
+              worker TEXT,
+              lease_deadline INTEGER,
+              cancel_requested INTEGER NOT NULL DEFAULT 0,
+              takeovers INTEGER NOT NULL DEFAULT 0,
+              secret_environment TEXT NOT NULL DEFAULT '{}',
+              tenant TEXT NOT NULL DEFAULT '',
+              submitted_by INTEGER,
+              weaker_isolation TEXT NOT NULL DEFAULT '[]'
+            );
+            INSERT INTO execution_v7 (\(columns)) SELECT \(columns) FROM execution;
+            DROP TABLE execution;
+            ALTER TABLE execution_v7 RENAME TO execution;
+            CREATE INDEX execution_queue ON execution(status, priority DESC, id);
+            CREATE INDEX execution_job ON execution(job_id, id DESC);
+            CREATE INDEX execution_job_status ON execution(job_id, status);
+            CREATE INDEX execution_status ON execution(status, id);
+            CREATE INDEX execution_lease ON execution(status, lease_deadline);
+            CREATE INDEX execution_created ON execution(created_at);
+            CREATE INDEX execution_finished ON execution(finished_at);
+            CREATE INDEX execution_verdict ON execution(verdict, id);
+            CREATE INDEX execution_tenant ON execution(tenant, id);
+            CREATE INDEX execution_submitter ON execution(submitted_by, status);
+            """)
+        // Ids of deleted executions are never given again (AUTOINCREMENT's promise survives the rebuild).
+        if let sequence {
+            let current = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'execution'") ?? 0
+            try db.execute(sql: "DELETE FROM sqlite_sequence WHERE name = 'execution'")
+            try db.execute(sql: "INSERT INTO sqlite_sequence (name, seq) VALUES ('execution', ?)", arguments: [max(sequence, current)])
+        }
     }
 }

@@ -65,7 +65,7 @@ enum Records {
         let finished: Int64? = optional(.finishedAt)
         let lease: Int64? = optional(.leaseDeadline)
         return Execution(
-            id: at(.id), jobID: at(.jobID),
+            id: at(.id), jobID: optional(.jobID),
             status: ExecutionStatus(rawValue: at(.status)) ?? .failed,
             verdict: verdict.flatMap(ExecutionVerdict.init(rawValue:)),
             exitCode: optional(.exitCode), signal: optional(.signal), reason: optional(.reason),

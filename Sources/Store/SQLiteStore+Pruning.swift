@@ -1,7 +1,8 @@
 import Foundation
 import GRDB
 
-// Retention: finished executions deleted by count per job and by age, in short batches.
+// Retention: finished executions deleted by count per job and by age, in short batches. Ad-hoc
+// executions (no job) are kept by age only: they belong to no job whose newest could be counted.
 
 extension SQLiteStore {
     /// Deletes in transactions of at most `pruneBatch` rows, each guarded on the status (a
@@ -15,7 +16,7 @@ extension SQLiteStore {
                 try Int64.fetchAll(db, sql: """
                     SELECT id FROM (
                       SELECT id, ROW_NUMBER() OVER (PARTITION BY job_id ORDER BY id DESC) AS n
-                      FROM execution WHERE status NOT IN ('PENDING', 'RUNNING'))
+                      FROM execution WHERE job_id IS NOT NULL AND status NOT IN ('PENDING', 'RUNNING'))
                     WHERE n > ?
                     """, arguments: [max(0, keepPerJob)])
             }

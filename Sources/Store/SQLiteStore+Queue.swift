@@ -10,12 +10,17 @@ extension SQLiteStore {
     public func enqueue(_ new: NewExecution, queueLimit: Int) async throws -> Execution {
         try await write { db in
             try self.admitNewData()
-            guard let job = try Self.fetchJob(db, id: new.jobID) else { throw StoreError.notFound("job \(new.jobID)") }
-            if new.concurrency == .forbid, let active = try Self.activeExecution(db, jobID: new.jobID) {
-                throw StoreError.conflict("""
-                    job \(job.name) (\(job.id)) already has execution \(active) pending or running, and its concurrency \
-                    rule is forbid
-                    """)
+            // A job's run takes the job's tenant; an ad-hoc run (no job) its submitter's.
+            var tenant = new.tenant
+            if let jobID = new.jobID {
+                guard let job = try Self.fetchJob(db, id: jobID) else { throw StoreError.notFound("job \(jobID)") }
+                if new.concurrency == .forbid, let active = try Self.activeExecution(db, jobID: jobID) {
+                    throw StoreError.conflict("""
+                        job \(job.name) (\(job.id)) already has execution \(active) pending or running, and its concurrency \
+                        rule is forbid
+                        """)
+                }
+                tenant = job.tenant
             }
             if let submitter = new.submittedBy, let maxActive = new.maxActive {
                 let active = try Int.fetchOne(db.cached("""
@@ -32,7 +37,7 @@ extension SQLiteStore {
                 VALUES (?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [new.jobID, new.scriptType.rawValue, new.scriptSnapshot, new.policyName, new.policySnapshot,
                                  new.concurrency.rawValue, JSONText.encode(new.arguments), JSONText.encode(new.environment), new.stdin,
-                                 new.priority, Millis.of(new.createdAt), JSONText.encode(new.secretEnvironment), job.tenant ?? "",
+                                 new.priority, Millis.of(new.createdAt), JSONText.encode(new.secretEnvironment), tenant ?? "",
                                  new.submittedBy, JSONText.encode(new.weakerIsolation)])
             return try Self.fetchExecution(db, id: db.lastInsertedRowID)!
         }

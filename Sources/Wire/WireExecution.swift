@@ -6,7 +6,8 @@ public struct WireExecution: Codable, Sendable, Equatable {
     /// Only in the answer of a run with `wait` (= `id`).
     public var execution_id: Int64?
     public var id: Int64
-    public var job_id: Int64
+    /// The job run; nil for an ad-hoc run (`POST /executions`).
+    public var job_id: Int64?
     public var status: String
     public var stdout: String?
     public var stderr: String?

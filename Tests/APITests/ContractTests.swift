@@ -35,6 +35,7 @@ struct ContractTests {
     /// Every schema of the document, and what it is in Swift.
     static let shapes: [String: Shape] = [
         "Id": .value(Int64.self),
+        "NullableJobId": .value(Int64?.self),
         "Timestamp": .value(String.self),
         "NullableTimestamp": .value(String?.self),
         "ExecutionStatus": .enumeration(ExecutionStatus.allCases.map(\.rawValue)),
@@ -57,6 +58,7 @@ struct ContractTests {
         "Job": .object(WireJob.self),
         "RunRequest": .object(WireRunRequest.self),
         "RunAccepted": .object(WireRunAccepted.self),
+        "AdHocRunRequest": .object(WireAdHocRunRequest.self),
         "Usage": .object(WireUsage.self),
         "Execution": .object(WireExecution.self, extra: ["execution_id"]),
         "RunExecution": .object(WireExecution.self),
@@ -210,6 +212,12 @@ struct ContractTests {
             let waited = try await s.post("/executions/\(job.id)/run", #"{"wait": true, "priority": 5}"#)
             try Self.expect(waited, is: "RunExecution", in: schemas)
             #expect(try JSONDecoder().decode(WireExecution.self, from: waited.body).stdout == "hi\n")
+            let adHoc = try await s.post("/executions", #"{"script_type": "bash", "script_content": "echo one"}"#)
+            #expect(adHoc.status == 201)
+            try Self.expect(adHoc, is: "RunAccepted", in: schemas)
+            let adHocWaited = try await s.post("/executions", #"{"script_type": "bash", "script_content": "echo two", "wait": true}"#)
+            try Self.expect(adHocWaited, is: "RunExecution", in: schemas)
+            #expect(try JSONDecoder().decode(WireExecution.self, from: adHocWaited.body).job_id == nil)
             let page = try await s.get("/executions?limit=1")
             try Self.expect(page, is: "ExecutionPage", in: schemas)
             for summary in try #require(page.object["executions"] as? [[String: Any]]) {
@@ -243,6 +251,8 @@ struct ContractTests {
                                            "environment", "secret_environment"])
         #expect(ExecutionRoutes.runFields == ["stdin", "stdin_base64", "arguments", "environment", "limits", "priority", "wait",
                                               "wait_timeout"])
+        #expect(AdHocRoutes.fields == ["script_type", "script_content", "policy", "stdin", "stdin_base64", "arguments", "environment",
+                                       "limits", "priority", "wait", "wait_timeout"])
         #expect(AccessRoutes.createFields == ["name", "role", "tenant", "policies", "max_policy", "max_active", "max_priority",
                                               "expires_in", "expires_at"])
         #expect(WireJob.wireFields.filter(\.required).map(\.name) == ["id", "name", "script_type", "script_content", "policy", "limits",

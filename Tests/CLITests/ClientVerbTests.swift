@@ -249,6 +249,27 @@ struct ClientVerbTests {
         #expect(try CLITests.json(json.stdout)["status"] as? String == "FAILED")
     }
 
+    @Test("exec run --script FILE --type python: an ad-hoc run (no job), waited for, exits like it; refusals", .enabled(if: hasServe))
+    func runScript() async throws {
+        let server = try await Server()
+        defer { server.stop() }
+        let script = try server.file("adhoc.py", "import sys\nprint('hello', sys.stdin.read().strip(), sys.argv[1:])\nsys.exit(5)\n")
+        let stdin = try server.file("adhoc-in.txt", "world\n")
+        let o = try server.confine(["exec", "run", "--script", script, "--type", "python", "--wait", "--stdin", stdin, "--arg", "a1"])
+        #expect(o.status == 5, "\(o)")
+        #expect(o.stdout == "hello world ['a1']\n", "\(o)")
+        #expect(try server.confine(["job", "list", "--json"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[]")
+        let queued = try server.confine(["exec", "run", "--script", script, "--type", "python"])
+        #expect(queued.status == 0, "\(queued)")
+        let id = try Self.executionID(queued)
+        let show = try server.confine(["exec", "show", String(id), "--json"])
+        #expect(try CLITests.json(show.stdout)["job_id"] is NSNull, "\(show)")
+        #expect(try server.confine(["exec", "run", "--script", script]).status == 64)
+        #expect(try server.confine(["exec", "run", "some-job", "--script", script, "--type", "python"]).status == 64)
+        let unknown = try server.confine(["exec", "run", "--script", script, "--type", "cobol", "--wait"])
+        #expect(unknown.status == 1 && unknown.stderr.contains("cobol"), "\(unknown)")
+    }
+
     @Test("exec run without --wait, then exec show and exec list (table and --json)", .enabled(if: hasServe))
     func runNoWait() async throws {
         let server = try await Server()

@@ -204,7 +204,7 @@ struct EngineTests {
             let s = try #require(try await f.store.execution(id: slow.id))
             #expect(q.status == .success, "\(q.status)")
             #expect(s.status == .failed && s.verdict == .interrupted, "\(s.status) \(String(describing: s.verdict))")
-            await #expect(throws: EngineError.self) { _ = try await f.engine.submit(jobID: q.jobID) }
+            await #expect(throws: EngineError.self) { _ = try await f.engine.submit(jobID: q.jobID ?? 0) }
         }
     }
 

@@ -90,6 +90,19 @@ struct MigrationTests {
                 #expect(urgent.maxPriority == 25 && urgent.priorityCeiling == 25)
                 #expect(plain.maxPriority == nil && plain.priorityCeiling == 0)
             }),
+        "v7": Fixture(
+            fill: { db in
+                try db.execute(sql: """
+                    INSERT INTO execution (id, job_id, status, verdict, exit_code, script_type, script_snapshot, policy_name,
+                                           policy_snapshot, concurrency, created_at, finished_at, tenant, submitted_by)
+                    VALUES (41, NULL, 'SUCCESS', 'exited', 0, 'python', 'print(1)', 'default', 'name: default', 'allow',
+                            1700000001000, 1700000002000, 'data', 3);
+                    """)
+            },
+            check: { store in
+                let e = try #require(try await store.execution(id: 41))
+                #expect(e.jobID == nil && e.tenant == "data" && e.status == .success && e.scriptSnapshot == "print(1)")
+            }),
         "v2": Fixture(
             fill: { db in
                 try db.execute(sql: """

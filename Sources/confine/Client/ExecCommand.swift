@@ -50,7 +50,7 @@ struct ExecCommand: AsyncParsableCommand {
     static func describe(_ e: WireExecution) -> String {
         var fields = Fields()
         fields.add("id", String(e.id))
-        fields.add("job_id", String(e.job_id))
+        fields.add("job_id", e.job_id.map(String.init) ?? "- (ad-hoc)")
         fields.add("status", e.status)
         fields.add("verdict", e.verdict ?? "-")
         fields.add("exit_code", e.exit_code.map(String.init) ?? "-")

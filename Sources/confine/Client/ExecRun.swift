@@ -3,11 +3,14 @@ import Foundation
 import Wire
 
 extension ExecCommand {
-    /// `confine exec run JOB [--wait] [--timeout SECONDS] [--stdin FILE] [--arg A]… [--env N=V]… [--limit N=V]…`
+    /// `confine exec run JOB [--wait] [--timeout SECONDS] [--stdin FILE] [--arg A]… [--env N=V]… [--limit N=V]…`, or
+    /// `confine exec run --script FILE --type TYPE [--policy NAME] …` (an ad-hoc run: no job stored).
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Run a job.",
+            abstract: "Run a job, or a script in one call (--script FILE --type TYPE).",
             discussion: """
+                With --script FILE ('-': this process's stdin) and --type (python, bash, …), the script \
+                is sent with the run (POST /executions) and no job is stored. \
                 Without --wait, prints the new execution's id and status and returns at once. With \
                 --wait, follows the execution to its end, prints its stdout and stderr (raw bytes, \
                 to this process's stdout and stderr) and exits like it: its exit code; 128+N when it \
@@ -22,8 +25,17 @@ extension ExecCommand {
 
         @OptionGroup var options: ClientOptions
 
-        @Argument(help: "The job: its id or its name.")
-        var job: String
+        @Argument(help: "The job: its id or its name (not with --script).")
+        var job: String?
+
+        @Option(help: ArgumentHelp("Run this script file without storing a job ('-': this process's stdin).", valueName: "FILE"))
+        var script: String?
+
+        @Option(name: .customLong("type"), help: ArgumentHelp("The script's type with --script (python, bash, …).", valueName: "TYPE"))
+        var scriptType: String?
+
+        @Option(help: ArgumentHelp("The policy of a --script run (default: the server's default).", valueName: "NAME"))
+        var policy: String?
 
         @Flag(help: "Wait for the end of the execution and exit like it.")
         var wait = false
@@ -47,6 +59,11 @@ extension ExecCommand {
         var limits: [String] = []
 
         func validate() throws {
+            if job != nil, script != nil { throw ValidationError("give a JOB or --script FILE, not both") }
+            if job == nil, script == nil { throw ValidationError("give the JOB to run, or --script FILE --type TYPE") }
+            if script != nil, scriptType == nil { throw ValidationError("--script needs --type (python, bash, …)") }
+            if script == nil, scriptType != nil || policy != nil { throw ValidationError("--type and --policy go with --script") }
+            if script == "-", stdin == "-" { throw ValidationError("--script - and --stdin - cannot both read this process's stdin") }
             if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a number of seconds above 0") }
             if follow, options.json { throw ValidationError("--follow prints the output as it comes and --json the final answer: give one of them") }
         }
@@ -65,25 +82,55 @@ extension ExecCommand {
                 if !arguments.isEmpty { body.arguments = arguments }
                 if !environment.isEmpty { body.environment = try parsePairs(environment, flag: "--env") }
                 if !limits.isEmpty { body.limits = try parsePairs(limits, flag: "--limit") }
-                let (job, _) = try await client.job(self.job)
+                let target = try await target(client: client, options: body)
 
                 guard let interrupts else {
-                    let (accepted, response) = try await client.fetch(WireRunAccepted.self, "POST", "/executions/\(job.id)/run", json: encodeBody(body))
+                    let (accepted, response) = try await client.fetch(WireRunAccepted.self, "POST", target.path, json: target.body(nil, nil))
                     if options.json { printJSON(response) } else { print("execution \(accepted.execution_id) \(accepted.status)") }
                     return
                 }
                 if follow {
-                    try await followOutput(client: client, job: job, body: body, interrupts: interrupts)
+                    try await followOutput(client: client, target: target, interrupts: interrupts)
                 } else {
-                    try await follow(client: client, job: job, body: body, interrupts: interrupts)
+                    try await follow(client: client, target: target, interrupts: interrupts)
                 }
             }
         }
 
+        /// Where a run is asked for and its body: a job's run, or an ad-hoc run of a script.
+        struct Target {
+            var path: String
+            var label: String
+            /// The body, with `wait` and `wait_timeout` when given.
+            var body: (Bool?, Double?) -> Data
+        }
+
+        private func target(client: APIClient, options: WireRunRequest) async throws -> Target {
+            if let script, let scriptType {
+                let data = try await readInput(script, flag: "--script")
+                guard let content = String(data: data, encoding: .utf8) else {
+                    throw ClientError.input("--script \(script) is not UTF-8 text")
+                }
+                return Target(path: "/executions", label: "\(scriptType) script") { wait, timeout in
+                    encodeBody(WireAdHocRunRequest(script_type: scriptType, script_content: content, policy: policy,
+                                                   stdin: options.stdin, stdin_base64: options.stdin_base64,
+                                                   arguments: options.arguments, environment: options.environment,
+                                                   limits: options.limits, wait: wait, wait_timeout: timeout))
+                }
+            }
+            let (job, _) = try await client.job(self.job ?? "")
+            return Target(path: "/executions/\(job.id)/run", label: "job \(job.name)") { wait, timeout in
+                var request = options
+                request.wait = wait
+                request.wait_timeout = timeout
+                return encodeBody(request)
+            }
+        }
+
         /// Runs the job, prints its output as it is produced, and exits like the execution.
-        private func followOutput(client: APIClient, job: WireJob, body: WireRunRequest, interrupts: InterruptWatcher) async throws {
+        private func followOutput(client: APIClient, target: Target, interrupts: InterruptWatcher) async throws {
             let deadline = timeout.map { ContinuousClock.now + .milliseconds(Int64($0 * 1000)) }
-            let (accepted, _) = try await client.fetch(WireRunAccepted.self, "POST", "/executions/\(job.id)/run", json: encodeBody(body))
+            let (accepted, _) = try await client.fetch(WireRunAccepted.self, "POST", target.path, json: target.body(nil, nil))
             let id = accepted.execution_id
             let following = OutputFollowing(client: client, executionID: id, stream: nil, shouldStop: {
                 interrupts.fired || deadline.map { ContinuousClock.now >= $0 } == true
@@ -101,19 +148,17 @@ extension ExecCommand {
         }
 
         /// Runs the job with a short server-side wait, then polls the execution to its end.
-        private func follow(client: APIClient, job: WireJob, body: WireRunRequest, interrupts: InterruptWatcher) async throws {
+        private func follow(client: APIClient, target: Target, interrupts: InterruptWatcher) async throws {
             let start = ContinuousClock.now
             let deadline = timeout.map { start + .milliseconds(Int64($0 * 1000)) }
-            let spinner = Spinner(enabled: !options.json && isatty(2) == 1, label: "job \(job.name) starting")
+            let spinner = Spinner(enabled: !options.json && isatty(2) == 1, label: "\(target.label) starting")
 
             // The run request waits on the server for a short while (one round trip for a quick
             // script), short enough for a Ctrl-C to be answered soon.
-            var request = body
-            request.wait = true
-            request.wait_timeout = min(ExecCommand.serverWait, timeout ?? ExecCommand.serverWait)
+            let body = target.body(true, min(ExecCommand.serverWait, timeout ?? ExecCommand.serverWait))
             let first: (WireExecution, ClientResponse)
             do {
-                first = try await client.fetch(WireExecution.self, "POST", "/executions/\(job.id)/run", json: encodeBody(request),
+                first = try await client.fetch(WireExecution.self, "POST", target.path, json: body,
                                                timeout: ExecCommand.serverWait + 30)
             } catch {
                 await spinner.stop()

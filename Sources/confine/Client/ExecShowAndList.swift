@@ -47,7 +47,7 @@ extension ExecCommand {
                     .map { Dictionary($0.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a }) } ?? [:]
                 var table = Table("ID", "JOB", "STATUS", "VERDICT", "EXIT", "WALL", "CREATED")
                 for e in page.executions {
-                    table.add([String(e.id), names[e.job_id] ?? String(e.job_id), e.status, e.verdict ?? "-",
+                    table.add([String(e.id), e.job_id.map { names[$0] ?? String($0) } ?? "-", e.status, e.verdict ?? "-",
                                ExecCommand.exitColumn(e), Display.duration(ms: e.usage?.wall_ms), Display.date(e.created_at)])
                 }
                 print(table.render(), terminator: "")
