@@ -24,6 +24,9 @@ public struct APIServer: Sendable {
     /// with `metrics.engine`, or its metrics are missing there.
     public let metrics: ServerMetrics
     let authenticator: Authenticator
+    /// When this server was made: an idempotency key held since before belongs to a request
+    /// that a stopped server will never answer.
+    let startedAt = Date()
 
     public init(engine: Engine, configuration: ServerConfiguration, access: any AccessStore, secrets: SecretBox?,
                 metrics: ServerMetrics, logger: Logger = Logger(label: "confine.api")) {
@@ -126,7 +129,7 @@ public struct APIServer: Sendable {
         return (Array(buffer.readableBytesView), isJSON ? nil : type)
     }
 
-    private func collect(_ request: inout Request) async throws -> ByteBuffer {
+    func collect(_ request: inout Request) async throws -> ByteBuffer {
         let limit = configuration.maxBodyBytes
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit { throw Problem.tooLarge(limit: limit) }
         do {

@@ -5,6 +5,7 @@ import HTTPTypes
 import Hummingbird
 import HumanText
 import Sandbox
+import Store
 import Wire
 
 /// `POST /executions`: code execution in one call. The script comes with the run (no job is
@@ -19,24 +20,31 @@ struct AdHocRoutes {
 
     func register(_ table: RouteTable) {
         table.on(.post, "/executions", .role(.submitter)) { request, _ in
-            let routes = ExecutionRoutes(server: server)
-            let encoding = try routes.encoding(request)
-            let reader = try BodyReader(try await server.json(request), allowed: Self.fields)
-            let run = try RunBody(reader, query: request.uri.queryParameters, maxWait: server.configuration.maxWaitSeconds)
-            let execution = try await submit(reader, options: run.options)
-            guard run.wait else {
-                var answer = APIServer.respond(.object([
-                    ("execution_id", .int(execution.id)),
-                    ("status", .string(execution.status.rawValue)),
-                ]), status: .created)
-                answer.headers[.location] = "/executions/\(execution.id)"
-                return answer
-            }
-            let final = try await routes.waitFinal(execution.id, seconds: run.waitTimeout)
-            var answer = try await routes.answer(execution.id, encoding: encoding, executionID: true) { _ in final != nil ? .ok : .accepted }
-            answer.headers[.location] = "/executions/\(execution.id)"
-            return answer
+            try await Idempotency(server: server).run(request) { try await run($0) }
         }
+    }
+
+    /// One ad-hoc run, and how a repeat of it with its idempotency key is answered.
+    func run(_ request: Request) async throws -> (Response, IdempotentAnswer) {
+        let routes = ExecutionRoutes(server: server)
+        let encoding = try routes.encoding(request)
+        let reader = try BodyReader(try await server.json(request), allowed: Self.fields)
+        let run = try RunBody(reader, query: request.uri.queryParameters, maxWait: server.configuration.maxWaitSeconds)
+        let execution = try await submit(reader, options: run.options)
+        let location = "/executions/\(execution.id)"
+        guard run.wait else {
+            var answer = APIServer.respond(.object([
+                ("execution_id", .int(execution.id)),
+                ("status", .string(execution.status.rawValue)),
+            ]), status: .created)
+            answer.headers[.location] = location
+            return (answer, IdempotentAnswer(status: 201, kind: "run-accepted", resourceID: execution.id, location: location))
+        }
+        let final = try await routes.waitFinal(execution.id, seconds: run.waitTimeout)
+        let status: HTTPResponse.Status = final != nil ? .ok : .accepted
+        var answer = try await routes.answer(execution.id, encoding: encoding, executionID: true) { _ in status }
+        answer.headers[.location] = location
+        return (answer, IdempotentAnswer(status: status.code, kind: "run-execution", resourceID: execution.id, location: location))
     }
 
     /// Validates an ad-hoc run (script type, size, policy, limits, environment, the token's

@@ -19,11 +19,13 @@ struct ExecutionRoutes {
 
     func register(_ table: RouteTable) {
         table.on(.post, "/executions/{job_id}/run", .role(.submitter)) { request, path in
-            try await run(request, jobID: server.id(path, "job_id"))
+            let jobID = try server.id(path, "job_id")
+            return try await Idempotency(server: server).run(request) { try await run($0, jobID: jobID) }
         }
         // The earlier platform's newer versions ran a job here.
         table.on(.post, "/jobs/{id}/run", .role(.submitter)) { request, path in
-            try await run(request, jobID: server.id(path, "id"))
+            let jobID = try server.id(path, "id")
+            return try await Idempotency(server: server).run(request) { try await run($0, jobID: jobID) }
         }
         table.on(.get, "/executions/{id}", .role(.viewer)) { request, path in
             try await answer(server.id(path, "id"), encoding: try encoding(request))
@@ -174,7 +176,7 @@ struct ExecutionRoutes {
 
     // MARK: Run
 
-    func run(_ request: Request, jobID: Int64) async throws -> Response {
+    func run(_ request: Request, jobID: Int64) async throws -> (Response, IdempotentAnswer) {
         let encoding = try encoding(request)
         let body = try await server.optionalJSON(request)
         let reader = try BodyReader(body ?? .object([]), allowed: Self.runFields)
@@ -197,13 +199,15 @@ struct ExecutionRoutes {
         }
         await server.audit("execution.run", "execution", String(execution.id), "job \(jobID) (\(job.name)), policy \(policy.name)")
         guard run.wait else {
-            return APIServer.respond(.object([
+            return (APIServer.respond(.object([
                 ("execution_id", .int(execution.id)),
                 ("status", .string(execution.status.rawValue)),
-            ]))
+            ])), IdempotentAnswer(status: 200, kind: "run-accepted", resourceID: execution.id))
         }
         let final = try await waitFinal(execution.id, seconds: run.waitTimeout)
-        return try await answer(execution.id, encoding: encoding, executionID: true) { _ in final != nil ? .ok : .accepted }
+        let status: HTTPResponse.Status = final != nil ? .ok : .accepted
+        return (try await answer(execution.id, encoding: encoding, executionID: true) { _ in status },
+                IdempotentAnswer(status: status.code, kind: "run-execution", resourceID: execution.id))
     }
 
     /// An execution with its output. Its row and the first `StreamedAnswers.inlineOutput` bytes

@@ -22,13 +22,15 @@ struct JobRoutes {
 
     func register(_ table: RouteTable) {
         table.on(.post, "/jobs", .role(.submitter)) { request, _ in
-            let caller = try server.caller
-            var new = try await newJob(server.json(request))
-            new.tenant = caller.token.tenant
-            new.createdBy = caller.token.id
-            let job = try await server.storeCall { try await server.store.createJob(new) }
-            await server.audit("job.create", "job", String(job.id), "name \(job.name), policy \(job.policy)" + Self.secretNote(new.secretEnvironment))
-            return APIServer.respond(Representations.job(job))
+            try await Idempotency(server: server).run(request) { request in
+                let caller = try server.caller
+                var new = try await newJob(server.json(request))
+                new.tenant = caller.token.tenant
+                new.createdBy = caller.token.id
+                let job = try await server.storeCall { try await server.store.createJob(new) }
+                await server.audit("job.create", "job", String(job.id), "name \(job.name), policy \(job.policy)" + Self.secretNote(new.secretEnvironment))
+                return (APIServer.respond(Representations.job(job)), IdempotentAnswer(status: 200, kind: "job", resourceID: job.id))
+            }
         }
         table.on(.get, "/jobs", .role(.viewer)) { request, _ in
             let parameters = request.uri.queryParameters

@@ -67,6 +67,8 @@ public struct ServerConfiguration: Sendable {
     /// How long a followed output stream (`?follow=true`) may stay silent before a keep-alive
     /// comment goes out, so that proxies do not cut it.
     public var followHeartbeat: Duration = .seconds(15)
+    /// How long an `Idempotency-Key` answers a repeat of its request the same (`idempotency_ttl`).
+    public var idempotencyTTL: Duration = .seconds(24 * 3600)
 
     public init() {}
 
@@ -82,6 +84,7 @@ public struct ServerConfiguration: Sendable {
         ("max_body_size", "CONFINE_MAX_BODY_SIZE", "largest request body (default 2MiB)"),
         ("max_script_size", "CONFINE_MAX_SCRIPT_SIZE", "largest script (default 1MiB)"),
         ("max_wait", "CONFINE_MAX_WAIT", "longest wait=true a run may ask (default 5m)"),
+        ("idempotency_ttl", "CONFINE_IDEMPOTENCY_TTL", "how long an Idempotency-Key answers a repeat of its request the same (default 24h)"),
         ("idle_timeout", "CONFINE_IDLE_TIMEOUT",
          "a connection with no complete request and no answer pending this long is closed (default 60s)"),
         ("request_timeout", "CONFINE_REQUEST_TIMEOUT",
@@ -238,6 +241,7 @@ public struct ServerConfiguration: Sendable {
         case "max_body_size": maxBodyBytes = try value.size(max: 1 << 30)
         case "max_script_size": engine.maxScriptBytes = try value.size(max: 64 << 20)
         case "max_wait": maxWaitSeconds = try value.duration().seconds
+        case "idempotency_ttl": idempotencyTTL = try value.duration()
         case "shutdown_grace": engine.shutdownGrace = try value.duration()
         case "idle_timeout": idleTimeout = try value.duration()
         case "request_timeout": requestTimeout = try value.duration()

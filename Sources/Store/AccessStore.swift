@@ -23,6 +23,55 @@ public protocol AccessStore: Sendable {
     func appendAudit(_ entry: AuditEntry) async throws -> AuditEntry
     /// A page of the audit trail, newest first.
     func audit(_ query: AuditQuery) async throws -> AuditPage
+
+    // MARK: Idempotency keys
+    /// Reserves `key` of `tenant` for a request with this digest: nil when the caller now holds
+    /// it (no record, or one created before `expiredBefore`, which is replaced), else the
+    /// record that holds it (the same or another request, answered or still in progress).
+    /// Two callers at once: exactly one gets nil.
+    func reserveIdempotencyKey(tenant: String, key: String, digest: Data, now: Date, expiredBefore: Date) async throws -> IdempotencyRecord?
+    /// Takes over a reservation whose request will never be answered (its server stopped):
+    /// true when this caller now holds it (the record still had `createdAt`, unanswered).
+    func takeOverIdempotencyKey(tenant: String, key: String, createdAt: Date, now: Date) async throws -> Bool
+    /// Records the answer of the request holding the key.
+    func completeIdempotencyKey(tenant: String, key: String, answer: IdempotentAnswer) async throws
+    /// Gives the key up (the request was refused and did nothing): a repeat is judged anew.
+    func releaseIdempotencyKey(tenant: String, key: String) async throws
+    /// The record of a key, if any.
+    func idempotencyRecord(tenant: String, key: String) async throws -> IdempotencyRecord?
+    /// Deletes the records created before `before`; returns how many.
+    @discardableResult
+    func purgeIdempotencyKeys(before: Date) async throws -> Int
+}
+
+/// What an idempotency key holds: the first request's digest, and its answer once given.
+public struct IdempotencyRecord: Sendable, Equatable {
+    public var digest: Data
+    public var createdAt: Date
+    /// nil while the first request is still being answered.
+    public var answer: IdempotentAnswer?
+
+    public init(digest: Data, createdAt: Date, answer: IdempotentAnswer?) {
+        self.digest = digest
+        self.createdAt = createdAt
+        self.answer = answer
+    }
+}
+
+/// How the answer to a request with an idempotency key is given again: its status, what it
+/// created (`kind`: `job`, `run-accepted`, `run-execution`, and the id) and its `Location`.
+public struct IdempotentAnswer: Sendable, Equatable {
+    public var status: Int
+    public var kind: String
+    public var resourceID: Int64
+    public var location: String?
+
+    public init(status: Int, kind: String, resourceID: Int64, location: String? = nil) {
+        self.status = status
+        self.kind = kind
+        self.resourceID = resourceID
+        self.location = location
+    }
 }
 
 /// A token to store: everything but its id and dates of use.

@@ -27,6 +27,7 @@ enum Migrations {
         Version(name: "v5", migrate: v5),
         Version(name: "v6", migrate: v6),
         Version(name: "v7", migrate: v7),
+        Version(name: "v8", migrate: v8),
     ]
 
     /// The versions' names, oldest first.
@@ -321,5 +322,28 @@ enum Migrations {
             try db.execute(sql: "DELETE FROM sqlite_sequence WHERE name = 'execution'")
             try db.execute(sql: "INSERT INTO sqlite_sequence (name, seq) VALUES ('execution', ?)", arguments: [max(sequence, current)])
         }
+    }
+
+    /// Idempotency keys (`Idempotency-Key` on the POSTs that create): per tenant, the digest of
+    /// the first request, and once it is answered, the status and what it created, so that a
+    /// repeat is answered the same without doing anything again. `status` NULL: the first
+    /// request is still being answered.
+    @Sendable
+    static func v8(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE idempotency_key (
+              tenant TEXT NOT NULL,
+              key TEXT NOT NULL,
+              request_digest BLOB NOT NULL,
+              created_at INTEGER NOT NULL,
+              status INTEGER,
+              kind TEXT,
+              resource_id INTEGER,
+              location TEXT,
+              PRIMARY KEY (tenant, key)
+            );
+            -- expiry (idempotency_ttl)
+            CREATE INDEX idempotency_created ON idempotency_key(created_at);
+            """)
     }
 }

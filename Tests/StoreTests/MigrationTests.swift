@@ -103,6 +103,17 @@ struct MigrationTests {
                 let e = try #require(try await store.execution(id: 41))
                 #expect(e.jobID == nil && e.tenant == "data" && e.status == .success && e.scriptSnapshot == "print(1)")
             }),
+        "v8": Fixture(
+            fill: { db in
+                try db.execute(sql: """
+                    INSERT INTO idempotency_key (tenant, key, request_digest, created_at, status, kind, resource_id, location)
+                    VALUES ('data', 'retry-1', x'0102', 1700000000000, 201, 'run-accepted', 41, '/executions/41');
+                    """)
+            },
+            check: { store in
+                let record = try #require(try await store.idempotencyRecord(tenant: "data", key: "retry-1"))
+                #expect(record.digest == Data([1, 2]) && record.answer?.resourceID == 41 && record.answer?.status == 201)
+            }),
         "v2": Fixture(
             fill: { db in
                 try db.execute(sql: """
@@ -187,7 +198,8 @@ struct MigrationTests {
             #expect(Set(tables).isSuperset(of: ["access_token", "audit"]))
             #expect(indexes == ["audit_action", "audit_target", "audit_token", "execution_created", "execution_finished",
                                 "execution_job", "execution_job_status", "execution_lease", "execution_queue", "execution_status",
-                                "execution_submitter", "execution_tenant", "execution_verdict", "job_name", "job_script_type"])
+                                "execution_submitter", "execution_tenant", "execution_verdict", "idempotency_created", "job_name",
+                                "job_script_type"])
             #expect(applied == Migrations.versions && applied.last == Migrations.latest)
             #expect(columns == ["id", "job_id", "status", "verdict", "exit_code", "signal", "reason", "script_type",
                                 "script_snapshot", "policy_name", "policy_snapshot", "concurrency", "arguments", "environment",

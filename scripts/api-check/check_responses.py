@@ -71,6 +71,8 @@ SLUG_STATUS = {
     "quota-exceeded": {429},
     "too-many-connections": {503},
     "range-not-satisfiable": {416},
+    "idempotency-key-reused": {422},
+    "idempotency-key-in-progress": {409},
     "internal": {500},
 }
 TYPE_BASE = "https://confine.dev/problems/"
