@@ -29,7 +29,8 @@ struct AdHocRoutes {
         let routes = ExecutionRoutes(server: server)
         let encoding = try routes.encoding(request)
         let reader = try BodyReader(try await server.json(request), allowed: Self.fields)
-        let run = try RunBody(reader, query: request.uri.queryParameters, maxWait: server.configuration.maxWaitSeconds)
+        let run = try RunBody(reader, query: request.uri.queryParameters, maxWait: server.configuration.maxWaitSeconds,
+                              maxFilesBytes: server.engine.configuration.maxFilesBytes)
         let execution = try await submit(reader, options: run.options)
         let location = "/executions/\(execution.id)"
         guard run.wait else {

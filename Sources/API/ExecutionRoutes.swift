@@ -180,7 +180,8 @@ struct ExecutionRoutes {
         let encoding = try encoding(request)
         let body = try await server.optionalJSON(request)
         let reader = try BodyReader(body ?? .object([]), allowed: Self.runFields)
-        let run = try RunBody(reader, query: request.uri.queryParameters, maxWait: server.configuration.maxWaitSeconds)
+        let run = try RunBody(reader, query: request.uri.queryParameters, maxWait: server.configuration.maxWaitSeconds,
+                              maxFilesBytes: server.engine.configuration.maxFilesBytes)
         var options = run.options
 
         // The job must be the caller's to see (404 otherwise), and its effective policy within

@@ -151,7 +151,8 @@ struct JobRoutes {
         return (JobPatch(name: merged.name, scriptType: merged.scriptType, scriptContent: merged.scriptContent,
                          policy: merged.policy, limits: merged.limits, concurrency: merged.concurrency,
                          arguments: merged.arguments, environment: merged.environment,
-                         secretEnvironment: secretsChanged ? merged.secretEnvironment : nil), cleared)
+                         secretEnvironment: secretsChanged ? merged.secretEnvironment : nil,
+                         files: body.has("files") ? merged.files : nil), cleared)
     }
 
     /// Secret values sealed with the server's key.
@@ -184,6 +185,7 @@ struct JobRoutes {
         }
         if let arguments = try body.strings("arguments") { job.arguments = arguments }
         if let environment = try body.stringMap("environment") { job.environment = environment }
+        if let files = try body.inputFiles(maxBytes: server.engine.configuration.maxFilesBytes) { job.files = files }
     }
 
     /// What the engine would refuse at run time, refused when the job is stored: name, script

@@ -77,6 +77,7 @@ public struct Problem: Error, CustomStringConvertible, Sendable {
         case .unknownRuntime: return .validation("script_type", error.description)
         case .scriptTooLarge: return .validation("script_content", error.description)
         case .invalidPolicy(let why): return .validation(nil, why)
+        case .invalidFiles(let why): return .validation("files", why)
         case .shuttingDown: return .unavailable("shutting-down", error.description, retryAfter: 5)
         case .store(let store): return .from(store)
         }

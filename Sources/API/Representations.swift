@@ -42,6 +42,8 @@ enum Representations {
             ("secret_environment", .array(job.secretEnvironment.keys.sorted().map(JSON.string))),
             ("tenant", JSON.optional(job.tenant, JSON.string)),
             ("created_by", JSON.optional(job.createdBy) { .int($0) }),
+            ("files", .array(job.files.map { .object([("path", .string($0.path)), ("size", .int($0.size)),
+                                                      ("executable", .bool($0.executable))]) })),
             ("created_at", date(job.createdAt)),
             ("updated_at", date(job.updatedAt)),
         ]

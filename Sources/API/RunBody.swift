@@ -12,7 +12,8 @@ struct RunBody {
     /// Seconds a `wait` waits at most (`max_wait` by default, and at most).
     var waitTimeout: Double = 30
 
-    init(_ reader: BodyReader, query: Parameters?, maxWait: Double) throws(Problem) {
+    init(_ reader: BodyReader, query: Parameters?, maxWait: Double, maxFilesBytes: Int) throws(Problem) {
+        options.files = try reader.inputFiles(maxBytes: maxFilesBytes) ?? []
         let stdin = try reader.string("stdin"), stdinBase64 = try reader.string("stdin_base64")
         if stdin != nil, stdinBase64 != nil {
             throw .validation(reader.field("stdin_base64"), "give stdin or stdin_base64, not both")

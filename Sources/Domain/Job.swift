@@ -26,13 +26,16 @@ public struct Job: Sendable, Equatable, Codable, Identifiable {
     public var tenant: String?
     /// The token that created it.
     public var createdBy: Int64?
+    /// Its input files (paths, sizes; their bytes are read only to run it).
+    public var files: [InputFileEntry]
     public var createdAt: Date
     public var updatedAt: Date
 
     public init(id: Int64, name: String, scriptType: ScriptType, scriptContent: String, policy: String = "default",
                 limits: [String] = [], concurrency: ConcurrencyRule = .forbid, arguments: [String] = [],
                 environment: [String: String] = [:], secretEnvironment: [String: String] = [:], tenant: String? = nil,
-                createdBy: Int64? = nil, createdAt: Date, updatedAt: Date) {
+                createdBy: Int64? = nil, files: [InputFileEntry] = [], createdAt: Date, updatedAt: Date) {
+        self.files = files
         self.id = id
         self.name = name
         self.scriptType = scriptType

@@ -35,13 +35,18 @@ extension Engine {
                 }
             }
         }
+        let inputFiles: [InputFile]
+        do { inputFiles = try await store.executionFiles(id: execution.id) } catch {
+            return setupFailure("reading the input files: \(error)")
+        }
         // Every chunk goes to `live` (and from there to the store): the sandbox keeps no copy.
-        let request = RunRequest(
+        var request = RunRequest(
             policy: policy, command: runtime.command + [runtime.scriptPath] + execution.arguments,
             stdin: execution.stdin.map { Array($0) },
             files: [SandboxFile(path: runtime.scriptPath, contents: Array(execution.scriptSnapshot.utf8))],
             environment: environment, onOutput: { live.add($0) }, keepOutput: false,
             pauseOutput: { [backlog = configuration.outputBacklogBytes] in live.holds(moreThan: backlog) })
+        request.workingFiles = inputFiles.map { SandboxFile(path: $0.path, contents: Array($0.content), executable: $0.executable) }
         let handle: RunHandle
         do { handle = try sandbox.start(request) } catch {
             return setupFailure("\(error)")

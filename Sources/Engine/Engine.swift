@@ -148,9 +148,12 @@ public final class Engine: Sendable {
         } catch {
             throw Self.wrap(error)
         }
-        let new = try newExecution(jobID: job.id, scriptType: job.scriptType, script: job.scriptContent, policyName: job.policy,
+        var new = try newExecution(jobID: job.id, scriptType: job.scriptType, script: job.scriptContent, policyName: job.policy,
                                    jobLimits: job.limits, concurrency: job.concurrency, arguments: job.arguments,
                                    environment: job.environment, secretEnvironment: job.secretEnvironment, options: options)
+        let jobFiles: [InputFile]
+        do { jobFiles = job.files.isEmpty ? [] : try await store.jobFiles(id: job.id) } catch { throw Self.wrap(error) }
+        new.files = try checkedFiles(InputFile.merging(jobFiles, options.files))
         return try await enqueue(new)
     }
 
@@ -163,6 +166,7 @@ public final class Engine: Sendable {
                                    jobLimits: [], concurrency: .allow, arguments: [], environment: [:], secretEnvironment: [:],
                                    options: options)
         new.tenant = script.tenant
+        new.files = try checkedFiles(options.files)
         return try await enqueue(new)
     }
 
@@ -189,6 +193,20 @@ public final class Engine: Sendable {
             arguments: options.arguments ?? arguments, environment: environment, stdin: options.stdin,
             priority: options.priority, createdAt: Date(), secretEnvironment: secretEnvironment,
             submittedBy: options.submittedBy, maxActive: options.maxActive, weakerIsolation: weakerIsolation)
+    }
+
+    /// An execution's input files (its job's and its run's merged) within the count and
+    /// `max_files_bytes`.
+    func checkedFiles(_ files: [InputFile]) throws(EngineError) -> [InputFile] {
+        if files.count > EngineConfiguration.maxFiles {
+            throw .invalidFiles("files: \(files.count) input files with the job's and the run's together; at most \(EngineConfiguration.maxFiles)")
+        }
+        let total = files.reduce(0) { $0 + $1.content.count }
+        if total > configuration.maxFilesBytes {
+            throw .invalidFiles("files: the input files total \(total) bytes with the job's and the run's together; at most "
+                                + "\(configuration.maxFilesBytes) (max_files_bytes)")
+        }
+        return files
     }
 
     /// Stores a new execution (quotas, concurrency rule and queue bound checked in the same

@@ -1,6 +1,7 @@
 import Domain
 import Foundation
 import Logging
+import Sandbox
 
 /// How the engine runs executions: workers, queue bound, leases, output batching, retention,
 /// shutdown grace, and the runtimes that turn a script type into a command in the sandbox.
@@ -11,6 +12,12 @@ public struct EngineConfiguration: Sendable {
     public var queueLimit: Int = 10_000
     /// The largest script accepted, in bytes.
     public var maxScriptBytes: Int = 1 << 20
+    /// The most bytes of input files one execution may be given, its job's and its run's
+    /// together (`max_files_bytes`).
+    public var maxFilesBytes: Int = 8 << 20
+    /// The most input files one execution may be given: 100, or fewer when the sandbox
+    /// delivers fewer with the script (`Sandbox.maxFilesPerRun`).
+    public static let maxFiles = min(100, Sandbox.maxFilesPerRun - 1)
     /// How long a claim holds without a heartbeat; renewed every third of it.
     public var leaseDuration: Duration = .seconds(30)
     /// Partial output reaches the store at least this often while a run writes.

@@ -7,6 +7,8 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
     case unknownRuntime(String, known: [String])
     case scriptTooLarge(bytes: Int, limit: Int)
     case invalidPolicy(String)
+    /// Input files beyond a limit (`max_files_bytes`, the count), in words naming the rule.
+    case invalidFiles(String)
     case shuttingDown
     case store(StoreError)
 
@@ -17,6 +19,7 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
         case .unknownRuntime(let type, let known): return "no runtime for script type \"\(type)\" (known: \(known.joined(separator: ", ")))"
         case .scriptTooLarge(let bytes, let limit): return "the script is \(bytes) bytes; at most \(limit) are accepted"
         case .invalidPolicy(let why): return why
+        case .invalidFiles(let why): return why
         case .shuttingDown: return "the engine is shutting down and takes no new work"
         case .store(let e): return e.description
         }

@@ -29,6 +29,8 @@ struct MeasuredStore: ExecutionStore {
         try await base.jobs(scriptType: scriptType, tenant: tenant, afterID: afterID, limit: limit)
     }
 
+    func jobFiles(id: Int64) async throws -> [InputFile] { try await base.jobFiles(id: id) }
+    func executionFiles(id: Int64) async throws -> [InputFile] { try await base.executionFiles(id: id) }
     func jobIDs(scriptType: ScriptType?, tenant: String?, afterID: Int64?, limit: Int) async throws -> [Int64] {
         try await base.jobIDs(scriptType: scriptType, tenant: tenant, afterID: afterID, limit: limit)
     }

@@ -14,6 +14,8 @@ public struct RunOptions: Sendable, Equatable {
     /// The token submitting the run, and its quota of executions pending or running at once.
     public var submittedBy: Int64?
     public var maxActive: Int?
+    /// Input files added to the job's (a file of the same path replaces the job's).
+    public var files: [InputFile] = []
 
     public init(arguments: [String]? = nil, environment: [String: String] = [:], stdin: Data? = nil,
                 limits: [String] = [], priority: Int = 0, submittedBy: Int64? = nil, maxActive: Int? = nil) {

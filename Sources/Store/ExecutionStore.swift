@@ -24,6 +24,11 @@ public protocol ExecutionStore: Sendable {
     func updateJob(id: Int64, _ patch: JobPatch) async throws -> Job
     /// Deletes a job and its executions; refused (`.conflict`) while one is pending or running.
     func deleteJob(id: Int64) async throws
+    /// A job's input files with their bytes ([] for none, or no such job).
+    func jobFiles(id: Int64) async throws -> [InputFile]
+    /// The input files an execution was given (its job's and its run's, merged when it was
+    /// submitted), with their bytes.
+    func executionFiles(id: Int64) async throws -> [InputFile]
 
     // MARK: Executions
     /// Stores a new PENDING execution, applying the job's concurrency rule, the submitter's
@@ -100,11 +105,14 @@ public struct NewJob: Sendable, Equatable {
     /// The scope the job belongs to (see `Job.tenant`).
     public var tenant: String?
     public var createdBy: Int64?
+    /// Input files, written into each run's working directory.
+    public var files: [InputFile]
 
     public init(name: String, scriptType: ScriptType, scriptContent: String, policy: String = "default",
                 limits: [String] = [], concurrency: ConcurrencyRule = .forbid, arguments: [String] = [],
                 environment: [String: String] = [:], secretEnvironment: [String: String] = [:], tenant: String? = nil,
-                createdBy: Int64? = nil) {
+                createdBy: Int64? = nil, files: [InputFile] = []) {
+        self.files = files
         self.name = name
         self.scriptType = scriptType
         self.scriptContent = scriptContent
@@ -131,10 +139,13 @@ public struct JobPatch: Sendable, Equatable {
     public var environment: [String: String]?
     /// Replaces all secret variables (values sealed).
     public var secretEnvironment: [String: String]?
+    /// Replaces all input files.
+    public var files: [InputFile]?
 
     public init(name: String? = nil, scriptType: ScriptType? = nil, scriptContent: String? = nil, policy: String? = nil,
                 limits: [String]? = nil, concurrency: ConcurrencyRule? = nil, arguments: [String]? = nil,
-                environment: [String: String]? = nil, secretEnvironment: [String: String]? = nil) {
+                environment: [String: String]? = nil, secretEnvironment: [String: String]? = nil, files: [InputFile]? = nil) {
+        self.files = files
         self.name = name
         self.scriptType = scriptType
         self.scriptContent = scriptContent
@@ -170,6 +181,8 @@ public struct NewExecution: Sendable, Equatable {
     public var weakerIsolation: [String]
     /// The tenant of an ad-hoc run (the submitting token's); a job's run takes its job's.
     public var tenant: String?
+    /// Input files for its working directory: the job's and the run's, merged.
+    public var files: [InputFile] = []
 
     public init(jobID: Int64?, scriptType: ScriptType, scriptSnapshot: String, policyName: String, policySnapshot: String,
                 concurrency: ConcurrencyRule, arguments: [String] = [], environment: [String: String] = [:],

@@ -28,6 +28,7 @@ enum Migrations {
         Version(name: "v6", migrate: v6),
         Version(name: "v7", migrate: v7),
         Version(name: "v8", migrate: v8),
+        Version(name: "v9", migrate: v9),
     ]
 
     /// The versions' names, oldest first.
@@ -344,6 +345,18 @@ enum Migrations {
             );
             -- expiry (idempotency_ttl)
             CREATE INDEX idempotency_created ON idempotency_key(created_at);
+            """)
+    }
+
+    /// Input files: a job's (its index — paths, sizes, executable — read with the job; the
+    /// bytes, JSON of path, base64 content and executable, read only to run it) and an
+    /// execution's (the job's and the run's merged when it was submitted).
+    @Sendable
+    static func v9(_ db: Database) throws {
+        try db.execute(sql: """
+            ALTER TABLE job ADD COLUMN files_index TEXT NOT NULL DEFAULT '[]';
+            ALTER TABLE job ADD COLUMN files BLOB;
+            ALTER TABLE execution ADD COLUMN files BLOB;
             """)
     }
 }

@@ -13,11 +13,11 @@ enum Records {
     /// The columns of `job`, in the order `job(_:)` reads them.
     enum JobColumn: Int, CaseIterable {
         case id, name, scriptType, scriptContent, policy, limits, concurrency, arguments, environment, createdAt, updatedAt,
-             secretEnvironment, tenant, createdBy
+             secretEnvironment, tenant, createdBy, filesIndex
 
         var name: String {
             ["id", "name", "script_type", "script_content", "policy", "limits", "concurrency", "arguments", "environment",
-             "created_at", "updated_at", "secret_environment", "tenant", "created_by"][rawValue]
+             "created_at", "updated_at", "secret_environment", "tenant", "created_by", "files_index"][rawValue]
         }
     }
 
@@ -53,6 +53,7 @@ enum Records {
                    environment: JSONText.decode([String: String].self, at(.environment), empty: [:]),
                    secretEnvironment: JSONText.decode([String: String].self, at(.secretEnvironment), empty: [:]),
                    tenant: tenant(at(.tenant)), createdBy: row[JobColumn.createdBy.rawValue],
+                   files: JSONText.decode([InputFileEntry].self, at(.filesIndex), empty: []),
                    createdAt: Millis.date(at(.createdAt)), updatedAt: Millis.date(at(.updatedAt)))
     }
 

@@ -13,11 +13,12 @@ extension SQLiteStore {
             do {
                 try db.cached("""
                     INSERT INTO job (name, script_type, script_content, policy, limits, concurrency, arguments, environment,
-                                     secret_environment, tenant, created_by, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     secret_environment, tenant, created_by, created_at, updated_at, files_index, files)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """).execute(arguments: [job.name, job.scriptType.rawValue, job.scriptContent, job.policy, JSONText.encode(job.limits),
                                      job.concurrency.rawValue, JSONText.encode(job.arguments), JSONText.encode(job.environment),
-                                     JSONText.encode(job.secretEnvironment), job.tenant ?? "", job.createdBy, now, now])
+                                     JSONText.encode(job.secretEnvironment), job.tenant ?? "", job.createdBy, now, now,
+                                     JSONText.encode(job.files.map(\.entry)), FileColumn.encode(job.files)])
             } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
                 throw StoreError.conflict("a job named \(job.name) already exists")
             }
@@ -81,6 +82,10 @@ extension SQLiteStore {
             if let v = patch.arguments { job.arguments = v }
             if let v = patch.environment { job.environment = v }
             if let v = patch.secretEnvironment { job.secretEnvironment = v }
+            if let files = patch.files {
+                try db.cached("UPDATE job SET files_index = ?, files = ? WHERE id = ?")
+                    .execute(arguments: [JSONText.encode(files.map(\.entry)), FileColumn.encode(files), id])
+            }
             do {
                 try db.cached("""
                     UPDATE job SET name = ?, script_type = ?, script_content = ?, policy = ?, limits = ?, concurrency = ?,
@@ -106,5 +111,30 @@ extension SQLiteStore {
             }
             try db.cached("DELETE FROM job WHERE id = ?").execute(arguments: [id])
         }
+    }
+
+    public func jobFiles(id: Int64) async throws -> [InputFile] {
+        try await read { db in
+            FileColumn.decode(try Data.fetchOne(db.cached("SELECT files FROM job WHERE id = ?"), arguments: [id]))
+        }
+    }
+
+    public func executionFiles(id: Int64) async throws -> [InputFile] {
+        try await read { db in
+            FileColumn.decode(try Data.fetchOne(db.cached("SELECT files FROM execution WHERE id = ?"), arguments: [id]))
+        }
+    }
+}
+
+/// Input files as a BLOB column: JSON of their paths, base64 contents and executable flags;
+/// NULL for none.
+enum FileColumn {
+    static func encode(_ files: [InputFile]) -> Data? {
+        files.isEmpty ? nil : try? JSONEncoder().encode(files)
+    }
+
+    static func decode(_ data: Data?) -> [InputFile] {
+        guard let data, !data.isEmpty else { return [] }
+        return (try? JSONDecoder().decode([InputFile].self, from: data)) ?? []
     }
 }

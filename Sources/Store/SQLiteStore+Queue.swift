@@ -33,12 +33,12 @@ extension SQLiteStore {
             try db.cached("""
                 INSERT INTO execution (job_id, status, script_type, script_snapshot, policy_name, policy_snapshot, concurrency,
                                        arguments, environment, stdin, priority, created_at, secret_environment, tenant,
-                                       submitted_by, weaker_isolation)
-                VALUES (?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                       submitted_by, weaker_isolation, files)
+                VALUES (?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [new.jobID, new.scriptType.rawValue, new.scriptSnapshot, new.policyName, new.policySnapshot,
                                  new.concurrency.rawValue, JSONText.encode(new.arguments), JSONText.encode(new.environment), new.stdin,
                                  new.priority, Millis.of(new.createdAt), JSONText.encode(new.secretEnvironment), tenant ?? "",
-                                 new.submittedBy, JSONText.encode(new.weakerIsolation)])
+                                 new.submittedBy, JSONText.encode(new.weakerIsolation), FileColumn.encode(new.files)])
             return try Self.fetchExecution(db, id: db.lastInsertedRowID)!
         }
     }

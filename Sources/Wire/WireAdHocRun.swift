@@ -13,10 +13,14 @@ public struct WireAdHocRunRequest: Codable, Sendable, Equatable {
     public var priority: Int?
     public var wait: Bool?
     public var wait_timeout: Double?
+    /// Input files for the working directory.
+    public var files: [WireInputFile]?
 
     public init(script_type: String, script_content: String, policy: String? = nil, stdin: String? = nil,
                 stdin_base64: String? = nil, arguments: [String]? = nil, environment: [String: String]? = nil,
-                limits: [String: String]? = nil, priority: Int? = nil, wait: Bool? = nil, wait_timeout: Double? = nil) {
+                limits: [String: String]? = nil, priority: Int? = nil, wait: Bool? = nil, wait_timeout: Double? = nil,
+                files: [WireInputFile]? = nil) {
+        self.files = files
         self.script_type = script_type
         self.script_content = script_content
         self.policy = policy

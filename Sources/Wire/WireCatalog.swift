@@ -7,6 +7,6 @@ public enum WireCatalog {
         WireUsage.self, WireExecution.self, WireExecutionPage.self, WireOutputEvent.self, WireCappedEvent.self,
         WireDeletedEvent.self, WireTokenBody.self, WireToken.self, WireAuditEntry.self, WireAuditPage.self,
         WireRuntime.self, WireHealth.self, WireReady.self, WirePolicy.self, WireAnyObject.self,
-        WireAdHocRunRequest.self,
+        WireAdHocRunRequest.self, WireInputFile.self, WireInputFileEntry.self,
     ]
 }

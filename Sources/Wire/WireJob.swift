@@ -16,6 +16,8 @@ public struct WireJob: Codable, Sendable, Equatable {
     public var secret_environment_cleared: [String]?
     public var tenant: String?
     public var created_by: Int64?
+    /// Its input files (path, size, executable). Optional: older servers lack it.
+    public var files: [WireInputFileEntry]?
     public var created_at: String
     public var updated_at: String
 }
@@ -32,10 +34,13 @@ public struct WireJobBody: Codable, Sendable, Equatable {
     public var arguments: [String]?
     public var environment: [String: String]?
     public var secret_environment: [String: String]?
+    /// Input files (a PATCH replaces them all).
+    public var files: [WireInputFile]?
 
     public init(name: String? = nil, script_type: String? = nil, script_content: String? = nil, policy: String? = nil,
                 limits: [String: String]? = nil, concurrency: String? = nil, arguments: [String]? = nil,
-                environment: [String: String]? = nil, secret_environment: [String: String]? = nil) {
+                environment: [String: String]? = nil, secret_environment: [String: String]? = nil, files: [WireInputFile]? = nil) {
+        self.files = files
         self.name = name
         self.script_type = script_type
         self.script_content = script_content

@@ -59,6 +59,9 @@ struct ContractTests {
         "RunRequest": .object(WireRunRequest.self),
         "RunAccepted": .object(WireRunAccepted.self),
         "AdHocRunRequest": .object(WireAdHocRunRequest.self),
+        "InputFiles": .value([WireInputFile].self),
+        "InputFile": .object(WireInputFile.self),
+        "InputFileEntry": .object(WireInputFileEntry.self),
         "Usage": .object(WireUsage.self),
         "Execution": .object(WireExecution.self, extra: ["execution_id"]),
         "RunExecution": .object(WireExecution.self),
@@ -248,11 +251,11 @@ struct ContractTests {
     @Test("The server accepts in bodies exactly the members of the wire types")
     func bodyFieldsAreTheWireTypes() {
         #expect(JobRoutes.createFields == ["name", "script_type", "script_content", "policy", "limits", "concurrency", "arguments",
-                                           "environment", "secret_environment"])
+                                           "environment", "secret_environment", "files"])
         #expect(ExecutionRoutes.runFields == ["stdin", "stdin_base64", "arguments", "environment", "limits", "priority", "wait",
-                                              "wait_timeout"])
+                                              "wait_timeout", "files"])
         #expect(AdHocRoutes.fields == ["script_type", "script_content", "policy", "stdin", "stdin_base64", "arguments", "environment",
-                                       "limits", "priority", "wait", "wait_timeout"])
+                                       "limits", "priority", "wait", "wait_timeout", "files"])
         #expect(AccessRoutes.createFields == ["name", "role", "tenant", "policies", "max_policy", "max_active", "max_priority",
                                               "expires_in", "expires_at"])
         #expect(WireJob.wireFields.filter(\.required).map(\.name) == ["id", "name", "script_type", "script_content", "policy", "limits",

@@ -268,6 +268,19 @@ struct ClientVerbTests {
         #expect(try server.confine(["exec", "run", "some-job", "--script", script, "--type", "python"]).status == 64)
         let unknown = try server.confine(["exec", "run", "--script", script, "--type", "cobol", "--wait"])
         #expect(unknown.status == 1 && unknown.stderr.contains("cobol"), "\(unknown)")
+
+        // Input files: --file LOCAL[:PATH] on a run, --input on a job (merged, the run's winning).
+        let data = try server.file("data.csv", "x,y\n")
+        let reader = try server.file("reader.py", "print(open('in/data.csv').read(), end='')\nprint(open('extra.txt').read(), end='')\n")
+        let extra = try server.file("extra.txt", "from the job\n")
+        let withFiles = try server.confine(["exec", "run", "--script", reader, "--type", "python", "--wait",
+                                            "--file", "\(data):in/data.csv", "--file", extra])
+        #expect(withFiles.status == 0 && withFiles.stdout == "x,y\nfrom the job\n", "\(withFiles)")
+        #expect(try server.confine(["job", "create", "reads", "--type", "python", "--file", reader, "--input", "\(data):in/data.csv",
+                                    "--input", extra]).status == 0)
+        let runOverride = try server.file("other.txt", "from the run\n")
+        let jobRun = try server.confine(["exec", "run", "reads", "--wait", "--file", "\(runOverride):extra.txt"])
+        #expect(jobRun.status == 0 && jobRun.stdout == "x,y\nfrom the run\n", "\(jobRun)")
     }
 
     @Test("exec run without --wait, then exec show and exec list (table and --json)", .enabled(if: hasServe))

@@ -114,6 +114,24 @@ struct MigrationTests {
                 let record = try #require(try await store.idempotencyRecord(tenant: "data", key: "retry-1"))
                 #expect(record.digest == Data([1, 2]) && record.answer?.resourceID == 41 && record.answer?.status == 201)
             }),
+        "v9": Fixture(
+            fill: { db in
+                try db.execute(sql: """
+                    INSERT INTO job (id, name, script_type, script_content, policy, created_at, updated_at, files_index, files)
+                    VALUES (12, 'with-files', 'bash', 'cat a', 'default', 1700000000000, 1700000000000,
+                            '[{"executable":false,"path":"a","size":2}]', CAST('[{"path":"a","content":"aGkK","executable":false}]' AS BLOB));
+                    INSERT INTO execution (id, job_id, status, script_type, script_snapshot, policy_name, policy_snapshot,
+                                           concurrency, created_at, files)
+                    VALUES (51, 12, 'PENDING', 'bash', 'cat a', 'default', 'name: default', 'forbid', 1700000001000,
+                            CAST('[{"path":"a","content":"aGkK","executable":true}]' AS BLOB));
+                    """)
+            },
+            check: { store in
+                let job = try #require(try await store.job(id: 12))
+                #expect(job.files == [InputFileEntry(path: "a", size: 2, executable: false)])
+                #expect(try await store.jobFiles(id: 12) == [InputFile(path: "a", content: Data("hi\n".utf8))])
+                #expect(try await store.executionFiles(id: 51) == [InputFile(path: "a", content: Data("hi\n".utf8), executable: true)])
+            }),
         "v2": Fixture(
             fill: { db in
                 try db.execute(sql: """
@@ -206,7 +224,7 @@ struct MigrationTests {
                                 "stdin", "priority", "stdout", "stderr", "stdout_bytes", "stderr_bytes", "stdout_truncated",
                                 "stderr_truncated", "wall_ms", "cpu_ms", "memory_peak_bytes", "created_at", "started_at",
                                 "finished_at", "worker", "lease_deadline", "cancel_requested", "takeovers", "secret_environment",
-                                "tenant", "submitted_by", "weaker_isolation"])
+                                "tenant", "submitted_by", "weaker_isolation", "files"])
             let schema = try await store.pool.read(schemaDescription)
             #expect(schema.contains("table execution foreign key job_id -> job on delete CASCADE"))
             #expect(schema.contains("table execution_output foreign key execution_id -> execution on delete CASCADE"))

@@ -9,6 +9,10 @@ public struct RunRequest: Sendable {
     public var stdin: [UInt8]?
     /// Files placed read-only into the sandbox (a script, its data).
     public var files: [SandboxFile]
+    /// Files written into the program's working directory (the policy's `workdir`, a tmpfs)
+    /// before it starts, at paths relative to it (`data/in.csv`): its input, beside what it
+    /// writes. See `Sandbox.placeWorkingFiles`.
+    public var workingFiles: [SandboxFile] = []
     /// Variables added to the policy's environment; each must be allowed by the policy.
     public var environment: [String: String]
     /// Tighter limits for this run only (the policy must allow each).

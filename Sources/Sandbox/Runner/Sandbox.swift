@@ -196,6 +196,9 @@ public final class Sandbox: Sendable {
                 throw .invalidRequest("run: file \(file.path) is inside the writable tmpfs \(tmpfs.path); delivered files must stay read-only, so place them elsewhere (e.g. /sandbox/...)")
             }
         }
+        var request = request
+        request.files += try Self.placeWorkingFiles(request.workingFiles, policy: policy)
+        request.workingFiles = []
         let delivered = request.files.reduce(UInt64(0)) { $0 + UInt64($1.contents.count) }
         if delivered > configuration.maxDeliveredBytes {
             throw .invalidRequest("run: the files to deliver total \(delivered) bytes; at most \(configuration.maxDeliveredBytes) (maxDeliveredBytes)")

@@ -58,6 +58,9 @@ extension ExecCommand {
         @Option(name: .customLong("limit"), help: ArgumentHelp("A limit for this run, tighter than the policy's.", valueName: "NAME=VALUE"))
         var limits: [String] = []
 
+        @Option(name: .customLong("file"), help: ArgumentHelp("A local file written at PATH (default: its name) in the run's working directory (repeat for several).", valueName: "LOCAL[:PATH]"))
+        var files: [String] = []
+
         func validate() throws {
             if job != nil, script != nil { throw ValidationError("give a JOB or --script FILE, not both") }
             if job == nil, script == nil { throw ValidationError("give the JOB to run, or --script FILE --type TYPE") }
@@ -82,6 +85,7 @@ extension ExecCommand {
                 if !arguments.isEmpty { body.arguments = arguments }
                 if !environment.isEmpty { body.environment = try parsePairs(environment, flag: "--env") }
                 if !limits.isEmpty { body.limits = try parsePairs(limits, flag: "--limit") }
+                if !files.isEmpty { body.files = try await readInputFiles(files, flag: "--file") }
                 let target = try await target(client: client, options: body)
 
                 guard let interrupts else {
@@ -115,7 +119,8 @@ extension ExecCommand {
                     encodeBody(WireAdHocRunRequest(script_type: scriptType, script_content: content, policy: policy,
                                                    stdin: options.stdin, stdin_base64: options.stdin_base64,
                                                    arguments: options.arguments, environment: options.environment,
-                                                   limits: options.limits, wait: wait, wait_timeout: timeout))
+                                                   limits: options.limits, wait: wait, wait_timeout: timeout,
+                                                   files: options.files))
                 }
             }
             let (job, _) = try await client.job(self.job ?? "")

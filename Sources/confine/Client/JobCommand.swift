@@ -54,6 +54,9 @@ struct JobCommand: AsyncParsableCommand {
         @Option(name: .customLong("secret-env"), help: ArgumentHelp("A secret variable the policy allows: stored encrypted, never shown again (NAME=@FILE reads the value from FILE).", valueName: "NAME=VALUE"))
         var secrets: [String] = []
 
+        @Option(name: .customLong("input"), help: ArgumentHelp("A local file written at PATH (default: its name) in each run's working directory (repeat for several; --file is the script).", valueName: "LOCAL[:PATH]"))
+        var inputs: [String] = []
+
         func validate() throws {
             if script.file == nil && script.script == nil { throw ValidationError("give the script with --file PATH or --script TEXT") }
         }
@@ -67,6 +70,7 @@ struct JobCommand: AsyncParsableCommand {
                 if !arguments.isEmpty { body.arguments = arguments }
                 if !environment.isEmpty { body.environment = try parsePairs(environment, flag: "--env") }
                 if !secrets.isEmpty { body.secret_environment = try await secretValues(secrets) }
+                if !inputs.isEmpty { body.files = try await readInputFiles(inputs, flag: "--input") }
                 let (job, response) = try await client.fetch(WireJob.self, "POST", "/jobs", json: encodeBody(body))
                 if options.json { printJSON(response) } else { print("job \(job.id) \(job.name) created") }
             }
@@ -150,10 +154,13 @@ struct JobCommand: AsyncParsableCommand {
         @Option(name: .customLong("env"), help: ArgumentHelp("The job's environment (replacing all of it).", valueName: "NAME=VALUE"))
         var environment: [String] = []
 
+        @Option(name: .customLong("input"), help: ArgumentHelp("The job's input files (replacing all of them): LOCAL written at PATH (default: its name).", valueName: "LOCAL[:PATH]"))
+        var inputs: [String] = []
+
         func validate() throws {
             if name == nil, scriptType == nil, script.file == nil, script.script == nil, policy == nil, limits.isEmpty,
-               concurrency == nil, arguments.isEmpty, environment.isEmpty {
-                throw ValidationError("nothing to change: give --name, --type, --file, --script, --policy, --limit, --concurrency, --arg or --env")
+               concurrency == nil, arguments.isEmpty, environment.isEmpty, inputs.isEmpty {
+                throw ValidationError("nothing to change: give --name, --type, --file, --script, --policy, --limit, --concurrency, --arg, --env or --input")
             }
         }
 
@@ -165,6 +172,7 @@ struct JobCommand: AsyncParsableCommand {
                 if !limits.isEmpty { body.limits = try parsePairs(limits, flag: "--limit") }
                 if !arguments.isEmpty { body.arguments = arguments }
                 if !environment.isEmpty { body.environment = try parsePairs(environment, flag: "--env") }
+                if !inputs.isEmpty { body.files = try await readInputFiles(inputs, flag: "--input") }
                 let (current, _) = try await client.job(job)
                 let (job, response) = try await client.fetch(WireJob.self, "PATCH", "/jobs/\(current.id)", json: encodeBody(body))
                 if options.json { printJSON(response) } else { print("job \(job.id) \(job.name) updated") }
