@@ -67,6 +67,7 @@ public struct APIServer: Sendable {
         JobRoutes(server: self).register(table)
         ExecutionRoutes(server: self).register(table)
         AdHocRoutes(server: self).register(table)
+        BatchRoutes(server: self).register(table)
         MetaRoutes(server: self).register(table)
         AccessRoutes(server: self).register(table)
         return (router, table)

@@ -182,10 +182,23 @@ struct ExecutionRoutes {
         let reader = try BodyReader(body ?? .object([]), allowed: Self.runFields)
         let run = try RunBody(reader, query: request.uri.queryParameters, maxWait: server.configuration.maxWaitSeconds,
                               maxFilesBytes: server.engine.configuration.maxFilesBytes)
-        var options = run.options
+        let execution = try await submit(jobID: jobID, options: run.options)
+        guard run.wait else {
+            return (APIServer.respond(.object([
+                ("execution_id", .int(execution.id)),
+                ("status", .string(execution.status.rawValue)),
+            ])), IdempotentAnswer(status: 200, kind: "run-accepted", resourceID: execution.id))
+        }
+        let final = try await waitFinal(execution.id, seconds: run.waitTimeout)
+        let status: HTTPResponse.Status = final != nil ? .ok : .accepted
+        return (try await answer(execution.id, encoding: encoding, executionID: true) { _ in status },
+                IdempotentAnswer(status: status.code, kind: "run-execution", resourceID: execution.id))
+    }
 
-        // The job must be the caller's to see (404 otherwise), and its effective policy within
-        // the token's quotas.
+    /// Queues a run of a job: the job must be the caller's to see (404 otherwise), and its
+    /// effective policy and the run's priority within the token's quotas.
+    func submit(jobID: Int64, options: RunOptions) async throws -> Execution {
+        var options = options
         let caller = try server.caller
         let job = try await JobRoutes(server: server).job(jobID)
         let policy = try await server.engineCall { () async throws(EngineError) in
@@ -199,16 +212,7 @@ struct ExecutionRoutes {
             try await server.engine.submit(jobID: jobID, options: options)
         }
         await server.audit("execution.run", "execution", String(execution.id), "job \(jobID) (\(job.name)), policy \(policy.name)")
-        guard run.wait else {
-            return (APIServer.respond(.object([
-                ("execution_id", .int(execution.id)),
-                ("status", .string(execution.status.rawValue)),
-            ])), IdempotentAnswer(status: 200, kind: "run-accepted", resourceID: execution.id))
-        }
-        let final = try await waitFinal(execution.id, seconds: run.waitTimeout)
-        let status: HTTPResponse.Status = final != nil ? .ok : .accepted
-        return (try await answer(execution.id, encoding: encoding, executionID: true) { _ in status },
-                IdempotentAnswer(status: status.code, kind: "run-execution", resourceID: execution.id))
+        return execution
     }
 
     /// An execution with its output. Its row and the first `StreamedAnswers.inlineOutput` bytes

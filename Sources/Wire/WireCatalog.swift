@@ -8,5 +8,6 @@ public enum WireCatalog {
         WireDeletedEvent.self, WireTokenBody.self, WireToken.self, WireAuditEntry.self, WireAuditPage.self,
         WireRuntime.self, WireHealth.self, WireReady.self, WirePolicy.self, WireAnyObject.self,
         WireAdHocRunRequest.self, WireInputFile.self, WireInputFileEntry.self,
+        WireBatchRequest.self, WireBatchRun.self, WireBatchAnswer.self, WireBatchResult.self,
     ]
 }
