@@ -52,7 +52,7 @@ let package = Package(
         .target(
             name: "Engine",
             dependencies: [
-                "Domain", "Store", "Sandbox",
+                "Domain", "Store", "Sandbox", "Credentials",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ]

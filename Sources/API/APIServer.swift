@@ -68,6 +68,7 @@ public struct APIServer: Sendable {
         ExecutionRoutes(server: self).register(table)
         AdHocRoutes(server: self).register(table)
         BatchRoutes(server: self).register(table)
+        ArtifactRoutes(server: self).register(table)
         MetaRoutes(server: self).register(table)
         AccessRoutes(server: self).register(table)
         return (router, table)

@@ -152,7 +152,7 @@ struct JobRoutes {
                          policy: merged.policy, limits: merged.limits, concurrency: merged.concurrency,
                          arguments: merged.arguments, environment: merged.environment,
                          secretEnvironment: secretsChanged ? merged.secretEnvironment : nil,
-                         files: body.has("files") ? merged.files : nil), cleared)
+                         files: body.has("files") ? merged.files : nil, outputs: body.has("outputs") ? merged.outputs : nil), cleared)
     }
 
     /// Secret values sealed with the server's key.
@@ -186,6 +186,7 @@ struct JobRoutes {
         if let arguments = try body.strings("arguments") { job.arguments = arguments }
         if let environment = try body.stringMap("environment") { job.environment = environment }
         if let files = try body.inputFiles(maxBytes: server.engine.configuration.maxFilesBytes) { job.files = files }
+        if let outputs = try body.outputPatterns() { job.outputs = outputs }
     }
 
     /// What the engine would refuse at run time, refused when the job is stored: name, script

@@ -44,6 +44,7 @@ enum Representations {
             ("created_by", JSON.optional(job.createdBy) { .int($0) }),
             ("files", .array(job.files.map { .object([("path", .string($0.path)), ("size", .int($0.size)),
                                                       ("executable", .bool($0.executable))]) })),
+            ("outputs", .array(job.outputs.map(JSON.string))),
             ("created_at", date(job.createdAt)),
             ("updated_at", date(job.updatedAt)),
         ]

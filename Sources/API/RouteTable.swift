@@ -37,7 +37,10 @@ final class RouteTable: Sendable {
     /// The router wants one parameter name per position of the path tree (`/executions/{id}`
     /// and `/executions/{job_id}/run` would clash), so parameters are registered by position
     /// and handed to the handler under the template's names.
-    func on(_ method: HTTPRequest.Method, _ template: String, _ access: AccessRule,
+    ///
+    /// With `restOfPath`, the template's last parameter takes the rest of the path, slashes
+    /// included (`/executions/{id}/files/{path}` answers `/executions/7/files/plots/a.png`).
+    func on(_ method: HTTPRequest.Method, _ template: String, _ access: AccessRule, restOfPath: Bool = false,
             _ handler: @escaping @Sendable (Request, PathParameters) async throws -> Response) {
         routes.withLock { $0.append(Route(method: method, template: template, access: access)) }
         let authenticator = self.authenticator
@@ -47,10 +50,17 @@ final class RouteTable: Sendable {
             names.append(("p\(index)", String(part.dropFirst().dropLast())))
             return ":p\(index)"
         }
-        let routerPath = RouterPath("/" + parts.joined(separator: "/"))
+        var routed = parts
+        let rest = restOfPath ? names.popLast()?.name : nil
+        if rest != nil { routed[routed.count - 1] = "**" }
+        let routerPath = RouterPath("/" + routed.joined(separator: "/"))
         templates.withLock { $0[Endpoint(method: method, path: routerPath.description)] = template }
         router.on(routerPath, method: method) { [names] request, context in
             var values: [String: String] = [:]
+            if let rest {
+                values[rest] = context.parameters.getCatchAll().map { String($0).removingPercentEncoding ?? String($0) }
+                    .joined(separator: "/")
+            }
             for (position, name) in names {
                 // The router hands the segment as sent: `hello%20world` is the job `hello world`.
                 let raw = context.parameters.get(position)

@@ -14,6 +14,7 @@ struct RunBody {
 
     init(_ reader: BodyReader, query: Parameters?, maxWait: Double, maxFilesBytes: Int) throws(Problem) {
         options.files = try reader.inputFiles(maxBytes: maxFilesBytes) ?? []
+        options.outputs = try reader.outputPatterns() ?? []
         let stdin = try reader.string("stdin"), stdinBase64 = try reader.string("stdin_base64")
         if stdin != nil, stdinBase64 != nil {
             throw .validation(reader.field("stdin_base64"), "give stdin or stdin_base64, not both")

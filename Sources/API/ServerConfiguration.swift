@@ -84,6 +84,7 @@ public struct ServerConfiguration: Sendable {
         ("max_body_size", "CONFINE_MAX_BODY_SIZE", "largest request body (default 2MiB)"),
         ("max_script_size", "CONFINE_MAX_SCRIPT_SIZE", "largest script (default 1MiB)"),
         ("max_files_bytes", "CONFINE_MAX_FILES_BYTES", "input files of one execution, its job's and its run's together (default 8MiB)"),
+        ("max_artifact_bytes", "CONFINE_MAX_ARTIFACT_BYTES", "output files collected from one execution (default 16MiB)"),
         ("max_wait", "CONFINE_MAX_WAIT", "longest wait=true a run may ask (default 5m)"),
         ("idempotency_ttl", "CONFINE_IDEMPOTENCY_TTL", "how long an Idempotency-Key answers a repeat of its request the same (default 24h)"),
         ("idle_timeout", "CONFINE_IDLE_TIMEOUT",
@@ -242,6 +243,7 @@ public struct ServerConfiguration: Sendable {
         case "max_body_size": maxBodyBytes = try value.size(max: 1 << 30)
         case "max_script_size": engine.maxScriptBytes = try value.size(max: 64 << 20)
         case "max_files_bytes": engine.maxFilesBytes = try value.size(max: 1 << 30)
+        case "max_artifact_bytes": engine.maxArtifactBytes = try value.size(max: 1 << 30)
         case "max_wait": maxWaitSeconds = try value.duration().seconds
         case "idempotency_ttl": idempotencyTTL = try value.duration()
         case "shutdown_grace": engine.shutdownGrace = try value.duration()

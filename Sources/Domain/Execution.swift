@@ -100,6 +100,9 @@ public struct Execution: Sendable, Equatable, Codable, Identifiable {
     /// Isolation the server ran (or will run) it without, because the host lacked it and the
     /// operator allowed that (`allow_weaker`): `cgroups`, `seccomp`. Empty: full isolation.
     public var weakerIsolation: [String]
+    /// Glob patterns of the files collected from its working directory after it ends (its
+    /// job's and its run's).
+    public var outputs: [String] = []
 
     public init(id: Int64, jobID: Int64?, status: ExecutionStatus = .pending, verdict: ExecutionVerdict? = nil,
                 exitCode: Int32? = nil, signal: Int32? = nil, reason: String? = nil, scriptType: ScriptType,

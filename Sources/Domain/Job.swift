@@ -28,6 +28,8 @@ public struct Job: Sendable, Equatable, Codable, Identifiable {
     public var createdBy: Int64?
     /// Its input files (paths, sizes; their bytes are read only to run it).
     public var files: [InputFileEntry]
+    /// Glob patterns of the files collected from each run's working directory after it ends.
+    public var outputs: [String] = []
     public var createdAt: Date
     public var updatedAt: Date
 

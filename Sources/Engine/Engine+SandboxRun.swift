@@ -46,6 +46,9 @@ extension Engine {
             files: [SandboxFile(path: runtime.scriptPath, contents: Array(execution.scriptSnapshot.utf8))],
             environment: environment, onOutput: { live.add($0) }, keepOutput: false,
             pauseOutput: { [backlog = configuration.outputBacklogBytes] in live.holds(moreThan: backlog) })
+        if !execution.outputs.isEmpty {
+            request.outputs = OutputCollection(patterns: execution.outputs, maxBytes: configuration.maxArtifactBytes)
+        }
         request.workingFiles = inputFiles.map { SandboxFile(path: $0.path, contents: Array($0.content), executable: $0.executable) }
         let handle: RunHandle
         do { handle = try sandbox.start(request) } catch {

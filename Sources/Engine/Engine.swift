@@ -151,6 +151,7 @@ public final class Engine: Sendable {
         var new = try newExecution(jobID: job.id, scriptType: job.scriptType, script: job.scriptContent, policyName: job.policy,
                                    jobLimits: job.limits, concurrency: job.concurrency, arguments: job.arguments,
                                    environment: job.environment, secretEnvironment: job.secretEnvironment, options: options)
+        new.outputs = Self.union(job.outputs, options.outputs)
         let jobFiles: [InputFile]
         do { jobFiles = job.files.isEmpty ? [] : try await store.jobFiles(id: job.id) } catch { throw Self.wrap(error) }
         new.files = try checkedFiles(InputFile.merging(jobFiles, options.files))
@@ -167,6 +168,7 @@ public final class Engine: Sendable {
                                    options: options)
         new.tenant = script.tenant
         new.files = try checkedFiles(options.files)
+        new.outputs = Self.union([], options.outputs)
         return try await enqueue(new)
     }
 
@@ -193,6 +195,13 @@ public final class Engine: Sendable {
             arguments: options.arguments ?? arguments, environment: environment, stdin: options.stdin,
             priority: options.priority, createdAt: Date(), secretEnvironment: secretEnvironment,
             submittedBy: options.submittedBy, maxActive: options.maxActive, weakerIsolation: weakerIsolation)
+    }
+
+    /// `a` then the patterns of `b` it lacks.
+    static func union(_ a: [String], _ b: [String]) -> [String] {
+        var seen = Set<String>(), out: [String] = []
+        for pattern in a + b where seen.insert(pattern).inserted { out.append(pattern) }
+        return out
     }
 
     /// An execution's input files (its job's and its run's merged) within the count and

@@ -18,6 +18,8 @@ public struct EngineConfiguration: Sendable {
     /// The most input files one execution may be given: 100, or fewer when the sandbox
     /// delivers fewer with the script (`Sandbox.maxFilesPerRun`).
     public static let maxFiles = min(100, Sandbox.maxFilesPerRun - 1)
+    /// The most bytes of output files collected from one execution (`max_artifact_bytes`).
+    public var maxArtifactBytes: Int = 16 << 20
     /// How long a claim holds without a heartbeat; renewed every third of it.
     public var leaseDuration: Duration = .seconds(30)
     /// Partial output reaches the store at least this often while a run writes.

@@ -1,3 +1,4 @@
+import Credentials
 import Domain
 import Foundation
 import Sandbox
@@ -33,5 +34,10 @@ extension ExecutionOutcome {
             stdoutTruncated: result.stdoutTruncated, stderrTruncated: result.stderrTruncated,
             usage: ResourceUsage(wallMs: result.wallMs, cpuMs: result.cpuMs, memoryPeakBytes: result.memoryPeakBytes.map { Int64($0) }),
             finishedAt: finishedAt)
+        artifacts = result.artifacts.map { file in
+            CollectedArtifact(artifact: Artifact(path: file.path, size: Int64(file.contents.count), sha256: Digest.sha256Hex(file.contents)),
+                              content: Data(file.contents))
+        }
+        skippedArtifacts = result.skippedArtifacts.map { SkippedArtifact(path: $0.path, reason: $0.reason) }
     }
 }

@@ -31,6 +31,12 @@ struct MeasuredStore: ExecutionStore {
 
     func jobFiles(id: Int64) async throws -> [InputFile] { try await base.jobFiles(id: id) }
     func executionFiles(id: Int64) async throws -> [InputFile] { try await base.executionFiles(id: id) }
+    func artifacts(executionID: Int64) async throws -> (execution: Execution, files: [Artifact], skipped: [SkippedArtifact])? {
+        try await base.artifacts(executionID: executionID)
+    }
+    func artifact(executionID: Int64, path: String) async throws -> (execution: Execution, artifact: Artifact, content: Data)? {
+        try await base.artifact(executionID: executionID, path: path)
+    }
     func jobIDs(scriptType: ScriptType?, tenant: String?, afterID: Int64?, limit: Int) async throws -> [Int64] {
         try await base.jobIDs(scriptType: scriptType, tenant: tenant, afterID: afterID, limit: limit)
     }

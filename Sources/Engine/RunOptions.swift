@@ -16,6 +16,8 @@ public struct RunOptions: Sendable, Equatable {
     public var maxActive: Int?
     /// Input files added to the job's (a file of the same path replaces the job's).
     public var files: [InputFile] = []
+    /// Output patterns added to the job's.
+    public var outputs: [String] = []
 
     public init(arguments: [String]? = nil, environment: [String: String] = [:], stdin: Data? = nil,
                 limits: [String] = [], priority: Int = 0, submittedBy: Int64? = nil, maxActive: Int? = nil) {

@@ -29,6 +29,11 @@ public protocol ExecutionStore: Sendable {
     /// The input files an execution was given (its job's and its run's, merged when it was
     /// submitted), with their bytes.
     func executionFiles(id: Int64) async throws -> [InputFile]
+    /// The files collected from an execution's working directory, and those skipped (both
+    /// empty for none); nil when the execution does not exist.
+    func artifacts(executionID: Int64) async throws -> (execution: Execution, files: [Artifact], skipped: [SkippedArtifact])?
+    /// One collected file with its bytes; nil when the execution or the file does not exist.
+    func artifact(executionID: Int64, path: String) async throws -> (execution: Execution, artifact: Artifact, content: Data)?
 
     // MARK: Executions
     /// Stores a new PENDING execution, applying the job's concurrency rule, the submitter's
@@ -107,6 +112,8 @@ public struct NewJob: Sendable, Equatable {
     public var createdBy: Int64?
     /// Input files, written into each run's working directory.
     public var files: [InputFile]
+    /// Patterns of the files collected after each run.
+    public var outputs: [String] = []
 
     public init(name: String, scriptType: ScriptType, scriptContent: String, policy: String = "default",
                 limits: [String] = [], concurrency: ConcurrencyRule = .forbid, arguments: [String] = [],
@@ -141,11 +148,15 @@ public struct JobPatch: Sendable, Equatable {
     public var secretEnvironment: [String: String]?
     /// Replaces all input files.
     public var files: [InputFile]?
+    /// Replaces the output patterns.
+    public var outputs: [String]?
 
     public init(name: String? = nil, scriptType: ScriptType? = nil, scriptContent: String? = nil, policy: String? = nil,
                 limits: [String]? = nil, concurrency: ConcurrencyRule? = nil, arguments: [String]? = nil,
-                environment: [String: String]? = nil, secretEnvironment: [String: String]? = nil, files: [InputFile]? = nil) {
+                environment: [String: String]? = nil, secretEnvironment: [String: String]? = nil, files: [InputFile]? = nil,
+                outputs: [String]? = nil) {
         self.files = files
+        self.outputs = outputs
         self.name = name
         self.scriptType = scriptType
         self.scriptContent = scriptContent
@@ -183,6 +194,8 @@ public struct NewExecution: Sendable, Equatable {
     public var tenant: String?
     /// Input files for its working directory: the job's and the run's, merged.
     public var files: [InputFile] = []
+    /// Patterns of the files to collect after it ends.
+    public var outputs: [String] = []
 
     public init(jobID: Int64?, scriptType: ScriptType, scriptSnapshot: String, policyName: String, policySnapshot: String,
                 concurrency: ConcurrencyRule, arguments: [String] = [], environment: [String: String] = [:],
@@ -204,6 +217,17 @@ public struct NewExecution: Sendable, Equatable {
         self.submittedBy = submittedBy
         self.maxActive = maxActive
         self.weakerIsolation = weakerIsolation
+    }
+}
+
+/// A file collected from an execution's working directory, with its bytes.
+public struct CollectedArtifact: Sendable, Equatable {
+    public var artifact: Artifact
+    public var content: Data
+
+    public init(artifact: Artifact, content: Data) {
+        self.artifact = artifact
+        self.content = content
     }
 }
 
@@ -234,6 +258,10 @@ public struct ExecutionOutcome: Sendable, Equatable {
     /// Isolation the run went without (`Execution.weakerIsolation`); replaces what was
     /// recorded at submission, which another server may have had.
     public var weakerIsolation: [String] = []
+    /// The files collected from its working directory (with their SHA-256), and those skipped.
+    /// Not stored when `keepsStoredOutput` (the disk is full).
+    public var artifacts: [CollectedArtifact] = []
+    public var skippedArtifacts: [SkippedArtifact] = []
 
     public init(verdict: ExecutionVerdict, exitCode: Int32? = nil, signal: Int32? = nil, reason: String? = nil,
                 stdout: Data = Data(), stderr: Data = Data(), stdoutOffset: Int64 = 0, stderrOffset: Int64 = 0,

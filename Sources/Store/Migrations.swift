@@ -29,6 +29,7 @@ enum Migrations {
         Version(name: "v7", migrate: v7),
         Version(name: "v8", migrate: v8),
         Version(name: "v9", migrate: v9),
+        Version(name: "v10", migrate: v10),
     ]
 
     /// The versions' names, oldest first.
@@ -357,6 +358,26 @@ enum Migrations {
             ALTER TABLE job ADD COLUMN files_index TEXT NOT NULL DEFAULT '[]';
             ALTER TABLE job ADD COLUMN files BLOB;
             ALTER TABLE execution ADD COLUMN files BLOB;
+            """)
+    }
+
+    /// Output files: the patterns of a job and of an execution (JSON lists), the files
+    /// collected from an execution's working directory after it ended (deleted with it), and
+    /// those that matched but were skipped, with why.
+    @Sendable
+    static func v10(_ db: Database) throws {
+        try db.execute(sql: """
+            ALTER TABLE job ADD COLUMN outputs TEXT NOT NULL DEFAULT '[]';
+            ALTER TABLE execution ADD COLUMN outputs TEXT NOT NULL DEFAULT '[]';
+            ALTER TABLE execution ADD COLUMN artifacts_skipped TEXT NOT NULL DEFAULT '[]';
+            CREATE TABLE execution_artifact (
+              execution_id INTEGER NOT NULL REFERENCES execution(id) ON DELETE CASCADE,
+              path TEXT NOT NULL,
+              size INTEGER NOT NULL,
+              sha256 TEXT NOT NULL,
+              data BLOB NOT NULL,
+              PRIMARY KEY (execution_id, path)
+            );
             """)
     }
 }

@@ -13,11 +13,11 @@ enum Records {
     /// The columns of `job`, in the order `job(_:)` reads them.
     enum JobColumn: Int, CaseIterable {
         case id, name, scriptType, scriptContent, policy, limits, concurrency, arguments, environment, createdAt, updatedAt,
-             secretEnvironment, tenant, createdBy, filesIndex
+             secretEnvironment, tenant, createdBy, filesIndex, outputs
 
         var name: String {
             ["id", "name", "script_type", "script_content", "policy", "limits", "concurrency", "arguments", "environment",
-             "created_at", "updated_at", "secret_environment", "tenant", "created_by", "files_index"][rawValue]
+             "created_at", "updated_at", "secret_environment", "tenant", "created_by", "files_index", "outputs"][rawValue]
         }
     }
 
@@ -27,14 +27,15 @@ enum Records {
         case id, jobID, status, verdict, exitCode, signal, reason, scriptType, scriptSnapshot, policyName, policySnapshot,
              arguments, environment, stdin, priority, stdoutBytes, stderrBytes, stdoutTruncated,
              stderrTruncated, wallMs, cpuMs, memoryPeakBytes, createdAt, startedAt, finishedAt, worker, leaseDeadline,
-             cancelRequested, takeovers, secretEnvironment, tenant, submittedBy, weakerIsolation
+             cancelRequested, takeovers, secretEnvironment, tenant, submittedBy, weakerIsolation, outputs
 
         var name: String {
             ["id", "job_id", "status", "verdict", "exit_code", "signal", "reason", "script_type", "script_snapshot",
              "policy_name", "policy_snapshot", "arguments", "environment", "stdin", "priority", "stdout_bytes",
              "stderr_bytes", "stdout_truncated", "stderr_truncated", "wall_ms", "cpu_ms",
              "memory_peak_bytes", "created_at", "started_at", "finished_at", "worker", "lease_deadline",
-             "cancel_requested", "takeovers", "secret_environment", "tenant", "submitted_by", "weaker_isolation"][rawValue]
+             "cancel_requested", "takeovers", "secret_environment", "tenant", "submitted_by", "weaker_isolation",
+             "outputs"][rawValue]
         }
     }
 
@@ -45,7 +46,7 @@ enum Records {
 
     static func job(_ row: Row) -> Job {
         func at<T: DatabaseValueConvertible>(_ c: JobColumn) -> T { row[c.rawValue] }
-        return Job(id: at(.id), name: at(.name), scriptType: ScriptType(at(.scriptType) as String),
+        var job = Job(id: at(.id), name: at(.name), scriptType: ScriptType(at(.scriptType) as String),
                    scriptContent: at(.scriptContent), policy: at(.policy),
                    limits: JSONText.decode([String].self, at(.limits), empty: []),
                    concurrency: ConcurrencyRule(rawValue: at(.concurrency)) ?? .forbid,
@@ -55,6 +56,8 @@ enum Records {
                    tenant: tenant(at(.tenant)), createdBy: row[JobColumn.createdBy.rawValue],
                    files: JSONText.decode([InputFileEntry].self, at(.filesIndex), empty: []),
                    createdAt: Millis.date(at(.createdAt)), updatedAt: Millis.date(at(.updatedAt)))
+        job.outputs = JSONText.decode([String].self, at(.outputs), empty: [])
+        return job
     }
 
     /// The execution of a row, its `stdout` and `stderr` empty (`OutputPieces` reads them).
@@ -65,7 +68,7 @@ enum Records {
         let started: Int64? = optional(.startedAt)
         let finished: Int64? = optional(.finishedAt)
         let lease: Int64? = optional(.leaseDeadline)
-        return Execution(
+        var execution = Execution(
             id: at(.id), jobID: optional(.jobID),
             status: ExecutionStatus(rawValue: at(.status)) ?? .failed,
             verdict: verdict.flatMap(ExecutionVerdict.init(rawValue:)),
@@ -84,6 +87,8 @@ enum Records {
             secretEnvironment: JSONText.decode([String: String].self, optional(.secretEnvironment), empty: [:]),
             tenant: tenant(at(.tenant)), submittedBy: optional(.submittedBy),
             weakerIsolation: JSONText.decode([String].self, optional(.weakerIsolation), empty: []))
+        execution.outputs = JSONText.decode([String].self, optional(.outputs), empty: [])
+        return execution
     }
 
     /// The stored tenant ('' for none) as the model's (nil for none).

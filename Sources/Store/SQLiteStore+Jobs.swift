@@ -13,12 +13,12 @@ extension SQLiteStore {
             do {
                 try db.cached("""
                     INSERT INTO job (name, script_type, script_content, policy, limits, concurrency, arguments, environment,
-                                     secret_environment, tenant, created_by, created_at, updated_at, files_index, files)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     secret_environment, tenant, created_by, created_at, updated_at, files_index, files, outputs)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """).execute(arguments: [job.name, job.scriptType.rawValue, job.scriptContent, job.policy, JSONText.encode(job.limits),
                                      job.concurrency.rawValue, JSONText.encode(job.arguments), JSONText.encode(job.environment),
                                      JSONText.encode(job.secretEnvironment), job.tenant ?? "", job.createdBy, now, now,
-                                     JSONText.encode(job.files.map(\.entry)), FileColumn.encode(job.files)])
+                                     JSONText.encode(job.files.map(\.entry)), FileColumn.encode(job.files), JSONText.encode(job.outputs)])
             } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
                 throw StoreError.conflict("a job named \(job.name) already exists")
             }
@@ -82,6 +82,9 @@ extension SQLiteStore {
             if let v = patch.arguments { job.arguments = v }
             if let v = patch.environment { job.environment = v }
             if let v = patch.secretEnvironment { job.secretEnvironment = v }
+            if let outputs = patch.outputs {
+                try db.cached("UPDATE job SET outputs = ? WHERE id = ?").execute(arguments: [JSONText.encode(outputs), id])
+            }
             if let files = patch.files {
                 try db.cached("UPDATE job SET files_index = ?, files = ? WHERE id = ?")
                     .execute(arguments: [JSONText.encode(files.map(\.entry)), FileColumn.encode(files), id])

@@ -33,12 +33,13 @@ extension SQLiteStore {
             try db.cached("""
                 INSERT INTO execution (job_id, status, script_type, script_snapshot, policy_name, policy_snapshot, concurrency,
                                        arguments, environment, stdin, priority, created_at, secret_environment, tenant,
-                                       submitted_by, weaker_isolation, files)
-                VALUES (?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                       submitted_by, weaker_isolation, files, outputs)
+                VALUES (?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [new.jobID, new.scriptType.rawValue, new.scriptSnapshot, new.policyName, new.policySnapshot,
                                  new.concurrency.rawValue, JSONText.encode(new.arguments), JSONText.encode(new.environment), new.stdin,
                                  new.priority, Millis.of(new.createdAt), JSONText.encode(new.secretEnvironment), tenant ?? "",
-                                 new.submittedBy, JSONText.encode(new.weakerIsolation), FileColumn.encode(new.files)])
+                                 new.submittedBy, JSONText.encode(new.weakerIsolation), FileColumn.encode(new.files),
+                                 JSONText.encode(new.outputs)])
             return try Self.fetchExecution(db, id: db.lastInsertedRowID)!
         }
     }
@@ -156,6 +157,7 @@ extension SQLiteStore {
             } else {
                 try OutputPieces.replace(db, executionID, .stdout, from: outcome.stdoutOffset, with: outcome.stdout)
                 try OutputPieces.replace(db, executionID, .stderr, from: outcome.stderrOffset, with: outcome.stderr)
+                try Self.storeArtifacts(db, executionID, outcome)
             }
             return try Self.fetchExecution(db, id: executionID, withOutput: false)!
         }

@@ -15,12 +15,15 @@ public struct WireAdHocRunRequest: Codable, Sendable, Equatable {
     public var wait_timeout: Double?
     /// Input files for the working directory.
     public var files: [WireInputFile]?
+    /// Patterns of the files to collect from the working directory after it ends.
+    public var outputs: [String]?
 
     public init(script_type: String, script_content: String, policy: String? = nil, stdin: String? = nil,
                 stdin_base64: String? = nil, arguments: [String]? = nil, environment: [String: String]? = nil,
                 limits: [String: String]? = nil, priority: Int? = nil, wait: Bool? = nil, wait_timeout: Double? = nil,
-                files: [WireInputFile]? = nil) {
+                files: [WireInputFile]? = nil, outputs: [String]? = nil) {
         self.files = files
+        self.outputs = outputs
         self.script_type = script_type
         self.script_content = script_content
         self.policy = policy

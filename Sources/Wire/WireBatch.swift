@@ -19,11 +19,13 @@ public struct WireBatchRun: Codable, Sendable, Equatable {
     public var limits: [String: String]?
     public var priority: Int?
     public var files: [WireInputFile]?
+    public var outputs: [String]?
 
     public init(job_id: Int64? = nil, script_type: String? = nil, script_content: String? = nil, policy: String? = nil,
                 stdin: String? = nil, stdin_base64: String? = nil, arguments: [String]? = nil,
                 environment: [String: String]? = nil, limits: [String: String]? = nil, priority: Int? = nil,
-                files: [WireInputFile]? = nil) {
+                files: [WireInputFile]? = nil, outputs: [String]? = nil) {
+        self.outputs = outputs
         self.job_id = job_id
         self.script_type = script_type
         self.script_content = script_content

@@ -8,6 +8,7 @@ public enum WireCatalog {
         WireDeletedEvent.self, WireTokenBody.self, WireToken.self, WireAuditEntry.self, WireAuditPage.self,
         WireRuntime.self, WireHealth.self, WireReady.self, WirePolicy.self, WireAnyObject.self,
         WireAdHocRunRequest.self, WireInputFile.self, WireInputFileEntry.self,
+        WireArtifactList.self, WireArtifact.self, WireSkippedArtifact.self,
         WireBatchRequest.self, WireBatchRun.self, WireBatchAnswer.self, WireBatchResult.self,
     ]
 }

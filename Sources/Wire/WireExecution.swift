@@ -67,11 +67,15 @@ public struct WireRunRequest: Codable, Sendable, Equatable {
     public var wait_timeout: Double?
     /// Input files added to the job's (one of the same path replaces the job's).
     public var files: [WireInputFile]?
+    /// Output patterns added to the job's.
+    public var outputs: [String]?
 
     public init(stdin: String? = nil, stdin_base64: String? = nil, arguments: [String]? = nil,
                 environment: [String: String]? = nil, limits: [String: String]? = nil, priority: Int? = nil,
-                wait: Bool? = nil, wait_timeout: Double? = nil, files: [WireInputFile]? = nil) {
+                wait: Bool? = nil, wait_timeout: Double? = nil, files: [WireInputFile]? = nil,
+                outputs: [String]? = nil) {
         self.files = files
+        self.outputs = outputs
         self.stdin = stdin
         self.stdin_base64 = stdin_base64
         self.arguments = arguments

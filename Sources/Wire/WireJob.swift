@@ -18,6 +18,8 @@ public struct WireJob: Codable, Sendable, Equatable {
     public var created_by: Int64?
     /// Its input files (path, size, executable). Optional: older servers lack it.
     public var files: [WireInputFileEntry]?
+    /// Patterns of the files collected after each run. Optional: older servers lack it.
+    public var outputs: [String]?
     public var created_at: String
     public var updated_at: String
 }
@@ -36,11 +38,15 @@ public struct WireJobBody: Codable, Sendable, Equatable {
     public var secret_environment: [String: String]?
     /// Input files (a PATCH replaces them all).
     public var files: [WireInputFile]?
+    /// Output patterns (a PATCH replaces them).
+    public var outputs: [String]?
 
     public init(name: String? = nil, script_type: String? = nil, script_content: String? = nil, policy: String? = nil,
                 limits: [String: String]? = nil, concurrency: String? = nil, arguments: [String]? = nil,
-                environment: [String: String]? = nil, secret_environment: [String: String]? = nil, files: [WireInputFile]? = nil) {
+                environment: [String: String]? = nil, secret_environment: [String: String]? = nil, files: [WireInputFile]? = nil,
+                outputs: [String]? = nil) {
         self.files = files
+        self.outputs = outputs
         self.name = name
         self.script_type = script_type
         self.script_content = script_content

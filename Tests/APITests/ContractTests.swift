@@ -62,6 +62,10 @@ struct ContractTests {
         "InputFiles": .value([WireInputFile].self),
         "InputFile": .object(WireInputFile.self),
         "InputFileEntry": .object(WireInputFileEntry.self),
+        "OutputPatterns": .value([String].self),
+        "ArtifactList": .object(WireArtifactList.self),
+        "Artifact": .object(WireArtifact.self),
+        "SkippedArtifact": .object(WireSkippedArtifact.self),
         "BatchRequest": .object(WireBatchRequest.self),
         "BatchRun": .object(WireBatchRun.self),
         "BatchAnswer": .object(WireBatchAnswer.self),
@@ -255,11 +259,11 @@ struct ContractTests {
     @Test("The server accepts in bodies exactly the members of the wire types")
     func bodyFieldsAreTheWireTypes() {
         #expect(JobRoutes.createFields == ["name", "script_type", "script_content", "policy", "limits", "concurrency", "arguments",
-                                           "environment", "secret_environment", "files"])
+                                           "environment", "secret_environment", "files", "outputs"])
         #expect(ExecutionRoutes.runFields == ["stdin", "stdin_base64", "arguments", "environment", "limits", "priority", "wait",
-                                              "wait_timeout", "files"])
+                                              "wait_timeout", "files", "outputs"])
         #expect(AdHocRoutes.fields == ["script_type", "script_content", "policy", "stdin", "stdin_base64", "arguments", "environment",
-                                       "limits", "priority", "wait", "wait_timeout", "files"])
+                                       "limits", "priority", "wait", "wait_timeout", "files", "outputs"])
         #expect(AccessRoutes.createFields == ["name", "role", "tenant", "policies", "max_policy", "max_active", "max_priority",
                                               "expires_in", "expires_at"])
         #expect(WireJob.wireFields.filter(\.required).map(\.name) == ["id", "name", "script_type", "script_content", "policy", "limits",

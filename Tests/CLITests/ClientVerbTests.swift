@@ -281,6 +281,21 @@ struct ClientVerbTests {
         let runOverride = try server.file("other.txt", "from the run\n")
         let jobRun = try server.confine(["exec", "run", "reads", "--wait", "--file", "\(runOverride):extra.txt"])
         #expect(jobRun.status == 0 && jobRun.stdout == "x,y\nfrom the run\n", "\(jobRun)")
+
+        // Output files: --output on the run, then exec files (list, --get to stdout and to a file).
+        let writer = try server.file("writer.sh", "mkdir -p out; printf 'r\\x00s' > out/result.bin; echo log > run.log\n")
+        let wrote = try server.confine(["exec", "run", "--script", writer, "--type", "bash", "--wait", "--json", "--output", "out/*", "--output", "*.log"])
+        #expect(wrote.status == 0, "\(wrote)")
+        let wroteID = try #require(try CLITests.json(wrote.stdout)["id"] as? Int, "\(wrote)")
+        let listing = try server.confine(["exec", "files", String(wroteID)])
+        #expect(listing.status == 0 && listing.stdout.contains("\tout/result.bin\n") && listing.stdout.contains("\trun.log\n"), "\(listing)")
+        let got = try server.confine(["exec", "files", String(wroteID), "--get", "out/result.bin"])
+        #expect(got.out == Data([0x72, 0x00, 0x73]), "\(got)")
+        let local = server.dir.appendingPathComponent("downloaded.log").path
+        #expect(try server.confine(["exec", "files", String(wroteID), "--get", "run.log", "-o", local]).status == 0)
+        #expect(FileManager.default.contents(atPath: local) == Data("log\n".utf8))
+        let missing = try server.confine(["exec", "files", String(wroteID), "--get", "nope"])
+        #expect(missing.status == 1 && missing.stderr.contains("nope"), "\(missing)")
     }
 
     @Test("exec run without --wait, then exec show and exec list (table and --json)", .enabled(if: hasServe))

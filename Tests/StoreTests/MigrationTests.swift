@@ -132,6 +132,26 @@ struct MigrationTests {
                 #expect(try await store.jobFiles(id: 12) == [InputFile(path: "a", content: Data("hi\n".utf8))])
                 #expect(try await store.executionFiles(id: 51) == [InputFile(path: "a", content: Data("hi\n".utf8), executable: true)])
             }),
+        "v10": Fixture(
+            fill: { db in
+                try db.execute(sql: """
+                    INSERT INTO job (id, name, script_type, script_content, policy, created_at, updated_at, outputs)
+                    VALUES (13, 'plots', 'python', 'x', 'default', 1700000000000, 1700000000000, '["plots/*.png"]');
+                    INSERT INTO execution (id, job_id, status, verdict, exit_code, script_type, script_snapshot, policy_name,
+                                           policy_snapshot, concurrency, created_at, finished_at, outputs, artifacts_skipped)
+                    VALUES (61, 13, 'SUCCESS', 'exited', 0, 'python', 'x', 'default', 'name: default', 'forbid', 1700000001000,
+                            1700000002000, '["plots/*.png"]', '[{"path":"plots/big.png","reason":"too large"}]');
+                    INSERT INTO execution_artifact (execution_id, path, size, sha256, data)
+                    VALUES (61, 'plots/a.png', 2, 'ab', x'0102');
+                    """)
+            },
+            check: { store in
+                #expect(try await store.job(id: 13)?.outputs == ["plots/*.png"])
+                let listed = try #require(try await store.artifacts(executionID: 61))
+                #expect(listed.execution.outputs == ["plots/*.png"] && listed.files == [Artifact(path: "plots/a.png", size: 2, sha256: "ab")])
+                #expect(listed.skipped == [SkippedArtifact(path: "plots/big.png", reason: "too large")])
+                #expect(try await store.artifact(executionID: 61, path: "plots/a.png")?.content == Data([1, 2]))
+            }),
         "v2": Fixture(
             fill: { db in
                 try db.execute(sql: """
@@ -224,7 +244,8 @@ struct MigrationTests {
                                 "stdin", "priority", "stdout", "stderr", "stdout_bytes", "stderr_bytes", "stdout_truncated",
                                 "stderr_truncated", "wall_ms", "cpu_ms", "memory_peak_bytes", "created_at", "started_at",
                                 "finished_at", "worker", "lease_deadline", "cancel_requested", "takeovers", "secret_environment",
-                                "tenant", "submitted_by", "weaker_isolation", "files"])
+                                "tenant", "submitted_by", "weaker_isolation", "files", "outputs",
+                                "artifacts_skipped"])
             let schema = try await store.pool.read(schemaDescription)
             #expect(schema.contains("table execution foreign key job_id -> job on delete CASCADE"))
             #expect(schema.contains("table execution_output foreign key execution_id -> execution on delete CASCADE"))

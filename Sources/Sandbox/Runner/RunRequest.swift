@@ -13,6 +13,9 @@ public struct RunRequest: Sendable {
     /// before it starts, at paths relative to it (`data/in.csv`): its input, beside what it
     /// writes. See `Sandbox.placeWorkingFiles`.
     public var workingFiles: [SandboxFile] = []
+    /// What to collect from the working directory once the program has ended, whatever the
+    /// verdict (`RunResult.artifacts`); nil: nothing. See `WorkdirCapture`.
+    public var outputs: OutputCollection?
     /// Variables added to the policy's environment; each must be allowed by the policy.
     public var environment: [String: String]
     /// Tighter limits for this run only (the policy must allow each).
@@ -79,5 +82,17 @@ public struct OutputChunk: Sendable, Equatable {
         self.stream = stream
         self.offset = offset
         self.bytes = bytes
+    }
+}
+
+/// Files to collect from the working directory after a run: glob patterns relative to it
+/// (`result.json`, `plots/*.png`; `*` does not cross `/`), and the most bytes in all.
+public struct OutputCollection: Sendable, Equatable {
+    public var patterns: [String]
+    public var maxBytes: Int
+
+    public init(patterns: [String], maxBytes: Int) {
+        self.patterns = patterns
+        self.maxBytes = maxBytes
     }
 }

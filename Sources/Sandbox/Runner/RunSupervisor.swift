@@ -28,6 +28,9 @@ final class RunSupervisor: @unchecked Sendable {
     /// and mounts) and recycling the cgroup (emptying a v1 memory cgroup of its page cache)
     /// take milliseconds: they happen after the result is published, on this same thread.
     private var spent: SandboxProcess?
+    /// The sandbox's mount namespace, held from before the run is sent when the run collects
+    /// output files (`holdWorkdir`).
+    private var capture: WorkdirCapture?
 
     func run() {
         sandbox.housekeeping.add(1, ordering: .sequentiallyConsistent)
@@ -93,9 +96,12 @@ final class RunSupervisor: @unchecked Sendable {
         let observed = watch(Channels(stdin: process.takeStdin(), stdout: process.stdout, stderr: process.stderr, report: process.report),
                              cgroup: process.cgroup, kill: process.kill,
                              programGone: { cgroup in cgroup.processes().allSatisfy { $0 == initPID } })
+        let collected = collectOutputs(process, observed: observed)
         let (usage, stats) = settle(process, observed: observed)
-        return result(observed: observed, usage: usage, stats: stats, plan: plan, message: message, sendError: sendError,
-                      launchMicros: launchMicros)
+        var result = result(observed: observed, usage: usage, stats: stats, plan: plan, message: message, sendError: sendError,
+                            launchMicros: launchMicros)
+        (result.artifacts, result.skippedArtifacts) = collected
+        return result
     }
 
     /// The launch plan of the run's image and its run message.
@@ -117,6 +123,7 @@ final class RunSupervisor: @unchecked Sendable {
             do {
                 try warm.cgroup?.apply(CgroupLimits(limits))
                 warm.cgroup?.startCounting()
+                holdWorkdir(of: warm)
                 if message.send(over: warm.control) == nil { return (warm, nil) }
                 warm.discard()  // it died while idle: build a fresh one
             } catch {
@@ -127,7 +134,27 @@ final class RunSupervisor: @unchecked Sendable {
                                             cgroupName: sandbox.nextRunName(), limits: limits,
                                             configuration: sandbox.configuration)
         cold.cgroup?.startCounting()
+        holdWorkdir(of: cold)
         return (cold, message.send(over: cold.control))
+    }
+
+    /// Output files: the sandbox's mount namespace held before its run is sent (the program
+    /// cannot have ended yet), when the run collects any.
+    private func holdWorkdir(of process: SandboxProcess) {
+        guard work.request.outputs != nil else { return }
+        capture = WorkdirCapture(initPID: process.pid)
+    }
+
+    /// Output files, once the program has ended (killed first when it is to be): collected from
+    /// the held namespace, whatever the verdict. The namespace is let go at once.
+    private func collectOutputs(_ process: SandboxProcess, observed: Observed) -> ([CollectedFile], [SkippedFile]) {
+        guard let outputs = work.request.outputs else { return ([], []) }
+        defer { capture = nil }
+        guard let capture else {
+            return ([], [SkippedFile(path: "*", reason: "the sandbox ended before its working directory could be held")])
+        }
+        if observed.killReason != nil { process.kill() }
+        return capture.collect(workdir: work.policy.filesystem.workdir, outputs: outputs)
     }
 
     /// After the watch: the run killed if it was to be, init reaped unless the cgroup vouched

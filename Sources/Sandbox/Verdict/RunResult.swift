@@ -70,6 +70,10 @@ public struct RunResult: Sendable, Equatable {
     /// was handed to its sandbox (a sandbox built, or a warm one taken and given its limits,
     /// then the run sent to it). 0 when the sandbox could not be set up (`setup_failed`).
     public var launchMicros: Int64
+    /// The working directory's files that matched the request's `outputs`, collected after the
+    /// program ended (`WorkdirCapture`), and those that matched but were not taken, with why.
+    public var artifacts: [CollectedFile] = []
+    public var skippedArtifacts: [SkippedFile] = []
 
     public init(verdict: RunVerdict, exitCode: Int32? = nil, signal: Int32? = nil, wallMs: Int64 = 0,
                 cpuMs: Int64 = 0, memoryPeakBytes: UInt64? = nil, stdout: [UInt8] = [], stderr: [UInt8] = [],
@@ -114,5 +118,29 @@ public struct RunResult: Sendable, Equatable {
         if stdoutTruncated { parts.append("stdout truncated (\(stdoutBytes) bytes written)") }
         if stderrTruncated { parts.append("stderr truncated (\(stderrBytes) bytes written)") }
         return "\(head) — " + parts.joined(separator: ", ")
+    }
+}
+
+/// A regular file of the working directory collected after a run: its path relative to the
+/// working directory, and its bytes.
+public struct CollectedFile: Sendable, Equatable {
+    public var path: String
+    public var contents: [UInt8]
+
+    public init(path: String, contents: [UInt8]) {
+        self.path = path
+        self.contents = contents
+    }
+}
+
+/// A file that matched an output pattern but was not collected, and why (too large, not a
+/// regular file, a symbolic link, unreadable).
+public struct SkippedFile: Sendable, Equatable, Codable {
+    public var path: String
+    public var reason: String
+
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
     }
 }

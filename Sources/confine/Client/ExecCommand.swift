@@ -12,7 +12,7 @@ struct ExecCommand: AsyncParsableCommand {
             66 an input file cannot be read; 69 the server cannot be reached or failed. \
             `exec run --wait` exits like the execution (see `confine exec run --help`).
             """,
-        subcommands: [Run.self, List.self, Show.self, Cancel.self, Output.self]
+        subcommands: [Run.self, List.self, Show.self, Cancel.self, Output.self, Files.self]
     )
 
     /// The longest wait asked of the server in one run request, in seconds.

@@ -61,6 +61,9 @@ extension ExecCommand {
         @Option(name: .customLong("file"), help: ArgumentHelp("A local file written at PATH (default: its name) in the run's working directory (repeat for several).", valueName: "LOCAL[:PATH]"))
         var files: [String] = []
 
+        @Option(name: .customLong("output"), help: ArgumentHelp("A glob of files to collect from the working directory after the run (repeat for several; see `exec files`).", valueName: "PATTERN"))
+        var outputs: [String] = []
+
         func validate() throws {
             if job != nil, script != nil { throw ValidationError("give a JOB or --script FILE, not both") }
             if job == nil, script == nil { throw ValidationError("give the JOB to run, or --script FILE --type TYPE") }
@@ -86,6 +89,7 @@ extension ExecCommand {
                 if !environment.isEmpty { body.environment = try parsePairs(environment, flag: "--env") }
                 if !limits.isEmpty { body.limits = try parsePairs(limits, flag: "--limit") }
                 if !files.isEmpty { body.files = try await readInputFiles(files, flag: "--file") }
+                if !outputs.isEmpty { body.outputs = outputs }
                 let target = try await target(client: client, options: body)
 
                 guard let interrupts else {
@@ -120,7 +124,7 @@ extension ExecCommand {
                                                    stdin: options.stdin, stdin_base64: options.stdin_base64,
                                                    arguments: options.arguments, environment: options.environment,
                                                    limits: options.limits, wait: wait, wait_timeout: timeout,
-                                                   files: options.files))
+                                                   files: options.files, outputs: options.outputs))
                 }
             }
             let (job, _) = try await client.job(self.job ?? "")
