@@ -1,7 +1,7 @@
 import CSandbox
 import Glibc
 
-/// Launches one run and watches it to the end, on the dedicated thread it was started on:
+/// Launches one run and watches it to the end, on the supervisor thread it was started on:
 /// feeds stdin, captures and counts output, enforces the wall and CPU deadlines, reads the
 /// child's reports, reaps it, and removes its cgroup. Confined to that one thread.
 final class RunSupervisor: @unchecked Sendable {
@@ -36,6 +36,7 @@ final class RunSupervisor: @unchecked Sendable {
         sandbox.housekeeping.add(1, ordering: .sequentiallyConsistent)
         defer { sandbox.housekeeping.subtract(1, ordering: .sequentiallyConsistent) }
         handle.finish(execute())
+        sandbox.pool?.refill()
         guard let process = spent else { return }
         _ = process.wait()
         process.closeDescriptors()

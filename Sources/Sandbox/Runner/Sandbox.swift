@@ -6,8 +6,8 @@ import Synchronization
 /// Runs programs in isolated processes: fresh namespaces, a read-only root built per run,
 /// cgroup and rlimit limits, no capabilities, a seccomp filter and a wall-clock deadline.
 ///
-/// Each run is supervised on a dedicated thread of its own (never on Swift's cooperative
-/// pool). When its result is published, no process, mount or file of the run is left; its
+/// Each run is supervised on a thread it has to itself until the run ends (`SupervisorThreads`,
+/// never Swift's cooperative pool). When its result is published, no process, mount or file of the run is left; its
 /// emptied cgroup is recycled for a later run (cgroup v1) or removed right after.
 ///
 /// Sandboxes are born from a spawner (`confine-spawner`) that the `Sandbox` starts by exec:
@@ -168,10 +168,7 @@ public final class Sandbox: Sendable {
     private func launch(_ work: RunSupervisor.SupervisedRun) -> RunHandle {
         let handle = RunHandle()
         let supervisor = RunSupervisor(sandbox: self, work: work, handle: handle)
-        let thread = Thread { supervisor.run() }
-        thread.name = "confine-run"
-        thread.stackSize = 1 << 20
-        thread.start()
+        SupervisorThreads.shared.run { supervisor.run() }
         return handle
     }
 
