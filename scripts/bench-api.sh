@@ -8,7 +8,8 @@
 #    `print('hi')`) submitted over HTTP on a few keep-alive connections; executions/s from the
 #    first submission until none is left PENDING/RUNNING, beside bare fork+exec of the same
 #    program 2 at a time measured just before (targets ×0.18 bash, ×0.6 python), and the CPU per
-#    execution of the server, the spawner and the inits.
+#    execution of the server, the spawner and the inits. Then ad-hoc runs (POST /executions, the
+#    script in the request) beside runs of a stored job of the same script, in interleaved rounds.
 # Also: the latency of cancelling a RUNNING execution (POST /cancel until it is final; target
 #    < 100 ms), BENCH_CANCEL_ROUNDS (10) times.
 # 3. Reads under load: one CPU burner per worker, then wrk on GET /executions/{id} again;
@@ -121,6 +122,10 @@ read -r bare_rate bare_cpu < <("$tmp/bare_spawn" 2 "$executions" /bin/bash -c tr
 python_runs=$(( executions / 4 ))
 read -r bare_rate bare_cpu < <("$tmp/bare_spawn" 2 "$python_runs" /usr/bin/python3 -c "print('hi')")
 "${driver[@]}" e2e "$base" "$python_runs" "$connections" python "print('hi')" "$bare_rate" "$bare_cpu" 0.6
+# Ad-hoc runs (POST /executions, the script in the request) against runs of a stored job of the
+# same script, in interleaved rounds: the difference should be the script's storage, nothing more.
+"${driver[@]}" adhoc "$base" "$(( executions / 2 ))" "$connections" bash true
+"${driver[@]}" adhoc "$base" "$python_runs" "$connections" python "print('hi')"
 
 # 3. Reads while every worker runs a CPU burner.
 BURNER_POLICY=bench-burner "${driver[@]}" burn "$base" "$workers" "$tmp/burners.ready" &

@@ -5,6 +5,8 @@ Subcommands (BASE is http://127.0.0.1:PORT):
   wait-health BASE SECONDS          exit 0 once GET /health answers 200
   setup BASE                        create a job, run it once (wait=true); print the execution id
   e2e BASE COUNT CONNECTIONS        submit COUNT `bash true` runs, wait for all; print the result line
+  adhoc BASE COUNT CONNECTIONS TYPE CONTENT   COUNT ad-hoc runs (POST /executions) and COUNT runs of
+                                    a stored job with the same script, in interleaved rounds; both rates
   burn BASE COUNT READY_FILE        keep COUNT CPU burners RUNNING until SIGTERM, then cancel them
   wrk LABEL [IDLE_P99_MS]           parse `wrk --latency` output on stdin; print one line
   probe BASE PATH SECONDS RATE LABEL [IDLE_P99_MS]   paced GETs on one connection; print one line
@@ -452,8 +454,88 @@ def cmd_cancel(base, rounds):
     return 0
 
 
+def submit_and_finish(base, connections, count, path, body, accepted_status):
+    """Submits COUNT runs (POST PATH BODY) on CONNECTIONS keep-alive connections, waits until
+    none is PENDING or RUNNING; returns (seconds, ids)."""
+    ids, errors, next_index, lock = [], [], [0], threading.Lock()
+
+    def submitter():
+        c = Client(base)
+        while True:
+            with lock:
+                if next_index[0] >= count or errors:
+                    break
+                next_index[0] += 1
+            while True:
+                status, payload, resp = c.request("POST", path, body)
+                if status == accepted_status:
+                    with lock:
+                        ids.append(payload["execution_id"])
+                    break
+                if status == 503 and payload and payload.get("retry_after") is not None:
+                    time.sleep(min(float(resp.getheader("Retry-After") or 1), 1.0))
+                    continue
+                with lock:
+                    errors.append(f"POST {path} -> {status} {payload}")
+                break
+        c.close()
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=submitter) for _ in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        fail(f"{len(errors)} submissions failed, first: {errors[0]}")
+    poll = Client(base)
+    deadline = t0 + max(120.0, count / 5.0)
+    while True:
+        status, payload, _ = poll.request("GET", "/executions?status=PENDING,RUNNING&limit=1")
+        if status != 200:
+            fail(f"GET /executions (poll) -> {status} {payload}")
+        if not payload["executions"]:
+            break
+        if time.monotonic() > deadline:
+            fail(f"executions still unfinished after {deadline - t0:.0f} s")
+        time.sleep(0.02)
+    elapsed = time.monotonic() - t0
+    for eid in ids:
+        status, e, _ = poll.request("GET", f"/executions/{eid}")
+        if status != 200 or e.get("status") != "SUCCESS":
+            fail(f"execution {eid}: {status} {e.get('status') if e else ''} {e.get('reason') if e else ''}")
+    poll.close()
+    return elapsed, ids
+
+
+def cmd_adhoc(base, count, connections, script_type="bash", content="true", rounds="4"):
+    """Ad-hoc runs against runs of a stored job with the same script, side by side: interleaved
+    rounds of each, so that both see the same machine; the difference is the script's storage."""
+    count, connections, rounds = int(count), int(connections), int(rounds)
+    setup = Client(base)
+    job = create_job(setup, {"name": unique(f"bench-adhoc-{script_type}"), "script_type": script_type,
+                             "script_content": content, "concurrency": "allow"})
+    adhoc_body = {"script_type": script_type, "script_content": content}
+    for path, body in ((f"/executions/{job}/run?wait=true", {}), ("/executions?wait=true", adhoc_body)):
+        status, payload, _ = setup.request("POST", path, body)   # warm-up: warm sandboxes, cached statements
+        if status != 200 or payload.get("status") != "SUCCESS":
+            fail(f"warm-up {path} -> {status} {payload}")
+    per_round = max(1, count // rounds)
+    stored_s = adhoc_s = 0.0
+    for _ in range(rounds):
+        stored_s += submit_and_finish(base, connections, per_round, f"/executions/{job}/run", {}, 200)[0]
+        adhoc_s += submit_and_finish(base, connections, per_round, "/executions", adhoc_body, 201)[0]
+    total = per_round * rounds
+    stored_rate, adhoc_rate = total / stored_s, total / adhoc_s
+    label = f"{script_type} {content}"
+    print(f"api: ad-hoc runs {label:<14} {total} in {adhoc_s:.2f} s = {adhoc_rate:.0f} executions/s (POST /executions); "
+          f"runs of a stored job {total} in {stored_s:.2f} s = {stored_rate:.0f}/s "
+          f"({rounds} interleaved rounds each) → ad-hoc ×{adhoc_rate / stored_rate:.2f}")
+    return 0
+
+
 if __name__ == "__main__":
-    commands = {"wait-health": cmd_wait_health, "setup": cmd_setup, "e2e": cmd_e2e, "burn": cmd_burn, "wrk": cmd_wrk,
+    commands = {"wait-health": cmd_wait_health, "setup": cmd_setup, "e2e": cmd_e2e, "adhoc": cmd_adhoc, "burn": cmd_burn, "wrk": cmd_wrk,
                 "probe": cmd_probe, "cancel": cmd_cancel, "fill": cmd_fill}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__, file=sys.stderr)
