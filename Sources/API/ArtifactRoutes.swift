@@ -41,16 +41,16 @@ struct ArtifactRoutes {
                                        field: "path")
             }
             let etag = "\"\(file.artifact.sha256)\""
-            var headers: HTTPFields = [.contentType: "application/octet-stream", .eTag: etag]
-            let disposition = (file.artifact.path.split(separator: "/").last.map(String.init) ?? "file")
-                .replacingOccurrences(of: "\"", with: "")
-            headers[.contentDisposition] = "attachment; filename=\"\(disposition)\""
             if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: {
                 let tag = $0.trimmingCharacters(in: .whitespaces)
                 return tag == etag || tag == "*"
             }) {
-                return Response(status: .notModified, headers: headers)
+                return Response(status: .notModified, headers: [.eTag: etag])
             }
+            var headers: HTTPFields = [.contentType: "application/octet-stream", .eTag: etag]
+            let disposition = (file.artifact.path.split(separator: "/").last.map(String.init) ?? "file")
+                .replacingOccurrences(of: "\"", with: "")
+            headers[.contentDisposition] = "attachment; filename=\"\(disposition)\""
             headers[.contentLength] = String(file.content.count)
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: file.content)))
         }

@@ -39,7 +39,7 @@ struct AccessTests {
             let run = try await s.post("/executions/\(job)/run?wait=true")
             let execution = try #require(run.object["id"] as? Int)
             let (tokenID, _) = try await s.token("victim", role: "viewer")
-            let ids = ["id": String(job), "job_id": String(job), "name": "walk", "script_type": "bash"]
+            let ids = ["id": String(job), "job_id": String(job), "name": "walk", "script_type": "bash", "path": "result.txt"]
             let viewer = try await s.token("weak-viewer", role: "viewer", extra: #", "tenant": "admin""#).token
             let submitter = try await s.token("weak-submitter", role: "submitter", extra: #", "tenant": "admin""#).token
             let operatorToken = try await s.token("weak-operator", role: "operator").token

@@ -27,7 +27,8 @@
 # alternative names in `contentSchema`; headers are checked by openapi-core. Then the
 # contract's rules: ids `S:E`, the `output` events of a stream following each other without a
 # gap or an overlap with ids that count their bytes, and an `end` or `deleted` event last (or
-# the shutdown comment). A raw output answer (`application/octet-stream`) must carry
+# the shutdown comment). A collected file (`/executions/{id}/files/{path}`, whose `path` takes the
+# rest of the path) must carry its SHA-256 as ETag and its length. A raw output answer (`application/octet-stream`) must carry
 # X-Confine-Truncated and X-Confine-Total-Bytes.
 #
 # Prints "responses: N checked, K operations covered of M, F failures", the first 20
@@ -112,7 +113,12 @@ class Template:
         self.literals = sum(1 for s in self.segments if not s.startswith("{"))
         self.names = [s[1:-1] for s in self.segments if s.startswith("{")]
 
+    # Templates whose last parameter takes the rest of the path, slashes included.
+    REST_OF_PATH = {"/executions/{id}/files/{path}"}
+
     def match(self, segments):
+        if self.template in self.REST_OF_PATH and len(segments) > len(self.segments):
+            segments = segments[:len(self.segments) - 1] + ["/".join(segments[len(self.segments) - 1:])]
         if len(segments) != len(self.segments):
             return None
         values = {}
@@ -459,6 +465,11 @@ def main(argv):
                         reasons += event_stream_checks(body.decode("utf-8"), events_schema)
                     except UnicodeDecodeError as e:
                         reasons.append(f"the event stream is not UTF-8: {e}")
+            elif media_type(headers) == "application/octet-stream" and template.template.endswith("/files/{path}"):
+                if not re.fullmatch(r'"[0-9a-f]{64}"', headers.get("etag", "")):
+                    reasons.append(f"a collected file without its SHA-256 ETag: {headers.get('etag')!r}")
+                if headers.get("content-length") != str(len(body)):
+                    reasons.append(f"a collected file whose Content-Length {headers.get('content-length')!r} != {len(body)} bytes")
             elif media_type(headers) == "application/octet-stream":
                 for name in ("x-confine-truncated", "x-confine-total-bytes"):
                     if name not in headers:
