@@ -24,6 +24,12 @@ struct BatchRoutes {
 
     func register(_ table: RouteTable) {
         table.on(.post, "/executions/batch", .role(.submitter)) { request, _ in
+            // Each run is its own transaction: a repeated batch cannot be answered as one.
+            if request.headers[Idempotency.header] != nil {
+                throw Problem.invalidParameter("Idempotency-Key", "Idempotency-Key is taken by POST /jobs, /executions, "
+                                               + "/executions/{job_id}/run and /jobs/{id}/run, not by a batch, whose runs are each "
+                                               + "queued on their own; send the runs one by one with a key each to retry them safely")
+            }
             let body = try BodyReader(try await server.json(request), allowed: WireBatchRequest.wireNames)
             guard let value = body.members["runs"], value != .null else { throw Problem.validation("runs", "runs is required") }
             guard case .array(let runs) = value else {

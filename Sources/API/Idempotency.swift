@@ -26,7 +26,7 @@ struct Idempotency {
 
     /// Answers `request` with `body` once per key (or plainly without a key); a repeat is
     /// answered by `replay` from what the first answer created.
-    func run(_ request: Request, _ body: (Request) async throws -> (Response, IdempotentAnswer?)) async throws -> Response {
+    func run(_ request: Request, _ body: @escaping @Sendable (Request) async throws -> (Response, IdempotentAnswer?)) async throws -> Response {
         guard let key = request.headers[Self.header] else { return try await body(request).0 }
         try Self.validate(key)
         let tenant = try server.caller.token.tenant
@@ -65,7 +65,12 @@ struct Idempotency {
                     }
                 }
             }
-            if holder { return try await answerOnce(request, tenant: tenant, key: key, body) }
+            if holder {
+                // Not cancelled with the request (a client hanging up): once the key is held, the
+                // request runs to its end and its answer is recorded for the repeat.
+                let held = request
+                return try await Task { try await answerOnce(held, tenant: tenant, key: key, body) }.value
+            }
             // The first request is being answered: its answer is this one's too.
             if ContinuousClock.now >= deadline {
                 var problem = Problem("idempotency-key-in-progress", .conflict,
@@ -80,7 +85,7 @@ struct Idempotency {
 
     /// Runs the request holding the key and records its answer; a refusal gives the key up.
     private func answerOnce(_ request: Request, tenant: String, key: String,
-                            _ body: (Request) async throws -> (Response, IdempotentAnswer?)) async throws -> Response {
+                            _ body: @Sendable (Request) async throws -> (Response, IdempotentAnswer?)) async throws -> Response {
         let store = server.access
         let response: Response, answer: IdempotentAnswer?
         do {

@@ -84,6 +84,8 @@ struct BatchTests {
             try await s.post("/executions/batch", #"{"runs": [{"script_type": "bash", "script_content": "\#(big)"}]}"#).expectProblem(413)
             let (_, viewer) = try await s.token("batch-viewer", role: "viewer")
             #expect(try await s.call("POST", "/executions/batch", json: #"{"runs": [{"script_type": "bash", "script_content": "true"}]}"#, as: .token(viewer)).status == 403)
+            try await s.call("POST", "/executions/batch", json: #"{"runs": [{"script_type": "bash", "script_content": "true"}]}"#,
+                             headers: ["Idempotency-Key": "k"]).expectProblem(400, field: "Idempotency-Key", "one by one")
             // GET of the path is not an execution id.
             let get = try await s.get("/executions/batch")
             #expect([400, 404, 405].contains(get.status) && get.contentType.hasPrefix("application/problem+json"), "\(get)")

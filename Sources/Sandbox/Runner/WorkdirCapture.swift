@@ -114,7 +114,7 @@ final class WorkdirCapture: @unchecked Sendable {
             }
             defer { closedir(dir) }
             var names: [String] = []
-            while let entry = readdir(dir) {
+            while names.count <= WorkdirCapture.maxEntries - entries, let entry = readdir(dir) {
                 let name = withUnsafePointer(to: entry.pointee.d_name) {
                     $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
                 }
