@@ -126,7 +126,7 @@ final class RunSupervisor: @unchecked Sendable {
         }
         let cold = try SandboxProcess.spawn(plan: plan, spawner: sandbox.spawner, cgroups: sandbox.cgroups,
                                             cgroupName: sandbox.nextRunName(), limits: limits,
-                                            configuration: sandbox.configuration)
+                                            hostIDs: sandbox.hostIDs)
         cold.cgroup?.startCounting()
         return (cold, message.send(over: cold.control))
     }
