@@ -126,7 +126,7 @@ final class RunSupervisor: @unchecked Sendable {
         }
         let cold = try SandboxProcess.spawn(plan: plan, spawner: sandbox.spawner, cgroups: sandbox.cgroups,
                                             cgroupName: sandbox.nextRunName(), limits: limits,
-                                            hostIDs: sandbox.hostIDs)
+                                            hostIDs: sandbox.hostIDs, placement: sandbox.placement)
         cold.cgroup?.startCounting()
         return (cold, message.send(over: cold.control))
     }
