@@ -14,7 +14,12 @@ if [ -n "$procs" ]; then
 fi
 for dir in /sys/fs/cgroup/*/confine /sys/fs/cgroup/confine; do
   [ -d "$dir" ] || continue
-  runs=$(find "$dir" -mindepth 1 -maxdepth 1 -type d 2>/dev/null)
+  # Every directory is a run's, but the spawners' leaf (cgroup v2), which must be empty.
+  runs=$(find "$dir" -mindepth 1 -maxdepth 1 -type d ! -name spawner 2>/dev/null)
+  if [ -s "$dir/spawner/cgroup.procs" ]; then
+    echo "leftover check: spawners survived the suite in $dir/spawner: $(tr '\n' ' ' < "$dir/spawner/cgroup.procs")" >&2
+    status=1
+  fi
   if [ -n "$runs" ]; then
     echo "leftover check: run cgroups survived the suite under $dir:" >&2
     echo "$runs" >&2

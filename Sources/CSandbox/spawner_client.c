@@ -86,12 +86,28 @@ int cs_read_spawner_hello(int sock, int timeout_ms, cs_spawner_hello *hello) {
     return 0;
 }
 
-int cs_spawner_exchange(int sock, const void *request, size_t len, uint64_t id, cs_spawn_reply *reply,
-                        int fds[CS_SPAWN_FD_COUNT], int *sent) {
+int cs_spawner_exchange(int sock, const void *request, size_t len, int cgroup_fd, uint64_t id,
+                        cs_spawn_reply *reply, int fds[CS_SPAWN_FD_COUNT], int *sent) {
     ssize_t n_sent;
     *sent = 0;
+    char out_control[CMSG_SPACE(sizeof(int))];
+    struct iovec out_iov = {(void *)request, len};
+    struct msghdr out;
+    memset(&out, 0, sizeof out);
+    out.msg_iov = &out_iov;
+    out.msg_iovlen = 1;
+    if (cgroup_fd >= 0) {
+        memset(out_control, 0, sizeof out_control);
+        out.msg_control = out_control;
+        out.msg_controllen = sizeof out_control;
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&out);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &cgroup_fd, sizeof(int));
+    }
     do {
-        n_sent = send(sock, request, len, MSG_NOSIGNAL);
+        n_sent = sendmsg(sock, &out, MSG_NOSIGNAL);
     } while (n_sent < 0 && errno == EINTR);
     if (n_sent < 0) return -errno;
     if ((size_t)n_sent != len) return -EMSGSIZE;

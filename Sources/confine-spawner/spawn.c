@@ -1,8 +1,9 @@
 /*
  * One spawn request, handled in the spawner before clone(): the request is checked and laid
  * out as a cs_config in static memory (init gets a copy of it at clone()), the descriptors
- * are made, init is cloned into fresh namespaces as the server's child (CLONE_PARENT), and
- * the server's ends go back with the reply. It runs before clone(), in the spawner's single
+ * are made, init is cloned into fresh namespaces as the server's child (CLONE_PARENT) — born
+ * in its cgroup (clone3, CLONE_INTO_CGROUP) when the request brought the cgroup's directory and
+ * the kernel allows it — and the server's ends go back with the reply. It runs before clone(), in the spawner's single
  * thread, and uses static memory only.
  */
 #define _GNU_SOURCE 1
@@ -14,12 +15,35 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+
+/* clone3's arguments (linux/sched.h's struct clone_args, up to `cgroup`: CLONE_ARGS_SIZE_VER2). */
+struct cs_clone_args {
+    uint64_t flags;
+    uint64_t pidfd;
+    uint64_t child_tid;
+    uint64_t parent_tid;
+    uint64_t exit_signal;
+    uint64_t stack;
+    uint64_t stack_size;
+    uint64_t tls;
+    uint64_t set_tid;
+    uint64_t set_tid_size;
+    uint64_t cgroup;
+};
 
 static char cs_request[CS_SPAWN_MAX_REQUEST] __attribute__((aligned(16)));
 static cs_mount cs_mounts[CS_SPAWN_MAX_MOUNTS];
@@ -98,7 +122,8 @@ static int cs_parse(size_t len, uint64_t *id) {
     return 0;
 }
 
-static void cs_reply(int sock, uint64_t id, pid_t pid, int err, int stage, const int *fds) {
+static void cs_reply(int sock, uint64_t id, pid_t pid, int err, int stage, const int *fds, uint32_t flags,
+                     int into_cgroup_err) {
     cs_spawn_reply reply;
     memset(&reply, 0, sizeof reply);
     reply.magic = CS_SPAWNER_MAGIC;
@@ -106,6 +131,8 @@ static void cs_reply(int sock, uint64_t id, pid_t pid, int err, int stage, const
     reply.pid = pid;
     reply.err = err;
     reply.stage = stage;
+    reply.flags = flags;
+    reply.into_cgroup_err = into_cgroup_err;
     char control[CMSG_SPACE(sizeof(int) * CS_SPAWN_FD_COUNT)];
     struct iovec iov = {&reply, sizeof reply};
     struct msghdr msg;
@@ -128,27 +155,53 @@ static void cs_reply(int sock, uint64_t id, pid_t pid, int err, int stage, const
     } while (r < 0 && errno == EINTR);
 }
 
-int cs_serve_one(int sock) {
-    struct iovec iov = {cs_request, sizeof cs_request};
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    ssize_t n;
-    do {
-        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
-    if (n == 0) return 0;  /* the server is gone, or let us go */
-    if (n < 0) return -1;
-    uint64_t id = 0;
-    if (msg.msg_flags & MSG_TRUNC) {
-        if ((size_t)n >= sizeof(cs_spawn_request)) id = ((const cs_spawn_request *)cs_request)->id;
-        cs_reply(sock, id, 0, EMSGSIZE, CS_STAGE_SPAWNER_REQUEST, NULL);
-        return 1;
+/* init born in the cgroup `cgroup_fd` (clone3 with CLONE_INTO_CGROUP: no moment outside it,
+ * nothing to move afterwards). Fork-like (no CLONE_VM): the child goes on with a copy of this
+ * stack into cs_init_main. Returns the pid, or -1 with errno. */
+static pid_t cs_clone_into_cgroup(int cgroup_fd, int *pidfd) {
+    struct cs_clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = (uint64_t)(unsigned)cs_cfg.clone_flags | CLONE_PARENT | CLONE_PIDFD | CLONE_INTO_CGROUP;
+    args.pidfd = (uint64_t)(uintptr_t)pidfd;
+    /* 0 with CLONE_PARENT (clone3 refuses any other, EINVAL): the child's exit signal is then
+     * the spawner's own, SIGCHLD, sent to the server. */
+    args.exit_signal = 0;
+    args.cgroup = (uint64_t)cgroup_fd;
+    long r = syscall(SYS_clone3, &args, sizeof args);
+    if (r == 0) {
+        cs_init_main(&cs_cfg);
+        _exit(127);
     }
-    if (cs_parse((size_t)n, &id) != 0) {
-        cs_reply(sock, id, 0, errno, CS_STAGE_SPAWNER_REQUEST, NULL);
-        return 1;
+    return (pid_t)r;
+}
+
+/* The descriptor that came with a request (a cgroup directory), or -1; any other is closed. */
+static int cs_received_fd(struct msghdr *msg) {
+    int fd = -1;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+        int n = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int i = 0; i < n; i++) {
+            int got;
+            memcpy(&got, CMSG_DATA(cm) + sizeof(int) * (size_t)i, sizeof got);
+            if (fd < 0) fd = got;
+            else close(got);
+        }
+    }
+    return fd;
+}
+
+/* Serves one received request; `cgroup_fd` (or -1) is the descriptor that came with it. */
+static void cs_serve_request(int sock, const struct msghdr *msg, size_t n, int cgroup_fd) {
+    uint64_t id = 0;
+    if (msg->msg_flags & MSG_TRUNC) {
+        if (n >= sizeof(cs_spawn_request)) id = ((const cs_spawn_request *)cs_request)->id;
+        cs_reply(sock, id, 0, EMSGSIZE, CS_STAGE_SPAWNER_REQUEST, NULL, 0, 0);
+        return;
+    }
+    if (cs_parse(n, &id) != 0) {
+        cs_reply(sock, id, 0, errno, CS_STAGE_SPAWNER_REQUEST, NULL, 0, 0);
+        return;
     }
 
     /* [read, write] × stdin, stdout, stderr, report; [server, init] control socket. */
@@ -161,8 +214,8 @@ int cs_serve_one(int sock) {
     if (made != 10) {
         int e = errno;
         for (int i = 0; i < made; i++) close(fds[i]);
-        cs_reply(sock, id, 0, e, CS_STAGE_SPAWNER_PIPES, NULL);
-        return 1;
+        cs_reply(sock, id, 0, e, CS_STAGE_SPAWNER_PIPES, NULL, 0, 0);
+        return;
     }
     cs_cfg.stdin_fd = fds[0];
     cs_cfg.stdout_fd = fds[3];
@@ -174,9 +227,17 @@ int cs_serve_one(int sock) {
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
-    int pidfd = -1;
-    pid_t pid = clone(cs_init_main, cs_init_stack + sizeof cs_init_stack,
-                      cs_cfg.clone_flags | CLONE_PARENT | CLONE_PIDFD | SIGCHLD, &cs_cfg, &pidfd);
+    int pidfd = -1, into_cgroup_err = 0;
+    uint32_t flags = 0;
+    pid_t pid = -1;
+    if (cgroup_fd >= 0) {
+        pid = cs_clone_into_cgroup(cgroup_fd, &pidfd);
+        if (pid > 0) flags |= CS_SPAWNED_IN_CGROUP;
+        else into_cgroup_err = errno; /* an older kernel, or no right to the cgroup: as before */
+    }
+    if (pid < 0)
+        pid = clone(cs_init_main, cs_init_stack + sizeof cs_init_stack,
+                    cs_cfg.clone_flags | CLONE_PARENT | CLONE_PIDFD | SIGCHLD, &cs_cfg, &pidfd);
     int e = errno;
     sigprocmask(SIG_SETMASK, &old, NULL);
     static const int init_ends[5] = {0, 3, 5, 7, 9};
@@ -184,10 +245,30 @@ int cs_serve_one(int sock) {
     int back[CS_SPAWN_FD_COUNT] = {pidfd, fds[1], fds[2], fds[4], fds[8], fds[6]};
     if (pid < 0) {
         for (int i = 1; i < CS_SPAWN_FD_COUNT; i++) close(back[i]);
-        cs_reply(sock, id, 0, e, CS_STAGE_CLONE, NULL);
-        return 1;
+        cs_reply(sock, id, 0, e, CS_STAGE_CLONE, NULL, 0, into_cgroup_err);
+        return;
     }
-    cs_reply(sock, id, pid, 0, 0, back);
+    cs_reply(sock, id, pid, 0, 0, back, flags, into_cgroup_err);
     for (int i = 0; i < CS_SPAWN_FD_COUNT; i++) close(back[i]);
+}
+
+int cs_serve_one(int sock) {
+    struct iovec iov = {cs_request, sizeof cs_request};
+    char control[CMSG_SPACE(sizeof(int) * 4)];
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n;
+    do {
+        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0) return 0;  /* the server is gone, or let us go */
+    if (n < 0) return -1;
+    int cgroup_fd = cs_received_fd(&msg);
+    cs_serve_request(sock, &msg, (size_t)n, cgroup_fd);
+    if (cgroup_fd >= 0) close(cgroup_fd);
     return 1;
 }

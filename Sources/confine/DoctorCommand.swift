@@ -136,7 +136,7 @@ struct Doctor {
             checks.append(cgroupParent(made))
             let spawner = made.spawnerStatus
             checks.append(.ok("spawner", "\(spawner.path) (pid \(spawner.pid ?? 0)) runs as uid \(sandboxConfiguration.spawnerUID) "
-                              + "and creates every sandbox's namespaces"))
+                              + "and creates every sandbox's namespaces; inits are \(made.cgroupPlacement)"))
         } catch {
             sandbox = nil
             if case .spawner(let failure) = error {

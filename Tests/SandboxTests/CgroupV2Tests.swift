@@ -132,6 +132,53 @@ struct CgroupV2Tests {
         #expect(try run.openDirectory() == nil)
     }
 
+    @Test("On a directory laid out as cgroup2: the spawner goes into <base>/spawner, the runs' parent's and each run's cgroup.procs become its own, and the leaf is never a run")
+    func spawnerAdoptedOnAFakeV2Hierarchy() throws {
+        let mount = try Self.fakeMount(own: "/", procs: [], leaf: false)
+        defer { try? FileManager.default.removeItem(atPath: mount) }
+        let base = mount + "/confine"
+        try FileManager.default.createDirectory(atPath: base + "/spawner", withIntermediateDirectories: true)
+        for file in ["cgroup.subtree_control", "cpu.weight", "cgroup.procs", "spawner/cgroup.procs"] {
+            try "".write(toFile: base + "/" + file, atomically: false, encoding: .utf8)
+        }
+        let backend = try CgroupV2(root: mount, parent: "confine")
+        #expect(backend.adoptSpawner(pid: 4321, uid: 65533, gid: 65532) == nil)
+        func owner(_ path: String) -> (UInt32, UInt32)? {
+            var info = stat()
+            return stat(path, &info) == 0 ? (info.st_uid, info.st_gid) : nil
+        }
+        #expect(owner(base + "/cgroup.procs") ?? (0, 0) == (65533, 65532))
+        #expect(owner(base + "/spawner/cgroup.procs") ?? (0, 0) == (65533, 65532))
+        #expect(try String(contentsOfFile: base + "/spawner/cgroup.procs", encoding: .utf8) == "4321")
+        // A run made now: its cgroup.procs is the spawner's (the kernel would make the file;
+        // this stand-in makes a run's files beforehand).
+        try FileManager.default.createDirectory(atPath: base + "/run-1", withIntermediateDirectories: true)
+        for file in ["cgroup.procs", "memory.max", "pids.max", "cpu.max", "cpu.weight"] {
+            try "".write(toFile: base + "/run-1/" + file, atomically: false, encoding: .utf8)
+        }
+        let run = try backend.create(name: "run-1", limits: CgroupLimits(memoryBytes: 1 << 20, processes: 4, cpuQuota: nil, cpuWeight: 100))
+        #expect(owner(base + "/run-1/cgroup.procs") ?? (0, 0) == (65533, 65532))
+        #expect(backend.existingRuns() == ["run-1"], "the spawners' leaf is not a run")
+        _ = run
+        // cgroup v1 has no such thing: inits are moved in after clone.
+        let v1 = try CgroupV1(controllerMounts: [:], parent: "x")
+        #expect(v1.adoptSpawner(pid: 1, uid: 1, gid: 1)?.contains("v1") == true)
+    }
+
+    @Test("Real v2: inits are born in their run's cgroup (clone3 with CLONE_INTO_CGROUP), and runs work as ever")
+    func realBornInCgroup() async throws {
+        guard Self.realV2 != nil else { return }
+        var configuration = SandboxConfiguration()
+        configuration.warmPoolSize = 0
+        let sandbox = try Sandbox(configuration: configuration)
+        print("inits are \(sandbox.cgroupPlacement)")
+        let before = sandbox.launchesBornInCgroup
+        let r = try await sandbox.run(RunRequest(policy: try TestSupport.policy(), command: ["/bin/bash", "-c", "cat /proc/self/cgroup"]))
+        #expect(r.verdict == .exited && r.exitCode == 0, "\(r.summary)")
+        #expect(sandbox.launchesBornInCgroup == before + 1, "\(sandbox.cgroupPlacement)")
+        #expect(r.out == "0::/\n", "its own cgroup namespace's root: \(r.out)")
+    }
+
     /// The backend this process's sandboxes use, when it is a real cgroup v2 one.
     static var realV2: CgroupV2? {
         guard TestSupport.unavailableReason == nil else {

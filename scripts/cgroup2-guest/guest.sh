@@ -135,7 +135,11 @@ if [ "$bench_mode" = 1 ] || [ "$bench_mode" = only ]; then
         echo "FAIL bench: $bench is missing (swift build -c release --product confine-bench)" >>"$summary"
     fi
 fi
-leftovers=$(find $cgroot -mindepth 2 -path '*/confine/*' -type d 2>/dev/null)
+# Every directory under a confine/ is a run's, but the spawners' leaf, which must be empty.
+leftovers=$(find $cgroot -mindepth 2 -path '*/confine/*' -type d ! -path '*/confine/spawner' 2>/dev/null)
+for leaf in $(find $cgroot -mindepth 2 -path '*/confine/spawner' -type d 2>/dev/null); do
+    [ -s "$leaf/cgroup.procs" ] && leftovers="$leftovers $leaf (spawners still in it: $(tr '\n' ' ' <"$leaf/cgroup.procs"))"
+done
 if [ -n "$leftovers" ]; then
     echo "FAIL leftovers: run cgroups survived: $leftovers" >>"$summary"
 else

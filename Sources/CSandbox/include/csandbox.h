@@ -228,7 +228,9 @@ enum {
 };
 
 /* One spawn request: this header, then n_mounts cs_wire_mount, then seccomp_len sock_filter
- * instructions, then strings_bytes bytes of NUL-terminated strings. One SEQPACKET message. */
+ * instructions, then strings_bytes bytes of NUL-terminated strings. One SEQPACKET message,
+ * with at most one descriptor (SCM_RIGHTS): the run's cgroup v2 directory, for init to be born
+ * in it (clone3 with CLONE_INTO_CGROUP) where the kernel lets the spawner do so. */
 typedef struct cs_spawn_request {
     uint32_t magic;
     uint32_t version;
@@ -252,7 +254,13 @@ typedef struct cs_spawn_reply {
     uint64_t id;     /* the request's */
     int32_t err;     /* errno of the failed stage */
     int32_t stage;   /* CS_STAGE_* that failed in the spawner */
+    uint32_t flags;  /* CS_SPAWNED_* */
+    int32_t into_cgroup_err; /* why init was not born in the cgroup sent (errno), else 0 */
 } cs_spawn_reply;
+
+enum {
+    CS_SPAWNED_IN_CGROUP = 1, /* init was born in the cgroup that came with the request */
+};
 
 /* Starts the spawner executable `path` as a child of the calling thread (which must outlive
  * every sandbox: it is their parent-death thread), with `sock` as its descriptor 3, no
@@ -267,9 +275,10 @@ int cs_read_spawner_hello(int sock, int timeout_ms, cs_spawner_hello *hello);
  * reply is in *reply and, when reply->pid > 0, fds[0..CS_SPAWN_FD_COUNT) hold the descriptors
  * (close-on-exec). Returns 0, or -errno of the exchange (EPIPE/ECONNRESET when the spawner is
  * gone, EAGAIN when it did not answer within the socket's receive timeout); *sent says whether
- * the request had left (0: the spawner never saw it, so it may be sent again elsewhere). */
-int cs_spawner_exchange(int sock, const void *request, size_t len, uint64_t id, cs_spawn_reply *reply,
-                        int fds[CS_SPAWN_FD_COUNT], int *sent);
+ * the request had left (0: the spawner never saw it, so it may be sent again elsewhere).
+ * cgroup_fd >= 0 travels with the request (the run's cgroup v2 directory; see above). */
+int cs_spawner_exchange(int sock, const void *request, size_t len, int cgroup_fd, uint64_t id,
+                        cs_spawn_reply *reply, int fds[CS_SPAWN_FD_COUNT], int *sent);
 
 /* ------------------------------------------------------------ other parent-side helpers */
 

@@ -58,6 +58,16 @@ public protocol CgroupBackend: Sendable {
     func remove(name: String) throws(CgroupError)
     /// Removes the cgroups kept for reuse (at shutdown).
     func removeIdle()
+    /// Places the spawner (`pid`, running as `uid`/`gid`) where it may create inits directly
+    /// in run cgroups (clone3 with CLONE_INTO_CGROUP): nil when done, else why not — then
+    /// inits are moved into their cgroup by the server after clone, as on cgroup v1.
+    func adoptSpawner(pid: pid_t, uid: UInt32, gid: UInt32) -> String?
+}
+
+extension CgroupBackend {
+    public func adoptSpawner(pid: pid_t, uid: UInt32, gid: UInt32) -> String? {
+        "cgroup \(version.rawValue) has no CLONE_INTO_CGROUP"
+    }
 }
 
 /// The cgroup of one run.

@@ -1,4 +1,6 @@
 import Glibc
+import HumanText
+import Synchronization
 
 /// cgroup v2: one directory per run under `<root>/<parent>`, with the memory, pids and cpu
 /// controllers enabled down the path. `root` is the cgroup `CgroupV2Delegation` chose: the
@@ -12,6 +14,14 @@ public struct CgroupV2: CgroupBackend {
     /// `<root>/<parent>`: the directory holding one cgroup per run.
     public let base: String
     public var baseDirectories: [String] { [base] }
+    /// The leaf beside the runs that spawners live in (`adoptSpawner`); never a run.
+    static let spawnerLeaf = "spawner"
+    /// The spawner's ids once adopted: each run's cgroup.procs is made theirs.
+    private let spawnerOwner = SpawnerOwner()
+
+    private final class SpawnerOwner: Sendable {
+        let ids = Mutex<(uid: UInt32, gid: UInt32)?>(nil)
+    }
 
     /// `root` is the cgroup2 mount (or, in tests, a directory laid out as one). `groupWeight`
     /// is the `cpu.weight` of `<root>/<parent>`: all runs together against their siblings.
@@ -31,9 +41,16 @@ public struct CgroupV2: CgroupBackend {
 
     public func create(name: String, limits: CgroupLimits) throws(CgroupError) -> any RunCgroup {
         let run = CgroupV2Run(dir: base + "/" + name)
-        do {
+        do throws(CgroupError) {
             try CgroupFile.makeDirectory(run.dir)
             try run.apply(limits)
+            if let owner = spawnerOwner.ids.withLock({ $0 }) {
+                // The spawner's clone3 into this cgroup writes it as far as the kernel is concerned.
+                let procs = run.dir + "/cgroup.procs"
+                if chown(procs, owner.uid, owner.gid) != 0 {
+                    throw CgroupError(operation: "chown (for the spawner's CLONE_INTO_CGROUP)", path: procs, errno: errno)
+                }
+            }
         } catch {
             try? run.destroy()
             throw error
@@ -41,13 +58,36 @@ public struct CgroupV2: CgroupBackend {
         return run
     }
 
-    public func existingRuns() -> [String] { CgroupFile.subdirectories(base) }
+    public func existingRuns() -> [String] { CgroupFile.subdirectories(base).filter { $0 != Self.spawnerLeaf } }
+
+    /// The spawner goes into the leaf `<base>/spawner`; the runs' parent's cgroup.procs (the
+    /// common ancestor of the spawner's cgroup and every run's, which the kernel requires the
+    /// mover to be able to write) and the leaf's are made the spawner's, and so is each run's
+    /// (`create`). The server itself stays outside `<base>`: the spawner can move nothing of it.
+    public func adoptSpawner(pid: pid_t, uid: UInt32, gid: UInt32) -> String? {
+        let leaf = base + "/" + Self.spawnerLeaf
+        do {
+            try CgroupFile.makeDirectory(leaf)
+            for procs in [base + "/cgroup.procs", leaf + "/cgroup.procs"] where chown(procs, uid, gid) != 0 {
+                return "chown \(procs) to \(uid):\(gid): \(ErrnoName.describe(errno))"
+            }
+            try CgroupFile.write(leaf + "/cgroup.procs", String(pid))
+        } catch {
+            return "\(error)"
+        }
+        spawnerOwner.ids.withLock { $0 = (uid, gid) }
+        return nil
+    }
 
     public func remove(name: String) throws(CgroupError) {
         try CgroupV2Run(dir: base + "/" + name).destroy()
     }
 
-    public func removeIdle() {}
+    /// Nothing is kept for reuse on v2; the spawners' leaf goes once no spawner is left in it
+    /// (another `Sandbox`'s may still be: then it stays, EBUSY).
+    public func removeIdle() {
+        _ = rmdir(base + "/" + Self.spawnerLeaf)
+    }
 }
 
 /// One run's v2 cgroup directory. Used by one thread at a time.

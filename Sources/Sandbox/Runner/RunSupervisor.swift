@@ -133,7 +133,7 @@ final class RunSupervisor: @unchecked Sendable {
         }
         let cold = try SandboxProcess.spawn(plan: plan, spawner: sandbox.spawner, cgroups: sandbox.cgroups,
                                             cgroupName: sandbox.nextRunName(), limits: limits,
-                                            hostIDs: sandbox.hostIDs)
+                                            hostIDs: sandbox.hostIDs, placement: sandbox.placement)
         cold.cgroup?.startCounting()
         holdWorkdir(of: cold)
         return (cold, message.send(over: cold.control))

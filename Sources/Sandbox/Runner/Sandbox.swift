@@ -34,6 +34,12 @@ public final class Sandbox: Sendable {
 
     /// How many host ids live sandboxes (running or warm) hold now.
     public var hostIDsHeld: Int { hostIDs.held }
+    /// How inits get into their cgroup (born there on cgroup v2, or moved in after clone).
+    let placement: CgroupPlacement
+    /// Words saying how inits get into their run's cgroup, for diagnostics.
+    public var cgroupPlacement: String { placement.description }
+    /// How many inits were born in their run's cgroup (cgroup v2's CLONE_INTO_CGROUP).
+    public var launchesBornInCgroup: Int { placement.bornCount }
 
     public init(configuration: SandboxConfiguration = SandboxConfiguration()) throws(SandboxError) {
         self.configuration = configuration
@@ -64,8 +70,13 @@ public final class Sandbox: Sendable {
         }
         names = RunNames()
         if let cgroups { Self.removeStaleRuns(cgroups) }
+        let placement = CgroupPlacement()
+        self.placement = placement
         do {
-            spawner = try Spawner(path: configuration.spawnerPath, uid: configuration.spawnerUID, gid: configuration.spawnerGID)
+            let (cgroups, uid, gid) = (cgroups, configuration.spawnerUID, configuration.spawnerGID)
+            spawner = try Spawner(path: configuration.spawnerPath, uid: uid, gid: gid) { pid in
+                placement.spawnerPlaced(refusal: cgroups.map { $0.adoptSpawner(pid: pid, uid: uid, gid: gid) } ?? "no cgroups")
+            }
         } catch {
             throw .spawner(error)
         }
@@ -73,7 +84,7 @@ public final class Sandbox: Sendable {
             let (cgroups, names, spawner, hostIDs) = (cgroups, names, spawner, hostIDs)
             pool = WarmPool(size: configuration.warmPoolSize, maxImages: configuration.warmPoolImages) { plan, limits throws(LaunchError) in
                 try SandboxProcess.spawn(plan: plan, spawner: spawner, cgroups: cgroups, cgroupName: names.next(),
-                                         limits: limits, hostIDs: hostIDs)
+                                         limits: limits, hostIDs: hostIDs, placement: placement)
             }
         } else {
             pool = nil
@@ -88,7 +99,7 @@ public final class Sandbox: Sendable {
     /// call it from a thread, not from a task.
     public func shutdown() {
         pool?.shutdown()
-        spawner.stop()
+        spawner.stop(waitSeconds: 1)
         // Let finished runs hand their cgroups back first (bounded: a second at most).
         var waited = 0
         while housekeeping.load(ordering: .sequentiallyConsistent) > 0 && waited < 1000 {

@@ -41,7 +41,7 @@ final class SandboxProcess: @unchecked Sendable {
     /// its ids, places it in the cgroup and lets it build the root. The run itself is sent
     /// later with `start(_:)`.
     static func spawn(plan: LaunchPlan, spawner: Spawner, cgroups: (any CgroupBackend)?, cgroupName: String,
-                      limits: Limits, hostIDs: HostIDs) throws(LaunchError) -> SandboxProcess {
+                      limits: Limits, hostIDs: HostIDs, placement: CgroupPlacement) throws(LaunchError) -> SandboxProcess {
         guard let hostID = hostIDs.take() else {
             throw LaunchError(stage: "take a host id for the sandbox",
                               subject: "all \(hostIDs.count) ids from \(hostIDs.first) (sandbox_id_first, sandbox_id_count) are held by live sandboxes",
@@ -54,12 +54,16 @@ final class SandboxProcess: @unchecked Sendable {
                 throw LaunchError(stage: "cgroup: \(error.operation)", subject: error.path, errno: error.errno)
             }
         }
+        // cgroup v2: init is born in its cgroup when the spawner may put it there.
+        let directory = placement.intoCgroup ? ((try? cgroup?.openDirectory()) ?? nil) ?? -1 : -1
+        defer { if directory >= 0 { close(directory) } }
         let spawned: Spawner.Spawned
-        do { spawned = try spawner.spawn(plan) } catch {
+        do { spawned = try spawner.spawn(plan, cgroupDirectory: directory) } catch {
             if let cgroup { try? cgroup.destroy() }
             hostIDs.give(hostID)
             throw error
         }
+        if directory >= 0 { placement.launched(bornInCgroup: spawned.bornInCgroup, refusal: spawned.intoCgroupErrno) }
         // Sending a large run waits for init to read it; never forever (a hung mount, say).
         var timeout = timeval(tv_sec: 30, tv_usec: 0)
         _ = setsockopt(spawned.control, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -74,7 +78,7 @@ final class SandboxProcess: @unchecked Sendable {
                 throw LaunchError(stage: "write \(file)", subject: path, errno: err)
             }
         }
-        if let cgroup {
+        if let cgroup, !spawned.bornInCgroup {
             do { try cgroup.join(pid: spawned.pid) } catch {
                 process.discard()
                 throw LaunchError(stage: "cgroup: \(error.operation)", subject: error.path, errno: error.errno)

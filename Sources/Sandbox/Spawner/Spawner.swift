@@ -22,6 +22,10 @@ final class Spawner: @unchecked Sendable {
         var stderr: Int32
         var control: Int32
         var report: Int32
+        /// init was born in the cgroup given (clone3 with CLONE_INTO_CGROUP).
+        var bornInCgroup: Bool
+        /// Why it was not, when a cgroup was given (an errno), else 0.
+        var intoCgroupErrno: Int32
     }
 
     /// One running spawner: its pid and the socket to it (closed when the last user lets go).
@@ -46,6 +50,9 @@ final class Spawner: @unchecked Sendable {
     let gid: UInt32
     /// How long a launch waits for a spawner being restarted, and for one answer.
     let waitSeconds: Double
+    /// Called with each spawner's pid once it is ready, before any launch may use it (the
+    /// cgroup backend places it where it may create inits in run cgroups).
+    private let onStart: @Sendable (pid_t) -> Void
 
     private let condition = NSCondition()
     private var connection: Connection?
@@ -54,11 +61,13 @@ final class Spawner: @unchecked Sendable {
     /// Set by the keeper thread once the first start is decided.
     private var firstStart: SpawnerError??
 
-    init(path: String, uid: UInt32, gid: UInt32, waitSeconds: Double = 10) throws(SpawnerError) {
+    init(path: String, uid: UInt32, gid: UInt32, waitSeconds: Double = 10,
+         onStart: @escaping @Sendable (pid_t) -> Void = { _ in }) throws(SpawnerError) {
         self.path = path
         self.uid = uid
         self.gid = gid
         self.waitSeconds = waitSeconds
+        self.onStart = onStart
         current = SpawnerStatus(state: .starting, path: path)
         // The keeper thread is the parent of the spawner and, through CLONE_PARENT, the
         // parent-death thread of every sandbox: it lives as long as this spawner is kept.
@@ -81,17 +90,22 @@ final class Spawner: @unchecked Sendable {
     }
 
     /// Lets the spawner go (it exits when its socket closes) and stops restarting it.
-    func stop() {
+    /// Waits up to `waitSeconds` for the spawner to have exited (it leaves its cgroup then).
+    func stop(waitSeconds: Double = 0) {
         condition.lock()
         stopping = true
         if let connection { _ = shutdown(connection.socket, Int32(SHUT_RDWR)) }
         condition.broadcast()
+        let deadline = Date(timeIntervalSinceNow: waitSeconds)
+        while current.pid != nil && condition.wait(until: deadline) {}
         condition.unlock()
     }
 
     /// Asks for a new init of `plan`. Blocks (on the caller's dedicated thread) for the exchange,
     /// or while the spawner is being restarted, at most `waitSeconds`.
-    func spawn(_ plan: LaunchPlan) throws(LaunchError) -> Spawned {
+    /// `cgroupDirectory`: a cgroup v2 directory descriptor for init to be born in (the caller
+    /// keeps and closes it), or -1.
+    func spawn(_ plan: LaunchPlan, cgroupDirectory: Int32 = -1) throws(LaunchError) -> Spawned {
         var request = plan.request
         var reply = cs_spawn_reply()
         var fds = [Int32](repeating: -1, count: Int(CS_SPAWN_FD_COUNT))
@@ -105,7 +119,7 @@ final class Spawner: @unchecked Sendable {
             }
             var sent: Int32 = 0
             let rc = request.withUnsafeBytes { bytes in
-                cs_spawner_exchange(connection.socket, bytes.baseAddress, bytes.count, id, &reply, &fds, &sent)
+                cs_spawner_exchange(connection.socket, bytes.baseAddress, bytes.count, cgroupDirectory, id, &reply, &fds, &sent)
             }
             connection.exchange.unlock()
             if rc == 0 { break }
@@ -121,7 +135,9 @@ final class Spawner: @unchecked Sendable {
         }
         return Spawned(pid: reply.pid, pidfd: fds[Int(CS_SPAWN_FD_PIDFD)], stdin: fds[Int(CS_SPAWN_FD_STDIN)],
                        stdout: fds[Int(CS_SPAWN_FD_STDOUT)], stderr: fds[Int(CS_SPAWN_FD_STDERR)],
-                       control: fds[Int(CS_SPAWN_FD_CONTROL)], report: fds[Int(CS_SPAWN_FD_REPORT)])
+                       control: fds[Int(CS_SPAWN_FD_CONTROL)], report: fds[Int(CS_SPAWN_FD_REPORT)],
+                       bornInCgroup: reply.flags & UInt32(CS_SPAWNED_IN_CGROUP) != 0,
+                       intoCgroupErrno: reply.into_cgroup_err)
     }
 
     /// The running spawner, waiting for a restart if need be.
@@ -185,6 +201,7 @@ final class Spawner: @unchecked Sendable {
                 continue
             case .success(let started):
                 spawner = started
+                onStart(started.pid)
             }
             condition.lock()
             if stopping {
