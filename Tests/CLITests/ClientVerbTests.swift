@@ -278,6 +278,17 @@ struct ClientVerbTests {
         #expect(withFiles.status == 0 && withFiles.stdout == "x,y\nfrom the job\n", "\(withFiles)")
         #expect(try server.confine(["job", "create", "reads", "--type", "python", "--file", reader, "--input", "\(data):in/data.csv",
                                     "--input", extra]).status == 0)
+        // job create --file: the script (the first without :PATH), then input files LOCAL[:PATH].
+        let created = try server.confine(["job", "create", "reads2", "--type", "python", "--file", reader, "--file", "\(data):in/data.csv",
+                                          "--file", "\(extra):extra.txt"])
+        #expect(created.status == 0, "\(created)")
+        let viaFile = try server.confine(["exec", "run", "reads2", "--wait"])
+        #expect(viaFile.status == 0 && viaFile.stdout == "x,y\nfrom the job\n", "\(viaFile)")
+        // job update --file LOCAL:PATH replaces the input files, not the script.
+        let extra2 = try server.file("extra2.txt", "updated\n")
+        #expect(try server.confine(["job", "update", "reads2", "--file", "\(data):in/data.csv", "--file", "\(extra2):extra.txt"]).status == 0)
+        let updated = try server.confine(["exec", "run", "reads2", "--wait"])
+        #expect(updated.status == 0 && updated.stdout == "x,y\nupdated\n", "\(updated)")
         let runOverride = try server.file("other.txt", "from the run\n")
         let jobRun = try server.confine(["exec", "run", "reads", "--wait", "--file", "\(runOverride):extra.txt"])
         #expect(jobRun.status == 0 && jobRun.stdout == "x,y\nfrom the run\n", "\(jobRun)")

@@ -58,7 +58,7 @@ struct JobCommand: AsyncParsableCommand {
         var inputs: [String] = []
 
         func validate() throws {
-            if script.file == nil && script.script == nil { throw ValidationError("give the script with --file PATH or --script TEXT") }
+            if !script.isGiven { throw ValidationError("give the script with --file PATH or --script TEXT") }
         }
 
         func run() async throws {
@@ -70,7 +70,9 @@ struct JobCommand: AsyncParsableCommand {
                 if !arguments.isEmpty { body.arguments = arguments }
                 if !environment.isEmpty { body.environment = try parsePairs(environment, flag: "--env") }
                 if !secrets.isEmpty { body.secret_environment = try await secretValues(secrets) }
-                if !inputs.isEmpty { body.files = try await readInputFiles(inputs, flag: "--input") }
+                if !inputs.isEmpty || !script.inputFiles.isEmpty {
+                    body.files = try await readInputFiles(script.inputFiles, flag: "--file") + readInputFiles(inputs, flag: "--input")
+                }
                 let (job, response) = try await client.fetch(WireJob.self, "POST", "/jobs", json: encodeBody(body))
                 if options.json { printJSON(response) } else { print("job \(job.id) \(job.name) created") }
             }
@@ -158,7 +160,7 @@ struct JobCommand: AsyncParsableCommand {
         var inputs: [String] = []
 
         func validate() throws {
-            if name == nil, scriptType == nil, script.file == nil, script.script == nil, policy == nil, limits.isEmpty,
+            if name == nil, scriptType == nil, !script.isGiven, script.inputFiles.isEmpty, policy == nil, limits.isEmpty,
                concurrency == nil, arguments.isEmpty, environment.isEmpty, inputs.isEmpty {
                 throw ValidationError("nothing to change: give --name, --type, --file, --script, --policy, --limit, --concurrency, --arg, --env or --input")
             }
@@ -168,11 +170,13 @@ struct JobCommand: AsyncParsableCommand {
             let client = try options.makeClient()
             try await runClientVerb {
                 var body = WireJobBody(name: name, script_type: scriptType, policy: policy, concurrency: concurrency?.rawValue)
-                if script.file != nil || script.script != nil { body.script_content = try await script.content() }
+                if script.isGiven { body.script_content = try await script.content() }
                 if !limits.isEmpty { body.limits = try parsePairs(limits, flag: "--limit") }
                 if !arguments.isEmpty { body.arguments = arguments }
                 if !environment.isEmpty { body.environment = try parsePairs(environment, flag: "--env") }
-                if !inputs.isEmpty { body.files = try await readInputFiles(inputs, flag: "--input") }
+                if !inputs.isEmpty || !script.inputFiles.isEmpty {
+                    body.files = try await readInputFiles(script.inputFiles, flag: "--file") + readInputFiles(inputs, flag: "--input")
+                }
                 let (current, _) = try await client.job(job)
                 let (job, response) = try await client.fetch(WireJob.self, "PATCH", "/jobs/\(current.id)", json: encodeBody(body))
                 if options.json { printJSON(response) } else { print("job \(job.id) \(job.name) updated") }
@@ -225,20 +229,29 @@ struct JobCommand: AsyncParsableCommand {
 
 /// Where a job's script comes from: `--file PATH` (`-` for stdin) or `--script TEXT`.
 struct ScriptSource: ParsableArguments {
-    @Option(help: ArgumentHelp("A file holding the script ('-': read it from stdin).", valueName: "PATH"))
-    var file: String?
+    @Option(help: ArgumentHelp("The script's file ('-': read it from stdin); given again, or with --script: an input file LOCAL[:PATH] written in each run's working directory.", valueName: "PATH"))
+    var file: [String] = []
 
     @Option(help: ArgumentHelp("The script itself.", valueName: "TEXT"))
     var script: String?
 
-    func validate() throws {
-        if file != nil && script != nil { throw ValidationError("give --file or --script, not both") }
-    }
+    /// Which --file is the script: the first without a `:PATH`, unless --script gives the script.
+    private var scriptIndex: Int? { script == nil ? file.firstIndex { !$0.contains(":") } : nil }
+
+    /// The file holding the script.
+    var scriptFile: String? { scriptIndex.map { file[$0] } }
+
+    /// The --file flags that are input files: every LOCAL:PATH, and with --script (or after the
+    /// script's) every other.
+    var inputFiles: [String] { file.indices.filter { $0 != scriptIndex }.map { file[$0] } }
+
+    /// Whether the script itself is given.
+    var isGiven: Bool { script != nil || scriptIndex != nil }
 
     /// The script's text (a file must be UTF-8: the API carries scripts as JSON strings).
     func content() async throws(ClientError) -> String {
         if let script { return script }
-        guard let file else { return "" }
+        guard let file = scriptFile else { return "" }
         let data = try await readInput(file, flag: "--file")
         guard let text = String(data: data, encoding: .utf8) else { throw .input("--file \(file): the script is not UTF-8 text") }
         return text
