@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # After the test suite: nothing of any run may survive it — no sandboxed process (they run as
-# the unprivileged host uid 65534), no run cgroup, no mount made for a run.
+# host ids from the sandboxes' range, CONFINE_SANDBOX_ID_FIRST… (default 0x70000000, 65536 ids),
+# or as nobody 65534 in older builds), no run cgroup, no mount made for a run.
 set -u
 status=0
-procs=$(ps -u 65534 -o pid=,args= 2>/dev/null | grep -v '^\s*$' || true)
+first="${CONFINE_SANDBOX_ID_FIRST:-1879048192}"
+count="${CONFINE_SANDBOX_ID_COUNT:-65536}"
+procs=$(ps -e -o uid=,pid=,args= 2>/dev/null | awk -v f="$first" -v c="$count" '($1 >= f && $1 < f + c) || $1 == 65534' || true)
 if [ -n "$procs" ]; then
-  echo "leftover check: processes of uid 65534 survived the suite:" >&2
+  echo "leftover check: sandboxed processes (host ids $first… or 65534) survived the suite:" >&2
   echo "$procs" >&2
   status=1
 fi

@@ -78,6 +78,11 @@ func variants(payload: [String]) -> [Variant] {
         let args = [nsjail, "-Mo", "--quiet", "-R", "/usr", "-R", "/bin", "-R", "/lib", "-R", "/lib64", "--"] + payload
         list.append(Variant(name: "nsjail -Mo") { spawnAndWait(args) })
     }
+    // BENCH_VARIANTS=warm,cold: only the variants whose names hold one of these words (the
+    // baseline always runs: every ratio is against it).
+    if let only = ProcessInfo.processInfo.environment["BENCH_VARIANTS"]?.split(separator: ","), !only.isEmpty {
+        list = [list[0]] + list.dropFirst().filter { v in only.contains { v.name.lowercased().contains($0.lowercased()) } }
+    }
     return list
 }
 
@@ -90,8 +95,14 @@ func fmt(_ x: Double) -> String { String(format: "%7.3f", x) }
 
 print("Confine launch benchmark — \(rounds) interleaved rounds per mode; medians in ms")
 print("(ratio: against bare fork+exec measured in the same rounds)")
-for payload in [["/bin/true"], ["/bin/bash", "-c", "true"]] {
-    for (mode, gapMs) in [("back to back", 0), ("spaced 20 ms", 20)] {
+let payloads = [["/bin/true"], ["/bin/bash", "-c", "true"]].filter { payload in
+    (ProcessInfo.processInfo.environment["BENCH_PAYLOAD"]).map { payload[0].hasSuffix($0) } ?? true
+}
+let modes = [("back to back", 0), ("spaced 20 ms", 20)].filter { mode in
+    (ProcessInfo.processInfo.environment["BENCH_GAP_MS"]).map { $0 == String(mode.1) } ?? true
+}
+for payload in payloads {
+    for (mode, gapMs) in modes {
         let list = variants(payload: payload)
         var samples = Array(repeating: [Double](), count: list.count)
         for _ in 0..<3 { for v in list { _ = try await v.run() } }  // warm-up
@@ -110,7 +121,7 @@ for payload in [["/bin/true"], ["/bin/bash", "-c", "true"]] {
     }
 }
 let engineCount = Int(ProcessInfo.processInfo.environment["BENCH_EXECUTIONS"] ?? "") ?? 1000
-try await EngineBench.run(count: engineCount, policies: try PolicySet.load(directory: policiesDir))
+if engineCount > 0 { try await EngineBench.run(count: engineCount, policies: try PolicySet.load(directory: policiesDir)) }
 
 if which("bwrap") == nil { print("\n(bwrap not installed: `apt-get install bubblewrap` to compare)") }
 if which("nsjail") == nil { print("(nsjail not installed: not in Debian 12's archive; build it to compare)") }

@@ -71,12 +71,13 @@ struct ConfigurationValue {
         return text
     }
 
-    /// The spawner's host uid: unprivileged, and not the uid sandboxed programs run as on the
-    /// host (`hostUID`), since the spawner owns their user namespaces.
-    func spawnerUID(hostUID: UInt32) throws(ConfigurationError) -> UInt32 {
+    /// The spawner's host uid or gid: unprivileged, and none of the ids sandboxed programs run
+    /// as on the host (`sandboxIDs`), since the spawner owns their user namespaces. (The
+    /// `Sandbox` checks the pair again once every key is read.)
+    func spawnerID(outside sandboxIDs: ClosedRange<UInt32>) throws(ConfigurationError) -> UInt32 {
         let id = UInt32(try count(1...4_294_967_294))
-        guard id != hostUID else {
-            throw failure("must differ from the uid sandboxed programs run as on the host (\(hostUID)): the spawner owns their user namespaces")
+        guard !sandboxIDs.contains(id), id != SandboxConfiguration.overflowID else {
+            throw failure(SandboxConfiguration.spawnerIDRule(sandboxIDs))
         }
         return id
     }

@@ -96,8 +96,11 @@ public struct ServerConfiguration: Sendable {
         ("sandbox_cpu_weight", "CONFINE_SANDBOX_CPU_WEIGHT", "CPU weight of all sandboxes together, 1-10000 (default 25; the server is 100)"),
         ("spawner_path", "CONFINE_SPAWNER", "the confine-spawner executable sandboxes are born from (default: beside confine)"),
         ("spawner_uid", "CONFINE_SPAWNER_UID",
-         "unprivileged host uid the spawner runs as, owner of every sandbox's user namespace (default 65533; not 0, not the sandbox uid 65534)"),
-        ("spawner_gid", "CONFINE_SPAWNER_GID", "host gid the spawner runs as (default 65533; not 0)"),
+         "unprivileged host uid the spawner runs as, owner of every sandbox's user namespace (default 65533; not 0, not a sandbox id)"),
+        ("spawner_gid", "CONFINE_SPAWNER_GID", "host gid the spawner runs as (default 65533; not 0, not a sandbox id)"),
+        ("sandbox_id_first", "CONFINE_SANDBOX_ID_FIRST",
+         "first host uid/gid sandboxes' root maps to, one of its own per live sandbox (default 1879048192 = 0x70000000)"),
+        ("sandbox_id_count", "CONFINE_SANDBOX_ID_COUNT", "how many host ids sandboxes may take, at most one per live sandbox (default 65536)"),
         ("public_routes", "CONFINE_PUBLIC_ROUTES", "routes open without a token besides /health: ready, metrics, docs, openapi (default none)"),
         ("admin_token_file", "CONFINE_ADMIN_TOKEN_FILE", "where the first admin token is written (default admin.token beside the database)"),
         ("secrets_key", "CONFINE_SECRETS_KEY", "base64 of 32 bytes sealing secret environment values (default: secrets_key_file)"),
@@ -245,8 +248,10 @@ public struct ServerConfiguration: Sendable {
         case "max_connections_per_client": maxConnectionsPerClient = try value.count(1...1_000_000)
         case "sandbox_cpu_weight": sandbox.groupCPUWeight = try value.count(1...10_000)
         case "spawner_path": sandbox.spawnerPath = try value.absolutePath("an absolute path to confine-spawner")
-        case "spawner_uid": sandbox.spawnerUID = try value.spawnerUID(hostUID: sandbox.hostUID)
-        case "spawner_gid": sandbox.spawnerGID = UInt32(try value.count(1...4_294_967_294))
+        case "spawner_uid": sandbox.spawnerUID = try value.spawnerID(outside: sandbox.hostIDs)
+        case "spawner_gid": sandbox.spawnerGID = try value.spawnerID(outside: sandbox.hostIDs)
+        case "sandbox_id_first": sandbox.hostIDFirst = UInt32(try value.count(1...4_294_967_294))
+        case "sandbox_id_count": sandbox.hostIDCount = UInt32(try value.count(1...16_777_216))
         case "allow_weaker": allowWeaker = try value.waivableIsolation()
         case "log_level": logLevel = try value.choice(["trace", "debug", "info", "notice", "warning", "error", "critical"])
         case "log_format": logFormat = try value.choice(["json", "text", "auto"], wording: "json, text or auto")

@@ -116,6 +116,8 @@ const char *cs_stage_name(int stage) {
     case CS_STAGE_EXECVE: return "execve";
     case CS_STAGE_USER_LIMIT: return "set kernel object ceiling";
     case CS_STAGE_SETSID: return "setsid";
+    case CS_STAGE_RUN_AREA: return "map the run's shared memory";
+    case CS_STAGE_START_PROGRAM: return "start the program";
     case CS_STAGE_SPAWNER_REQUEST: return "spawner: read the request";
     case CS_STAGE_SPAWNER_PIPES: return "spawner: make pipes";
     case CS_STAGE_SPAWNER_PRIVILEGES: return "spawner: drop privileges";

@@ -25,6 +25,9 @@ import GRDB
 public final class SQLiteStore: ExecutionStore {
     /// The database file.
     public let path: String
+    /// Why the database's folder was left open to others (a shared folder), or nil when it is
+    /// private: the server says it once at start.
+    public let folderNote: String?
     let pool: DatabasePool
     /// Room held back for finishing running executions when the disk fills.
     let reserve: DiskReserve
@@ -61,7 +64,7 @@ public final class SQLiteStore: ExecutionStore {
             throw StoreError.invalid("unknown schema version \"\(version)\" (known: \(Migrations.versions.joined(separator: ", ")))")
         }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        try Self.makePrivate(path: path, folder: folder)
+        folderNote = try Self.makePrivate(path: path, folder: folder)
         var configuration = Configuration()
         configuration.label = "confine-store"
         configuration.foreignKeysEnabled = true

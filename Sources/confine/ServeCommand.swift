@@ -72,7 +72,7 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.policies = PolicyDirectory.locate()
         }
         let policySet = try Self.loadPolicies(configuration)
-        let store = try Self.openStore(configuration)
+        let store = try Self.openStore(configuration, logger: logger)
         try Self.adaptIsolation(&configuration, logger: logger)
         let secrets = try Self.loadSecrets(configuration)
         configuration.engine.openSecret = { sealed in try secrets.open(sealed) }

@@ -59,9 +59,11 @@ extension ServeCommand {
     }
 
     /// The database, opened and migrated.
-    static func openStore(_ configuration: ServerConfiguration) throws(ServeFailure) -> SQLiteStore {
+    static func openStore(_ configuration: ServerConfiguration, logger: Logger) throws(ServeFailure) -> SQLiteStore {
         do {
-            return try SQLiteStore(path: configuration.database, reserveBytes: configuration.diskReserveBytes)
+            let store = try SQLiteStore(path: configuration.database, reserveBytes: configuration.diskReserveBytes)
+            if let note = store.folderNote { logger.warning("\(note)") }
+            return store
         } catch {
             throw ServeFailure(code: 74, message: "database: \(error)")
         }

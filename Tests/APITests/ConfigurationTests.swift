@@ -101,4 +101,30 @@ struct ConfigurationTests {
         #expect(try refusal("workers: 2", env: ["CONFINE_QUEUE_LIMIT": "-1"]).contains("CONFINE_QUEUE_LIMIT: expected a whole number"))
         #expect(try refusal("{{").contains("not valid YAML"))
     }
+
+    @Test("Sandbox ids: a range of host ids from the file or the environment; the spawner's ids must lie outside it and differ from nobody")
+    func sandboxIDs() throws {
+        func load(_ yaml: String, env: [String: String] = [:]) throws -> ServerConfiguration {
+            try withFile(yaml) { path in try ServerConfiguration.load(file: path, environment: env) }
+        }
+        func refusal(_ yaml: String, env: [String: String] = [:]) -> String {
+            do {
+                _ = try load(yaml, env: env)
+                return "accepted"
+            } catch {
+                return "\(error)"
+            }
+        }
+        let defaults = try load("workers: 1")
+        #expect(defaults.sandbox.hostIDs == 0x7000_0000...(0x7000_0000 + 65_535))
+        let c = try load("sandbox_id_first: 200000\nsandbox_id_count: 1000", env: ["CONFINE_SANDBOX_ID_COUNT": "50"])
+        #expect(c.sandbox.hostIDs == 200_000...200_049)
+        #expect(refusal("sandbox_id_first: 0").contains("sandbox_id_first: expected a whole number from 1"))
+        #expect(refusal("sandbox_id_count: 0").contains("sandbox_id_count:"))
+        let inside = refusal("spawner_uid: \(0x7000_0000 + 5)")
+        #expect(inside.contains("spawner_uid:") && inside.contains("must differ from the ids sandboxed programs run as"), "\(inside)")
+        #expect(refusal("spawner_gid: 65534").contains("spawner_gid:"))
+        #expect(refusal("spawner_uid: 65534").contains("nobody"))
+    }
 }
+

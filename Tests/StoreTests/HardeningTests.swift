@@ -88,4 +88,39 @@ struct StoreHardeningTests {
             #expect(stat(path, &info) == 0 && info.st_mode & 0o777 == 0o600)
         }
     }
+
+    @Test("An existing folder open to others is narrowed to 0700 when it holds only Confine's files; a shared one is left, and the store says why")
+    func narrowsOwnFolderOnly() async throws {
+        func mode(_ p: String) -> mode_t? {
+            var info = stat()
+            return stat(p, &info) == 0 ? info.st_mode & 0o7777 : nil
+        }
+        try await withTemporaryFolder { folder in
+            let own = folder.appendingPathComponent("own").path, shared = folder.appendingPathComponent("shared").path
+            let sticky = folder.appendingPathComponent("sticky").path
+            for dir in [own, shared, sticky] { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+            // Confine's own folder, made 0755 by an older version or a umask.
+            _ = try SQLiteStore(path: own + "/confine.sqlite")
+            FileManager.default.createFile(atPath: own + "/admin.token", contents: Data())
+            chmod(own, 0o755)
+            let reopened = try SQLiteStore(path: own + "/confine.sqlite")
+            #expect(mode(own) == 0o700)
+            #expect(reopened.folderNote == nil)
+
+            // A folder shared with something else keeps its mode; the store says which and why.
+            FileManager.default.createFile(atPath: shared + "/other-service.conf", contents: Data())
+            chmod(shared, 0o755)
+            let inShared = try SQLiteStore(path: shared + "/confine.sqlite")
+            #expect(mode(shared) == 0o755)
+            let note = try #require(inShared.folderNote)
+            #expect(note.contains(shared) && note.contains("other-service.conf") && note.contains("0600"), "\(note)")
+            #expect(mode(shared + "/confine.sqlite") == 0o600)
+
+            // A sticky shared folder (as /tmp) is never narrowed, even when it holds only the database.
+            chmod(sticky, 0o1777)
+            let inSticky = try SQLiteStore(path: sticky + "/confine.sqlite")
+            #expect(mode(sticky) == 0o1777)
+            #expect(inSticky.folderNote?.contains("sticky") == true)
+        }
+    }
 }

@@ -100,6 +100,8 @@ enum cs_stage {
     CS_STAGE_EXECVE,
     CS_STAGE_USER_LIMIT,   /* index = kernel object ceiling (cs_user_limit) */
     CS_STAGE_SETSID,
+    CS_STAGE_RUN_AREA,     /* the memory init shares with the waiting program */
+    CS_STAGE_START_PROGRAM,/* telling the waiting program to go */
     /* Stages of the spawner itself (before clone, or while starting). */
     CS_STAGE_SPAWNER_REQUEST,   /* a malformed or oversized spawn request */
     CS_STAGE_SPAWNER_PIPES,     /* pipe2/socketpair for the new init */
@@ -185,7 +187,7 @@ typedef struct cs_run_header {
 /* ------------------------------------------------------------ the spawner's protocol */
 
 #define CS_SPAWNER_MAGIC 0x43535057u   /* "CSPW" */
-#define CS_SPAWNER_VERSION 1u
+#define CS_SPAWNER_VERSION 2u
 /* The largest spawn request (header, mounts, seccomp program, strings). */
 #define CS_SPAWN_MAX_REQUEST (192 * 1024)
 #define CS_SPAWN_MAX_MOUNTS 512
@@ -220,6 +222,9 @@ typedef struct cs_wire_mount {
 enum {
     CS_SPAWN_LOOPBACK_UP = 1,    /* bring `lo` up in the new network namespace */
     CS_SPAWN_UNSHARE_CGROUP = 2, /* unshare(CLONE_NEWCGROUP) once placed in the run's cgroup */
+    CS_SPAWN_SECCOMP_EARLY = 4,  /* the filter permits what the waiting program calls after it
+                                  * (read, write, prlimit64, execve, exit_group): the program
+                                  * loads it while the sandbox waits for its run */
 };
 
 /* One spawn request: this header, then n_mounts cs_wire_mount, then seccomp_len sock_filter

@@ -87,15 +87,30 @@ final class CgroupV1Run: RunCgroup, @unchecked Sendable {
     /// The limits written last: a claimed warm sandbox with the same limits needs no writes.
     private var applied: CgroupLimits?
 
+    /// The files of every launch and every watch loop, kept open while the cgroup lives
+    /// (reused runs included), by path.
+    private var kept: [String: KeptCgroupFile] = [:]
+
     init(dirs: [String: String], owner: CgroupV1?) {
         self.dirs = dirs
         self.owner = owner
     }
 
-    private var rawOOMKills: Int {
-        Int(CgroupFile.readKey(dirs["memory"]! + "/memory.oom_control", "oom_kill") ?? 0)
+    private func kept(_ controller: String, _ name: String, writable: Bool = false) -> KeptCgroupFile {
+        let path = dirs[controller]! + "/" + name
+        if let file = kept[path] { return file }
+        let file = KeptCgroupFile(path, writable: writable)
+        kept[path] = file
+        return file
     }
-    private var rawCPU: UInt64? { CgroupFile.readUInt(dirs["cpuacct"]! + "/cpuacct.usage") }
+    private var cpuUsage: KeptCgroupFile { kept("cpuacct", "cpuacct.usage", writable: true) }
+    private var memoryMaxUsage: KeptCgroupFile { kept("memory", "memory.max_usage_in_bytes", writable: true) }
+    private var tcpMaxUsage: KeptCgroupFile { kept("memory", "memory.kmem.tcp.max_usage_in_bytes", writable: true) }
+    private var oomControl: KeptCgroupFile { kept("memory", "memory.oom_control") }
+    private var procs: KeptCgroupFile { kept("pids", "cgroup.procs") }
+
+    private var rawOOMKills: Int { Int(oomControl.readKey("oom_kill") ?? 0) }
+    private var rawCPU: UInt64? { cpuUsage.readUInt() }
 
     func join(pid: pid_t) throws(CgroupError) {
         for dir in Set(dirs.values).sorted() {
@@ -143,9 +158,9 @@ final class CgroupV1Run: RunCgroup, @unchecked Sendable {
 
     func startCounting() {
         // Writing 0 resets max_usage to the current usage, and cpuacct.usage to zero.
-        try? CgroupFile.write(dirs["memory"]! + "/memory.max_usage_in_bytes", "0")
-        try? CgroupFile.write(dirs["memory"]! + "/memory.kmem.tcp.max_usage_in_bytes", "0")
-        if (try? CgroupFile.write(dirs["cpuacct"]! + "/cpuacct.usage", "0")) != nil { cpuBase = 0 } else { cpuBase = rawCPU ?? 0 }
+        try? memoryMaxUsage.write("0")
+        try? tcpMaxUsage.write("0")
+        if (try? cpuUsage.write("0")) != nil { cpuBase = 0 } else { cpuBase = rawCPU ?? 0 }
         oomBase = rawOOMKills
     }
 
@@ -158,16 +173,15 @@ final class CgroupV1Run: RunCgroup, @unchecked Sendable {
 
     /// The memory peak, socket buffers included (v1 counts them apart from the rest).
     func memoryPeak() -> UInt64? {
-        let memory = dirs["memory"]!
-        guard let peak = CgroupFile.readUInt(memory + "/memory.max_usage_in_bytes") else { return nil }
-        return peak + (CgroupFile.readUInt(memory + "/memory.kmem.tcp.max_usage_in_bytes") ?? 0)
+        guard let peak = memoryMaxUsage.readUInt() else { return nil }
+        return peak + (tcpMaxUsage.readUInt() ?? 0)
     }
 
     func cpuUsageNs() -> UInt64? { rawCPU.map { $0 >= cpuBase ? $0 - cpuBase : 0 } }
 
     func finish() throws(CgroupError) {
         killAll()
-        guard let owner, CgroupFile.pids(dirs["pids"]! + "/cgroup.procs").isEmpty else { return try destroy() }
+        guard let owner, procs.pids().isEmpty else { return try destroy() }
         // Page cache the run read stays charged here: hand it to the parent, so that the next
         // run's usage and peak start from nothing.
         let memory = dirs["memory"]!
@@ -177,7 +191,7 @@ final class CgroupV1Run: RunCgroup, @unchecked Sendable {
         try owner.recycle(self)
     }
 
-    func processes() -> [pid_t] { CgroupFile.pids(dirs["pids"]! + "/cgroup.procs") }
+    func processes() -> [pid_t] { procs.pids() }
 
     /// cgroup v1 has no CLONE_INTO_CGROUP: the child is moved with `join(pid:)`.
     func openDirectory() throws(CgroupError) -> Int32? { nil }
@@ -185,6 +199,8 @@ final class CgroupV1Run: RunCgroup, @unchecked Sendable {
     func killAll() { CgroupFile.killAll(dirs["pids"]! + "/cgroup.procs") }
 
     func destroy() throws(CgroupError) {
+        kept.values.forEach { $0.close() }
+        kept = [:]
         killAll()
         var firstError: CgroupError?
         for dir in Set(dirs.values).sorted() {

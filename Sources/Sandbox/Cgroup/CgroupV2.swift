@@ -66,12 +66,20 @@ final class CgroupV2Run: RunCgroup, @unchecked Sendable {
     /// The limits written last: a claimed warm sandbox with the same limits needs no writes.
     private var applied: CgroupLimits?
 
-    init(dir: String) { self.dir = dir }
+    /// The files of every launch and every watch loop, kept open while the cgroup lives.
+    private let memoryEvents, cpuStat, procs: KeptCgroupFile
+
+    init(dir: String) {
+        self.dir = dir
+        memoryEvents = KeptCgroupFile(dir + "/memory.events")
+        cpuStat = KeptCgroupFile(dir + "/cpu.stat")
+        procs = KeptCgroupFile(dir + "/cgroup.procs")
+    }
 
     deinit { closePeak() }
 
-    private var rawOOMKills: Int { Int(CgroupFile.readKey(dir + "/memory.events", "oom_kill") ?? 0) }
-    private var rawCPU: UInt64? { CgroupFile.readKey(dir + "/cpu.stat", "usage_usec").map { $0 * 1000 } }
+    private var rawOOMKills: Int { Int(memoryEvents.readKey("oom_kill") ?? 0) }
+    private var rawCPU: UInt64? { cpuStat.readKey("usage_usec").map { $0 * 1000 } }
 
     func join(pid: pid_t) throws(CgroupError) {
         try CgroupFile.write(dir + "/cgroup.procs", String(pid))
@@ -138,7 +146,7 @@ final class CgroupV2Run: RunCgroup, @unchecked Sendable {
 
     func finish() throws(CgroupError) { try destroy() }
 
-    func processes() -> [pid_t] { CgroupFile.pids(dir + "/cgroup.procs") }
+    func processes() -> [pid_t] { procs.pids() }
 
     /// cgroup.kill (Linux 5.14+) kills the whole tree at once, forks in flight included; older
     /// kernels get SIGKILL pid by pid until the cgroup is empty.
@@ -153,8 +161,10 @@ final class CgroupV2Run: RunCgroup, @unchecked Sendable {
 
     func destroy() throws(CgroupError) {
         closePeak()
+        defer { for file in [memoryEvents, cpuStat, procs] { file.close() } }
         if !CgroupFile.exists(dir) { return }
         killAll()
+        for file in [memoryEvents, cpuStat, procs] { file.close() }
         try CgroupFile.removeDirectory(dir, procsFile: dir + "/cgroup.procs")
     }
 }

@@ -22,6 +22,11 @@ final class LaunchPlan: Sendable {
             flags |= CS_CLONE_NEWNET
             options |= Int32(CS_SPAWN_LOOPBACK_UP)
         }
+        // The program's process loads its filter while the sandbox waits, when the filter lets
+        // through what it calls after that (else once the run is there, before execve).
+        if seccomp != nil && SeccompProgram.permitsWaitingProgram(image.seccomp) {
+            options |= Int32(CS_SPAWN_SECCOMP_EARLY)
+        }
         header.clone_flags = UInt32(flags)
         header.options = UInt32(options)
         header.base_dir = strings.add(image.scratchMountPoint)

@@ -1,7 +1,7 @@
 import CSandbox
 import Glibc
 
-/// Launches one run and watches it to the end, on the dedicated thread it was started on:
+/// Launches one run and watches it to the end, on the supervisor thread it was started on:
 /// feeds stdin, captures and counts output, enforces the wall and CPU deadlines, reads the
 /// child's reports, reaps it, and removes its cgroup. Confined to that one thread.
 final class RunSupervisor: @unchecked Sendable {
@@ -33,6 +33,7 @@ final class RunSupervisor: @unchecked Sendable {
         sandbox.housekeeping.add(1, ordering: .sequentiallyConsistent)
         defer { sandbox.housekeeping.subtract(1, ordering: .sequentiallyConsistent) }
         handle.finish(execute())
+        sandbox.pool?.refill()
         guard let process = spent else { return }
         _ = process.wait()
         process.closeDescriptors()
@@ -125,7 +126,7 @@ final class RunSupervisor: @unchecked Sendable {
         }
         let cold = try SandboxProcess.spawn(plan: plan, spawner: sandbox.spawner, cgroups: sandbox.cgroups,
                                             cgroupName: sandbox.nextRunName(), limits: limits,
-                                            configuration: sandbox.configuration)
+                                            hostIDs: sandbox.hostIDs)
         cold.cgroup?.startCounting()
         return (cold, message.send(over: cold.control))
     }

@@ -6,8 +6,8 @@ import Synchronization
 /// Runs programs in isolated processes: fresh namespaces, a read-only root built per run,
 /// cgroup and rlimit limits, no capabilities, a seccomp filter and a wall-clock deadline.
 ///
-/// Each run is supervised on a dedicated thread of its own (never on Swift's cooperative
-/// pool). When its result is published, no process, mount or file of the run is left; its
+/// Each run is supervised on a thread it has to itself until the run ends (`SupervisorThreads`,
+/// never Swift's cooperative pool). When its result is published, no process, mount or file of the run is left; its
 /// emptied cgroup is recycled for a later run (cgroup v1) or removed right after.
 ///
 /// Sandboxes are born from a spawner (`confine-spawner`) that the `Sandbox` starts by exec:
@@ -29,15 +29,28 @@ public final class Sandbox: Sendable {
     let housekeeping = Atomic<Int>(0)
     /// Where every init comes from.
     let spawner: Spawner
+    /// The host ids live sandboxes hold, one each.
+    let hostIDs: HostIDs
+
+    /// How many host ids live sandboxes (running or warm) hold now.
+    public var hostIDsHeld: Int { hostIDs.held }
 
     public init(configuration: SandboxConfiguration = SandboxConfiguration()) throws(SandboxError) {
         self.configuration = configuration
         if configuration.spawnerUID == 0 || configuration.spawnerGID == 0 {
             throw .configuration("spawner_uid and spawner_gid must name an unprivileged user and group, not root (0)")
         }
-        if configuration.spawnerUID == configuration.hostUID {
-            throw .configuration("spawner_uid (\(configuration.spawnerUID)) must differ from the uid sandboxed programs run as on the host (\(configuration.hostUID))")
+        if configuration.hostIDCount == 0 || UInt64(configuration.hostIDFirst) + UInt64(configuration.hostIDCount) > 4_294_967_295 {
+            throw .configuration("sandbox_id_first (\(configuration.hostIDFirst)) and sandbox_id_count (\(configuration.hostIDCount)) must name at least one id, all below 4294967295")
         }
+        if configuration.hostIDs.contains(0) {
+            throw .configuration("sandbox_id_first must be above 0: sandboxes never run as host root")
+        }
+        for (key, id) in [("spawner_uid", configuration.spawnerUID), ("spawner_gid", configuration.spawnerGID)]
+        where configuration.hostIDs.contains(id) || id == SandboxConfiguration.overflowID {
+            throw .configuration("\(key) (\(id)) \(SandboxConfiguration.spawnerIDRule(configuration.hostIDs))")
+        }
+        hostIDs = HostIDs(first: configuration.hostIDFirst, count: configuration.hostIDCount)
         // A program that closes its stdin early must not kill the server with SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
         switch configuration.cgroups {
@@ -57,10 +70,10 @@ public final class Sandbox: Sendable {
             throw .spawner(error)
         }
         if configuration.warmPoolSize > 0 {
-            let (cgroups, names, spawner) = (cgroups, names, spawner)
+            let (cgroups, names, spawner, hostIDs) = (cgroups, names, spawner, hostIDs)
             pool = WarmPool(size: configuration.warmPoolSize, maxImages: configuration.warmPoolImages) { plan, limits throws(LaunchError) in
                 try SandboxProcess.spawn(plan: plan, spawner: spawner, cgroups: cgroups, cgroupName: names.next(),
-                                         limits: limits, configuration: configuration)
+                                         limits: limits, hostIDs: hostIDs)
             }
         } else {
             pool = nil
@@ -168,10 +181,7 @@ public final class Sandbox: Sendable {
     private func launch(_ work: RunSupervisor.SupervisedRun) -> RunHandle {
         let handle = RunHandle()
         let supervisor = RunSupervisor(sandbox: self, work: work, handle: handle)
-        let thread = Thread { supervisor.run() }
-        thread.name = "confine-run"
-        thread.stackSize = 1 << 20
-        thread.start()
+        SupervisorThreads.shared.run { supervisor.run() }
         return handle
     }
 

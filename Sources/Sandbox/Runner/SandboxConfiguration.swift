@@ -2,12 +2,29 @@ import Glibc
 
 /// Host-side settings of a `Sandbox`, the same for every run (policies hold the per-run ones).
 public struct SandboxConfiguration: Sendable {
-    /// The unprivileged host uid and gid that the sandbox's root maps to (never host root).
-    public var hostUID: UInt32 = 65534
-    public var hostGID: UInt32 = 65534
+    /// The unprivileged host ids that sandboxes' root maps to (never host root): each live
+    /// sandbox has one of its own, as uid and as gid, from `hostIDFirst` on (`hostIDCount` of
+    /// them), so that per-user kernel counters (pipe buffers, epoll watches, processes) are
+    /// per sandbox (`HostIDs`). The default range, 0x70000000 and up, lies above the ranges
+    /// systemd and /etc/subuid conventionally hand out (users, containers).
+    public var hostIDFirst: UInt32 = SandboxConfiguration.defaultHostIDFirst
+    public var hostIDCount: UInt32 = 65_536
+    public static let defaultHostIDFirst: UInt32 = 0x7000_0000
+    /// "nobody", the kernel's overflow id (what an unmapped id shows as in a user namespace),
+    /// shared with other daemons: never the spawner's.
+    public static let overflowID: UInt32 = 65534
+
+    /// Why an id cannot be the spawner's.
+    public static func spawnerIDRule(_ sandboxIDs: ClosedRange<UInt32>) -> String {
+        "must differ from the ids sandboxed programs run as on the host (\(sandboxIDs.lowerBound)…\(sandboxIDs.upperBound)), "
+            + "since the spawner owns their user namespaces, and from \(overflowID) (nobody, the kernel's overflow id)"
+    }
+
+    /// The host ids of sandboxes, as a range.
+    public var hostIDs: ClosedRange<UInt32> { hostIDFirst...(hostIDFirst + (max(1, hostIDCount) - 1)) }
     /// The unprivileged host uid and gid the spawner runs as: the owner of every sandbox's user
     /// namespace, so that the per-user kernel objects sandboxes hold are charged to it and
-    /// never to host root. Must differ from `hostUID` (and be neither root nor the server's).
+    /// never to host root. Must lie outside `hostIDs` (and be neither root nor the server's).
     public var spawnerUID: UInt32 = 65533
     public var spawnerGID: UInt32 = 65533
     /// The `confine-spawner` executable: $CONFINE_SPAWNER when set, else beside the running

@@ -15,9 +15,15 @@ final class SandboxProcess: @unchecked Sendable {
     let stderr: Int32
     let control: Int32
     let report: Int32
+    /// The host uid and gid its root maps to, its own while it lives; given back once it is
+    /// reaped and its descriptors closed.
+    let hostID: UInt32
+    private let hostIDs: HostIDs
+    private var holdsHostID = true
 
     private init(pid: pid_t, pidfd: Int32, cgroup: (any RunCgroup)?, plan: LaunchPlan,
-                 stdin: Int32, stdout: Int32, stderr: Int32, control: Int32, report: Int32) {
+                 stdin: Int32, stdout: Int32, stderr: Int32, control: Int32, report: Int32,
+                 hostID: UInt32, hostIDs: HostIDs) {
         self.pid = pid
         self.pidfd = pidfd
         self.cgroup = cgroup
@@ -27,22 +33,31 @@ final class SandboxProcess: @unchecked Sendable {
         self.stderr = stderr
         self.control = control
         self.report = report
+        self.hostID = hostID
+        self.hostIDs = hostIDs
     }
 
     /// Creates the cgroup, has the spawner clone init into fresh namespaces (as our child), maps
     /// its ids, places it in the cgroup and lets it build the root. The run itself is sent
     /// later with `start(_:)`.
     static func spawn(plan: LaunchPlan, spawner: Spawner, cgroups: (any CgroupBackend)?, cgroupName: String,
-                      limits: Limits, configuration: SandboxConfiguration) throws(LaunchError) -> SandboxProcess {
+                      limits: Limits, hostIDs: HostIDs) throws(LaunchError) -> SandboxProcess {
+        guard let hostID = hostIDs.take() else {
+            throw LaunchError(stage: "take a host id for the sandbox",
+                              subject: "all \(hostIDs.count) ids from \(hostIDs.first) (sandbox_id_first, sandbox_id_count) are held by live sandboxes",
+                              errno: EAGAIN)
+        }
         var cgroup: (any RunCgroup)?
         if let cgroups {
             do { cgroup = try cgroups.create(name: cgroupName, limits: CgroupLimits(limits)) } catch {
+                hostIDs.give(hostID)
                 throw LaunchError(stage: "cgroup: \(error.operation)", subject: error.path, errno: error.errno)
             }
         }
         let spawned: Spawner.Spawned
         do { spawned = try spawner.spawn(plan) } catch {
             if let cgroup { try? cgroup.destroy() }
+            hostIDs.give(hostID)
             throw error
         }
         // Sending a large run waits for init to read it; never forever (a hung mount, say).
@@ -50,11 +65,11 @@ final class SandboxProcess: @unchecked Sendable {
         _ = setsockopt(spawned.control, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let process = SandboxProcess(pid: spawned.pid, pidfd: spawned.pidfd, cgroup: cgroup, plan: plan,
                                      stdin: spawned.stdin, stdout: spawned.stdout, stderr: spawned.stderr,
-                                     control: spawned.control, report: spawned.report)
+                                     control: spawned.control, report: spawned.report, hostID: hostID, hostIDs: hostIDs)
         // init is our child (CLONE_PARENT): its pid cannot be reused before we reap it.
-        for (file, id) in [("uid_map", configuration.hostUID), ("gid_map", configuration.hostGID)] {
+        for file in ["uid_map", "gid_map"] {
             let path = "/proc/\(spawned.pid)/\(file)"
-            if let err = FileWriter.write(path, "0 \(id) 1\n") {
+            if let err = FileWriter.write(path, "0 \(hostID) 1\n") {
                 process.discard()
                 throw LaunchError(stage: "write \(file)", subject: path, errno: err)
             }
@@ -98,11 +113,13 @@ final class SandboxProcess: @unchecked Sendable {
         return (status, usage)
     }
 
-    /// Closes the parent's descriptors.
+    /// Closes the parent's descriptors and gives the host id back (init is reaped by now).
     func closeDescriptors() {
         if stdin >= 0 { Glibc.close(stdin) }
         stdin = -1
         for fd in [stdout, stderr, control, report, pidfd] where fd >= 0 { Glibc.close(fd) }
+        if holdsHostID { hostIDs.give(hostID) }
+        holdsHostID = false
     }
 
     /// Kills, reaps and removes a sandbox that will not run anything.

@@ -38,7 +38,8 @@ final class WarmPool: @unchecked Sendable {
     }
 
     /// A ready sandbox for `image`, or nil (the caller then builds one itself). Either way the
-    /// image is kept warm from now on.
+    /// image is kept warm from now on: refilled once the caller says its run has ended
+    /// (`refill()`), so that building the next sandbox never competes with this run's launch.
     func take(_ image: SandboxImage, plan: LaunchPlan, limits: Limits) -> SandboxProcess? {
         condition.lock()
         clock += 1
@@ -54,10 +55,17 @@ final class WarmPool: @unchecked Sendable {
             entries[image] = Entry(plan: plan, limits: limits, lastUsed: clock)
             evictIfNeeded()
         }
-        condition.signal()
         condition.unlock()
         dead.forEach { $0.discard() }
         return taken
+    }
+
+    /// Wakes the refilling thread: a run has ended (its result is out), so the images it
+    /// drew from are topped up while nothing waits on the launch path.
+    func refill() {
+        condition.lock()
+        condition.signal()
+        condition.unlock()
     }
 
     /// Forgets the least recently used images beyond `maxImages`, killing their sandboxes.

@@ -110,6 +110,19 @@ public final class SeccompProgram: Sendable {
         return Set(base.filter { !denied.contains($0) && $0 != "clone3" && SyscallNames.isKnown($0) }).sorted()
     }
 
+    /// What the program's process calls once it has loaded its filter early, while the sandbox
+    /// waits for its run: `read` (init's word to go), `prlimit64` (the run's rlimits: glibc's
+    /// setrlimit), `execve`, and on a failure `write` (its report) and `exit_group`.
+    static let waitingProgramCalls = ["read", "write", "prlimit64", "execve", "exit_group"]
+
+    /// Whether the policy's filter permits every call of `waitingProgramCalls`, so that the
+    /// program may load it before its run is known (off the run's path). A policy that refuses
+    /// one of them has its filter loaded after the rlimits, right before execve.
+    public static func permitsWaitingProgram(_ policy: SeccompPolicy) -> Bool {
+        let permitted = Set(permittedSyscalls(policy))
+        return waitingProgramCalls.allSatisfy(permitted.contains)
+    }
+
     static let cache = Mutex<[SeccompPolicy: SeccompProgram]>([:])
 
     /// The program for a policy, compiled once and cached.

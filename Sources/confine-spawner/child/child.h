@@ -48,6 +48,7 @@ typedef struct cs_config {
     /* The program's seccomp filter (NULL = none). */
     const struct sock_filter *seccomp_filter;
     unsigned short seccomp_len;
+    int seccomp_early;       /* loaded while the program waits for its run (CS_SPAWN_SECCOMP_EARLY) */
 } cs_config;
 
 /* Where init keeps its descriptors, from its first instructions on. */
@@ -72,11 +73,23 @@ void cs_prepare_root(const cs_config *c);
 void cs_finish_root(const cs_config *c);
 int cs_loopback_up(void);
 
-/* program.c: the run as init received it (static memory of init). */
-extern cs_run_header cs_run;
-extern char **cs_argv, **cs_envp, **cs_exec_paths, **cs_file_targets;
+/* run.c: the run as init receives it, in memory shared with the program's process (made
+ * before the run is known, it reads what init received once init tells it to go). */
+typedef struct cs_run_area {
+    cs_run_header header;
+    char **argv, **envp, **exec_paths, **file_targets; /* lists in `pointers`, NULL-terminated */
+    char *pointers[CS_MAX_POINTERS];
+    char strings[CS_MAX_STRINGS_BYTES];
+} cs_run_area;
+extern cs_run_area *cs_run;
 extern int cs_file_fds[CS_MAX_FILES];
-pid_t cs_start_program(const cs_config *c);
+int cs_map_run_area(void);
+
+/* program.c: the program's process, made while the sandbox waits (pid 2). It arms itself
+ * (session, capabilities, no_new_privs, the filter when early) and waits on `go_fd` for
+ * one byte (init keeps `init_end`); then rlimits, the filter when not early, execve.
+ * Returns its pid or -1. */
+pid_t cs_prepare_program(const cs_config *c, int go_fd, int init_end);
 
 #define CS_PATH_MAX 4096
 

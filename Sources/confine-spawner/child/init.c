@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -68,23 +69,32 @@ int cs_init_main(void *arg) {
     int limit = 0;
     if (cs_write_user_limits(cs_no_namespaces, &limit) != 0) cs_fail(rep, CS_STAGE_USER_LIMIT, limit);
 
+    /* The program's process, made now and waiting for its run: it arms itself meanwhile. */
+    if (cs_map_run_area() != 0) cs_fail(rep, CS_STAGE_RUN_AREA, 0);
+    int start[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, start) != 0) cs_fail(rep, CS_STAGE_FORK_PROGRAM, 0);
+    pid_t program = cs_prepare_program(c, start[1], start[0]);
+    if (program < 0) cs_fail(rep, CS_STAGE_FORK_PROGRAM, 0);
+    /* Only the program (and what it starts) holds the stdio pipes now. */
+    close(start[1]);
+    close(0);
+    close(1);
+    close(2);
+
     /* Ready: everything above may have happened long before the run is known. */
     int received = cs_receive_run(ctl);
     if (received == 1) _exit(0);
     if (received != 0) cs_fail(rep, CS_STAGE_RECEIVE, 0);
-    for (uint32_t i = 0; i < cs_run.n_files; i++) {
+    for (uint32_t i = 0; i < cs_run->header.n_files; i++) {
         if (cs_place_file((int)i) != 0) cs_fail(rep, CS_STAGE_PLACE_FILE, (int)i);
     }
     cs_finish_root(c);
-    if (cs_write_user_limits(cs_run.user_limits, &limit) != 0) cs_fail(rep, CS_STAGE_USER_LIMIT, limit);
-
+    if (cs_write_user_limits(cs_run->header.user_limits, &limit) != 0) cs_fail(rep, CS_STAGE_USER_LIMIT, limit);
     close(ctl);
-    pid_t program = cs_start_program(c);
-    if (program < 0) cs_fail(rep, CS_STAGE_FORK_PROGRAM, 0);
-    /* Only the program (and what it starts) holds the stdio pipes now. */
-    close(0);
-    close(1);
-    close(2);
+    /* A program that has already failed (and reported why) is reaped below. */
+    if (send(start[0], "g", 1, MSG_NOSIGNAL) != 1 && errno != EPIPE && errno != ECONNRESET)
+        cs_fail(rep, CS_STAGE_START_PROGRAM, 0);
+    close(start[0]);
 
     for (;;) {
         int status;

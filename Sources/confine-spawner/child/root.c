@@ -192,7 +192,8 @@ void cs_prepare_root(const cs_config *c) {
         cs_fail(rep, CS_STAGE_PIVOT_ROOT, 0);
 }
 
-/* Phase 2 (after the run's files are placed): /dev and the root read-only, into the workdir. */
+/* Phase 2 (after the run's files are placed): /dev and the root read-only. (The program's
+ * process, made before, went into the workdir itself.) */
 void cs_finish_root(const cs_config *c) {
     int rep = CS_FD_REPORT;
     for (int i = 0; i < c->n_mounts; i++) {
@@ -202,5 +203,4 @@ void cs_finish_root(const cs_config *c) {
     }
     if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, c->root_options) != 0)
         cs_fail(rep, CS_STAGE_REMOUNT_ROOT, 0);
-    if (c->workdir && chdir(c->workdir) != 0) cs_fail(rep, CS_STAGE_WORKDIR, 0);
 }

@@ -1,27 +1,36 @@
 /* The run, as init receives it once its sandbox is ready (see child.h): argv, envp, rlimits,
- * kernel object ceilings and the delivered files, into init's own static memory. */
+ * kernel object ceilings and the delivered files, into memory init shares with the program's
+ * waiting process. */
 #define _GNU_SOURCE 1
 #include "child.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-cs_run_header cs_run;
-static char cs_strings[CS_MAX_STRINGS_BYTES];
-static char *cs_pointers[CS_MAX_POINTERS];
-char **cs_argv, **cs_envp, **cs_exec_paths, **cs_file_targets;
+cs_run_area *cs_run;
 int cs_file_fds[CS_MAX_FILES];
+
+/* Maps the shared run area (before the program's process is made, so that both see it; pages
+ * are touched only as the run fills them). 0, or -1 with errno. */
+int cs_map_run_area(void) {
+    void *area = mmap(NULL, sizeof(cs_run_area), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (area == MAP_FAILED) return -1;
+    cs_run = area;
+    return 0;
+}
 
 /* Receives the run: the header with the files' descriptors, then the strings, which are cut
  * into argv, envp, exec paths and file targets. Returns 0, 1 when the server closed the
  * socket without sending a run (a warm sandbox discarded), or -1 with errno. */
 int cs_receive_run(int sock) {
     char control[CMSG_SPACE(sizeof(int) * CS_MAX_FILES)];
-    struct iovec iov = {&cs_run, sizeof cs_run};
+    cs_run_header *h = &cs_run->header;
+    struct iovec iov = {h, sizeof *h};
     struct msghdr msg;
     memset(&msg, 0, sizeof msg);
     msg.msg_iov = &iov;
@@ -41,19 +50,19 @@ int cs_receive_run(int sock) {
             memcpy(cs_file_fds, CMSG_DATA(cm), sizeof(int) * (size_t)n_fds);
         }
     }
-    if ((size_t)r < sizeof cs_run && cs_read_full(sock, (char *)&cs_run + r, sizeof cs_run - (size_t)r) != 0) return -1;
-    uint32_t n_strings = cs_run.n_argv + cs_run.n_envp + cs_run.n_exec_paths + cs_run.n_files;
-    /* Each list is NULL-terminated in cs_pointers: n_strings + 4 slots. */
-    if (cs_run.magic != CS_RUN_MAGIC || cs_run.strings_bytes > sizeof cs_strings || n_strings + 4 > CS_MAX_POINTERS ||
-        cs_run.n_files > CS_MAX_FILES || (int)cs_run.n_files != n_fds || cs_run.n_rlimits > CS_MAX_RLIMITS) {
+    if ((size_t)r < sizeof *h && cs_read_full(sock, (char *)h + r, sizeof *h - (size_t)r) != 0) return -1;
+    uint32_t n_strings = h->n_argv + h->n_envp + h->n_exec_paths + h->n_files;
+    /* Each list is NULL-terminated in cs_run->pointers: n_strings + 4 slots. */
+    if (h->magic != CS_RUN_MAGIC || h->strings_bytes > sizeof cs_run->strings || n_strings + 4 > CS_MAX_POINTERS ||
+        h->n_files > CS_MAX_FILES || (int)h->n_files != n_fds || h->n_rlimits > CS_MAX_RLIMITS) {
         errno = EPROTO;
         return -1;
     }
-    if (cs_read_full(sock, cs_strings, cs_run.strings_bytes) != 0) return -1;
-    char *p = cs_strings, *end = cs_strings + cs_run.strings_bytes;
-    char **slot = cs_pointers;
-    uint32_t counts[4] = {cs_run.n_argv, cs_run.n_envp, cs_run.n_exec_paths, cs_run.n_files};
-    char ***lists[4] = {&cs_argv, &cs_envp, &cs_exec_paths, &cs_file_targets};
+    if (cs_read_full(sock, cs_run->strings, h->strings_bytes) != 0) return -1;
+    char *p = cs_run->strings, *end = cs_run->strings + h->strings_bytes;
+    char **slot = cs_run->pointers;
+    uint32_t counts[4] = {h->n_argv, h->n_envp, h->n_exec_paths, h->n_files};
+    char ***lists[4] = {&cs_run->argv, &cs_run->envp, &cs_run->exec_paths, &cs_run->file_targets};
     for (int l = 0; l < 4; l++) {
         *lists[l] = slot;
         for (uint32_t i = 0; i < counts[l]; i++) {
@@ -73,8 +82,8 @@ int cs_receive_run(int sock) {
 /* Copies file i of the run into the root (still writable; it turns read-only next). */
 int cs_place_file(int i) {
     char dst[CS_PATH_MAX];
-    if (cs_join(dst, "", cs_file_targets[i]) != 0 || cs_mkdirs(dst, 0) != 0) return -1;
-    mode_t mode = (cs_run.files_executable >> i) & 1 ? 0555 : 0444;
+    if (cs_join(dst, "", cs_run->file_targets[i]) != 0 || cs_mkdirs(dst, 0) != 0) return -1;
+    mode_t mode = (cs_run->header.files_executable >> i) & 1 ? 0555 : 0444;
     int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
     if (out < 0) return -1;
     off_t offset = 0;

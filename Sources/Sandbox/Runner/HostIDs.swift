@@ -1,0 +1,44 @@
+import Synchronization
+
+/// The host uids (and, the same numbers, gids) that sandboxes' root maps to: one of its own
+/// for every sandbox alive at once, taken when its init is made and given back when it is
+/// reaped. The kernel counts some objects per user — pipe buffer pages
+/// (`fs.pipe-user-pages-soft`), epoll watches (`fs.epoll.max_user_watches`), processes
+/// (RLIMIT_NPROC) — so with one uid for every sandbox, one sandbox could take them all from
+/// the others; with a uid each, each has the whole allowance to itself. The search starts at a
+/// random place so that two servers sharing a range rarely meet.
+final class HostIDs: Sendable {
+    let first: UInt32
+    let count: UInt32
+    private struct State {
+        var inUse: Set<UInt32> = []
+        var next: UInt32
+    }
+    private let state: Mutex<State>
+
+    init(first: UInt32, count: UInt32) {
+        self.first = first
+        self.count = max(1, count)
+        state = Mutex(State(next: UInt32.random(in: 0..<max(1, count))))
+    }
+
+    /// A free id, or nil when every id of the range is held by a live sandbox.
+    func take() -> UInt32? {
+        state.withLock { s in
+            guard s.inUse.count < Int(count) else { return nil }
+            while s.inUse.contains(first + s.next) { s.next = (s.next + 1) % count }
+            let id = first + s.next
+            s.inUse.insert(id)
+            s.next = (s.next + 1) % count
+            return id
+        }
+    }
+
+    /// Gives `id` back (its sandbox is reaped and its descriptors closed).
+    func give(_ id: UInt32) {
+        _ = state.withLock { $0.inUse.remove(id) }
+    }
+
+    /// How many ids live sandboxes hold now.
+    var held: Int { state.withLock { $0.inUse.count } }
+}
