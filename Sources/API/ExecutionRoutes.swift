@@ -43,10 +43,8 @@ struct ExecutionRoutes {
             var query = try listing(request.uri.queryParameters)
             query.tenant = try server.caller.scope
             let page = try await server.storeCall { try await server.store.executions(query) }
-            return APIServer.respond(.object([
-                ("executions", .array(page.executions.map { Representations.execution($0, withOutput: false) })),
-                ("next_cursor", JSON.optional(page.nextCursor) { .string(String($0)) }),
-            ]))
+            return try APIServer.respond(WireExecutionPage(executions: page.executions.map { Representations.execution($0, withOutput: false) },
+                                                           next_cursor: page.nextCursor.map { String($0) }))
         }
         table.on(.post, "/executions/{id}/cancel", .role(.submitter)) { request, path in
             let id = try server.id(path, "id")
@@ -227,10 +225,7 @@ struct ExecutionRoutes {
         }
         await server.audit("execution.run", "execution", String(execution.id), "job \(jobID) (\(job.name)), policy \(policy.name)")
         guard wait else {
-            return APIServer.respond(.object([
-                ("execution_id", .int(execution.id)),
-                ("status", .string(execution.status.rawValue)),
-            ]))
+            return try APIServer.respond(WireRunAccepted(execution_id: execution.id, status: execution.status.rawValue))
         }
         let final = try await waitFinal(execution.id, seconds: timeout)
         return try await answer(execution.id, encoding: encoding, executionID: true) { _ in final != nil ? .ok : .accepted }
@@ -253,7 +248,7 @@ struct ExecutionRoutes {
             var whole = slice.execution
             whole.stdout = slice.stdout
             whole.stderr = slice.stderr
-            return APIServer.respond(Representations.execution(whole, encoding: encoding, executionID: executionID),
+            return try APIServer.respond(Representations.execution(whole, encoding: encoding, executionID: executionID),
                                      status: status(whole))
         }
         return StreamedAnswers(server: server).execution(slice.execution, encoding: encoding, executionID: executionID,
