@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["Sandbox", "ConfineTestSupport"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Domain"]),
         .testTarget(name: "CredentialsTests", dependencies: ["Credentials"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Store", "Domain", "Sandbox"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Store", "Domain", "Sandbox", "ConfineTestSupport"]),
         .testTarget(
             name: "APITests",
             dependencies: [

@@ -3,7 +3,9 @@
 #
 #   scripts/bench-api.sh [BIN]        BIN: the confine binary (default .build/release/confine)
 #
-# 1. Reads: wrk on GET /health and GET /executions/{id} — requests/s and p50/p90/p99.
+# 1. Reads: wrk on GET /health (the baseline), GET /executions/{id} and GET /jobs/{id} —
+#    requests/s, p50/p90/p99, and each read's ratio to /health (targets ≥ 10,000 req/s and
+#    ≥ ×0.5); after the end-to-end runs, a 100-row page of GET /executions (target ≥ 2,000/s).
 # 2. End-to-end: BENCH_EXECUTIONS (1000) `bash true` runs (and a quarter as many python
 #    `print('hi')`) submitted over HTTP on a few keep-alive connections; executions/s from the
 #    first submission until none is left PENDING/RUNNING, beside bare fork+exec of the same
@@ -93,18 +95,20 @@ echo
 echo "Confine HTTP API — $base, $workers workers, wrk -t2 -c16 -d${seconds}s (loopback, $(nproc) cores)"
 
 # 1. Reads, idle.
-execution_id="$("${driver[@]}" setup "$base")"
-measure() {  # measure LABEL PATH [IDLE_P99_MS]
+read -r execution_id job_id < <("${driver[@]}" setup "$base")
+measure() {  # measure LABEL PATH [IDLE_P99_MS]; BENCH_TARGET_RPS / BENCH_TARGET_RATIO from the environment
   wrk -t2 -c16 -d"${seconds}s" --latency -H "Authorization: Bearer $CONFINE_TOKEN" "$base$2" > "$tmp/wrk.out" 2>&1 \
     || { cat "$tmp/wrk.out" >&2; echo "bench-api: wrk failed on $2" >&2; return 1; }
-  BENCH_P99_FILE="$tmp/p99" "${driver[@]}" wrk "$1" ${3:-} < "$tmp/wrk.out"
+  BENCH_P99_FILE="$tmp/p99" BENCH_RPS_FILE="$tmp/rps" BENCH_BASELINE_RPS="${health_rps:-}" "${driver[@]}" wrk "$1" ${3:-} < "$tmp/wrk.out"
 }
 probe() {  # probe LABEL PATH [IDLE_P99_MS]
   BENCH_P99_FILE="$tmp/p99" "${driver[@]}" probe "$base" "$2" "$seconds" "$probe_rate" "$1" ${3:-}
 }
 measure "GET /health" /health
-measure "GET /executions/{id}" "/executions/$execution_id"
+health_rps="$(cat "$tmp/rps")"
+BENCH_TARGET_RPS=10000 BENCH_TARGET_RATIO=0.5 measure "GET /executions/{id}" "/executions/$execution_id"
 idle_p99="$(cat "$tmp/p99")"
+BENCH_TARGET_RPS=10000 BENCH_TARGET_RATIO=0.5 measure "GET /jobs/{id}" "/jobs/$job_id"
 probe "GET /executions/{id}" "/executions/$execution_id"
 idle_probe_p99="$(cat "$tmp/p99")"
 
@@ -126,6 +130,9 @@ read -r bare_rate bare_cpu < <("$tmp/bare_spawn" 2 "$python_runs" /usr/bin/pytho
 # same script, in interleaved rounds: the difference should be the script's storage, nothing more.
 "${driver[@]}" adhoc "$base" "$(( executions / 2 ))" "$connections" bash true
 "${driver[@]}" adhoc "$base" "$python_runs" "$connections" python "print('hi')"
+
+# A page of 100 execution summaries (the executions just run), beside /health.
+BENCH_TARGET_RPS=2000 measure "GET /executions (100 rows)" "/executions?limit=100"
 
 # 3. Reads while every worker runs a CPU burner.
 BURNER_POLICY=bench-burner "${driver[@]}" burn "$base" "$workers" "$tmp/burners.ready" &

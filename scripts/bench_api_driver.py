@@ -3,12 +3,14 @@
 
 Subcommands (BASE is http://127.0.0.1:PORT):
   wait-health BASE SECONDS          exit 0 once GET /health answers 200
-  setup BASE                        create a job, run it once (wait=true); print the execution id
+  setup BASE                        create a job, run it once (wait=true); print the execution and job ids
   e2e BASE COUNT CONNECTIONS        submit COUNT `bash true` runs, wait for all; print the result line
   adhoc BASE COUNT CONNECTIONS TYPE CONTENT   COUNT ad-hoc runs (POST /executions) and COUNT runs of
                                     a stored job with the same script, in interleaved rounds; both rates
   burn BASE COUNT READY_FILE        keep COUNT CPU burners RUNNING until SIGTERM, then cancel them
-  wrk LABEL [IDLE_P99_MS]           parse `wrk --latency` output on stdin; print one line
+  wrk LABEL [IDLE_P99_MS]           parse `wrk --latency` output on stdin; print one line (with
+                                    BENCH_BASELINE_RPS: the ratio to it; BENCH_TARGET_RPS and
+                                    BENCH_TARGET_RATIO: the targets, met or missed)
   probe BASE PATH SECONDS RATE LABEL [IDLE_P99_MS]   paced GETs on one connection; print one line
 Prints measurements; asserts no timing. Exits non-zero only when something broke.
 """
@@ -104,7 +106,7 @@ def cmd_setup(base):
     status, payload, _ = c.request("POST", f"/executions/{job}/run?wait=true&wait_timeout=30", {})
     if status != 200 or payload.get("status") != "SUCCESS":
         fail(f"setup run of job {job} -> {status} {payload}")
-    print(payload["execution_id"])
+    print(payload["execution_id"], job)
     return 0
 
 
@@ -373,8 +375,28 @@ def cmd_wrk(label, idle_p99=None):
     if not rps or "99" not in pct:
         print(text, file=sys.stderr)
         fail(f"could not read wrk's output for {label}")
-    line = (f"api: {label:<27} {float(rps.group(1)):>8.0f} req/s  p50 {pct['50']:.2f} ms  "
+    rate = float(rps.group(1))
+    line = (f"api: {label:<27} {rate:>8.0f} req/s  p50 {pct['50']:.2f} ms  "
             f"p90 {pct['90']:.2f} ms  p99 {pct['99']:.2f} ms")
+    baseline = float(os.environ.get("BENCH_BASELINE_RPS") or 0)
+    target_rps = float(os.environ.get("BENCH_TARGET_RPS") or 0)
+    target_ratio = float(os.environ.get("BENCH_TARGET_RATIO") or 0)
+    if baseline or target_rps:
+        parts, met = [], True
+        if baseline:
+            parts.append(f"×{rate / baseline:.2f} of GET /health")
+        targets = []
+        if target_rps:
+            targets.append(f"≥ {target_rps:.0f} req/s")
+            met = met and rate >= target_rps
+        if target_ratio and baseline:
+            targets.append(f"≥ ×{target_ratio:g}")
+            met = met and rate / baseline >= target_ratio
+        if targets:
+            parts.append("target " + " and ".join(targets) + (": met" if met else ": missed"))
+        line += "  (" + "; ".join(parts) + ")"
+    with open(os.environ.get("BENCH_RPS_FILE", "/dev/null"), "w") as f:
+        f.write(f"{rate}\n")
     if idle_p99:
         line += (f"  (p99 ×{pct['99'] / float(idle_p99):.1f} of idle; target < {READ_P99_TARGET_MS:.0f} ms"
                  f"{': met' if pct['99'] < READ_P99_TARGET_MS else ': missed'})")

@@ -8,6 +8,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import Store
+import Wire
 
 /// The HTTP face of Confine: every route of `openapi.yaml` on a Hummingbird 2 router, each
 /// behind its declared role (bearer tokens), errors as problem+json, the OpenAPI document and
@@ -169,8 +170,16 @@ public struct APIServer: Sendable {
 
     /// A JSON answer.
     static func respond(_ json: JSON, status: HTTPResponse.Status = .ok) -> Response {
-        Response(status: status, headers: [.contentType: "application/json"],
-                 body: .init(byteBuffer: ByteBuffer(bytes: json.encoded())))
+        respond(bytes: json.encoded(), status: status)
+    }
+
+    /// A wire type as the answer (`WireJSON`: members in order, nulls written).
+    static func respond<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+        respond(bytes: try WireJSON.encode(value), status: status)
+    }
+
+    static func respond(bytes: [UInt8], status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     /// Runs an engine call, turning its refusals into problems.

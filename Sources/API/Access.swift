@@ -89,7 +89,12 @@ final class Authenticator: Sendable {
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
             throw Self.unauthorized("the Authorization header must be \"Bearer <token>\"", invalid: true)
         }
-        let presented = parts[1].trimmingCharacters(in: .whitespaces)
+        // Blanks around the token trimmed by hand: Foundation's trimmingCharacters bridged
+        // through NSString on every request (2 % of a GET's CPU).
+        let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        var token = parts[1].drop(while: blank)
+        while let last = token.last, blank(last) { token = token.dropLast() }
+        let presented = String(token)
         let digest = TokenMint.digest(presented)
         let found = TokenMint.isWellFormed(presented) ? try await lookUp(digest) : nil
         guard let found, TokenMint.constantTimeEqual(found.digest, digest) else {

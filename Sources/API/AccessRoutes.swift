@@ -26,75 +26,50 @@ struct AccessRoutes {
             new.digest = TokenMint.digest(text)
             let token = try await server.storeCall { try await server.access.createToken(new) }
             await server.audit("token.create", "token", String(token.id), "name \(token.name), role \(token.role.rawValue), tenant \(token.tenant)")
-            return APIServer.respond(Self.token(token, text: text), status: .created)
+            return try APIServer.respond(Self.token(token, text: text), status: .created)
         }
         table.on(.get, "/tokens", .role(.admin)) { _, _ in
             let tokens = try await server.storeCall { try await server.access.tokens() }
-            return APIServer.respond(.array(tokens.map { Self.token($0) }))
+            return try APIServer.respond(tokens.map { Self.token($0) })
         }
         table.on(.get, "/tokens/{id}", .role(.admin)) { _, path in
             let id = try server.id(path, "id")
             guard let token = try await server.storeCall({ try await server.access.token(id: id) }) else {
                 throw Problem.notFound("token \(id) not found")
             }
-            return APIServer.respond(Self.token(token))
+            return try APIServer.respond(Self.token(token))
         }
         table.on(.delete, "/tokens/{id}", .role(.admin)) { _, path in
             let id = try server.id(path, "id")
             let token = try await server.storeCall { try await server.access.revokeToken(id: id, now: Date()) }
             await server.audit("token.revoke", "token", String(id), "name \(token.name)")
-            return APIServer.respond(Self.token(token))
+            return try APIServer.respond(Self.token(token))
         }
         table.on(.get, "/whoami", .role(.viewer)) { _, _ in
-            APIServer.respond(Self.token(try server.caller.token))
+            try APIServer.respond(Self.token(try server.caller.token))
         }
         table.on(.get, "/audit", .role(.admin)) { request, _ in
             let query = try auditQuery(request.uri.queryParameters)
             let page = try await server.storeCall { try await server.access.audit(query) }
-            return APIServer.respond(.object([
-                ("entries", .array(page.entries.map(Self.entry))),
-                ("next_cursor", JSON.optional(page.nextCursor) { .string(String($0)) }),
-            ]))
+            return try APIServer.respond(WireAuditPage(entries: page.entries.map(Self.entry), next_cursor: page.nextCursor.map { String($0) }))
         }
     }
 
     // MARK: Representations
 
     /// A token as answered: never its digest; its text only when `text` is given (at creation).
-    static func token(_ token: AccessToken, text: String? = nil) -> JSON {
-        var members: [(String, JSON)] = [
-            ("id", .int(token.id)),
-            ("name", .string(token.name)),
-            ("role", .string(token.role.rawValue)),
-            ("tenant", .string(token.tenant)),
-            ("policies", JSON.optional(token.policies) { .array($0.map(JSON.string)) }),
-            ("max_policy", JSON.optional(token.maxPolicy, JSON.string)),
-            ("max_active", JSON.optional(token.maxActive) { .int($0) }),
-            ("max_priority", JSON.optional(token.maxPriority) { .int($0) }),
-            ("priority_ceiling", .int(token.priorityCeiling)),
-            ("created_at", Representations.date(token.createdAt)),
-            ("expires_at", Representations.date(token.expiresAt)),
-            ("last_used_at", Representations.date(token.lastUsedAt)),
-            ("revoked_at", Representations.date(token.revokedAt)),
-            ("created_by", JSON.optional(token.createdBy) { .int($0) }),
-        ]
-        if let text { members.append(("token", .string(text))) }
-        return .object(members)
+    static func token(_ token: AccessToken, text: String? = nil) -> WireToken {
+        WireToken(id: token.id, name: token.name, role: token.role.rawValue, tenant: token.tenant, policies: token.policies,
+                  max_policy: token.maxPolicy, max_active: token.maxActive, created_at: Representations.format(token.createdAt),
+                  expires_at: Representations.format(token.expiresAt), last_used_at: Representations.format(token.lastUsedAt),
+                  revoked_at: Representations.format(token.revokedAt), created_by: token.createdBy, token: text,
+                  max_priority: token.maxPriority, priority_ceiling: token.priorityCeiling)
     }
 
-    static func entry(_ entry: AuditEntry) -> JSON {
-        .object([
-            ("id", .int(entry.id)),
-            ("at", Representations.date(entry.at)),
-            ("token_id", JSON.optional(entry.tokenID) { .int($0) }),
-            ("token_name", JSON.optional(entry.tokenName, JSON.string)),
-            ("role", JSON.optional(entry.role) { .string($0.rawValue) }),
-            ("action", .string(entry.action)),
-            ("target_type", .string(entry.targetType)),
-            ("target_id", JSON.optional(entry.targetID, JSON.string)),
-            ("address", JSON.optional(entry.address, JSON.string)),
-            ("detail", JSON.optional(entry.detail, JSON.string)),
-        ])
+    static func entry(_ entry: AuditEntry) -> WireAuditEntry {
+        WireAuditEntry(id: entry.id, at: Representations.format(entry.at), token_id: entry.tokenID, token_name: entry.tokenName,
+                       role: entry.role?.rawValue, action: entry.action, target_type: entry.targetType, target_id: entry.targetID,
+                       address: entry.address, detail: entry.detail)
     }
 
     // MARK: Validation

@@ -34,10 +34,8 @@ struct AdHocRoutes {
         let execution = try await submit(reader, options: run.options)
         let location = "/executions/\(execution.id)"
         guard run.wait else {
-            var answer = APIServer.respond(.object([
-                ("execution_id", .int(execution.id)),
-                ("status", .string(execution.status.rawValue)),
-            ]), status: .created)
+            var answer = try APIServer.respond(WireRunAccepted(execution_id: execution.id, status: execution.status.rawValue),
+                                               status: .created)
             answer.headers[.location] = location
             return (answer, IdempotentAnswer(status: 201, kind: "run-accepted", resourceID: execution.id, location: location))
         }

@@ -45,10 +45,8 @@ struct ExecutionRoutes {
             var query = try listing(request.uri.queryParameters)
             query.tenant = try server.caller.scope
             let page = try await server.storeCall { try await server.store.executions(query) }
-            return APIServer.respond(.object([
-                ("executions", .array(page.executions.map { Representations.execution($0, withOutput: false) })),
-                ("next_cursor", JSON.optional(page.nextCursor) { .string(String($0)) }),
-            ]))
+            return try APIServer.respond(WireExecutionPage(executions: page.executions.map { Representations.execution($0, withOutput: false) },
+                                                           next_cursor: page.nextCursor.map { String($0) }))
         }
         table.on(.post, "/executions/{id}/cancel", .role(.submitter)) { request, path in
             let id = try server.id(path, "id")
@@ -184,10 +182,8 @@ struct ExecutionRoutes {
                               maxFilesBytes: server.engine.configuration.maxFilesBytes)
         let execution = try await submit(jobID: jobID, options: run.options)
         guard run.wait else {
-            return (APIServer.respond(.object([
-                ("execution_id", .int(execution.id)),
-                ("status", .string(execution.status.rawValue)),
-            ])), IdempotentAnswer(status: 200, kind: "run-accepted", resourceID: execution.id))
+            return (try APIServer.respond(WireRunAccepted(execution_id: execution.id, status: execution.status.rawValue)),
+                    IdempotentAnswer(status: 200, kind: "run-accepted", resourceID: execution.id))
         }
         let final = try await waitFinal(execution.id, seconds: run.waitTimeout)
         let status: HTTPResponse.Status = final != nil ? .ok : .accepted
@@ -232,7 +228,7 @@ struct ExecutionRoutes {
             var whole = slice.execution
             whole.stdout = slice.stdout
             whole.stderr = slice.stderr
-            return APIServer.respond(Representations.execution(whole, encoding: encoding, executionID: executionID),
+            return try APIServer.respond(Representations.execution(whole, encoding: encoding, executionID: executionID),
                                      status: status(whole))
         }
         return StreamedAnswers(server: server).execution(slice.execution, encoding: encoding, executionID: executionID,

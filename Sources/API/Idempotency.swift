@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import Store
 import Synchronization
+import Wire
 
 /// `Idempotency-Key` on the POSTs that create (`/jobs`, `/executions`, `/executions/{job_id}/run`,
 /// `/jobs/{id}/run`): the same key from the same tenant with the same request (method, path
@@ -109,10 +110,9 @@ struct Idempotency {
         var response: Response
         switch answer.kind {
         case "job":
-            response = APIServer.respond(Representations.job(try await JobRoutes(server: server).job(answer.resourceID)), status: status)
+            response = try APIServer.respond(Representations.job(try await JobRoutes(server: server).job(answer.resourceID)), status: status)
         case "run-accepted":
-            response = APIServer.respond(.object([("execution_id", .int(answer.resourceID)), ("status", .string("PENDING"))]),
-                                         status: status)
+            response = try APIServer.respond(WireRunAccepted(execution_id: answer.resourceID, status: "PENDING"), status: status)
         default:
             let routes = ExecutionRoutes(server: server)
             response = try await routes.answer(answer.resourceID, encoding: try routes.encoding(request), executionID: true) { _ in status }

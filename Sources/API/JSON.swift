@@ -1,4 +1,5 @@
 import Foundation
+import Wire
 
 /// A JSON value with ordered object members: what the API writes (every key present, null
 /// when empty, in the order the contract lists them) and what it reads request bodies into
@@ -66,13 +67,7 @@ public indirect enum JSON: Sendable, Equatable {
         case .null: out.append(contentsOf: "null".utf8)
         case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
         case .number(let n):
-            if n.rounded() == n, abs(n) < 9.0e15 {
-                out.append(contentsOf: String(Int64(n)).utf8)
-            } else if n.isFinite {
-                out.append(contentsOf: "\(n)".utf8)
-            } else {
-                out.append(contentsOf: "null".utf8)
-            }
+            WireJSON.appendNumber(n, to: &out)
         case .string(let s): Self.writeString(s, to: &out)
         case .array(let items):
             out.append(UInt8(ascii: "["))
@@ -93,33 +88,7 @@ public indirect enum JSON: Sendable, Equatable {
         }
     }
 
-    private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
-
-    private static func writeString(_ s: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        var s = s
-        s.withUTF8 { bytes in
-            // Copy runs of bytes that need no escaping in one go; escape the rest.
-            var runStart = 0
-            for (i, byte) in bytes.enumerated() where byte < 0x20 || byte == 0x22 || byte == 0x5c || byte == 0x7f {
-                out.append(contentsOf: bytes[runStart..<i])
-                runStart = i + 1
-                switch byte {
-                case UInt8(ascii: "\""): out.append(contentsOf: #"\""#.utf8)
-                case UInt8(ascii: "\\"): out.append(contentsOf: #"\\"#.utf8)
-                case UInt8(ascii: "\n"): out.append(contentsOf: #"\n"#.utf8)
-                case UInt8(ascii: "\r"): out.append(contentsOf: #"\r"#.utf8)
-                case UInt8(ascii: "\t"): out.append(contentsOf: #"\t"#.utf8)
-                default:
-                    out.append(contentsOf: #"\u00"#.utf8)
-                    out.append(hex[Int(byte >> 4)])
-                    out.append(hex[Int(byte & 0xf)])
-                }
-            }
-            out.append(contentsOf: bytes[runStart...])
-        }
-        out.append(UInt8(ascii: "\""))
-    }
+    private static func writeString(_ s: String, to out: inout [UInt8]) { WireJSON.appendString(s, to: &out) }
 
     // MARK: Reading
 

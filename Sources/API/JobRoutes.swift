@@ -29,7 +29,7 @@ struct JobRoutes {
                 new.createdBy = caller.token.id
                 let job = try await server.storeCall { try await server.store.createJob(new) }
                 await server.audit("job.create", "job", String(job.id), "name \(job.name), policy \(job.policy)" + Self.secretNote(new.secretEnvironment))
-                return (APIServer.respond(Representations.job(job)), IdempotentAnswer(status: 200, kind: "job", resourceID: job.id))
+                return (try APIServer.respond(Representations.job(job)), IdempotentAnswer(status: 200, kind: "job", resourceID: job.id))
             }
         }
         table.on(.get, "/jobs", .role(.viewer)) { request, _ in
@@ -61,14 +61,14 @@ struct JobRoutes {
             let fields = (body.objectKeys ?? []).sorted().joined(separator: ", ")
             let note = cleared.isEmpty ? "" : "; secret variables cleared with the script: " + cleared.joined(separator: ", ")
             await server.audit("job.update", "job", String(id), "changed \(fields)" + note)
-            return APIServer.respond(Representations.job(job, secretsCleared: cleared))
+            return try APIServer.respond(Representations.job(job, secretsCleared: cleared))
         }
         table.on(.delete, "/jobs/{id}", .role(.submitter)) { _, path in
             let id = try server.id(path, "id")
             let job = try await job(id)
             try await server.storeCall { try await server.store.deleteJob(id: id) }
             await server.audit("job.delete", "job", String(id), "name \(job.name)")
-            return APIServer.respond(Representations.job(job))
+            return try APIServer.respond(Representations.job(job))
         }
     }
 

@@ -7,6 +7,7 @@ import Hummingbird
 import NIOCore
 import Sandbox
 import Yams
+import Wire
 
 /// Health, readiness, metrics, policies, runtimes, the OpenAPI document and its docs page.
 struct MetaRoutes {
@@ -14,17 +15,14 @@ struct MetaRoutes {
 
     func register(_ table: RouteTable) {
         table.on(.get, "/health", .open) { _, _ in
-            APIServer.respond(.object([("status", .string("ok"))]))
+            try APIServer.respond(WireHealth(status: "ok"))
         }
         table.on(.get, "/ready", .configurable("ready")) { _, _ in
             let checks = await readiness()
             let weaker = JSON.array(server.engine.weakerIsolation.map(JSON.string))
             if checks.allSatisfy(\.passes) {
-                return APIServer.respond(.object([
-                    ("status", .string("ready")),
-                    ("checks", .object(checks.map { ($0.name, .string($0.result)) })),
-                    ("weaker_isolation", weaker),
-                ]))
+                return try APIServer.respond(WireReady(status: "ready", checks: Dictionary(uniqueKeysWithValues: checks.map { ($0.name, $0.result) }),
+                                                       weaker_isolation: server.engine.weakerIsolation))
             }
             let failing = checks.filter { !$0.passes }.map { "\($0.name): \($0.result)" }
             var problem = Problem.unavailable("not-ready", "not ready: " + failing.joined(separator: "; "), retryAfter: 5)
@@ -59,14 +57,10 @@ struct MetaRoutes {
         }
         table.on(.get, "/runtimes", .role(.viewer)) { _, _ in
             let runtimes = server.engine.configuration.runtimes
-            return APIServer.respond(.array(runtimes.keys.sorted { $0.rawValue < $1.rawValue }.map { type in
+            return try APIServer.respond(runtimes.keys.sorted { $0.rawValue < $1.rawValue }.map { type in
                 let runtime = runtimes[type]!
-                return .object([
-                    ("script_type", .string(type.rawValue)),
-                    ("command", .array(runtime.command.map(JSON.string))),
-                    ("script_path", .string(runtime.scriptPath)),
-                ])
-            }))
+                return WireRuntime(script_type: type.rawValue, command: runtime.command, script_path: runtime.scriptPath)
+            })
         }
         table.on(.get, "/openapi.json", .configurable("openapi")) { _, _ in
             let document = try OpenAPIDocument.shared()

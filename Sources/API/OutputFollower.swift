@@ -217,7 +217,7 @@ struct OutputFollower: Sendable {
                         let kept = stream == .stdout ? slice.storedStdout : slice.storedStderr
                         if truncated { emitCapped(stream, limit: kept) }
                     }
-                    ServerSentEvents.write(event: "end", id: OutputFollower.eventID(position),
+                    try ServerSentEvents.write(event: "end", id: OutputFollower.eventID(position),
                                            data: Representations.execution(execution, withOutput: false), to: &buffer)
                     try await send(&writer)
                     return

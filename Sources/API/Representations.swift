@@ -1,18 +1,18 @@
 import Domain
 import Foundation
 import HumanText
+import Wire
 
-/// How jobs, executions and the rest look on the wire: every key of the contract present (null
-/// when empty), snake_case, dates as RFC 3339 UTC with milliseconds and a numeric offset
+/// Jobs, executions and the rest as their wire types (`Wire`), which `WireJSON` writes: every
+/// member of the contract present (null when empty, save those the document leaves out),
+/// snake_case, dates as RFC 3339 UTC with milliseconds and a numeric offset
 /// (`2026-11-27T03:04:05.123+00:00`, which Python's `datetime.fromisoformat` reads on every
-/// version and JavaScript's `Date` too).
+/// version and JavaScript's `Date` too). A member is named in Swift once: in its wire type.
 enum Representations {
     // MARK: Dates
 
-    static func date(_ date: Date) -> JSON { .string(format(date)) }
-    static func date(_ date: Date?) -> JSON { date.map { .string(format($0)) } ?? .null }
-
     static func format(_ date: Date) -> String { Timestamp.rfc3339(date) }
+    static func format(_ date: Date?) -> String? { date.map(Timestamp.rfc3339) }
 
     /// Parses an RFC 3339 date of a query parameter (`2026-11-27T03:04:05Z`, with or without
     /// fractional seconds, any offset).
@@ -28,40 +28,24 @@ enum Representations {
 
     /// A job as answered; after a PATCH that changed its script, script type or policy,
     /// `secret_environment_cleared` names the secret variables that were cleared with it.
-    static func job(_ job: Job, secretsCleared: [String] = []) -> JSON {
-        var members: [(String, JSON)] = [
-            ("id", .int(job.id)),
-            ("name", .string(job.name)),
-            ("script_type", .string(job.scriptType.rawValue)),
-            ("script_content", .string(job.scriptContent)),
-            ("policy", .string(job.policy)),
-            ("limits", limits(job.limits)),
-            ("concurrency", .string(job.concurrency.rawValue)),
-            ("arguments", .array(job.arguments.map(JSON.string))),
-            ("environment", stringMap(job.environment)),
-            ("secret_environment", .array(job.secretEnvironment.keys.sorted().map(JSON.string))),
-            ("tenant", JSON.optional(job.tenant, JSON.string)),
-            ("created_by", JSON.optional(job.createdBy) { .int($0) }),
-            ("files", .array(job.files.map { .object([("path", .string($0.path)), ("size", .int($0.size)),
-                                                      ("executable", .bool($0.executable))]) })),
-            ("outputs", .array(job.outputs.map(JSON.string))),
-            ("created_at", date(job.createdAt)),
-            ("updated_at", date(job.updatedAt)),
-        ]
-        if !secretsCleared.isEmpty { members.append(("secret_environment_cleared", .array(secretsCleared.map(JSON.string)))) }
-        return .object(members)
+    static func job(_ job: Job, secretsCleared: [String] = []) -> WireJob {
+        WireJob(id: job.id, name: job.name, script_type: job.scriptType.rawValue, script_content: job.scriptContent,
+                policy: job.policy, limits: limits(job.limits), concurrency: job.concurrency.rawValue,
+                arguments: job.arguments, environment: job.environment, secret_environment: job.secretEnvironment.keys.sorted(),
+                tenant: job.tenant, created_by: job.createdBy,
+                files: job.files.map { WireInputFileEntry(path: $0.path, size: $0.size, executable: $0.executable) },
+                outputs: job.outputs, created_at: format(job.createdAt),
+                updated_at: format(job.updatedAt), secret_environment_cleared: secretsCleared.isEmpty ? nil : secretsCleared)
     }
 
     /// `["memory=64MiB"]` as `{"memory": "64MiB"}`.
-    static func limits(_ texts: [String]) -> JSON {
-        .object(texts.compactMap { text in
-            guard let eq = text.firstIndex(of: "=") else { return nil }
-            return (String(text[..<eq]), .string(String(text[text.index(after: eq)...])))
-        })
-    }
-
-    static func stringMap(_ map: [String: String]) -> JSON {
-        .object(map.keys.sorted().map { ($0, .string(map[$0]!)) })
+    static func limits(_ texts: [String]) -> [String: WireScalar] {
+        var limits: [String: WireScalar] = [:]
+        for text in texts {
+            guard let eq = text.firstIndex(of: "=") else { continue }
+            limits[String(text[..<eq])] = WireScalar(String(text[text.index(after: eq)...]))
+        }
+        return limits
     }
 
     // MARK: Executions
@@ -72,60 +56,44 @@ enum Representations {
         case base64
     }
 
-    /// An execution; `withOutput: false` leaves stdout and stderr out (listings).
+    /// An execution; `withOutput: false` leaves stdout and stderr and their members out
+    /// (`ExecutionSummary`); `executionID` adds `execution_id` (`RunExecution`).
     static func execution(_ e: Execution, encoding: OutputEncoding = .utf8, withOutput: Bool = true,
-                          executionID: Bool = false) -> JSON {
-        var members: [(String, JSON)] = []
-        if executionID { members.append(("execution_id", .int(e.id))) }
-        members += [
-            ("id", .int(e.id)),
-            ("job_id", JSON.optional(e.jobID) { .int($0) }),
-            ("status", .string(e.status.rawValue)),
-        ]
-        var outputExtras: [(String, JSON)] = []
+                          executionID: Bool = false) -> WireExecution {
+        var wire = WireExecution(id: e.id, job_id: e.jobID, status: e.status.rawValue, created_at: format(e.createdAt))
+        if executionID { wire.execution_id = e.id }
         if withOutput {
             let (stdout, stdoutInvalid) = output(e.stdout, encoding)
             let (stderr, stderrInvalid) = output(e.stderr, encoding)
-            members += [("stdout", .string(stdout)), ("stderr", .string(stderr))]
-            outputExtras = [
-                ("stdout_encoding", .string(encoding.rawValue)),
-                ("stderr_encoding", .string(encoding.rawValue)),
-                ("stdout_invalid_utf8", .bool(stdoutInvalid)),
-                ("stderr_invalid_utf8", .bool(stderrInvalid)),
-            ]
+            wire.stdout = stdout
+            wire.stderr = stderr
+            wire.stdout_encoding = encoding.rawValue
+            wire.stderr_encoding = encoding.rawValue
+            wire.stdout_invalid_utf8 = stdoutInvalid
+            wire.stderr_invalid_utf8 = stderrInvalid
         }
-        members += [
-            ("exit_code", JSON.optional(e.exitCode) { .int($0) }),
-            ("created_at", date(e.createdAt)),
-            ("finished_at", date(e.finishedAt)),
-            ("started_at", date(e.startedAt)),
-            ("verdict", JSON.optional(e.verdict) { .string($0.rawValue) }),
-            ("signal", JSON.optional(e.signal) { .int($0) }),
-            ("signal_name", JSON.optional(e.signal.flatMap(signalName)) { .string($0) }),
-            ("reason", JSON.optional(e.reason) { .string($0) }),
-            ("script_type", .string(e.scriptType.rawValue)),
-            ("policy", .string(e.policyName)),
-            ("arguments", .array(e.arguments.map(JSON.string))),
-            ("priority", .int(e.priority)),
-            ("tenant", JSON.optional(e.tenant, JSON.string)),
-            ("submitted_by", JSON.optional(e.submittedBy) { .int($0) }),
-        ]
-        members += outputExtras
-        members += [
-            ("stdout_bytes", .int(e.stdoutBytes)),
-            ("stderr_bytes", .int(e.stderrBytes)),
-            ("stdout_truncated", .bool(e.stdoutTruncated)),
-            ("stderr_truncated", .bool(e.stderrTruncated)),
-            ("usage", .object([
-                ("wall_ms", .int(e.usage.wallMs)),
-                ("cpu_ms", .int(e.usage.cpuMs)),
-                ("memory_peak_bytes", JSON.optional(e.usage.memoryPeakBytes) { .int($0) }),
-            ])),
-            ("worker", JSON.optional(e.worker) { .string($0) }),
-            ("cancel_requested", .bool(e.cancelRequested)),
-            ("weaker_isolation", .array(e.weakerIsolation.map(JSON.string))),
-        ]
-        return .object(members)
+        wire.exit_code = e.exitCode
+        wire.finished_at = format(e.finishedAt)
+        wire.started_at = format(e.startedAt)
+        wire.verdict = e.verdict?.rawValue
+        wire.signal = e.signal
+        wire.signal_name = e.signal.flatMap(signalName)
+        wire.reason = e.reason
+        wire.script_type = e.scriptType.rawValue
+        wire.policy = e.policyName
+        wire.arguments = e.arguments
+        wire.priority = e.priority
+        wire.tenant = e.tenant
+        wire.submitted_by = e.submittedBy
+        wire.stdout_bytes = e.stdoutBytes
+        wire.stderr_bytes = e.stderrBytes
+        wire.stdout_truncated = e.stdoutTruncated
+        wire.stderr_truncated = e.stderrTruncated
+        wire.usage = WireUsage(wall_ms: e.usage.wallMs, cpu_ms: e.usage.cpuMs, memory_peak_bytes: e.usage.memoryPeakBytes)
+        wire.worker = e.worker
+        wire.cancel_requested = e.cancelRequested
+        wire.weaker_isolation = e.weakerIsolation
+        return wire
     }
 
     /// Output bytes as text: UTF-8 (invalid sequences replaced by U+FFFD, and the flag set) or
@@ -144,18 +112,10 @@ enum Representations {
 }
 
 extension String {
-    /// The text of `bytes` when they are valid UTF-8, nil otherwise.
+    /// The text of `bytes` when they are valid UTF-8, nil otherwise (the standard library's
+    /// validation; the text is built once, not a scalar at a time).
     init?(validatingUTF8Bytes bytes: Data) {
-        var iterator = bytes.makeIterator()
-        var decoder = UTF8()
-        var text = ""
-        text.reserveCapacity(bytes.count)
-        while true {
-            switch decoder.decode(&iterator) {
-            case .scalarValue(let scalar): text.unicodeScalars.append(scalar)
-            case .emptyInput: self = text; return
-            case .error: return nil
-            }
-        }
+        guard let text = String(validating: bytes, as: UTF8.self) else { return nil }
+        self = text
     }
 }

@@ -64,7 +64,7 @@ final class RouteTable: Sendable {
             for (position, name) in names {
                 // The router hands the segment as sent: `hello%20world` is the job `hello world`.
                 let raw = context.parameters.get(position)
-                values[name] = raw.map { $0.removingPercentEncoding ?? $0 }
+                values[name] = raw.map { $0.contains("%") ? $0.removingPercentEncoding ?? $0 : $0 }
             }
             let caller = try await authenticator.authorize(request, address: context.clientAddress, rule: access)
             return try await Caller.$current.withValue(caller) {

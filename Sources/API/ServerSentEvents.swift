@@ -1,4 +1,5 @@
 import NIOCore
+import Wire
 
 /// Server-Sent Events as they go on the wire (the WHATWG `text/event-stream` format): an event
 /// is an `event:` line naming its type, an `id:` line (what a reconnecting client sends back
@@ -11,6 +12,12 @@ enum ServerSentEvents {
     /// Appends one event.
     static func write(event: String, id: String?, data: JSON, to buffer: inout ByteBuffer) {
         write(event: event, id: id, to: &buffer) { $0.writeBytes(data.encoded()) }
+    }
+
+    /// Appends one event whose data is a wire type (`WireJSON`).
+    static func write<T: Encodable>(event: String, id: String?, data: T, to buffer: inout ByteBuffer) throws {
+        let bytes = try WireJSON.encode(data)
+        write(event: event, id: id, to: &buffer) { $0.writeBytes(bytes) }
     }
 
     /// Appends one event whose `data` line `writeData` writes (one line of JSON).

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import Store
+import Wire
 
 /// The answers whose size depends on what is stored, not on the request — `GET /jobs`,
 /// `GET /jobs/by_script_type/{type}`, `GET /executions/job/{job_id}` — written as a plain JSON
@@ -79,7 +80,7 @@ struct StreamedAnswers {
                 for job in batch {
                     if let end, job.id > end { batch = []; break }
                     if wroteAny { out.append(UInt8(ascii: ",")) }
-                    out += Representations.job(job).encoded()
+                    out += try WireJSON.encode(Representations.job(job))
                     wroteAny = true
                 }
                 try await writer.write(ByteBuffer(bytes: out))
@@ -126,20 +127,25 @@ struct StreamedAnswers {
         })
     }
 
-    /// One execution as `Representations.execution` writes it, its output streams read and
-    /// written a chunk at a time (their `*_invalid_utf8` members come after them).
+    /// The members of an execution whose values are streamed or known only once the output is.
+    static let streamedMembers: Set<String> = ["stdout", "stderr", "stdout_invalid_utf8", "stderr_invalid_utf8"]
+
+    /// One execution as its wire type is written, its output streams read and written a chunk
+    /// at a time in place of the `stdout` and `stderr` values (their `*_invalid_utf8` members,
+    /// written after them, are known by then).
     static func writeExecution(_ execution: Execution, encoding: Representations.OutputEncoding, executionID: Bool = false,
                                store: any ExecutionStore, to writer: inout any ResponseBodyWriter) async throws {
-        guard case .object(let members) = Representations.execution(execution, encoding: encoding, executionID: executionID) else { return }
-        var out: [UInt8] = [UInt8(ascii: "{")]
+        let wire = Representations.execution(execution, encoding: encoding, executionID: executionID)
+        let (bytes, marks) = try WireJSON.encode(wire, marking: streamedMembers)
+        var out: [UInt8] = []
         var invalid: [OutputStream: Bool] = [:]
-        for (i, (key, value)) in members.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            out += JSON.string(key).encoded()
-            out.append(UInt8(ascii: ":"))
-            switch key {
+        var written = 0
+        for (name, range) in marks {
+            out += bytes[written..<range.lowerBound]
+            written = range.upperBound
+            switch name {
             case "stdout", "stderr":
-                let stream: OutputStream = key == "stdout" ? .stdout : .stderr
+                let stream: OutputStream = name == "stdout" ? .stdout : .stderr
                 out.append(UInt8(ascii: "\""))
                 try await writer.write(ByteBuffer(bytes: out))
                 out = []
@@ -158,12 +164,12 @@ struct StreamedAnswers {
                 encoder.encode(Data(), final: true, into: &out)
                 out.append(UInt8(ascii: "\""))
                 invalid[stream] = encoder.invalidUTF8
-            case "stdout_invalid_utf8": out += JSON.bool(invalid[.stdout] ?? false).encoded()
-            case "stderr_invalid_utf8": out += JSON.bool(invalid[.stderr] ?? false).encoded()
-            default: out += value.encoded()
+            default:
+                let flag = invalid[name == "stdout_invalid_utf8" ? .stdout : .stderr] ?? false
+                out += Array((flag ? "true" : "false").utf8)
             }
         }
-        out.append(UInt8(ascii: "}"))
+        out += bytes[written...]
         try await writer.write(ByteBuffer(bytes: out))
     }
 
@@ -214,8 +220,7 @@ struct OutputTextEncoder {
         if text == nil { invalidUTF8 = true }
         switch encoding {
         case .utf8:
-            let encoded = JSON.string(text ?? String(decoding: whole, as: UTF8.self)).encoded()
-            out += encoded.dropFirst().dropLast()
+            WireJSON.appendStringContent(text ?? String(decoding: whole, as: UTF8.self), to: &out)
         case .base64:
             var group = base64Carry + bytes
             let take = final ? group.count : group.count - group.count % 3

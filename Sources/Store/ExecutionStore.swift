@@ -78,7 +78,8 @@ public protocol ExecutionStore: Sendable {
     /// the streams when both have more); nil when the execution does not exist. What a client
     /// following the output reads, piece by piece, without loading a whole stream.
     func output(executionID: Int64, stdoutFrom: Int64, stderrFrom: Int64, limit: Int) async throws -> OutputSlice?
-    /// A page of executions, newest first, with a cursor for the next page.
+    /// A page of executions, newest first, with a cursor for the next page; each as clients are
+    /// answered it (see `OutputSlice.execution`: no snapshots, environment, stdin or secrets).
     func executions(_ query: ExecutionQuery) async throws -> ExecutionPage
     /// How many executions are PENDING.
     func pendingCount() async throws -> Int
@@ -344,7 +345,9 @@ public struct ExecutionPage: Sendable, Equatable {
 
 /// A part of an execution's stored output, with the execution as it was when the part was read.
 public struct OutputSlice: Sendable, Equatable {
-    /// The execution (its `stdout` and `stderr` empty).
+    /// The execution as clients are answered it: its `stdout` and `stderr` empty, and without
+    /// its script and policy snapshots (empty), environment, stdin and secrets (none); read
+    /// `execution(id:)` for those.
     public var execution: Execution
     /// Bytes of each stream from the offsets asked for (empty when there are none yet).
     public var stdout: Data

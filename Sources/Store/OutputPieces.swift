@@ -26,10 +26,16 @@ enum OutputPieces {
     /// How many bytes of a stream are stored.
     static func end(_ db: Database, _ id: Int64, _ stream: Stream) throws -> Int64 {
         // length() of a BLOB reads the record's header only, not the bytes.
-        try Int64.fetchOne(db, sql: """
+        try Int64.fetchOne(db.cached("""
             SELECT start + length(data) FROM execution_output WHERE execution_id = ? AND stream = ?
             ORDER BY start DESC LIMIT 1
-            """, arguments: [id, stream.rawValue]) ?? 0
+            """), arguments: [id, stream.rawValue]) ?? 0
+    }
+
+    /// A column giving how many bytes of `stream` are stored for the execution whose id is the
+    /// statement's first argument (`?1`).
+    static func endColumn(_ stream: Stream) -> String {
+        "(SELECT start + length(data) FROM execution_output WHERE execution_id = ?1 AND stream = \(stream.rawValue) ORDER BY start DESC LIMIT 1)"
     }
 
     /// Stores `bytes` as the stream's bytes from `offset` on, after what is stored: bytes before
@@ -106,12 +112,12 @@ enum OutputPieces {
         guard limit > 0 else { return Data() }
         let to = from + Int64(limit)
         // From the last piece starting at or before `from` (a seek in the primary key).
-        let rows = try Row.fetchCursor(db, sql: """
+        let rows = try Row.fetchCursor(db.cached("""
             SELECT start, data FROM execution_output
             WHERE execution_id = ?1 AND stream = ?2 AND start < ?4 AND start >= COALESCE(
               (SELECT MAX(start) FROM execution_output WHERE execution_id = ?1 AND stream = ?2 AND start <= ?3), 0)
             ORDER BY start
-            """, arguments: [id, stream.rawValue, from, to])
+            """), arguments: [id, stream.rawValue, from, to])
         var out = Data()
         while let row = try rows.next() {
             let start: Int64 = row[0]

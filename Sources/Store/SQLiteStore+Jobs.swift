@@ -27,7 +27,7 @@ extension SQLiteStore {
     }
 
     public func job(id: Int64) async throws -> Job? {
-        try await read { db in try Self.fetchJob(db, id: id) }
+        try await pointRead { db in try Self.fetchJob(db, id: id) }
     }
 
     public func job(named name: String) async throws -> Job? {

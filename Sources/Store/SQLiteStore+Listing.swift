@@ -11,19 +11,29 @@ extension SQLiteStore {
 
     public func executions(_ query: ExecutionQuery) async throws -> ExecutionPage {
         let (sql, arguments, limit) = Self.listing(query)
+        // The listings with at most one status and one verdict (a bounded set of statement
+        // shapes) keep their statement compiled; lists of several are compiled each time.
+        let cacheable = query.statuses.count <= 1 && query.verdicts.count <= 1
         return try await read { db in
             // A time range that holds nothing is answered from the created_at index at once,
             // instead of walking the primary key through every row looking for a match.
             if query.createdAfter != nil || query.createdBefore != nil {
                 let after = query.createdAfter.map(Millis.of) ?? Int64.min
                 let before = query.createdBefore.map(Millis.of) ?? Int64.max
-                let any = try Int.fetchOne(db, sql: """
+                let any = try Int.fetchOne(db.cached("""
                     SELECT 1 FROM execution INDEXED BY execution_created WHERE created_at >= ? AND created_at < ? LIMIT 1
-                    """, arguments: [after, before])
+                    """), arguments: [after, before])
                 if any == nil { return ExecutionPage(executions: [], nextCursor: nil) }
             }
-            let rows = try Row.fetchAll(db, sql: sql, arguments: arguments)
-            var page = rows.prefix(limit).map(Records.execution)
+            let statement = try cacheable ? db.cached(sql) : db.makeStatement(sql: sql)
+            // Decoded from the cursor's row as SQLite steps (no copy of each row first).
+            var page: [Execution] = []
+            var more = false
+            let rows = try Row.fetchCursor(statement, arguments: arguments)
+            while let row = try rows.next() {
+                if page.count == limit { more = true; break }
+                page.append(Records.execution(row))
+            }
             if query.withOutput {
                 let output = try OutputPieces.all(db, page.map(\.id))
                 for i in page.indices {
@@ -31,7 +41,7 @@ extension SQLiteStore {
                 }
             }
             // One row more than the page was asked for: a further page exists.
-            return ExecutionPage(executions: Array(page), nextCursor: rows.count > limit ? page.last?.id : nil)
+            return ExecutionPage(executions: page, nextCursor: more ? page.last?.id : nil)
         }
     }
 
@@ -55,6 +65,7 @@ extension SQLiteStore {
         conditions.add("id > ?", query.oldestFirst ? query.after : nil)
         let limit = max(1, min(ExecutionQuery.maximumLimit, query.limit))
         let order = query.oldestFirst ? "ASC" : "DESC"
-        return ("\(Records.executionSelect)\(conditions.sql) ORDER BY id \(order) LIMIT \(limit + 1)", conditions.arguments, limit)
+        // The page size bound, not written into the SQL: one statement whatever the limit.
+        return ("\(Records.executionSummarySelect)\(conditions.sql) ORDER BY id \(order) LIMIT ?", conditions.arguments + [limit + 1], limit)
     }
 }

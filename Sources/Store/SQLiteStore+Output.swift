@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 
 // Output while an execution runs (appended in pieces) and read back by slices (followers).
 
@@ -14,11 +15,17 @@ extension SQLiteStore {
         }
     }
 
+    /// The execution as answered and how many bytes of each stream are stored, in one statement.
+    static let rowAndEndsSQL = "SELECT " + Records.executionSummaryColumns + ", " + OutputPieces.endColumn(.stdout) + ", "
+        + OutputPieces.endColumn(.stderr) + " FROM execution WHERE id = ?1"
+
     public func output(executionID: Int64, stdoutFrom: Int64, stderrFrom: Int64, limit: Int) async throws -> OutputSlice? {
-        try await read { db in
-            guard let execution = try Self.fetchExecution(db, id: executionID, withOutput: false) else { return nil }
-            let storedStdout = try OutputPieces.end(db, executionID, .stdout)
-            let storedStderr = try OutputPieces.end(db, executionID, .stderr)
+        // A row with a bounded slice of output is read on the caller's thread (`pointRead`).
+        let body: @Sendable (Database) throws -> OutputSlice? = { db in
+            let ends = Records.ExecutionColumn.allCases.count
+            guard let (execution, storedStdout, storedStderr) = try db.first(cached: Self.rowAndEndsSQL, arguments: [executionID], { row in
+                (Records.execution(row), (row[ends] as Int64?) ?? 0, (row[ends + 1] as Int64?) ?? 0)
+            }) else { return nil }
             // Both streams get half of the limit; what one does not need goes to the other.
             let limit = max(0, limit)
             let stdoutLeft = max(0, storedStdout - stdoutFrom), stderrLeft = max(0, storedStderr - stderrFrom)
@@ -31,5 +38,6 @@ extension SQLiteStore {
                 stderr: try OutputPieces.read(db, executionID, .stderr, from: stderrFrom, limit: stderrTake),
                 storedStdout: storedStdout, storedStderr: storedStderr)
         }
+        return try await limit <= Self.pointReadBytes ? pointRead(body) : read(body)
     }
 }

@@ -7,13 +7,13 @@ import GRDB
 
 extension SQLiteStore {
     static func fetchJob(_ db: Database, id: Int64) throws -> Job? {
-        try Row.fetchOne(db.cached(Records.jobSelect + " WHERE id = ?"), arguments: [id]).map(Records.job)
+        try db.first(cached: Records.jobSelect + " WHERE id = ?", arguments: [id], Records.job)
     }
 
     /// An execution, with its output unless `withOutput` is false.
     static func fetchExecution(_ db: Database, id: Int64, withOutput: Bool = true) throws -> Execution? {
-        guard var execution = try Row.fetchOne(db.cached(Records.executionSelect + " WHERE id = ?"), arguments: [id])
-            .map(Records.execution) else { return nil }
+        guard var execution = try db.first(cached: Records.executionSelect + " WHERE id = ?", arguments: [id], Records.execution)
+        else { return nil }
         if withOutput, let both = try OutputPieces.all(db, [id])[id] {
             (execution.stdout, execution.stderr) = both
         }

@@ -33,6 +33,12 @@ public final class SQLiteStore: ExecutionStore {
     let reserve: DiskReserve
     /// Marks every change to the token set, for servers that keep verified tokens in memory.
     let tokenSentinel: TokenSentinel
+    /// Read-only connections for bounded reads on the caller's thread (`pointRead`).
+    let pointReaders: PointReaders
+
+    /// The most output bytes a read on the caller's thread may fetch (`pointRead`); larger
+    /// slices are read on GRDB's pool.
+    public static let pointReadBytes = 64 << 10
 
     /// The room held back by default: enough to finish a few runs with their complete output.
     public static let defaultReserveBytes = 8 << 20
@@ -88,6 +94,8 @@ public final class SQLiteStore: ExecutionStore {
                 throw StoreError.invalid("\(path) is already at schema version \(beyond.element), beyond \(target)")
             }
             try migrator.migrate(pool, upTo: target)
+            // One per core: the cooperative pool has as many threads.
+            pointReaders = try PointReaders(path: path, count: max(2, ProcessInfo.processInfo.activeProcessorCount))
         } catch {
             throw Self.storeError(error, path: path)
         }
@@ -101,6 +109,16 @@ public final class SQLiteStore: ExecutionStore {
 
     func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do { return try await pool.read(body) } catch { throw Self.storeError(error, path: path) }
+    }
+
+    /// A bounded read (a row or a job, at most `pointReadBytes` of output) on the caller's
+    /// thread when a point reader is idle and the database not busy (see `PointReaders`: it
+    /// never waits), else on GRDB's pool as `read`.
+    func pointRead<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        let inline: T?
+        do { inline = try pointReaders.read(body) } catch { throw Self.storeError(error, path: path) }
+        if let inline { return inline }
+        return try await read(body)
     }
 
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {

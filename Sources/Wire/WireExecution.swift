@@ -40,6 +40,22 @@ public struct WireExecution: Codable, Sendable, Equatable {
 
     /// Whether the execution has ended (every status but PENDING and RUNNING).
     public var isFinal: Bool { status != "PENDING" && status != "RUNNING" }
+
+    /// An execution with its required members; the others are set one by one.
+    public init(id: Int64, job_id: Int64?, status: String, created_at: String) {
+        self.id = id
+        self.job_id = job_id
+        self.status = status
+        self.created_at = created_at
+    }
+}
+
+extension WireExecution: WireAnswer {
+    /// `execution_id` is only in a waited run's answer (`RunExecution`), the output members only
+    /// where the output is answered (not in `ExecutionSummary`).
+    public static let absentWhenNil: Set<String> = [
+        "execution_id", "stdout", "stderr", "stdout_encoding", "stderr_encoding", "stdout_invalid_utf8", "stderr_invalid_utf8",
+    ]
 }
 
 /// What a run used (`Usage`).
@@ -47,12 +63,23 @@ public struct WireUsage: Codable, Sendable, Equatable {
     public var wall_ms: Int64?
     public var cpu_ms: Int64?
     public var memory_peak_bytes: Int64?
+
+    public init(wall_ms: Int64?, cpu_ms: Int64?, memory_peak_bytes: Int64?) {
+        self.wall_ms = wall_ms
+        self.cpu_ms = cpu_ms
+        self.memory_peak_bytes = memory_peak_bytes
+    }
 }
 
 /// One page of `GET /executions` (`ExecutionPage`).
 public struct WireExecutionPage: Codable, Sendable, Equatable {
     public var executions: [WireExecution]
     public var next_cursor: String?
+
+    public init(executions: [WireExecution], next_cursor: String?) {
+        self.executions = executions
+        self.next_cursor = next_cursor
+    }
 }
 
 /// The body of `POST /executions/{job_id}/run` (`RunRequest`): members left nil are not sent.
@@ -91,6 +118,11 @@ public struct WireRunRequest: Codable, Sendable, Equatable {
 public struct WireRunAccepted: Codable, Sendable, Equatable {
     public var execution_id: Int64
     public var status: String
+
+    public init(execution_id: Int64, status: String) {
+        self.execution_id = execution_id
+        self.status = status
+    }
 }
 
 /// The `data` of an `output` event of a followed output (`FollowOutputData`).

@@ -19,4 +19,10 @@ public struct WireInputFileEntry: Codable, Sendable, Equatable {
     public var path: String
     public var size: Int64
     public var executable: Bool
+
+    public init(path: String, size: Int64, executable: Bool) {
+        self.path = path
+        self.size = size
+        self.executable = executable
+    }
 }

@@ -12,8 +12,6 @@ public struct WireJob: Codable, Sendable, Equatable {
     public var environment: [String: String]
     /// The names of its secret variables (never their values). Optional: older servers lack it.
     public var secret_environment: [String]?
-    /// After a PATCH that changed the script, script type or policy: the secrets it cleared.
-    public var secret_environment_cleared: [String]?
     public var tenant: String?
     public var created_by: Int64?
     /// Its input files (path, size, executable). Optional: older servers lack it.
@@ -22,6 +20,36 @@ public struct WireJob: Codable, Sendable, Equatable {
     public var outputs: [String]?
     public var created_at: String
     public var updated_at: String
+    /// After a PATCH that changed the script, script type or policy: the secrets it cleared.
+    public var secret_environment_cleared: [String]?
+
+    public init(id: Int64, name: String, script_type: String, script_content: String, policy: String,
+                limits: [String: WireScalar], concurrency: String, arguments: [String], environment: [String: String],
+                secret_environment: [String]?, tenant: String?, created_by: Int64?, files: [WireInputFileEntry]? = nil,
+                outputs: [String]? = nil, created_at: String, updated_at: String, secret_environment_cleared: [String]? = nil) {
+        self.files = files
+        self.outputs = outputs
+        self.id = id
+        self.name = name
+        self.script_type = script_type
+        self.script_content = script_content
+        self.policy = policy
+        self.limits = limits
+        self.concurrency = concurrency
+        self.arguments = arguments
+        self.environment = environment
+        self.secret_environment = secret_environment
+        self.tenant = tenant
+        self.created_by = created_by
+        self.created_at = created_at
+        self.updated_at = updated_at
+        self.secret_environment_cleared = secret_environment_cleared
+    }
+}
+
+extension WireJob: WireAnswer {
+    /// Only in the answer to a PATCH that cleared secrets.
+    public static let absentWhenNil: Set<String> = ["secret_environment_cleared"]
 }
 
 /// The body of `POST /jobs` (`JobCreate`) and `PATCH /jobs/{id}` (`JobUpdate`): members left

@@ -20,11 +20,19 @@ public struct WireRuntime: Codable, Sendable, Equatable {
     public var script_type: String
     public var command: [String]
     public var script_path: String
+
+    public init(script_type: String, command: [String], script_path: String) {
+        self.script_type = script_type
+        self.command = command
+        self.script_path = script_path
+    }
 }
 
 /// The answer of `GET /health` (`Health`).
 public struct WireHealth: Codable, Sendable, Equatable {
     public var status: String
+
+    public init(status: String) { self.status = status }
 }
 
 /// The answer of `GET /ready` (`Ready`): each check's result, and the isolation the server
@@ -33,6 +41,12 @@ public struct WireReady: Codable, Sendable, Equatable {
     public var status: String
     public var checks: [String: String]
     public var weaker_isolation: [String]
+
+    public init(status: String, checks: [String: String], weaker_isolation: [String]) {
+        self.status = status
+        self.checks = checks
+        self.weaker_isolation = weaker_isolation
+    }
 }
 
 /// A policy's effective values (`Policy`): the members every policy has. The document allows

@@ -64,6 +64,11 @@ public struct WireToken: Codable, Sendable, Equatable {
     }
 }
 
+extension WireToken: WireAnswer {
+    /// The token's text is answered once, when it is made (`TokenCreated`).
+    public static let absentWhenNil: Set<String> = ["token"]
+}
+
 /// One entry of the audit log (`AuditEntry`).
 public struct WireAuditEntry: Codable, Sendable, Equatable {
     public var id: Int64
@@ -76,10 +81,29 @@ public struct WireAuditEntry: Codable, Sendable, Equatable {
     public var target_id: String?
     public var address: String?
     public var detail: String?
+
+    public init(id: Int64, at: String, token_id: Int64?, token_name: String?, role: String?, action: String,
+                target_type: String, target_id: String?, address: String?, detail: String?) {
+        self.id = id
+        self.at = at
+        self.token_id = token_id
+        self.token_name = token_name
+        self.role = role
+        self.action = action
+        self.target_type = target_type
+        self.target_id = target_id
+        self.address = address
+        self.detail = detail
+    }
 }
 
 /// One page of `GET /audit` (`AuditPage`).
 public struct WireAuditPage: Codable, Sendable, Equatable {
     public var entries: [WireAuditEntry]
     public var next_cursor: String?
+
+    public init(entries: [WireAuditEntry], next_cursor: String?) {
+        self.entries = entries
+        self.next_cursor = next_cursor
+    }
 }

@@ -256,6 +256,37 @@ struct ContractTests {
         }
     }
 
+    @Test("The members a schema may leave out are those its wire type leaves out when nil; the others are written, null when empty")
+    func absentMembersAgree() throws {
+        let document = try JSONSerialization.jsonObject(with: Data(try OpenAPIDocument.shared().json))
+        let schemas = try Self.schemas(try #require(document as? [String: Any]))
+        var answered = 0
+        for (name, shape) in Self.shapes.sorted(by: { $0.key < $1.key }) {
+            guard case .object(let type, _) = shape, let answer = type as? any WireAnswer.Type,
+                  let schema = schemas[name] else { continue }
+            answered += 1
+            let names = Set(type.wireNames)
+            #expect(answer.absentWhenNil.isSubset(of: names), "\(type) leaves out members it lacks: \(answer.absentWhenNil.subtracting(names).sorted())")
+            // A member the schema does not require must not be written as null where the type has no value.
+            let optional = Self.properties(schema).subtracting(Self.required(schema))
+            #expect(optional.isSubset(of: answer.absentWhenNil),
+                    "\(name) may lack \(optional.subtracting(answer.absentWhenNil).sorted()), which \(type) would write as null")
+        }
+        #expect(answered >= 4, "no answered schema has a WireAnswer type")
+        // Every member a type leaves out is one some schema it serves may lack (or lacks).
+        for type in WireCatalog.types {
+            guard let answer = type as? any WireAnswer.Type else { continue }
+            let served = Self.shapes.compactMap { name, shape -> [String: Any]? in
+                guard case .object(let t, _) = shape, t == type else { return nil }
+                return schemas[name]
+            }
+            let mayLack = served.reduce(into: Set<String>()) { set, schema in
+                set.formUnion(Set(type.wireNames).subtracting(Self.required(schema)))
+            }
+            #expect(answer.absentWhenNil.isSubset(of: mayLack), "\(type) leaves out \(answer.absentWhenNil.subtracting(mayLack).sorted()), which every schema it serves requires")
+        }
+    }
+
     @Test("The server accepts in bodies exactly the members of the wire types")
     func bodyFieldsAreTheWireTypes() {
         #expect(JobRoutes.createFields == ["name", "script_type", "script_content", "policy", "limits", "concurrency", "arguments",

@@ -1,3 +1,4 @@
+import ConfineTestSupport
 import Domain
 import Engine
 import Foundation
@@ -194,7 +195,7 @@ struct EngineTests {
 
     @Test("Graceful shutdown: running executions finish within the grace, the rest are interrupted")
     func gracefulShutdown() async throws {
-        try await EngineFixture.with(workers: 2, grace: .milliseconds(700), shutdown: false) { f in
+        try await EngineFixture.with(workers: 2, grace: .milliseconds(TestTimeScale.scaled(700)), shutdown: false) { f in
             let quick = try await f.engine.submit(jobID: try await f.job("sleep 0.2; echo done").id)
             let slow = try await f.engine.submit(jobID: try await f.job("sleep 30").id)
             _ = try await f.waitStatus(slow.id, .running)

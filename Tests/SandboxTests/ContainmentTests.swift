@@ -1,3 +1,4 @@
+import ConfineTestSupport
 import Foundation
 import Glibc
 import Sandbox
@@ -73,7 +74,10 @@ struct ContainmentTests {
 
     @Test("A 100 MB output flood is capped, counted, and does not deadlock")
     func outputFlood() async throws {
-        let r = try await TestSupport.bash("head -c 100000000 /dev/zero; echo done >&2")
+        let r = try await TestSupport.bash("head -c 100000000 /dev/zero; echo done >&2") {
+            $0.limits.cpuTimeMs = TestTimeScale.scaled($0.limits.cpuTimeMs)
+            $0.limits.wallTimeMs = TestTimeScale.scaled($0.limits.wallTimeMs)
+        }
         #expect(r.verdict == .exited && r.exitCode == 0, "\(r.summary)")
         #expect(r.stdoutBytes == 100_000_000)
         #expect(r.stdout.count == 1 << 20)
@@ -180,7 +184,10 @@ struct ContainmentTests {
             import ctypes
             ctypes.CDLL(None).ptrace(0, 0, 0, 0)
             print("still alive")
-            """, policy: TestSupport.policy("strict"))
+            """, policy: TestSupport.policy("strict")) {
+            $0.limits.cpuTimeMs = TestTimeScale.scaled($0.limits.cpuTimeMs)
+            $0.limits.wallTimeMs = TestTimeScale.scaled($0.limits.wallTimeMs)
+        }
         #expect(r.verdict == .signaled, "\(r.summary)")
         #expect(r.signal == SIGSYS)
         #expect(!r.out.contains("still alive"))
@@ -276,7 +283,7 @@ struct ContainmentTests {
     @Test("Signal dispositions are reset: SIGPIPE kills a writer again")
     func signalsReset() async throws {
         // The server ignores SIGPIPE; `yes | head -1` only ends if yes dies of SIGPIPE.
-        let r = try await TestSupport.bash("yes | head -n 1; echo \"${PIPESTATUS[0]}\"") { $0.limits.wallTimeMs = 3000 }
+        let r = try await TestSupport.bash("yes | head -n 1; echo \"${PIPESTATUS[0]}\"") { $0.limits.wallTimeMs = TestTimeScale.scaled(3000) }
         #expect(r.out == "y\n141\n", "\(r.summary) \(r.out)")
     }
 

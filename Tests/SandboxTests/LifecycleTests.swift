@@ -1,3 +1,4 @@
+import ConfineTestSupport
 import Foundation
 import Glibc
 import Sandbox
@@ -86,7 +87,9 @@ struct LifecycleTests {
 
     @Test("32 runs at once all complete correctly")
     func concurrentRuns() async throws {
-        let p = try TestSupport.policy()
+        var policy = try TestSupport.policy()
+        policy.limits.wallTimeMs = TestTimeScale.scaled(policy.limits.wallTimeMs)
+        let p = policy
         let results = try await withThrowingTaskGroup(of: (Int, RunResult).self) { group in
             for i in 0..<32 {
                 group.addTask {
