@@ -40,10 +40,12 @@ struct InputFilesTests {
     @Test("The most files a run takes all arrive; one more is refused naming the limit")
     func mostFiles() async throws {
         try await LiveServer.with { s in
-            let most = 31
-            let files = Self.files((0..<most).map { ("in/f\($0).txt", "\($0)\n") })
-            let done = try await s.post("/executions?wait=true", #"{"script_type": "bash", "script_content": "cat in/*.txt | wc -l", "files": \#(files)}"#)
-            #expect(done.object["stdout"] as? String == "\(most)\n", "\(done)")
+            let most = 100
+            // The last of them executable: its mode bit lies past the first 64.
+            let files = String(Self.files((0..<most - 1).map { ("in/f\($0).txt", "\($0)\n") }).dropLast())
+                + #", {"path": "run.sh", "content": "echo ran", "executable": true}]"#
+            let done = try await s.post("/executions?wait=true", #"{"script_type": "bash", "script_content": "cat in/*.txt | wc -l; ./run.sh; stat -c %a in/f98.txt", "files": \#(files)}"#)
+            #expect(done.object["stdout"] as? String == "\(most - 1)\nran\n444\n", "\(done)")
             let oneMore = Self.files((0...most).map { ("f\($0)", "x") })
             try await s.post("/executions", #"{"script_type": "bash", "script_content": "true", "files": \#(oneMore)}"#)
                 .expectProblem(422, field: "files", "\(most + 1) files", "at most \(most)")

@@ -162,7 +162,7 @@ typedef struct cs_report {
 /* Limits of one run message (the parent refuses larger requests before sending). */
 #define CS_MAX_STRINGS_BYTES (1 << 20)
 #define CS_MAX_POINTERS 16384
-#define CS_MAX_FILES 32
+#define CS_MAX_FILES 128
 #define CS_MAX_RLIMITS 16
 #define CS_RUN_MAGIC 0x436f6e66u
 
@@ -179,10 +179,18 @@ typedef struct cs_run_header {
     uint32_t n_rlimits;
     uint32_t strings_bytes;
     uint32_t pad;
-    uint64_t files_executable; /* bit i: file i gets mode 0555 instead of 0444 */
+    uint64_t files_executable[CS_MAX_FILES / 64]; /* bit i: file i gets mode 0555, not 0444 */
     cs_rlimit rlimits[CS_MAX_RLIMITS];
     uint64_t user_limits[CS_USER_LIMIT_COUNT]; /* CS_USER_LIMIT_KEEP: leave as is */
 } cs_run_header;
+
+/* File i of the run is executable (mode 0555). */
+static inline void cs_mark_executable(cs_run_header *h, unsigned i) {
+    if (i < CS_MAX_FILES) h->files_executable[i / 64] |= 1ULL << (i % 64);
+}
+static inline int cs_is_executable(const cs_run_header *h, unsigned i) {
+    return i < CS_MAX_FILES && ((h->files_executable[i / 64] >> (i % 64)) & 1);
+}
 
 /* ------------------------------------------------------------ the spawner's protocol */
 

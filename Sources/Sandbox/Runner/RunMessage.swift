@@ -78,7 +78,7 @@ final class RunMessage {
                 throw LaunchError(stage: "memfd", subject: file.path, errno: -fd)
             }
             fileDescriptors.append(fd)
-            if file.executable { header.files_executable |= 1 << UInt64(i) }
+            if file.executable { cs_mark_executable(&header, UInt32(i)) }
         }
     }
 

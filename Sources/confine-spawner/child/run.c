@@ -83,7 +83,7 @@ int cs_receive_run(int sock) {
 int cs_place_file(int i) {
     char dst[CS_PATH_MAX];
     if (cs_join(dst, "", cs_run->file_targets[i]) != 0 || cs_mkdirs(dst, 0) != 0) return -1;
-    mode_t mode = (cs_run->header.files_executable >> i) & 1 ? 0555 : 0444;
+    mode_t mode = cs_is_executable(&cs_run->header, (unsigned)i) ? 0555 : 0444;
     int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
     if (out < 0) return -1;
     off_t offset = 0;
