@@ -189,6 +189,27 @@ struct LifecycleTests {
         #expect(third.verdict == .exited, "\(third.summary)")
     }
 
+    @Test("Recovery: a run cgroup a dead process left in one v1 hierarchy only (it died while removing them) is found and removed")
+    func staleRunInOneHierarchyRemoved() throws {
+        let backend = try CgroupDetection.detect(parent: "confine")
+        guard backend.version == .v1, let pidsParent = backend.baseDirectories.first(where: { $0.contains("/pids") }) else {
+            print("SKIP one-hierarchy leftover: this host's runs are not on cgroup v1")
+            return
+        }
+        var pid: pid_t = 0
+        let trueArgs = [strdup("/bin/true"), nil]
+        defer { trueArgs.forEach { free($0) } }
+        #expect(posix_spawn(&pid, "/bin/true", nil, nil, trueArgs, environ) == 0)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        let name = "\(pid)-7"
+        #expect(mkdir(pidsParent + "/" + name, 0o755) == 0)
+        #expect(backend.existingRuns().contains(name), "a directory in the pids hierarchy alone is a run")
+        Sandbox.removeStaleRuns(backend)
+        #expect(!backend.existingRuns().contains(name))
+        #expect(access(pidsParent + "/" + name, F_OK) != 0)
+    }
+
     @Test("Recovery: a dead Confine process's leftover cgroup is emptied (its processes killed) and removed")
     func staleRunsRemoved() throws {
         // A backend of its own: the shared one may hand out a recycled cgroup under another name.

@@ -51,8 +51,10 @@ public final class CgroupV1: CgroupBackend {
     /// v2 weight (1...10000, default 100) → v1 shares (2...262144, default 1024).
     static func shares(weight: Int) -> Int { max(2, min(262_144, weight * 1024 / 100)) }
 
+    /// In any hierarchy: a process that ended while removing a run's directories (one
+    /// hierarchy after the other) leaves them in some hierarchies only.
     public func existingRuns() -> [String] {
-        parents["memory"].map(CgroupFile.subdirectories) ?? []
+        Set(Set(parents.values).flatMap(CgroupFile.subdirectories)).sorted()
     }
 
     public func remove(name: String) throws(CgroupError) {

@@ -95,14 +95,15 @@ public final class Sandbox: Sendable {
     deinit { shutdown() }
 
     /// Kills the idle warm sandboxes and removes the cgroups kept for reuse. Runs in progress
-    /// are not affected. Called at exit for every live `Sandbox`. Blocks (up to a second):
+    /// are not affected. Called at exit for every live `Sandbox`. Blocks (a few seconds at most):
     /// call it from a thread, not from a task.
     public func shutdown() {
         pool?.shutdown()
         spawner.stop(waitSeconds: 1)
-        // Let finished runs hand their cgroups back first (bounded: a second at most).
+        // Let finished runs hand their cgroups back first (bounded: five seconds at most; on a
+        // loaded v1 host removing a run's four directories can take more than one).
         var waited = 0
-        while housekeeping.load(ordering: .sequentiallyConsistent) > 0 && waited < 1000 {
+        while housekeeping.load(ordering: .sequentiallyConsistent) > 0 && waited < 5000 {
             usleep(1000)
             waited += 1
         }
