@@ -57,7 +57,9 @@ struct SpawnerTests {
         #expect(!lines[0].contains(ownName), "pid 1 shows this process's command line: \(lines[0])")
         let rssKB = Int(lines[1].split(whereSeparator: \.isWhitespace).dropFirst().first ?? "") ?? Int.max
         let ownKB = ProcessMemory.statusKB(getpid(), "VmRSS") ?? 0
-        #expect(rssKB < 8 * 1024, "init's resident memory is \(rssKB) kB")
+        // About 1.6 MB; up to its whole mapping (15 MB) when another test of this suite reads
+        // every live init's memory through /proc/PID/mem at the same time. The server: hundreds.
+        #expect(rssKB < 32 * 1024, "init's resident memory is \(rssKB) kB")
         #expect(rssKB * 4 < ownKB, "init (\(rssKB) kB) is not much smaller than this process (\(ownKB) kB)")
     }
 
@@ -275,45 +277,5 @@ struct SpawnerTests {
                 "\(error)".contains("spawner_uid (\(id))") && "\(error)".contains("must differ")
             }
         }
-    }
-}
-
-/// Every live sandbox maps its root to a host id of its own, so that what the kernel counts per
-/// user (pipe buffer pages, epoll watches, processes) is counted per sandbox.
-@Suite("Host ids per sandbox", .enabled(if: TestSupport.canSandbox))
-struct HostIDTests {
-    @Test("Sandboxes alive at once run as distinct host uids and gids from the range; ids come back when they end")
-    func distinctIDs() async throws {
-        let sandbox = try Sandbox()
-        let policy = try TestSupport.policy()
-        let marker = "sleep 29.\(Int.random(in: 100_000...999_999))"
-        var runs: [SpawnerTests.Background] = []
-        for i in 0..<3 {
-            runs.append(try SpawnerTests.Background(sandbox, RunRequest(
-                policy: policy, command: ["/bin/bash", "-c", "echo ready-\(i); exec \(marker)"])))
-        }
-        var uids: Set<UInt32> = []
-        for (i, run) in runs.enumerated() { #expect(try await run.wait(for: "ready-\(i)")) }
-        let pids = TestSupport.hostProcesses(containing: marker)
-        #expect(pids.count == 3, "\(pids)")
-        for pid in pids {
-            guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { continue }
-            func id(_ key: String) -> UInt32? {
-                status.split(separator: "\n").first { $0.hasPrefix(key) }?
-                    .split(whereSeparator: \.isWhitespace).dropFirst().first.flatMap { UInt32($0) }
-            }
-            let uid = try #require(id("Uid:")), gid = try #require(id("Gid:"))
-            #expect(SandboxConfiguration().hostIDs.contains(uid), "uid \(uid)")
-            #expect(uid == gid)
-            uids.insert(uid)
-        }
-        #expect(uids.count == 3, "\(uids)")
-        #expect(sandbox.hostIDsHeld >= 3)
-        runs.forEach { $0.handle.cancel() }
-        for run in runs { _ = await run.handle.result() }
-        sandbox.shutdown()
-        // A result is out before its init is reaped: the ids come back right after.
-        for _ in 0..<100 where sandbox.hostIDsHeld > 0 { try await Task.sleep(for: .milliseconds(20)) }
-        #expect(sandbox.hostIDsHeld == 0)
     }
 }

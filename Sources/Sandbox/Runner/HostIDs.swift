@@ -5,9 +5,23 @@ import Synchronization
 /// reaped. The kernel counts some objects per user — pipe buffer pages
 /// (`fs.pipe-user-pages-soft`), epoll watches (`fs.epoll.max_user_watches`), processes
 /// (RLIMIT_NPROC) — so with one uid for every sandbox, one sandbox could take them all from
-/// the others; with a uid each, each has the whole allowance to itself. The search starts at a
-/// random place so that two servers sharing a range rarely meet.
+/// the others; with a uid each, each has the whole allowance to itself. Every `Sandbox` of a
+/// process with the same range shares one allocator (`shared`); the search starts at a random
+/// place so that two servers sharing a range rarely meet.
 final class HostIDs: Sendable {
+    private static let allocators = Mutex<[ClosedRange<UInt32>: HostIDs]>([:])
+
+    /// The process's allocator of the range `first`… (`count` ids).
+    static func shared(first: UInt32, count: UInt32) -> HostIDs {
+        let range = first...(first + (max(1, count) - 1))
+        return allocators.withLock { all in
+            if let existing = all[range] { return existing }
+            let made = HostIDs(first: first, count: count)
+            all[range] = made
+            return made
+        }
+    }
+
     let first: UInt32
     let count: UInt32
     private struct State {
@@ -39,6 +53,6 @@ final class HostIDs: Sendable {
         _ = state.withLock { $0.inUse.remove(id) }
     }
 
-    /// How many ids live sandboxes hold now.
-    var held: Int { state.withLock { $0.inUse.count } }
+    /// Whether a live sandbox holds `id` now.
+    func isHeld(_ id: UInt32) -> Bool { state.withLock { $0.inUse.contains(id) } }
 }

@@ -32,8 +32,6 @@ public final class Sandbox: Sendable {
     /// The host ids live sandboxes hold, one each.
     let hostIDs: HostIDs
 
-    /// How many host ids live sandboxes (running or warm) hold now.
-    public var hostIDsHeld: Int { hostIDs.held }
     /// How inits get into their cgroup (born there on cgroup v2, or moved in after clone).
     let placement: CgroupPlacement
     /// Words saying how inits get into their run's cgroup, for diagnostics.
@@ -56,7 +54,7 @@ public final class Sandbox: Sendable {
         where configuration.hostIDs.contains(id) || id == SandboxConfiguration.overflowID {
             throw .configuration("\(key) (\(id)) \(SandboxConfiguration.spawnerIDRule(configuration.hostIDs))")
         }
-        hostIDs = HostIDs(first: configuration.hostIDFirst, count: configuration.hostIDCount)
+        hostIDs = HostIDs.shared(first: configuration.hostIDFirst, count: configuration.hostIDCount)
         // A program that closes its stdin early must not kill the server with SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
         switch configuration.cgroups {
