@@ -29,7 +29,7 @@ API_RECORD   := .build/api-exchanges.jsonl
 test: deps
 	$(SWIFT) build --build-tests
 	@rm -f $(API_RECORD)
-	CONFINE_API_RECORD=$(CURDIR)/$(API_RECORD) CONFINE_SANDBOX_CPU_WEIGHT=100 $(SWIFT) test --skip-build
+	CONFINE_API_RECORD=$(CURDIR)/$(API_RECORD) CONFINE_SANDBOX_CPU_WEIGHT=100 CONFINE_TEST_SECRET=hunter2 $(SWIFT) test --skip-build
 	@scripts/check-leftovers.sh
 	@scripts/api-check/check-all.sh .build/debug/confine $(API_RECORD)
 	@scripts/cgroup2-guest/run.sh --optional

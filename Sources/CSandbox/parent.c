@@ -50,21 +50,9 @@ int cs_send_run(int sock, const cs_run_header *header, const int *fds, int n_fds
                 const char *strings, size_t strings_len) {
     char control[CMSG_SPACE(sizeof(int) * CS_MAX_FILES)];
     if (n_fds > CS_MAX_FILES) return -EINVAL;
-    struct iovec iov = {(void *)header, sizeof *header};
+    struct iovec iov;
     struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (n_fds > 0) {
-        memset(control, 0, sizeof control);
-        msg.msg_control = control;
-        msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n_fds);
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n_fds);
-        memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)n_fds);
-    }
+    cs_message_to_send(&msg, &iov, header, sizeof *header, control, fds, n_fds);
     ssize_t sent;
     do {
         sent = sendmsg(sock, &msg, MSG_NOSIGNAL);

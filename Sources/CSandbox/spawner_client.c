@@ -88,24 +88,12 @@ int cs_read_spawner_hello(int sock, int timeout_ms, cs_spawner_hello *hello) {
 
 int cs_spawner_exchange(int sock, const void *request, size_t len, int cgroup_fd, uint64_t id,
                         cs_spawn_reply *reply, int fds[CS_SPAWN_FD_COUNT], int *sent) {
-    ssize_t n_sent;
     *sent = 0;
     char out_control[CMSG_SPACE(sizeof(int))];
-    struct iovec out_iov = {(void *)request, len};
+    struct iovec out_iov;
     struct msghdr out;
-    memset(&out, 0, sizeof out);
-    out.msg_iov = &out_iov;
-    out.msg_iovlen = 1;
-    if (cgroup_fd >= 0) {
-        memset(out_control, 0, sizeof out_control);
-        out.msg_control = out_control;
-        out.msg_controllen = sizeof out_control;
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&out);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cm), &cgroup_fd, sizeof(int));
-    }
+    cs_message_to_send(&out, &out_iov, request, len, out_control, &cgroup_fd, cgroup_fd >= 0 ? 1 : 0);
+    ssize_t n_sent;
     do {
         n_sent = sendmsg(sock, &out, MSG_NOSIGNAL);
     } while (n_sent < 0 && errno == EINTR);
@@ -114,33 +102,17 @@ int cs_spawner_exchange(int sock, const void *request, size_t len, int cgroup_fd
     *sent = 1;
     for (;;) {
         char control[CMSG_SPACE(sizeof(int) * CS_SPAWN_FD_COUNT)];
-        struct iovec iov = {reply, sizeof *reply};
+        struct iovec iov;
         struct msghdr msg;
-        memset(&msg, 0, sizeof msg);
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        ssize_t r;
-        do {
-            r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-        } while (r < 0 && errno == EINTR);
+        cs_message_to_receive(&msg, &iov, reply, sizeof *reply, control, sizeof control);
+        ssize_t r = cs_receive_message(sock, &msg);
         if (r < 0) return -errno;
         if (r == 0) return -ECONNRESET;
-        int got[CS_SPAWN_FD_COUNT], n_got = 0;
-        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
-            if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
-                int n = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-                for (int i = 0; i < n; i++) {
-                    int fd;
-                    memcpy(&fd, CMSG_DATA(cm) + sizeof(int) * (size_t)i, sizeof fd);
-                    if (n_got < CS_SPAWN_FD_COUNT) got[n_got++] = fd;
-                    else close(fd);
-                }
-            }
-        }
+        int got[CS_SPAWN_FD_COUNT];
+        int n_came = cs_message_descriptors(&msg, got, CS_SPAWN_FD_COUNT);
+        int n_got = n_came < CS_SPAWN_FD_COUNT ? n_came : CS_SPAWN_FD_COUNT;
         int valid = (size_t)r == sizeof *reply && reply->magic == CS_SPAWNER_MAGIC && !(msg.msg_flags & MSG_CTRUNC);
-        int complete = reply->pid > 0 ? n_got == CS_SPAWN_FD_COUNT : n_got == 0;
+        int complete = reply->pid > 0 ? n_came == CS_SPAWN_FD_COUNT : n_came == 0;
         if (!valid || !complete || reply->id != id) {
             for (int i = 0; i < n_got; i++) close(got[i]);
             if (!valid || !complete) return -EPROTO;

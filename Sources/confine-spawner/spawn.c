@@ -134,21 +134,9 @@ static void cs_reply(int sock, uint64_t id, pid_t pid, int err, int stage, const
     reply.flags = flags;
     reply.into_cgroup_err = into_cgroup_err;
     char control[CMSG_SPACE(sizeof(int) * CS_SPAWN_FD_COUNT)];
-    struct iovec iov = {&reply, sizeof reply};
+    struct iovec iov;
     struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (fds) {
-        memset(control, 0, sizeof control);
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int) * CS_SPAWN_FD_COUNT);
-        memcpy(CMSG_DATA(cm), fds, sizeof(int) * CS_SPAWN_FD_COUNT);
-    }
+    cs_message_to_send(&msg, &iov, &reply, sizeof reply, control, fds, fds ? CS_SPAWN_FD_COUNT : 0);
     ssize_t r;
     do {
         r = sendmsg(sock, &msg, MSG_NOSIGNAL);
@@ -173,22 +161,6 @@ static pid_t cs_clone_into_cgroup(int cgroup_fd, int *pidfd) {
         _exit(127);
     }
     return (pid_t)r;
-}
-
-/* The descriptor that came with a request (a cgroup directory), or -1; any other is closed. */
-static int cs_received_fd(struct msghdr *msg) {
-    int fd = -1;
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
-        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
-        int n = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-        for (int i = 0; i < n; i++) {
-            int got;
-            memcpy(&got, CMSG_DATA(cm) + sizeof(int) * (size_t)i, sizeof got);
-            if (fd < 0) fd = got;
-            else close(got);
-        }
-    }
-    return fd;
 }
 
 /* Serves one received request; `cgroup_fd` (or -1) is the descriptor that came with it. */
@@ -253,21 +225,16 @@ static void cs_serve_request(int sock, const struct msghdr *msg, size_t n, int c
 }
 
 int cs_serve_one(int sock) {
-    struct iovec iov = {cs_request, sizeof cs_request};
+    struct iovec iov;
     char control[CMSG_SPACE(sizeof(int) * 4)];
     struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    ssize_t n;
-    do {
-        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
+    cs_message_to_receive(&msg, &iov, cs_request, sizeof cs_request, control, sizeof control);
+    ssize_t n = cs_receive_message(sock, &msg);
     if (n == 0) return 0;  /* the server is gone, or let us go */
     if (n < 0) return -1;
-    int cgroup_fd = cs_received_fd(&msg);
+    /* At most one descriptor comes with a request: a cgroup directory (any other is closed). */
+    int cgroup_fd = -1;
+    (void)cs_message_descriptors(&msg, &cgroup_fd, 1);
     cs_serve_request(sock, &msg, (size_t)n, cgroup_fd);
     if (cgroup_fd >= 0) close(cgroup_fd);
     return 1;

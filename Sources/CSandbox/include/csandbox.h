@@ -24,7 +24,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <errno.h>
+#include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <linux/sched.h>
@@ -190,6 +194,68 @@ static inline void cs_mark_executable(cs_run_header *h, unsigned i) {
 }
 static inline int cs_is_executable(const cs_run_header *h, unsigned i) {
     return i < CS_MAX_FILES && ((h->files_executable[i / 64] >> (i % 64)) & 1);
+}
+
+/* ------------------------------------------------------------ descriptors with a message */
+/* Every message of the server, the spawner and init is one buffer with, at times, descriptors
+ * (SCM_RIGHTS). These helpers are async-signal-safe (no allocation): init uses them too. */
+
+/* `msg` sends `len` bytes of `buf` with the `n` descriptors of `fds` (none when n is 0);
+ * `control` holds at least CMSG_SPACE(sizeof(int) * n) bytes. */
+static inline void cs_message_to_send(struct msghdr *msg, struct iovec *iov, const void *buf, size_t len,
+                                      char *control, const int *fds, int n) {
+    memset(msg, 0, sizeof *msg);
+    iov->iov_base = (void *)buf;
+    iov->iov_len = len;
+    msg->msg_iov = iov;
+    msg->msg_iovlen = 1;
+    if (n <= 0) return;
+    memset(control, 0, CMSG_SPACE(sizeof(int) * (size_t)n));
+    msg->msg_control = control;
+    msg->msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+    struct cmsghdr *cm = CMSG_FIRSTHDR(msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+    memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)n);
+}
+
+/* `msg` receives up to `len` bytes into `buf`, and descriptors into `control`. */
+static inline void cs_message_to_receive(struct msghdr *msg, struct iovec *iov, void *buf, size_t len,
+                                         char *control, size_t control_len) {
+    memset(msg, 0, sizeof *msg);
+    iov->iov_base = buf;
+    iov->iov_len = len;
+    msg->msg_iov = iov;
+    msg->msg_iovlen = 1;
+    msg->msg_control = control;
+    msg->msg_controllen = control_len;
+}
+
+/* recvmsg, again after EINTR; received descriptors are close-on-exec. */
+static inline ssize_t cs_receive_message(int sock, struct msghdr *msg) {
+    ssize_t r;
+    do {
+        r = recvmsg(sock, msg, MSG_CMSG_CLOEXEC);
+    } while (r < 0 && errno == EINTR);
+    return r;
+}
+
+/* The descriptors a received message brought: the first `max` into `fds`, any beyond closed.
+ * Returns how many came in all (more than `max` says the sender sent too many). */
+static inline int cs_message_descriptors(struct msghdr *msg, int *fds, int max) {
+    int total = 0;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+        int n = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int i = 0; i < n; i++, total++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(cm) + sizeof(int) * (size_t)i, sizeof fd);
+            if (total < max) fds[total] = fd;
+            else close(fd);
+        }
+    }
+    return total;
 }
 
 /* ------------------------------------------------------------ the spawner's protocol */

@@ -174,19 +174,27 @@ enum CgroupFile {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    static func readUInt(_ path: String) -> UInt64? {
-        readString(path).flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-    }
+    static func readUInt(_ path: String) -> UInt64? { readString(path).flatMap(number) }
 
     /// The value of `key` in a "key value" file (memory.events, cpu.stat, memory.oom_control).
-    static func readKey(_ path: String, _ key: String) -> UInt64? {
-        guard let text = readString(path) else { return nil }
+    static func readKey(_ path: String, _ key: String) -> UInt64? { readString(path).flatMap { value(of: key, in: $0) } }
+
+    // The files' formats (also read through `KeptCgroupFile`).
+
+    /// A file holding one unsigned number.
+    static func number(_ text: String) -> UInt64? { UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines)) }
+
+    /// The value of `key` in "key value" lines.
+    static func value(of key: String, in text: String) -> UInt64? {
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: " ")
             if parts.count == 2, parts[0] == key { return UInt64(parts[1]) }
         }
         return nil
     }
+
+    /// The pids of a cgroup.procs file's text.
+    static func pidList(_ text: String) -> [pid_t] { text.split(separator: "\n").compactMap { pid_t($0) } }
 
     static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
@@ -210,9 +218,7 @@ enum CgroupFile {
         return names.sorted()
     }
 
-    static func pids(_ procsFile: String) -> [pid_t] {
-        (readString(procsFile) ?? "").split(separator: "\n").compactMap { pid_t($0) }
-    }
+    static func pids(_ procsFile: String) -> [pid_t] { pidList(readString(procsFile) ?? "") }
 
     /// SIGKILLs the processes listed in `procsFile` until it is empty (bounded).
     static func killAll(_ procsFile: String) {

@@ -42,24 +42,13 @@ final class KeptCgroupFile: @unchecked Sendable {
     }
 
     /// The file as one unsigned number.
-    func readUInt() -> UInt64? {
-        readString().flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-    }
+    func readUInt() -> UInt64? { readString().flatMap(CgroupFile.number) }
 
     /// The value of `key` in a "key value" file (memory.oom_control, memory.events, cpu.stat).
-    func readKey(_ key: String) -> UInt64? {
-        guard let text = readString() else { return nil }
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: " ")
-            if parts.count == 2, parts[0] == key { return UInt64(parts[1]) }
-        }
-        return nil
-    }
+    func readKey(_ key: String) -> UInt64? { readString().flatMap { CgroupFile.value(of: key, in: $0) } }
 
     /// The pids of a cgroup.procs file.
-    func pids() -> [pid_t] {
-        (readString() ?? "").split(separator: "\n").compactMap { pid_t($0) }
-    }
+    func pids() -> [pid_t] { CgroupFile.pidList(readString() ?? "") }
 
     /// Writes `value` (the kernel takes each write whole).
     func write(_ value: String) throws(CgroupError) {

@@ -18,8 +18,8 @@ final class CgroupPlacement: Sendable {
     /// Words for /ready and the doctor: how inits get into their cgroup.
     var description: String {
         state.withLock { s in
-            s.intoCgroup ? "born in their cgroup (clone3 CLONE_INTO_CGROUP)" : "moved into their cgroup after clone (\(s.why ?? "")"
-                + ")"
+            s.intoCgroup ? "born in their cgroup (clone3 CLONE_INTO_CGROUP)"
+                : "moved into their cgroup after clone (\(s.why ?? "the kernel refused"))"
         }
     }
 

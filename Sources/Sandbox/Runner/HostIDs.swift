@@ -11,12 +11,11 @@ import Synchronization
 final class HostIDs: Sendable {
     private static let allocators = Mutex<[ClosedRange<UInt32>: HostIDs]>([:])
 
-    /// The process's allocator of the range `first`… (`count` ids).
-    static func shared(first: UInt32, count: UInt32) -> HostIDs {
-        let range = first...(first + (max(1, count) - 1))
-        return allocators.withLock { all in
+    /// The process's allocator of `range`.
+    static func shared(_ range: ClosedRange<UInt32>) -> HostIDs {
+        allocators.withLock { all in
             if let existing = all[range] { return existing }
-            let made = HostIDs(first: first, count: count)
+            let made = HostIDs(range)
             all[range] = made
             return made
         }
@@ -30,10 +29,10 @@ final class HostIDs: Sendable {
     }
     private let state: Mutex<State>
 
-    init(first: UInt32, count: UInt32) {
-        self.first = first
-        self.count = max(1, count)
-        state = Mutex(State(next: UInt32.random(in: 0..<max(1, count))))
+    private init(_ range: ClosedRange<UInt32>) {
+        first = range.lowerBound
+        count = UInt32(range.count)
+        state = Mutex(State(next: UInt32.random(in: 0..<UInt32(range.count))))
     }
 
     /// A free id, or nil when every id of the range is held by a live sandbox.

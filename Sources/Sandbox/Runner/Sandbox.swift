@@ -54,7 +54,7 @@ public final class Sandbox: Sendable {
         where configuration.hostIDs.contains(id) || id == SandboxConfiguration.overflowID {
             throw .configuration("\(key) (\(id)) \(SandboxConfiguration.spawnerIDRule(configuration.hostIDs))")
         }
-        hostIDs = HostIDs.shared(first: configuration.hostIDFirst, count: configuration.hostIDCount)
+        hostIDs = HostIDs.shared(configuration.hostIDs)
         // A program that closes its stdin early must not kill the server with SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
         switch configuration.cgroups {

@@ -21,7 +21,10 @@ public struct SandboxConfiguration: Sendable {
     }
 
     /// The host ids of sandboxes, as a range.
-    public var hostIDs: ClosedRange<UInt32> { hostIDFirst...(hostIDFirst + (max(1, hostIDCount) - 1)) }
+    /// (Cut at the largest id: a range past it is refused by `Sandbox`, never wrapped around.)
+    public var hostIDs: ClosedRange<UInt32> {
+        hostIDFirst...UInt32(min(UInt64(hostIDFirst) + UInt64(max(1, hostIDCount)) - 1, UInt64(UInt32.max)))
+    }
     /// The unprivileged host uid and gid the spawner runs as: the owner of every sandbox's user
     /// namespace, so that the per-user kernel objects sandboxes hold are charged to it and
     /// never to host root. Must lie outside `hostIDs` (and be neither root nor the server's).

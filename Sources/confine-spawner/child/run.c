@@ -30,26 +30,13 @@ int cs_map_run_area(void) {
 int cs_receive_run(int sock) {
     char control[CMSG_SPACE(sizeof(int) * CS_MAX_FILES)];
     cs_run_header *h = &cs_run->header;
-    struct iovec iov = {h, sizeof *h};
+    struct iovec iov;
     struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    ssize_t r;
-    do {
-        r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-    } while (r < 0 && errno == EINTR);
+    cs_message_to_receive(&msg, &iov, h, sizeof *h, control, sizeof control);
+    ssize_t r = cs_receive_message(sock, &msg);
     if (r == 0) return 1;
     if (r < 0) return -1;
-    int n_fds = 0;
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
-        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
-            n_fds = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-            memcpy(cs_file_fds, CMSG_DATA(cm), sizeof(int) * (size_t)n_fds);
-        }
-    }
+    int n_fds = cs_message_descriptors(&msg, cs_file_fds, CS_MAX_FILES);
     if ((size_t)r < sizeof *h && cs_read_full(sock, (char *)h + r, sizeof *h - (size_t)r) != 0) return -1;
     uint32_t n_strings = h->n_argv + h->n_envp + h->n_exec_paths + h->n_files;
     /* Each list is NULL-terminated in cs_run->pointers: n_strings + 4 slots. */
