@@ -1,3 +1,4 @@
+import ConfineTestSupport
 import Foundation
 import Testing
 
@@ -16,7 +17,7 @@ struct OutputFilesTests {
         process.arguments = [url.path]
         let pipe = Pipe()
         process.standardOutput = pipe
-        try process.run()
+        try ProcessLaunch.run(process)
         let out = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return String(decoding: out, as: UTF8.self).split(separator: " ").first.map(String.init) ?? ""

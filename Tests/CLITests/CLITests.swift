@@ -1,3 +1,4 @@
+import ConfineTestSupport
 import Foundation
 import Glibc
 import Testing
@@ -44,7 +45,7 @@ struct CLITests {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try ProcessLaunch.run(process)
         // Read both pipes to the end before waiting: the child must never block on a full pipe.
         nonisolated(unsafe) var errData = Data()
         let reader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }

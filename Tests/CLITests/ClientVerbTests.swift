@@ -54,7 +54,7 @@ struct ClientVerbTests {
             process.standardError = errPipe
             process.standardInput = FileHandle.nullDevice
             var readers: [Thread] = []
-            try process.run()
+            try ProcessLaunch.run(process)
             // Filled in by the threads, read after they finish.
             nonisolated(unsafe) var outData = Data(), errData = Data()
             readers.append(Thread { outData = outPipe.fileHandleForReading.readDataToEndOfFile() })

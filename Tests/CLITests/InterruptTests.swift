@@ -1,3 +1,4 @@
+import ConfineTestSupport
 import Foundation
 import Glibc
 import Testing
@@ -26,7 +27,7 @@ struct InterruptTests {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try ProcessLaunch.run(process)
         let group = process.processIdentifier
         // Wait for the program's "ready", then do what the terminal does on Ctrl-C.
         var seen = Data()

@@ -1,3 +1,4 @@
+import ConfineTestSupport
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -159,7 +160,7 @@ struct ServeCommandTests {
             """, database]
         let ready = Pipe()
         holder.standardOutput = ready
-        try holder.run()
+        try ProcessLaunch.run(holder)
         defer { kill(holder.processIdentifier, SIGKILL); holder.waitUntilExit() }
         _ = ready.fileHandleForReading.availableData  // "locked"
         let outcome = try CLITests.confine(["serve", "--listen", "127.0.0.1:0", "--database", database])

@@ -1,3 +1,4 @@
+import ConfineTestSupport
 import Foundation
 import Glibc
 @testable import Sandbox
@@ -235,7 +236,7 @@ struct CgroupV2Tests {
         let shell = Process()
         shell.executableURL = URL(fileURLWithPath: "/bin/sh")
         shell.arguments = ["-c", "sleep 0.3; setsid sleep 600 & sleep 600"]
-        try shell.run()
+        try ProcessLaunch.run(shell)
         try run.join(pid: shell.processIdentifier)
         run.startCounting()
         var tree: [pid_t] = []

@@ -79,7 +79,7 @@ public final class ConfineServerProcess: @unchecked Sendable {
         process.standardOutput = handle
         process.standardError = handle
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try ProcessLaunch.run(process)
         let deadline = Date().addingTimeInterval(30)
         while true {
             if await Self.healthy(url) {
