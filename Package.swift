@@ -86,6 +86,7 @@ let package = Package(
         // The test harness shared by the API and CLI tests: a `confine serve` process.
         .target(name: "ConfineTestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HumanTextTests", dependencies: ["HumanText"]),
+        .testTarget(name: "DomainTests", dependencies: ["Domain"]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "HumanText", "ConfineTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Sandbox", "ConfineTestSupport"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Domain"]),
