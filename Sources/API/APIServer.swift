@@ -66,6 +66,7 @@ public struct APIServer: Sendable {
         router.add(middleware: HTTPMetricsMiddleware(table: table, metrics: metrics.http))
         router.add(middleware: ProblemMiddleware(table: table))
         JobRoutes(server: self).register(table)
+        ScheduleRoutes(server: self).register(table)
         ExecutionRoutes(server: self).register(table)
         AdHocRoutes(server: self).register(table)
         BatchRoutes(server: self).register(table)

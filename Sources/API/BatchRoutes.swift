@@ -59,14 +59,16 @@ struct BatchRoutes {
         let reader = try BodyReader(json, path: path, allowed: Self.runFields)
         let run = try RunBody(reader, query: nil, maxWait: server.configuration.maxWaitSeconds,
                               maxFilesBytes: server.engine.configuration.maxFilesBytes)
+        var options = run.options
+        options.trigger = .batch
         if reader.has("job_id") {
             for key in ["script_type", "script_content", "policy"] where reader.has(key) {
                 throw Problem.validation(reader.field(key), "\(reader.field(key)): a run of a stored job (job_id) takes the job's \(key); "
                                          + "leave out job_id for an ad-hoc run")
             }
             let jobID = try reader.integer("job_id", in: 1...Int.max) ?? 0
-            return try await ExecutionRoutes(server: server).submit(jobID: Int64(jobID), options: run.options)
+            return try await ExecutionRoutes(server: server).submit(jobID: Int64(jobID), options: options)
         }
-        return try await AdHocRoutes(server: server).submit(reader, options: run.options)
+        return try await AdHocRoutes(server: server).submit(reader, options: options)
     }
 }

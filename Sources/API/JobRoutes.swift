@@ -111,6 +111,7 @@ struct JobRoutes {
         if let secrets = try body.stringMap("secret_environment") {
             job.secretEnvironment = try seal(secrets)
         }
+        if let schedule = try ScheduleReader.read(body, current: nil) { job.schedule = schedule }
         try validate(job)
         return job
     }
@@ -146,13 +147,16 @@ struct JobRoutes {
             }
             secretsChanged = true
         }
+        let schedule = try ScheduleReader.read(body, current: current.schedule)
         try validate(merged)
         let cleared = scriptChanged ? current.secretEnvironment.keys.filter { merged.secretEnvironment[$0] == nil }.sorted() : []
-        return (JobPatch(name: merged.name, scriptType: merged.scriptType, scriptContent: merged.scriptContent,
+        var patch = JobPatch(name: merged.name, scriptType: merged.scriptType, scriptContent: merged.scriptContent,
                          policy: merged.policy, limits: merged.limits, concurrency: merged.concurrency,
                          arguments: merged.arguments, environment: merged.environment,
                          secretEnvironment: secretsChanged ? merged.secretEnvironment : nil,
-                         files: body.has("files") ? merged.files : nil, outputs: body.has("outputs") ? merged.outputs : nil), cleared)
+                         files: body.has("files") ? merged.files : nil, outputs: body.has("outputs") ? merged.outputs : nil)
+        patch.schedule = schedule
+        return (patch, cleared)
     }
 
     /// Secret values sealed with the server's key.

@@ -34,8 +34,21 @@ enum Representations {
                 arguments: job.arguments, environment: job.environment, secret_environment: job.secretEnvironment.keys.sorted(),
                 tenant: job.tenant, created_by: job.createdBy,
                 files: job.files.map { WireInputFileEntry(path: $0.path, size: $0.size, executable: $0.executable) },
-                outputs: job.outputs, created_at: format(job.createdAt),
+                outputs: job.outputs, schedule: job.schedule.map(schedule), created_at: format(job.createdAt),
                 updated_at: format(job.updatedAt), secret_environment_cleared: secretsCleared.isEmpty ? nil : secretsCleared)
+    }
+
+    /// A schedule, its dates with the schedule's own offset (`2026-03-29T03:00:00.000+02:00`).
+    static func schedule(_ s: JobSchedule) -> WireJobSchedule {
+        let zone = JobSchedule.zone(s.timezone)
+        func local(_ date: Date?) -> String? {
+            guard let date else { return nil }
+            guard let zone else { return format(date) }
+            return Timestamp.rfc3339(date, offsetSeconds: zone.secondsFromGMT(for: date))
+        }
+        return WireJobSchedule(cron: s.cron, timezone: s.timezone, overlap: s.overlap.rawValue, catch_up: s.catchUp.rawValue,
+                               enabled: s.enabled, next_run_at: s.enabled ? local(s.nextRunAt) : nil, last_run_at: local(s.lastSlotAt),
+                               last_skipped_at: local(s.lastSkippedAt), last_skip_reason: s.lastSkipReason)
     }
 
     /// `["memory=64MiB"]` as `{"memory": "64MiB"}`.
@@ -93,6 +106,8 @@ enum Representations {
         wire.worker = e.worker
         wire.cancel_requested = e.cancelRequested
         wire.weaker_isolation = e.weakerIsolation
+        wire.trigger = e.trigger.rawValue
+        wire.scheduled_for = format(e.scheduledFor)
         return wire
     }
 

@@ -103,6 +103,10 @@ public struct Execution: Sendable, Equatable, Codable, Identifiable {
     /// Glob patterns of the files collected from its working directory after it ends (its
     /// job's and its run's).
     public var outputs: [String] = []
+    /// What started it (`api`, `ad_hoc`, `batch`, `schedule`, `retry`).
+    public var trigger: ExecutionTrigger = .api
+    /// The schedule's slot it was queued for (trigger `schedule`).
+    public var scheduledFor: Date?
 
     public init(id: Int64, jobID: Int64?, status: ExecutionStatus = .pending, verdict: ExecutionVerdict? = nil,
                 exitCode: Int32? = nil, signal: Int32? = nil, reason: String? = nil, scriptType: ScriptType,

@@ -30,6 +30,8 @@ public struct Job: Sendable, Equatable, Codable, Identifiable {
     public var files: [InputFileEntry]
     /// Glob patterns of the files collected from each run's working directory after it ends.
     public var outputs: [String] = []
+    /// Its schedule, if it runs on one.
+    public var schedule: JobSchedule?
     public var createdAt: Date
     public var updatedAt: Date
 

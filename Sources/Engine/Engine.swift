@@ -101,6 +101,10 @@ public final class Engine: Sendable {
             }
         }
         state.withLock { $0.background += [ticker, retention] }
+        if configuration.runsSchedules {
+            let scheduler = Task { [self] in await self.runSchedules() }
+            state.withLock { $0.background.append(scheduler) }
+        }
         return interrupted
     }
 
@@ -167,6 +171,7 @@ public final class Engine: Sendable {
                                    jobLimits: [], concurrency: .allow, arguments: [], environment: [:], secretEnvironment: [:],
                                    options: options)
         new.tenant = script.tenant
+        if new.trigger == .api { new.trigger = .adHoc }
         new.files = try checkedFiles(options.files)
         new.outputs = Self.union([], options.outputs)
         return try await enqueue(new)
@@ -195,6 +200,7 @@ public final class Engine: Sendable {
             arguments: options.arguments ?? arguments, environment: environment, stdin: options.stdin,
             priority: options.priority, createdAt: Date(), secretEnvironment: secretEnvironment,
             submittedBy: options.submittedBy, maxActive: options.maxActive, weakerIsolation: weakerIsolation)
+            .triggered(by: options.trigger)
     }
 
     /// `a` then the patterns of `b` it lacks.

@@ -36,6 +36,11 @@ public struct EngineConfiguration: Sendable {
     public var maxAge: Duration? = nil
     /// How often retention runs.
     public var retentionInterval: Duration = .seconds(60)
+    /// How late a schedule's slot may still fire with `catch_up: none` (the server was busy or
+    /// just restarted); a slot later than this is missed and skipped.
+    public var scheduleGrace: Duration = .seconds(60)
+    /// Whether this engine fires schedules' slots (one node or many: a slot fires once either way).
+    public var runsSchedules = true
     /// On shutdown, how long running executions may take to finish before they are
     /// interrupted.
     public var shutdownGrace: Duration = .seconds(10)

@@ -54,6 +54,7 @@ public struct EngineMetrics: Sendable {
         case cancel
         case interruptRunning = "interrupt_running"
         case prune
+        case fireSlot = "fire_slot"
     }
 
     public static let startedName = "confine_executions_started_total"

@@ -18,6 +18,8 @@ public struct RunOptions: Sendable, Equatable {
     public var files: [InputFile] = []
     /// Output patterns added to the job's.
     public var outputs: [String] = []
+    /// What asks for the run (`api` for a run route; `batch`, `schedule`, …).
+    public var trigger: ExecutionTrigger = .api
 
     public init(arguments: [String]? = nil, environment: [String: String] = [:], stdin: Data? = nil,
                 limits: [String] = [], priority: Int = 0, submittedBy: Int64? = nil, maxActive: Int? = nil) {

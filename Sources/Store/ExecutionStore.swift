@@ -8,7 +8,7 @@ import Foundation
 /// implementation can follow for several worker machines (claim with
 /// `FOR UPDATE SKIP LOCKED`, leases renewed by a heartbeat, expired leases taken over).
 /// Methods throw `StoreError`.
-public protocol ExecutionStore: Sendable {
+public protocol ExecutionStore: Sendable, ScheduleStore {
     // MARK: Jobs
     func createJob(_ job: NewJob) async throws -> Job
     func job(id: Int64) async throws -> Job?
@@ -115,6 +115,8 @@ public struct NewJob: Sendable, Equatable {
     public var files: [InputFile]
     /// Patterns of the files collected after each run.
     public var outputs: [String] = []
+    /// Its schedule (`nextRunAt` computed by the caller).
+    public var schedule: JobSchedule?
 
     public init(name: String, scriptType: ScriptType, scriptContent: String, policy: String = "default",
                 limits: [String] = [], concurrency: ConcurrencyRule = .forbid, arguments: [String] = [],
@@ -151,11 +153,15 @@ public struct JobPatch: Sendable, Equatable {
     public var files: [InputFile]?
     /// Replaces the output patterns.
     public var outputs: [String]?
+    /// nil: unchanged; `.some(nil)`: removed; `.some(schedule)`: set (its `nextRunAt` computed
+    /// by the caller; the slot history — last slot, last skip — is kept).
+    public var schedule: JobSchedule??
 
     public init(name: String? = nil, scriptType: ScriptType? = nil, scriptContent: String? = nil, policy: String? = nil,
                 limits: [String]? = nil, concurrency: ConcurrencyRule? = nil, arguments: [String]? = nil,
                 environment: [String: String]? = nil, secretEnvironment: [String: String]? = nil, files: [InputFile]? = nil,
-                outputs: [String]? = nil) {
+                outputs: [String]? = nil, schedule: JobSchedule?? = nil) {
+        self.schedule = schedule
         self.files = files
         self.outputs = outputs
         self.name = name
@@ -197,6 +203,9 @@ public struct NewExecution: Sendable, Equatable {
     public var files: [InputFile] = []
     /// Patterns of the files to collect after it ends.
     public var outputs: [String] = []
+    /// What started it, and the schedule's slot it is for.
+    public var trigger: ExecutionTrigger = .api
+    public var scheduledFor: Date?
 
     public init(jobID: Int64?, scriptType: ScriptType, scriptSnapshot: String, policyName: String, policySnapshot: String,
                 concurrency: ConcurrencyRule, arguments: [String] = [], environment: [String: String] = [:],

@@ -30,6 +30,7 @@ enum Migrations {
         Version(name: "v8", migrate: v8),
         Version(name: "v9", migrate: v9),
         Version(name: "v10", migrate: v10),
+        Version(name: "v11", migrate: v11),
     ]
 
     /// The versions' names, oldest first.
@@ -378,6 +379,39 @@ enum Migrations {
               data BLOB NOT NULL,
               PRIMARY KEY (execution_id, path)
             );
+            """)
+    }
+
+    /// Schedules: a job's schedule in its row (NULL cron: none), its next slot indexed for the
+    /// scheduler; the slots claimed, one row per (job, slot time) — the unique key that makes a
+    /// slot fire once whatever restarts or nodes — with the execution queued or why it was
+    /// skipped; and what started each execution (`run_trigger`) with the slot it was for.
+    @Sendable
+    static func v11(_ db: Database) throws {
+        try db.execute(sql: """
+            ALTER TABLE job ADD COLUMN schedule_cron TEXT;
+            ALTER TABLE job ADD COLUMN schedule_timezone TEXT;
+            ALTER TABLE job ADD COLUMN schedule_overlap TEXT;
+            ALTER TABLE job ADD COLUMN schedule_catch_up TEXT;
+            ALTER TABLE job ADD COLUMN schedule_enabled INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE job ADD COLUMN next_run_at INTEGER;
+            ALTER TABLE job ADD COLUMN last_slot_at INTEGER;
+            ALTER TABLE job ADD COLUMN last_skipped_at INTEGER;
+            ALTER TABLE job ADD COLUMN last_skip_reason TEXT;
+            -- the scheduler: enabled schedules by next slot.
+            CREATE INDEX job_next_run ON job(next_run_at) WHERE next_run_at IS NOT NULL;
+            CREATE TABLE schedule_slot (
+              job_id INTEGER NOT NULL REFERENCES job(id) ON DELETE CASCADE,
+              slot_at INTEGER NOT NULL,
+              claimed_at INTEGER NOT NULL,
+              -- 'queued' (execution_id set) or 'skipped' (reason set)
+              outcome TEXT NOT NULL,
+              execution_id INTEGER,
+              reason TEXT,
+              PRIMARY KEY (job_id, slot_at)
+            );
+            ALTER TABLE execution ADD COLUMN run_trigger TEXT NOT NULL DEFAULT 'api';
+            ALTER TABLE execution ADD COLUMN scheduled_for INTEGER;
             """)
     }
 }

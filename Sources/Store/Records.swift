@@ -13,11 +13,14 @@ enum Records {
     /// The columns of `job`, in the order `job(_:)` reads them.
     enum JobColumn: Int, CaseIterable {
         case id, name, scriptType, scriptContent, policy, limits, concurrency, arguments, environment, createdAt, updatedAt,
-             secretEnvironment, tenant, createdBy, filesIndex, outputs
+             secretEnvironment, tenant, createdBy, filesIndex, outputs, scheduleCron, scheduleTimezone, scheduleOverlap,
+             scheduleCatchUp, scheduleEnabled, nextRunAt, lastSlotAt, lastSkippedAt, lastSkipReason
 
         var name: String {
             ["id", "name", "script_type", "script_content", "policy", "limits", "concurrency", "arguments", "environment",
-             "created_at", "updated_at", "secret_environment", "tenant", "created_by", "files_index", "outputs"][rawValue]
+             "created_at", "updated_at", "secret_environment", "tenant", "created_by", "files_index", "outputs",
+             "schedule_cron", "schedule_timezone", "schedule_overlap", "schedule_catch_up", "schedule_enabled", "next_run_at",
+             "last_slot_at", "last_skipped_at", "last_skip_reason"][rawValue]
         }
     }
 
@@ -27,7 +30,7 @@ enum Records {
         case id, jobID, status, verdict, exitCode, signal, reason, scriptType, scriptSnapshot, policyName, policySnapshot,
              arguments, environment, stdin, priority, stdoutBytes, stderrBytes, stdoutTruncated,
              stderrTruncated, wallMs, cpuMs, memoryPeakBytes, createdAt, startedAt, finishedAt, worker, leaseDeadline,
-             cancelRequested, takeovers, secretEnvironment, tenant, submittedBy, weakerIsolation, outputs
+             cancelRequested, takeovers, secretEnvironment, tenant, submittedBy, weakerIsolation, outputs, trigger, scheduledFor
 
         var name: String {
             ["id", "job_id", "status", "verdict", "exit_code", "signal", "reason", "script_type", "script_snapshot",
@@ -35,7 +38,7 @@ enum Records {
              "stderr_bytes", "stdout_truncated", "stderr_truncated", "wall_ms", "cpu_ms",
              "memory_peak_bytes", "created_at", "started_at", "finished_at", "worker", "lease_deadline",
              "cancel_requested", "takeovers", "secret_environment", "tenant", "submitted_by", "weaker_isolation",
-             "outputs"][rawValue]
+             "outputs", "run_trigger", "scheduled_for"][rawValue]
         }
     }
 
@@ -76,6 +79,7 @@ enum Records {
                    files: JSONText.decode([InputFileEntry].self, at(.filesIndex), empty: []),
                    createdAt: Millis.date(at(.createdAt)), updatedAt: Millis.date(at(.updatedAt)))
         job.outputs = JSONText.decode([String].self, at(.outputs), empty: [])
+        job.schedule = schedule(row)
         return job
     }
 
@@ -107,7 +111,24 @@ enum Records {
             tenant: tenant(at(.tenant)), submittedBy: optional(.submittedBy),
             weakerIsolation: JSONText.decode([String].self, optional(.weakerIsolation), empty: []))
         execution.outputs = JSONText.decode([String].self, optional(.outputs), empty: [])
+        execution.trigger = ExecutionTrigger(rawValue: at(.trigger)) ?? .api
+        let slot: Int64? = optional(.scheduledFor)
+        execution.scheduledFor = slot.map(Millis.date)
         return execution
+    }
+
+    /// A job row's schedule (nil when `schedule_cron` is NULL).
+    static func schedule(_ row: Row) -> JobSchedule? {
+        func optional<T: DatabaseValueConvertible & StatementColumnConvertible>(_ c: JobColumn) -> T? { row[c.rawValue] }
+        guard let cron: String = optional(.scheduleCron) else { return nil }
+        let next: Int64? = optional(.nextRunAt), last: Int64? = optional(.lastSlotAt), skipped: Int64? = optional(.lastSkippedAt)
+        let overlap: String? = optional(.scheduleOverlap), catchUp: String? = optional(.scheduleCatchUp)
+        return JobSchedule(cron: cron, timezone: optional(.scheduleTimezone) ?? "UTC",
+                           overlap: overlap.flatMap(ScheduleOverlap.init(rawValue:)) ?? .skip,
+                           catchUp: catchUp.flatMap(ScheduleCatchUp.init(rawValue:)) ?? .none,
+                           enabled: (optional(.scheduleEnabled) as Bool?) ?? false, nextRunAt: next.map(Millis.date),
+                           lastSlotAt: last.map(Millis.date), lastSkippedAt: skipped.map(Millis.date),
+                           lastSkipReason: optional(.lastSkipReason))
     }
 
     /// The stored tenant ('' for none) as the model's (nil for none).

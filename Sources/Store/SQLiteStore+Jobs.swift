@@ -22,7 +22,9 @@ extension SQLiteStore {
             } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
                 throw StoreError.conflict("a job named \(job.name) already exists")
             }
-            return try Self.fetchJob(db, id: db.lastInsertedRowID)!
+            let id = db.lastInsertedRowID
+            try Self.storeSchedule(db, jobID: id, job.schedule)
+            return try Self.fetchJob(db, id: id)!
         }
     }
 
@@ -85,6 +87,9 @@ extension SQLiteStore {
             if let outputs = patch.outputs {
                 try db.cached("UPDATE job SET outputs = ? WHERE id = ?").execute(arguments: [JSONText.encode(outputs), id])
             }
+            if let schedule = patch.schedule {
+                try Self.storeSchedule(db, jobID: id, schedule)
+            }
             if let files = patch.files {
                 try db.cached("UPDATE job SET files_index = ?, files = ? WHERE id = ?")
                     .execute(arguments: [JSONText.encode(files.map(\.entry)), FileColumn.encode(files), id])
@@ -126,6 +131,26 @@ extension SQLiteStore {
         try await read { db in
             FileColumn.decode(try Data.fetchOne(db.cached("SELECT files FROM execution WHERE id = ?"), arguments: [id]))
         }
+    }
+}
+
+extension SQLiteStore {
+    /// Sets (or, nil, removes) a job's schedule; the history of its slots (last slot, last
+    /// skip) is kept while it has one.
+    static func storeSchedule(_ db: Database, jobID: Int64, _ schedule: JobSchedule?) throws {
+        guard let schedule else {
+            try db.cached("""
+                UPDATE job SET schedule_cron = NULL, schedule_timezone = NULL, schedule_overlap = NULL, schedule_catch_up = NULL,
+                  schedule_enabled = 0, next_run_at = NULL, last_slot_at = NULL, last_skipped_at = NULL, last_skip_reason = NULL
+                WHERE id = ?
+                """).execute(arguments: [jobID])
+            return
+        }
+        try db.cached("""
+            UPDATE job SET schedule_cron = ?, schedule_timezone = ?, schedule_overlap = ?, schedule_catch_up = ?,
+              schedule_enabled = ?, next_run_at = ? WHERE id = ?
+            """).execute(arguments: [schedule.cron, schedule.timezone, schedule.overlap.rawValue, schedule.catchUp.rawValue,
+                             schedule.enabled, schedule.enabled ? schedule.nextRunAt.map(Millis.of) : nil, jobID])
     }
 }
 

@@ -10,38 +10,44 @@ extension SQLiteStore {
     public func enqueue(_ new: NewExecution, queueLimit: Int) async throws -> Execution {
         try await write { db in
             try self.admitNewData()
-            // A job's run takes the job's tenant; an ad-hoc run (no job) its submitter's.
-            var tenant = new.tenant
-            if let jobID = new.jobID {
-                guard let job = try Self.fetchJob(db, id: jobID) else { throw StoreError.notFound("job \(jobID)") }
-                if new.concurrency == .forbid, let active = try Self.activeExecution(db, jobID: jobID) {
-                    throw StoreError.conflict("""
-                        job \(job.name) (\(job.id)) already has execution \(active) pending or running, and its concurrency \
-                        rule is forbid
-                        """)
-                }
-                tenant = job.tenant
-            }
-            if let submitter = new.submittedBy, let maxActive = new.maxActive {
-                let active = try Int.fetchOne(db.cached("""
-                    SELECT COUNT(*) FROM execution WHERE submitted_by = ? AND status IN ('PENDING', 'RUNNING')
-                    """), arguments: [submitter]) ?? 0
-                if active >= maxActive { throw StoreError.quotaExceeded(limit: maxActive) }
-            }
-            let pending = try Int.fetchOne(db.cached("SELECT COUNT(*) FROM execution WHERE status = 'PENDING'")) ?? 0
-            if pending >= queueLimit { throw StoreError.queueFull(limit: queueLimit) }
-            try db.cached("""
-                INSERT INTO execution (job_id, status, script_type, script_snapshot, policy_name, policy_snapshot, concurrency,
-                                       arguments, environment, stdin, priority, created_at, secret_environment, tenant,
-                                       submitted_by, weaker_isolation, files, outputs)
-                VALUES (?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [new.jobID, new.scriptType.rawValue, new.scriptSnapshot, new.policyName, new.policySnapshot,
-                                 new.concurrency.rawValue, JSONText.encode(new.arguments), JSONText.encode(new.environment), new.stdin,
-                                 new.priority, Millis.of(new.createdAt), JSONText.encode(new.secretEnvironment), tenant ?? "",
-                                 new.submittedBy, JSONText.encode(new.weakerIsolation), FileColumn.encode(new.files),
-                                 JSONText.encode(new.outputs)])
-            return try Self.fetchExecution(db, id: db.lastInsertedRowID)!
+            return try Self.insertExecution(db, new, queueLimit: queueLimit)
         }
+    }
+
+    /// Stores a new PENDING execution inside the caller's transaction: the job's concurrency
+    /// rule, the submitter's quota and the queue bound checked first (see `enqueue`).
+    static func insertExecution(_ db: Database, _ new: NewExecution, queueLimit: Int) throws -> Execution {
+        // A job's run takes the job's tenant; an ad-hoc run (no job) its submitter's.
+        var tenant = new.tenant
+        if let jobID = new.jobID {
+            guard let job = try fetchJob(db, id: jobID) else { throw StoreError.notFound("job \(jobID)") }
+            if new.concurrency == .forbid, let active = try activeExecution(db, jobID: jobID) {
+                throw StoreError.conflict("""
+                    job \(job.name) (\(job.id)) already has execution \(active) pending or running, and its concurrency \
+                    rule is forbid
+                    """)
+            }
+            tenant = job.tenant
+        }
+        if let submitter = new.submittedBy, let maxActive = new.maxActive {
+            let active = try Int.fetchOne(db.cached("""
+                SELECT COUNT(*) FROM execution WHERE submitted_by = ? AND status IN ('PENDING', 'RUNNING')
+                """), arguments: [submitter]) ?? 0
+            if active >= maxActive { throw StoreError.quotaExceeded(limit: maxActive) }
+        }
+        let pending = try Int.fetchOne(db.cached("SELECT COUNT(*) FROM execution WHERE status = 'PENDING'")) ?? 0
+        if pending >= queueLimit { throw StoreError.queueFull(limit: queueLimit) }
+        try db.cached("""
+            INSERT INTO execution (job_id, status, script_type, script_snapshot, policy_name, policy_snapshot, concurrency,
+                                   arguments, environment, stdin, priority, created_at, secret_environment, tenant,
+                                   submitted_by, weaker_isolation, files, outputs, run_trigger, scheduled_for)
+            VALUES (?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [new.jobID, new.scriptType.rawValue, new.scriptSnapshot, new.policyName, new.policySnapshot,
+                             new.concurrency.rawValue, JSONText.encode(new.arguments), JSONText.encode(new.environment), new.stdin,
+                             new.priority, Millis.of(new.createdAt), JSONText.encode(new.secretEnvironment), tenant ?? "",
+                             new.submittedBy, JSONText.encode(new.weakerIsolation), FileColumn.encode(new.files),
+                             JSONText.encode(new.outputs), new.trigger.rawValue, new.scheduledFor.map(Millis.of)])
+        return try Self.fetchExecution(db, id: db.lastInsertedRowID)!
     }
 
     /// The RUNNING execution whose lease expired first (before the argument).

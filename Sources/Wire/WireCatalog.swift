@@ -10,5 +10,6 @@ public enum WireCatalog {
         WireAdHocRunRequest.self, WireInputFile.self, WireInputFileEntry.self,
         WireArtifactList.self, WireArtifact.self, WireSkippedArtifact.self,
         WireBatchRequest.self, WireBatchRun.self, WireBatchAnswer.self, WireBatchResult.self,
+        WireJobSchedule.self, WireJobScheduleBody.self, WireScheduledJob.self, WireScheduleList.self,
     ]
 }

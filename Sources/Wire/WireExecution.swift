@@ -37,6 +37,10 @@ public struct WireExecution: Codable, Sendable, Equatable {
     public var worker: String?
     public var cancel_requested: Bool?
     public var weaker_isolation: [String]?
+    /// What started it: `api`, `ad_hoc`, `batch`, `schedule`, `retry`.
+    public var trigger: String?
+    /// The schedule's slot it ran for (trigger `schedule`).
+    public var scheduled_for: String?
 
     /// Whether the execution has ended (every status but PENDING and RUNNING).
     public var isFinal: Bool { status != "PENDING" && status != "RUNNING" }

@@ -94,6 +94,13 @@ struct ContractTests {
         "AuditEntry": .object(WireAuditEntry.self),
         "AuditPage": .object(WireAuditPage.self),
         "Problem": .object(WireProblem.self),
+        "ScheduleBody": .object(WireJobScheduleBody.self),
+        "Schedule": .object(WireJobSchedule.self),
+        "ScheduledJob": .object(WireScheduledJob.self),
+        "ScheduleList": .object(WireScheduleList.self),
+        "ScheduleOverlap": .enumeration(ScheduleOverlap.allCases.map(\.rawValue)),
+        "ScheduleCatchUp": .enumeration(ScheduleCatchUp.allCases.map(\.rawValue)),
+        "Trigger": .enumeration(ExecutionTrigger.allCases.map(\.rawValue)),
     ]
 
     /// Wire types that are parts of others rather than schemas of their own.
@@ -290,7 +297,7 @@ struct ContractTests {
     @Test("The server accepts in bodies exactly the members of the wire types")
     func bodyFieldsAreTheWireTypes() {
         #expect(JobRoutes.createFields == ["name", "script_type", "script_content", "policy", "limits", "concurrency", "arguments",
-                                           "environment", "secret_environment", "files", "outputs"])
+                                           "environment", "secret_environment", "files", "outputs", "schedule"])
         #expect(ExecutionRoutes.runFields == ["stdin", "stdin_base64", "arguments", "environment", "limits", "priority", "wait",
                                               "wait_timeout", "files", "outputs"])
         #expect(AdHocRoutes.fields == ["script_type", "script_content", "policy", "stdin", "stdin_base64", "arguments", "environment",

@@ -152,6 +152,30 @@ struct MigrationTests {
                 #expect(listed.skipped == [SkippedArtifact(path: "plots/big.png", reason: "too large")])
                 #expect(try await store.artifact(executionID: 61, path: "plots/a.png")?.content == Data([1, 2]))
             }),
+        "v11": Fixture(
+            fill: { db in
+                try db.execute(sql: """
+                    INSERT INTO job (id, name, script_type, script_content, policy, created_at, updated_at, schedule_cron,
+                                     schedule_timezone, schedule_overlap, schedule_catch_up, schedule_enabled, next_run_at,
+                                     last_skipped_at, last_skip_reason)
+                    VALUES (14, 'nightly-report', 'bash', 'x', 'default', 1700000000000, 1700000000000, '30 2 * * *',
+                            'Europe/Paris', 'queue', 'last', 1, 1700003000000, 1700001000000, 'busy');
+                    INSERT INTO schedule_slot (job_id, slot_at, claimed_at, outcome, execution_id)
+                    VALUES (14, 1700002000000, 1700002000100, 'queued', 71);
+                    INSERT INTO execution (id, job_id, status, script_type, script_snapshot, policy_name, policy_snapshot,
+                                           concurrency, created_at, run_trigger, scheduled_for)
+                    VALUES (71, 14, 'PENDING', 'bash', 'x', 'default', 'name: default', 'queue', 1700002000100, 'schedule',
+                            1700002000000);
+                    """)
+            },
+            check: { store in
+                let schedule = try #require(try await store.job(id: 14)?.schedule)
+                #expect(schedule == JobSchedule(cron: "30 2 * * *", timezone: "Europe/Paris", overlap: .queue, catchUp: .last,
+                                                nextRunAt: Date(timeIntervalSince1970: 1_700_003_000),
+                                                lastSkippedAt: Date(timeIntervalSince1970: 1_700_001_000), lastSkipReason: "busy"))
+                let execution = try #require(try await store.execution(id: 71))
+                #expect(execution.trigger == .schedule && execution.scheduledFor == Date(timeIntervalSince1970: 1_700_002_000))
+            }),
         "v2": Fixture(
             fill: { db in
                 try db.execute(sql: """
@@ -237,7 +261,7 @@ struct MigrationTests {
             #expect(indexes == ["audit_action", "audit_target", "audit_token", "execution_created", "execution_finished",
                                 "execution_job", "execution_job_status", "execution_lease", "execution_queue", "execution_status",
                                 "execution_submitter", "execution_tenant", "execution_verdict", "idempotency_created", "job_name",
-                                "job_script_type"])
+                                "job_next_run", "job_script_type"])
             #expect(applied == Migrations.versions && applied.last == Migrations.latest)
             #expect(columns == ["id", "job_id", "status", "verdict", "exit_code", "signal", "reason", "script_type",
                                 "script_snapshot", "policy_name", "policy_snapshot", "concurrency", "arguments", "environment",
@@ -245,7 +269,7 @@ struct MigrationTests {
                                 "stderr_truncated", "wall_ms", "cpu_ms", "memory_peak_bytes", "created_at", "started_at",
                                 "finished_at", "worker", "lease_deadline", "cancel_requested", "takeovers", "secret_environment",
                                 "tenant", "submitted_by", "weaker_isolation", "files", "outputs",
-                                "artifacts_skipped"])
+                                "artifacts_skipped", "run_trigger", "scheduled_for"])
             let schema = try await store.pool.read(schemaDescription)
             #expect(schema.contains("table execution foreign key job_id -> job on delete CASCADE"))
             #expect(schema.contains("table execution_output foreign key execution_id -> execution on delete CASCADE"))

@@ -60,6 +60,9 @@ struct ExecCommand: AsyncParsableCommand {
         if let policy = e.policy { fields.add("policy", policy) }
         if let arguments = e.arguments { fields.add("arguments", Display.arguments(arguments)) }
         if let priority = e.priority { fields.add("priority", String(priority)) }
+        if let trigger = e.trigger {
+            fields.add("trigger", trigger + (e.scheduled_for.map { " (slot \($0))" } ?? ""))
+        }
         fields.add("created_at", e.created_at)
         fields.add("started_at", e.started_at ?? "-")
         fields.add("finished_at", e.finished_at ?? "-")

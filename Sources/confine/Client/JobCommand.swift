@@ -217,6 +217,14 @@ struct JobCommand: AsyncParsableCommand {
         fields.add("limits", Display.pairs(job.limits.mapValues(\.description)))
         fields.add("arguments", Display.arguments(job.arguments))
         fields.add("environment", Display.pairs(job.environment))
+        if let s = job.schedule {
+            let settings = "\(s.cron) (\(s.timezone)), overlap \(s.overlap), catch_up \(s.catch_up)" + (s.enabled ? "" : ", disabled")
+            fields.add("schedule", settings)
+            fields.add("next_run_at", s.next_run_at ?? "-")
+            if let skipped = s.last_skipped_at {
+                fields.add("last_skipped_at", skipped + (s.last_skip_reason.map { " (\($0))" } ?? ""))
+            }
+        }
         fields.add("created_at", job.created_at)
         fields.add("updated_at", job.updated_at)
         var text = fields.render()
