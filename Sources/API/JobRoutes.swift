@@ -112,6 +112,7 @@ struct JobRoutes {
             job.secretEnvironment = try seal(secrets)
         }
         if let schedule = try ScheduleReader.read(body, current: nil) { job.schedule = schedule }
+        if let retry = try RetryReader.read(body, current: nil) { job.retry = retry }
         try validate(job)
         return job
     }
@@ -156,6 +157,7 @@ struct JobRoutes {
                          secretEnvironment: secretsChanged ? merged.secretEnvironment : nil,
                          files: body.has("files") ? merged.files : nil, outputs: body.has("outputs") ? merged.outputs : nil)
         patch.schedule = schedule
+        patch.retry = try RetryReader.read(body, current: current.retry)
         return (patch, cleared)
     }
 

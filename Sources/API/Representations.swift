@@ -34,7 +34,7 @@ enum Representations {
                 arguments: job.arguments, environment: job.environment, secret_environment: job.secretEnvironment.keys.sorted(),
                 tenant: job.tenant, created_by: job.createdBy,
                 files: job.files.map { WireInputFileEntry(path: $0.path, size: $0.size, executable: $0.executable) },
-                outputs: job.outputs, schedule: job.schedule.map(schedule), created_at: format(job.createdAt),
+                outputs: job.outputs, schedule: job.schedule.map(schedule), retry: job.retry.map(retry), created_at: format(job.createdAt),
                 updated_at: format(job.updatedAt), secret_environment_cleared: secretsCleared.isEmpty ? nil : secretsCleared)
     }
 
@@ -49,6 +49,12 @@ enum Representations {
         return WireJobSchedule(cron: s.cron, timezone: s.timezone, overlap: s.overlap.rawValue, catch_up: s.catchUp.rawValue,
                                enabled: s.enabled, next_run_at: s.enabled ? local(s.nextRunAt) : nil, last_run_at: local(s.lastSlotAt),
                                last_skipped_at: local(s.lastSkippedAt), last_skip_reason: s.lastSkipReason)
+    }
+
+    /// A retry policy, its durations in human units.
+    static func retry(_ r: RetryPolicy) -> WireRetry {
+        WireRetry(max_attempts: r.maxAttempts, on: r.on, initial_delay: HumanUnits.formatMilliseconds(r.initialDelayMs),
+                  max_delay: HumanUnits.formatMilliseconds(r.maxDelayMs), multiplier: r.multiplier, jitter: r.jitter)
     }
 
     /// `["memory=64MiB"]` as `{"memory": "64MiB"}`.
@@ -108,6 +114,9 @@ enum Representations {
         wire.weaker_isolation = e.weakerIsolation
         wire.trigger = e.trigger.rawValue
         wire.scheduled_for = format(e.scheduledFor)
+        wire.attempt = e.attempt
+        wire.retry_of = e.retryOf
+        wire.not_before = format(e.notBefore)
         return wire
     }
 

@@ -107,6 +107,11 @@ public struct Execution: Sendable, Equatable, Codable, Identifiable {
     public var trigger: ExecutionTrigger = .api
     /// The schedule's slot it was queued for (trigger `schedule`).
     public var scheduledFor: Date?
+    /// Which attempt of its chain it is (1: the first run), the execution it retries, and
+    /// (a queued retry) the earliest it may start.
+    public var attempt: Int = 1
+    public var retryOf: Int64?
+    public var notBefore: Date?
 
     public init(id: Int64, jobID: Int64?, status: ExecutionStatus = .pending, verdict: ExecutionVerdict? = nil,
                 exitCode: Int32? = nil, signal: Int32? = nil, reason: String? = nil, scriptType: ScriptType,

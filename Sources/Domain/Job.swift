@@ -32,6 +32,8 @@ public struct Job: Sendable, Equatable, Codable, Identifiable {
     public var outputs: [String] = []
     /// Its schedule, if it runs on one.
     public var schedule: JobSchedule?
+    /// How its failed runs are retried, if they are.
+    public var retry: RetryPolicy?
     public var createdAt: Date
     public var updatedAt: Date
 

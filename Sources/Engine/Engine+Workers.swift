@@ -56,7 +56,15 @@ extension Engine {
             let captured = live.captured
             (outcome.stdoutOffset, outcome.stderrOffset) = (captured.stdout, captured.stderr)
         }
+        outcome.retry = await retryRequest(for: execution, status: outcome.status, verdict: outcome.verdict,
+                                           finishedAt: outcome.finishedAt)
         guard let stored = await storeEnd(outcome, of: execution) else { return }
+        if let retry = stored.retry {
+            var details = Self.metadata(execution)
+            details["attempt"] = "\(retry.attempt)"
+            details["not_before"] = "\(Timestamp.rfc3339(retry.notBefore))"
+            configuration.logger.info("retry queued", metadata: details)
+        }
         var details = Self.metadata(execution)
         details["status"] = "\(stored.status.rawValue)"
         details["verdict"] = "\(stored.verdict.rawValue)"

@@ -86,10 +86,12 @@ public final class Engine: Sendable {
                 $0.workers.append(worker)
             }
         }
-        // A periodic wake-up: leases that expired elsewhere, and queue rules that now allow a run.
+        await retryInterrupted(interrupted)
+        // A periodic wake-up: leases that expired elsewhere, queue rules that now allow a run,
+        // and queued retries as they become due (the store's not-before is the record).
         let ticker = Task { [self] in
             while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(1))
+                try? await Task.sleep(for: await self.tickerPause(now: Date()))
                 self.wakeWorkers()
             }
         }

@@ -86,6 +86,7 @@ struct MeasuredStore: ExecutionStore {
     func finish(executionID: Int64, _ outcome: ExecutionOutcome) async throws -> Execution {
         let finished = try await metrics.timed(.finish) { try await base.finish(executionID: executionID, outcome) }
         metrics.finished(finished)
+        if outcome.retry != nil { metrics.queueDepth.increment() }
         return finished
     }
 
@@ -127,4 +128,14 @@ struct MeasuredStore: ExecutionStore {
     func prune(keepPerJob: Int?, olderThan: Date?) async throws -> Int {
         try await metrics.timed(.prune) { try await base.prune(keepPerJob: keepPerJob, olderThan: olderThan) }
     }
+
+    // MARK: Retries
+
+    func enqueueRetry(of executionID: Int64, _ retry: RetryRequest) async throws -> Execution {
+        let queued = try await metrics.timed(.enqueue) { try await base.enqueueRetry(of: executionID, retry) }
+        metrics.queueDepth.increment()
+        return queued
+    }
+
+    func nextNotBefore(after now: Date) async throws -> Date? { try await base.nextNotBefore(after: now) }
 }

@@ -83,6 +83,12 @@ public protocol ExecutionStore: Sendable, ScheduleStore {
     func executions(_ query: ExecutionQuery) async throws -> ExecutionPage
     /// How many executions are PENDING.
     func pendingCount() async throws -> Int
+    /// Queues a retry of an ended execution (one interrupted by a crash, found at start): a copy
+    /// with the given attempt and not-before, `retry_of` the execution.
+    func enqueueRetry(of executionID: Int64, _ retry: RetryRequest) async throws -> Execution
+    /// The earliest not-before of the PENDING executions that are not due at `now` (nil: none),
+    /// when the workers must look again.
+    func nextNotBefore(after now: Date) async throws -> Date?
     /// Deletes finished executions beyond the newest `keepPerJob` of each job and/or finished
     /// before `olderThan`. Returns how many were deleted.
     func prune(keepPerJob: Int?, olderThan: Date?) async throws -> Int
@@ -117,6 +123,8 @@ public struct NewJob: Sendable, Equatable {
     public var outputs: [String] = []
     /// Its schedule (`nextRunAt` computed by the caller).
     public var schedule: JobSchedule?
+    /// How its failed runs are retried.
+    public var retry: RetryPolicy?
 
     public init(name: String, scriptType: ScriptType, scriptContent: String, policy: String = "default",
                 limits: [String] = [], concurrency: ConcurrencyRule = .forbid, arguments: [String] = [],
@@ -153,6 +161,8 @@ public struct JobPatch: Sendable, Equatable {
     public var files: [InputFile]?
     /// Replaces the output patterns.
     public var outputs: [String]?
+    /// nil: unchanged; `.some(nil)`: removed; `.some(policy)`: set.
+    public var retry: RetryPolicy??
     /// nil: unchanged; `.some(nil)`: removed; `.some(schedule)`: set (its `nextRunAt` computed
     /// by the caller; the slot history — last slot, last skip — is kept).
     public var schedule: JobSchedule??
@@ -272,6 +282,9 @@ public struct ExecutionOutcome: Sendable, Equatable {
     /// Not stored when `keepsStoredOutput` (the disk is full).
     public var artifacts: [CollectedArtifact] = []
     public var skippedArtifacts: [SkippedArtifact] = []
+    /// A retry to queue in the same transaction (the job's retry policy asked for one): a copy
+    /// of this execution, attempt and not-before given, `retry_of` this one.
+    public var retry: RetryRequest?
 
     public init(verdict: ExecutionVerdict, exitCode: Int32? = nil, signal: Int32? = nil, reason: String? = nil,
                 stdout: Data = Data(), stderr: Data = Data(), stdoutOffset: Int64 = 0, stderrOffset: Int64 = 0,

@@ -31,6 +31,7 @@ enum Migrations {
         Version(name: "v9", migrate: v9),
         Version(name: "v10", migrate: v10),
         Version(name: "v11", migrate: v11),
+        Version(name: "v12", migrate: v12),
     ]
 
     /// The versions' names, oldest first.
@@ -414,4 +415,20 @@ enum Migrations {
             ALTER TABLE execution ADD COLUMN scheduled_for INTEGER;
             """)
     }
+
+    /// Retries: a job's retry policy (JSON), and an execution's attempt, the execution it
+    /// retries and the earliest it may start — the durable not-before the queue's claim skips
+    /// until it is due.
+    @Sendable
+    static func v12(_ db: Database) throws {
+        try db.execute(sql: """
+            ALTER TABLE job ADD COLUMN retry TEXT;
+            ALTER TABLE execution ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
+            ALTER TABLE execution ADD COLUMN retry_of INTEGER;
+            ALTER TABLE execution ADD COLUMN not_before INTEGER;
+            -- the workers' next wake-up: queued retries not due yet.
+            CREATE INDEX execution_not_before ON execution(not_before) WHERE status = 'PENDING' AND not_before IS NOT NULL;
+            """)
+    }
 }
+

@@ -14,13 +14,13 @@ enum Records {
     enum JobColumn: Int, CaseIterable {
         case id, name, scriptType, scriptContent, policy, limits, concurrency, arguments, environment, createdAt, updatedAt,
              secretEnvironment, tenant, createdBy, filesIndex, outputs, scheduleCron, scheduleTimezone, scheduleOverlap,
-             scheduleCatchUp, scheduleEnabled, nextRunAt, lastSlotAt, lastSkippedAt, lastSkipReason
+             scheduleCatchUp, scheduleEnabled, nextRunAt, lastSlotAt, lastSkippedAt, lastSkipReason, retry
 
         var name: String {
             ["id", "name", "script_type", "script_content", "policy", "limits", "concurrency", "arguments", "environment",
              "created_at", "updated_at", "secret_environment", "tenant", "created_by", "files_index", "outputs",
              "schedule_cron", "schedule_timezone", "schedule_overlap", "schedule_catch_up", "schedule_enabled", "next_run_at",
-             "last_slot_at", "last_skipped_at", "last_skip_reason"][rawValue]
+             "last_slot_at", "last_skipped_at", "last_skip_reason", "retry"][rawValue]
         }
     }
 
@@ -30,7 +30,8 @@ enum Records {
         case id, jobID, status, verdict, exitCode, signal, reason, scriptType, scriptSnapshot, policyName, policySnapshot,
              arguments, environment, stdin, priority, stdoutBytes, stderrBytes, stdoutTruncated,
              stderrTruncated, wallMs, cpuMs, memoryPeakBytes, createdAt, startedAt, finishedAt, worker, leaseDeadline,
-             cancelRequested, takeovers, secretEnvironment, tenant, submittedBy, weakerIsolation, outputs, trigger, scheduledFor
+             cancelRequested, takeovers, secretEnvironment, tenant, submittedBy, weakerIsolation, outputs, trigger, scheduledFor,
+             attempt, retryOf, notBefore
 
         var name: String {
             ["id", "job_id", "status", "verdict", "exit_code", "signal", "reason", "script_type", "script_snapshot",
@@ -38,7 +39,7 @@ enum Records {
              "stderr_bytes", "stdout_truncated", "stderr_truncated", "wall_ms", "cpu_ms",
              "memory_peak_bytes", "created_at", "started_at", "finished_at", "worker", "lease_deadline",
              "cancel_requested", "takeovers", "secret_environment", "tenant", "submitted_by", "weaker_isolation",
-             "outputs", "run_trigger", "scheduled_for"][rawValue]
+             "outputs", "run_trigger", "scheduled_for", "attempt", "retry_of", "not_before"][rawValue]
         }
     }
 
@@ -80,6 +81,8 @@ enum Records {
                    createdAt: Millis.date(at(.createdAt)), updatedAt: Millis.date(at(.updatedAt)))
         job.outputs = JSONText.decode([String].self, at(.outputs), empty: [])
         job.schedule = schedule(row)
+        let retry: String? = row[JobColumn.retry.rawValue]
+        job.retry = JSONText.decode(RetryPolicy?.self, retry, empty: nil)
         return job
     }
 
@@ -114,6 +117,10 @@ enum Records {
         execution.trigger = ExecutionTrigger(rawValue: at(.trigger)) ?? .api
         let slot: Int64? = optional(.scheduledFor)
         execution.scheduledFor = slot.map(Millis.date)
+        execution.attempt = at(.attempt)
+        execution.retryOf = optional(.retryOf)
+        let notBefore: Int64? = optional(.notBefore)
+        execution.notBefore = notBefore.map(Millis.date)
         return execution
     }
 

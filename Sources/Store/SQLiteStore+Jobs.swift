@@ -24,6 +24,9 @@ extension SQLiteStore {
             }
             let id = db.lastInsertedRowID
             try Self.storeSchedule(db, jobID: id, job.schedule)
+            if let retry = job.retry {
+                try db.cached("UPDATE job SET retry = ? WHERE id = ?").execute(arguments: [JSONText.encode(retry), id])
+            }
             return try Self.fetchJob(db, id: id)!
         }
     }
@@ -89,6 +92,9 @@ extension SQLiteStore {
             }
             if let schedule = patch.schedule {
                 try Self.storeSchedule(db, jobID: id, schedule)
+            }
+            if let retry = patch.retry {
+                try db.cached("UPDATE job SET retry = ? WHERE id = ?").execute(arguments: [retry.map(JSONText.encode), id])
             }
             if let files = patch.files {
                 try db.cached("UPDATE job SET files_index = ?, files = ? WHERE id = ?")

@@ -55,22 +55,23 @@ extension SQLiteStore {
         SELECT id FROM execution WHERE status = 'RUNNING' AND lease_deadline < ? ORDER BY lease_deadline, id LIMIT 1
         """
 
-    /// The next runnable PENDING execution: highest priority, then oldest; a `queue` job's
-    /// execution waits while another execution of the same job runs.
+    /// The next runnable PENDING execution due at the argument (its not-before passed): highest
+    /// priority, then oldest; a `queue` job's execution waits while another execution of the
+    /// same job runs.
     static let nextPendingSQL = """
         SELECT e.id FROM execution e
-        WHERE e.status = 'PENDING'
+        WHERE e.status = 'PENDING' AND (e.not_before IS NULL OR e.not_before <= ?)
           AND (e.concurrency != 'queue' OR NOT EXISTS
                (SELECT 1 FROM execution r WHERE r.job_id = e.job_id AND r.status = 'RUNNING'))
         ORDER BY e.priority DESC, e.id LIMIT 1
         """
 
-    /// The oldest runnable PENDING execution at one priority whose tenant is not among
-    /// `excluded` of them (one `?` each, after the priority's).
+    /// The oldest runnable PENDING execution due at the first argument, at one priority (the
+    /// second), whose tenant is not among `excluded` of them (one `?` each, after the priority's).
     static func nextPendingOfOtherTenantsSQL(excluded: Int) -> String {
         """
         SELECT e.id FROM execution e
-        WHERE e.status = 'PENDING' AND e.priority = ?
+        WHERE e.status = 'PENDING' AND (e.not_before IS NULL OR e.not_before <= ?) AND e.priority = ?
           AND e.tenant NOT IN (\(Array(repeating: "?", count: max(1, excluded)).joined(separator: ", ")))
           AND (e.concurrency != 'queue' OR NOT EXISTS
                (SELECT 1 FROM execution r WHERE r.job_id = e.job_id AND r.status = 'RUNNING'))
@@ -82,10 +83,10 @@ extension SQLiteStore {
     /// a tenant with fewer RUNNING executions has one runnable at the same priority — then the
     /// oldest of the tenant with the fewest. One tenant with a thousand queued executions thus
     /// does not stall another tenant's single one: the workers are shared fairly.
-    static func nextFairPending(_ db: Database) throws -> Int64? {
+    static func nextFairPending(_ db: Database, now: Int64) throws -> Int64? {
         guard let first = try Row.fetchOne(db.cached("""
             SELECT id, priority, tenant FROM execution WHERE id = (\(nextPendingSQL))
-            """)) else { return nil }
+            """), arguments: [now]) else { return nil }
         let id: Int64 = first[0], priority: Int = first[1], tenant: String = first[2]
         var running: [String: Int] = [:]
         for row in try Row.fetchAll(db.cached("SELECT tenant, COUNT(*) FROM execution WHERE status = 'RUNNING' GROUP BY tenant")) {
@@ -97,7 +98,7 @@ extension SQLiteStore {
         // tenants with more running (and the first's) are left out.
         for level in Set(running.values.filter { $0 < mine } + [0]).sorted() {
             let excluded = running.filter { $0.value > level }.map(\.key) + [tenant]
-            let arguments = StatementArguments([priority]) + StatementArguments(excluded)
+            let arguments = StatementArguments([now, Int64(priority)]) + StatementArguments(excluded)
             if let other = try Int64.fetchOne(db.cached(nextPendingOfOtherTenantsSQL(excluded: excluded.count)), arguments: arguments) {
                 return other
             }
@@ -122,7 +123,7 @@ extension SQLiteStore {
                 try OutputPieces.clear(db, expired)
                 return try Self.fetchExecution(db, id: expired)
             }
-            guard let id = try Self.nextFairPending(db) else { return nil }
+            guard let id = try Self.nextFairPending(db, now: nowMs) else { return nil }
             try db.cached("""
                 UPDATE execution SET status = 'RUNNING', started_at = ?, worker = ?, lease_deadline = ?
                 WHERE id = ? AND status = 'PENDING'
@@ -165,6 +166,7 @@ extension SQLiteStore {
                 try OutputPieces.replace(db, executionID, .stderr, from: outcome.stderrOffset, with: outcome.stderr)
                 try Self.storeArtifacts(db, executionID, outcome)
             }
+            if let retry = outcome.retry { _ = try Self.insertRetry(db, of: executionID, retry) }
             return try Self.fetchExecution(db, id: executionID, withOutput: false)!
         }
     }
@@ -184,6 +186,17 @@ extension SQLiteStore {
             case .running:
                 try db.cached("UPDATE execution SET cancel_requested = 1 WHERE id = ? AND status = 'RUNNING'").execute(arguments: [executionID])
             case .success, .failed, .cancelled, .timedOut:
+                // Cancelling an attempt that ended stops its chain: its queued retry is cancelled.
+                if let retry = try Int64.fetchOne(db.cached("""
+                    SELECT id FROM execution WHERE retry_of = ? AND status = 'PENDING'
+                    """), arguments: [executionID]) {
+                    try db.cached("""
+                        UPDATE execution SET status = 'CANCELLED', verdict = 'cancelled',
+                          reason = 'cancelled before it started (its chain was cancelled)', finished_at = ?
+                        WHERE id = ? AND status = 'PENDING'
+                        """).execute(arguments: [Millis.of(now), retry])
+                    return try Self.fetchExecution(db, id: retry)!
+                }
                 throw StoreError.invalidTransition(executionID: executionID, from: current.status,
                                                    to: ExecutionStatus.cancelled.rawValue)
             }
@@ -214,6 +227,40 @@ extension SQLiteStore {
                     """).execute(arguments: [reason, Millis.of(now), id])
             }
             return try ids.compactMap { try Self.fetchExecution(db, id: $0) }
+        }
+    }
+
+    /// Queues a retry of an execution inside the caller's transaction: a copy of it (its
+    /// snapshots, arguments, environment, stdin, files, secrets, submitter, priority), PENDING,
+    /// trigger `retry`, `retry_of` it, with the attempt and not-before given. A job that runs
+    /// one at a time (`forbid`, `queue`) has its retry wait while another of its runs runs.
+    static func insertRetry(_ db: Database, of executionID: Int64, _ retry: RetryRequest) throws -> Execution {
+        try db.cached("""
+            INSERT INTO execution (job_id, status, script_type, script_snapshot, policy_name, policy_snapshot, concurrency,
+                                   arguments, environment, stdin, priority, created_at, secret_environment, tenant,
+                                   submitted_by, weaker_isolation, files, outputs, run_trigger, scheduled_for, attempt,
+                                   retry_of, not_before)
+            SELECT job_id, 'PENDING', script_type, script_snapshot, policy_name, policy_snapshot,
+                   CASE concurrency WHEN 'allow' THEN 'allow' ELSE 'queue' END, arguments, environment, stdin, priority, ?,
+                   secret_environment, tenant, submitted_by, weaker_isolation, files, outputs, 'retry', scheduled_for, ?, id, ?
+            FROM execution WHERE id = ?
+            """).execute(arguments: [Millis.now, retry.attempt, Millis.of(retry.notBefore), executionID])
+        guard db.changesCount == 1 else { throw StoreError.notFound("execution \(executionID)") }
+        return try Self.fetchExecution(db, id: db.lastInsertedRowID, withOutput: false)!
+    }
+
+    public func enqueueRetry(of executionID: Int64, _ retry: RetryRequest) async throws -> Execution {
+        try await write { db in
+            try self.admitNewData()
+            return try Self.insertRetry(db, of: executionID, retry)
+        }
+    }
+
+    public func nextNotBefore(after now: Date) async throws -> Date? {
+        try await read { db in
+            try Int64.fetchOne(db.cached("""
+                SELECT MIN(not_before) FROM execution WHERE status = 'PENDING' AND not_before IS NOT NULL AND not_before > ?
+                """), arguments: [Millis.of(now)]).map(Millis.date)
         }
     }
 

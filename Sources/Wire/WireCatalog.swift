@@ -11,5 +11,6 @@ public enum WireCatalog {
         WireArtifactList.self, WireArtifact.self, WireSkippedArtifact.self,
         WireBatchRequest.self, WireBatchRun.self, WireBatchAnswer.self, WireBatchResult.self,
         WireJobSchedule.self, WireJobScheduleBody.self, WireScheduledJob.self, WireScheduleList.self,
+        WireRetry.self, WireRetryBody.self,
     ]
 }

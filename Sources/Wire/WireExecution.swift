@@ -41,6 +41,11 @@ public struct WireExecution: Codable, Sendable, Equatable {
     public var trigger: String?
     /// The schedule's slot it ran for (trigger `schedule`).
     public var scheduled_for: String?
+    /// Which attempt of its chain it is (1: the first run), and the execution it retries.
+    public var attempt: Int?
+    public var retry_of: Int64?
+    /// A queued retry: the earliest it may start.
+    public var not_before: String?
 
     /// Whether the execution has ended (every status but PENDING and RUNNING).
     public var isFinal: Bool { status != "PENDING" && status != "RUNNING" }

@@ -20,6 +20,8 @@ public struct WireJob: Codable, Sendable, Equatable {
     public var outputs: [String]?
     /// Its schedule (null: none). Optional: older servers lack it.
     public var schedule: WireJobSchedule?
+    /// Its retry policy (null: none). Optional: older servers lack it.
+    public var retry: WireRetry?
     public var created_at: String
     public var updated_at: String
     /// After a PATCH that changed the script, script type or policy: the secrets it cleared.
@@ -28,8 +30,9 @@ public struct WireJob: Codable, Sendable, Equatable {
     public init(id: Int64, name: String, script_type: String, script_content: String, policy: String,
                 limits: [String: WireScalar], concurrency: String, arguments: [String], environment: [String: String],
                 secret_environment: [String]?, tenant: String?, created_by: Int64?, files: [WireInputFileEntry]? = nil,
-                outputs: [String]? = nil, schedule: WireJobSchedule? = nil, created_at: String, updated_at: String,
-                secret_environment_cleared: [String]? = nil) {
+                outputs: [String]? = nil, schedule: WireJobSchedule? = nil, retry: WireRetry? = nil, created_at: String,
+                updated_at: String, secret_environment_cleared: [String]? = nil) {
+        self.retry = retry
         self.schedule = schedule
         self.files = files
         self.outputs = outputs
@@ -75,6 +78,8 @@ public struct WireJobBody: Codable, Sendable, Equatable {
     /// The schedule (a PATCH replaces the members given; `null` removes it, which this type
     /// cannot send: `WireJobBody.removingSchedule`).
     public var schedule: WireJobScheduleBody?
+    /// The retry policy (a PATCH replaces the members given; `null` removes it).
+    public var retry: WireRetryBody?
 
     public init(name: String? = nil, script_type: String? = nil, script_content: String? = nil, policy: String? = nil,
                 limits: [String: String]? = nil, concurrency: String? = nil, arguments: [String]? = nil,

@@ -101,6 +101,9 @@ struct ContractTests {
         "ScheduleOverlap": .enumeration(ScheduleOverlap.allCases.map(\.rawValue)),
         "ScheduleCatchUp": .enumeration(ScheduleCatchUp.allCases.map(\.rawValue)),
         "Trigger": .enumeration(ExecutionTrigger.allCases.map(\.rawValue)),
+        "Retry": .object(WireRetry.self),
+        "RetryBody": .object(WireRetryBody.self),
+        "RetryOn": .enumeration(RetryPolicy.retryable),
     ]
 
     /// Wire types that are parts of others rather than schemas of their own.
@@ -297,7 +300,7 @@ struct ContractTests {
     @Test("The server accepts in bodies exactly the members of the wire types")
     func bodyFieldsAreTheWireTypes() {
         #expect(JobRoutes.createFields == ["name", "script_type", "script_content", "policy", "limits", "concurrency", "arguments",
-                                           "environment", "secret_environment", "files", "outputs", "schedule"])
+                                           "environment", "secret_environment", "files", "outputs", "schedule", "retry"])
         #expect(ExecutionRoutes.runFields == ["stdin", "stdin_base64", "arguments", "environment", "limits", "priority", "wait",
                                               "wait_timeout", "files", "outputs"])
         #expect(AdHocRoutes.fields == ["script_type", "script_content", "policy", "stdin", "stdin_base64", "arguments", "environment",

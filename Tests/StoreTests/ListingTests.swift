@@ -123,7 +123,7 @@ struct ListingTests {
             let byVerdict = try await plan(ExecutionQuery(verdicts: [.memoryLimit]))
             #expect(byVerdict.contains("USING INDEX execution_verdict") && !byVerdict.contains("TEMP B-TREE"), "\(byVerdict)")
 
-            let claim = try await store.queryPlan(SQLiteStore.nextPendingSQL)
+            let claim = try await store.queryPlan(SQLiteStore.nextPendingSQL, [Int64.max])
             #expect(claim.contains("USING INDEX execution_queue") && !claim.contains("TEMP B-TREE"), "\(claim)")
             #expect(claim.contains("COVERING INDEX execution_job_status"), "the queue rule's check: \(claim)")
             let lease = try await store.queryPlan(SQLiteStore.expiredLeaseSQL, [0])

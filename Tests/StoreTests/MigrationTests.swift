@@ -176,6 +176,24 @@ struct MigrationTests {
                 let execution = try #require(try await store.execution(id: 71))
                 #expect(execution.trigger == .schedule && execution.scheduledFor == Date(timeIntervalSince1970: 1_700_002_000))
             }),
+        "v12": Fixture(
+            fill: { db in
+                try db.execute(sql: """
+                    INSERT INTO job (id, name, script_type, script_content, policy, created_at, updated_at, retry)
+                    VALUES (15, 'flaky', 'bash', 'x', 'default', 1700000000000, 1700000000000,
+                            '{"initialDelayMs":10000,"jitter":true,"maxAttempts":3,"maxDelayMs":600000,"multiplier":2,"on":["FAILED"]}');
+                    INSERT INTO execution (id, job_id, status, script_type, script_snapshot, policy_name, policy_snapshot,
+                                           concurrency, created_at, run_trigger, attempt, retry_of, not_before)
+                    VALUES (81, 15, 'PENDING', 'bash', 'x', 'default', 'name: default', 'queue', 1700002000100, 'retry', 2, 80,
+                            1700002010000);
+                    """)
+            },
+            check: { store in
+                #expect(try await store.job(id: 15)?.retry == RetryPolicy(maxAttempts: 3, on: ["FAILED"]))
+                let execution = try #require(try await store.execution(id: 81))
+                #expect(execution.attempt == 2 && execution.retryOf == 80 && execution.trigger == .retry)
+                #expect(execution.notBefore == Date(timeIntervalSince1970: 1_700_002_010))
+            }),
         "v2": Fixture(
             fill: { db in
                 try db.execute(sql: """
@@ -259,7 +277,7 @@ struct MigrationTests {
             #expect(Set(tables).isSuperset(of: ["job", "execution", "execution_output", "grdb_migrations"]))
             #expect(Set(tables).isSuperset(of: ["access_token", "audit"]))
             #expect(indexes == ["audit_action", "audit_target", "audit_token", "execution_created", "execution_finished",
-                                "execution_job", "execution_job_status", "execution_lease", "execution_queue", "execution_status",
+                                "execution_job", "execution_job_status", "execution_lease", "execution_not_before", "execution_queue", "execution_status",
                                 "execution_submitter", "execution_tenant", "execution_verdict", "idempotency_created", "job_name",
                                 "job_next_run", "job_script_type"])
             #expect(applied == Migrations.versions && applied.last == Migrations.latest)
@@ -269,7 +287,7 @@ struct MigrationTests {
                                 "stderr_truncated", "wall_ms", "cpu_ms", "memory_peak_bytes", "created_at", "started_at",
                                 "finished_at", "worker", "lease_deadline", "cancel_requested", "takeovers", "secret_environment",
                                 "tenant", "submitted_by", "weaker_isolation", "files", "outputs",
-                                "artifacts_skipped", "run_trigger", "scheduled_for"])
+                                "artifacts_skipped", "run_trigger", "scheduled_for", "attempt", "retry_of", "not_before"])
             let schema = try await store.pool.read(schemaDescription)
             #expect(schema.contains("table execution foreign key job_id -> job on delete CASCADE"))
             #expect(schema.contains("table execution_output foreign key execution_id -> execution on delete CASCADE"))
