@@ -67,6 +67,7 @@ public struct APIServer: Sendable {
         router.add(middleware: ProblemMiddleware(table: table))
         JobRoutes(server: self).register(table)
         ScheduleRoutes(server: self).register(table)
+        WebhookRoutes(server: self).register(table)
         ExecutionRoutes(server: self).register(table)
         AdHocRoutes(server: self).register(table)
         BatchRoutes(server: self).register(table)

@@ -113,6 +113,7 @@ struct JobRoutes {
         }
         if let schedule = try ScheduleReader.read(body, current: nil) { job.schedule = schedule }
         if let retry = try RetryReader.read(body, current: nil) { job.retry = retry }
+        if let callback = try CallbackReader.read(body) { job.callback = callback }
         try validate(job)
         return job
     }
@@ -158,6 +159,7 @@ struct JobRoutes {
                          files: body.has("files") ? merged.files : nil, outputs: body.has("outputs") ? merged.outputs : nil)
         patch.schedule = schedule
         patch.retry = try RetryReader.read(body, current: current.retry)
+        patch.callback = try CallbackReader.read(body)
         return (patch, cleared)
     }
 

@@ -29,13 +29,15 @@ enum Representations {
     /// A job as answered; after a PATCH that changed its script, script type or policy,
     /// `secret_environment_cleared` names the secret variables that were cleared with it.
     static func job(_ job: Job, secretsCleared: [String] = []) -> WireJob {
-        WireJob(id: job.id, name: job.name, script_type: job.scriptType.rawValue, script_content: job.scriptContent,
+        var wire = WireJob(id: job.id, name: job.name, script_type: job.scriptType.rawValue, script_content: job.scriptContent,
                 policy: job.policy, limits: limits(job.limits), concurrency: job.concurrency.rawValue,
                 arguments: job.arguments, environment: job.environment, secret_environment: job.secretEnvironment.keys.sorted(),
                 tenant: job.tenant, created_by: job.createdBy,
                 files: job.files.map { WireInputFileEntry(path: $0.path, size: $0.size, executable: $0.executable) },
                 outputs: job.outputs, schedule: job.schedule.map(schedule), retry: job.retry.map(retry), created_at: format(job.createdAt),
                 updated_at: format(job.updatedAt), secret_environment_cleared: secretsCleared.isEmpty ? nil : secretsCleared)
+        wire.callback = job.callback.map { WireCallback(url: $0.url, events: $0.events) }
+        return wire
     }
 
     /// A schedule, its dates with the schedule's own offset (`2026-03-29T03:00:00.000+02:00`).

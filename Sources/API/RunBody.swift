@@ -30,6 +30,7 @@ struct RunBody {
         options.environment = try reader.stringMap("environment") ?? [:]
         options.limits = try reader.limits("limits") ?? []
         options.priority = try reader.integer("priority", in: -100...100) ?? 0
+        if let callback = try CallbackReader.read(reader) { options.callback = callback }
 
         wait = try reader.bool("wait") ?? false
         if let text = query?.get("wait") {

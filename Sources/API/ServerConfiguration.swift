@@ -37,7 +37,11 @@ public struct ServerConfiguration: Sendable {
     /// at least 16).
     public var maxConnectionsPerClient: Int?
     /// How the engine runs executions (workers, queue bound, script cap, retention, runtimes…).
-    public var engine = EngineConfiguration()
+    public var engine: EngineConfiguration = {
+        var engine = EngineConfiguration()
+        engine.webhooks.body = WebhookRoutes.payload
+        return engine
+    }()
     /// Host-side sandbox settings (the CPU weight of all sandboxes together).
     public var sandbox = SandboxConfiguration()
     /// Isolation the host may lack without stopping the start (`allow_weaker`): runs then go
@@ -117,6 +121,12 @@ public struct ServerConfiguration: Sendable {
         ("retention.max_age", "CONFINE_RETENTION_MAX_AGE", "finished executions kept this long (e.g. 30d)"),
         ("retention.interval", "CONFINE_RETENTION_INTERVAL", "how often retention runs (default 1m)"),
         ("runtimes", "", "mapping: script type → {command: [interpreter, …], script_path}"),
+        ("webhooks", "", "mapping: allow_private, retry_for, first_retry_delay"),
+        ("webhooks.allow_private", "CONFINE_WEBHOOKS_ALLOW_PRIVATE",
+         "true: callbacks may go to loopback, private, link-local and metadata addresses (default false: refused)"),
+        ("webhooks.retry_for", "CONFINE_WEBHOOKS_RETRY_FOR", "how long a callback is retried after the execution's end (default 1h)"),
+        ("webhooks.first_retry_delay", "CONFINE_WEBHOOKS_FIRST_RETRY_DELAY",
+         "the delay before a callback's second attempt, doubling after, 10m at most (default 5s)"),
     ]
 
     /// Loads `file` (nil: none) with `environment` over it.
@@ -156,10 +166,13 @@ public struct ServerConfiguration: Sendable {
             guard top.contains(key) else {
                 throw fail(top.refusal(of: key))
             }
-            if key == "retention" {
-                guard let sub = value.mapping else { throw fail("expected a mapping with keep_per_job, max_age, interval") }
+            if key == "retention" || key == "webhooks" {
+                guard let sub = value.mapping else {
+                    throw fail(key == "retention" ? "expected a mapping with keep_per_job, max_age, interval"
+                                                  : "expected a mapping with allow_private, retry_for, first_retry_delay")
+                }
                 for (subKey, subValue) in sub {
-                    let name = "retention.\(subKey.string ?? "")"
+                    let name = "\(key).\(subKey.string ?? "")"
                     try set(name, Self.scalar(subValue, file: file, key: name), file: file)
                 }
             } else if key == "runtimes" {
@@ -270,6 +283,9 @@ public struct ServerConfiguration: Sendable {
         case "retention.keep_per_job": engine.keepPerJob = try value.count(0...1_000_000_000)
         case "retention.max_age": engine.maxAge = try value.duration()
         case "retention.interval": engine.retentionInterval = try value.duration()
+        case "webhooks.allow_private": engine.webhooks.allowPrivate = try value.choice(["true", "false"], wording: "true or false") == "true"
+        case "webhooks.retry_for": engine.webhooks.retryFor = try value.duration()
+        case "webhooks.first_retry_delay": engine.webhooks.firstRetryDelay = try value.duration()
         default: throw value.failure("unknown key")
         }
     }

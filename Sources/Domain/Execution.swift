@@ -112,6 +112,8 @@ public struct Execution: Sendable, Equatable, Codable, Identifiable {
     public var attempt: Int = 1
     public var retryOf: Int64?
     public var notBefore: Date?
+    /// Where to call when it ends (its run's callback, else its job's).
+    public var callback: WebhookCallback?
 
     public init(id: Int64, jobID: Int64?, status: ExecutionStatus = .pending, verdict: ExecutionVerdict? = nil,
                 exitCode: Int32? = nil, signal: Int32? = nil, reason: String? = nil, scriptType: ScriptType,

@@ -34,6 +34,8 @@ public struct Job: Sendable, Equatable, Codable, Identifiable {
     public var schedule: JobSchedule?
     /// How its failed runs are retried, if they are.
     public var retry: RetryPolicy?
+    /// Where to call when one of its runs ends (a run may give its own).
+    public var callback: WebhookCallback?
     public var createdAt: Date
     public var updatedAt: Date
 

@@ -73,6 +73,7 @@ extension Engine {
                                        environment: job.environment, secretEnvironment: job.secretEnvironment, options: options)
             new.outputs = job.outputs
             new.scheduledFor = latest
+            new.callback = job.callback
             if !job.files.isEmpty {
                 let files: [InputFile]
                 do { files = try await store.jobFiles(id: job.id) } catch { throw Self.wrap(error) }

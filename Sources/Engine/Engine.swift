@@ -103,6 +103,10 @@ public final class Engine: Sendable {
             }
         }
         state.withLock { $0.background += [ticker, retention] }
+        if configuration.sendsWebhooks {
+            let sender = Task { [self] in await self.runWebhooks() }
+            state.withLock { $0.background.append(sender) }
+        }
         if configuration.runsSchedules {
             let scheduler = Task { [self] in await self.runSchedules() }
             state.withLock { $0.background.append(scheduler) }
@@ -158,6 +162,7 @@ public final class Engine: Sendable {
                                    jobLimits: job.limits, concurrency: job.concurrency, arguments: job.arguments,
                                    environment: job.environment, secretEnvironment: job.secretEnvironment, options: options)
         new.outputs = Self.union(job.outputs, options.outputs)
+        new.callback = options.callback ?? job.callback
         let jobFiles: [InputFile]
         do { jobFiles = job.files.isEmpty ? [] : try await store.jobFiles(id: job.id) } catch { throw Self.wrap(error) }
         new.files = try checkedFiles(InputFile.merging(jobFiles, options.files))
@@ -176,6 +181,7 @@ public final class Engine: Sendable {
         if new.trigger == .api { new.trigger = .adHoc }
         new.files = try checkedFiles(options.files)
         new.outputs = Self.union([], options.outputs)
+        new.callback = options.callback
         return try await enqueue(new)
     }
 

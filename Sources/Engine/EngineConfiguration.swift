@@ -39,6 +39,10 @@ public struct EngineConfiguration: Sendable {
     /// How late a schedule's slot may still fire with `catch_up: none` (the server was busy or
     /// just restarted); a slot later than this is missed and skipped.
     public var scheduleGrace: Duration = .seconds(60)
+    /// How webhooks are delivered.
+    public var webhooks = WebhookSettings()
+    /// Whether this engine sends webhooks.
+    public var sendsWebhooks = true
     /// Whether this engine fires schedules' slots (one node or many: a slot fires once either way).
     public var runsSchedules = true
     /// On shutdown, how long running executions may take to finish before they are

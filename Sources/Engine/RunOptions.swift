@@ -20,6 +20,8 @@ public struct RunOptions: Sendable, Equatable {
     public var outputs: [String] = []
     /// What asks for the run (`api` for a run route; `batch`, `schedule`, …).
     public var trigger: ExecutionTrigger = .api
+    /// Where the run's end is POSTed, instead of the job's callback.
+    public var callback: WebhookCallback?
 
     public init(arguments: [String]? = nil, environment: [String: String] = [:], stdin: Data? = nil,
                 limits: [String] = [], priority: Int = 0, submittedBy: Int64? = nil, maxActive: Int? = nil) {

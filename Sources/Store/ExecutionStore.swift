@@ -8,7 +8,7 @@ import Foundation
 /// implementation can follow for several worker machines (claim with
 /// `FOR UPDATE SKIP LOCKED`, leases renewed by a heartbeat, expired leases taken over).
 /// Methods throw `StoreError`.
-public protocol ExecutionStore: Sendable, ScheduleStore {
+public protocol ExecutionStore: Sendable, ScheduleStore, WebhookStore {
     // MARK: Jobs
     func createJob(_ job: NewJob) async throws -> Job
     func job(id: Int64) async throws -> Job?
@@ -125,6 +125,8 @@ public struct NewJob: Sendable, Equatable {
     public var schedule: JobSchedule?
     /// How its failed runs are retried.
     public var retry: RetryPolicy?
+    /// Where to call when one of its runs ends.
+    public var callback: WebhookCallback?
 
     public init(name: String, scriptType: ScriptType, scriptContent: String, policy: String = "default",
                 limits: [String] = [], concurrency: ConcurrencyRule = .forbid, arguments: [String] = [],
@@ -163,6 +165,8 @@ public struct JobPatch: Sendable, Equatable {
     public var outputs: [String]?
     /// nil: unchanged; `.some(nil)`: removed; `.some(policy)`: set.
     public var retry: RetryPolicy??
+    /// nil: unchanged; `.some(nil)`: removed; `.some(callback)`: set.
+    public var callback: WebhookCallback??
     /// nil: unchanged; `.some(nil)`: removed; `.some(schedule)`: set (its `nextRunAt` computed
     /// by the caller; the slot history — last slot, last skip — is kept).
     public var schedule: JobSchedule??
@@ -216,6 +220,8 @@ public struct NewExecution: Sendable, Equatable {
     /// What started it, and the schedule's slot it is for.
     public var trigger: ExecutionTrigger = .api
     public var scheduledFor: Date?
+    /// Where to call when it ends.
+    public var callback: WebhookCallback?
 
     public init(jobID: Int64?, scriptType: ScriptType, scriptSnapshot: String, policyName: String, policySnapshot: String,
                 concurrency: ConcurrencyRule, arguments: [String] = [], environment: [String: String] = [:],

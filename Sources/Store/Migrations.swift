@@ -32,6 +32,7 @@ enum Migrations {
         Version(name: "v10", migrate: v10),
         Version(name: "v11", migrate: v11),
         Version(name: "v12", migrate: v12),
+        Version(name: "v13", migrate: v13),
     ]
 
     /// The versions' names, oldest first.
@@ -428,6 +429,44 @@ enum Migrations {
             ALTER TABLE execution ADD COLUMN not_before INTEGER;
             -- the workers' next wake-up: queued retries not due yet.
             CREATE INDEX execution_not_before ON execution(not_before) WHERE status = 'PENDING' AND not_before IS NOT NULL;
+            """)
+    }
+
+    /// Webhooks: a job's and an execution's callback (JSON), the tenants' secrets (sealed), the
+    /// durable delivery queue (one row per delivery, its id sent on every attempt) and every
+    /// attempt (time, status code or error, duration).
+    @Sendable
+    static func v13(_ db: Database) throws {
+        try db.execute(sql: """
+            ALTER TABLE job ADD COLUMN callback TEXT;
+            ALTER TABLE execution ADD COLUMN callback TEXT;
+            CREATE TABLE webhook_secret (
+              tenant TEXT PRIMARY KEY,
+              sealed TEXT NOT NULL,
+              created_at INTEGER NOT NULL
+            );
+            CREATE TABLE webhook_delivery (
+              id TEXT PRIMARY KEY,
+              execution_id INTEGER NOT NULL REFERENCES execution(id) ON DELETE CASCADE,
+              tenant TEXT NOT NULL DEFAULT '',
+              url TEXT NOT NULL,
+              event TEXT NOT NULL,
+              -- pending, delivered, failed, refused
+              status TEXT NOT NULL,
+              created_at INTEGER NOT NULL,
+              next_attempt_at INTEGER
+            );
+            CREATE INDEX webhook_delivery_due ON webhook_delivery(next_attempt_at) WHERE status = 'pending';
+            CREATE INDEX webhook_delivery_execution ON webhook_delivery(execution_id);
+            CREATE TABLE webhook_attempt (
+              delivery_id TEXT NOT NULL REFERENCES webhook_delivery(id) ON DELETE CASCADE,
+              number INTEGER NOT NULL,
+              at INTEGER NOT NULL,
+              status_code INTEGER,
+              error TEXT,
+              duration_ms INTEGER NOT NULL,
+              PRIMARY KEY (delivery_id, number)
+            );
             """)
     }
 }

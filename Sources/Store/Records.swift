@@ -14,13 +14,13 @@ enum Records {
     enum JobColumn: Int, CaseIterable {
         case id, name, scriptType, scriptContent, policy, limits, concurrency, arguments, environment, createdAt, updatedAt,
              secretEnvironment, tenant, createdBy, filesIndex, outputs, scheduleCron, scheduleTimezone, scheduleOverlap,
-             scheduleCatchUp, scheduleEnabled, nextRunAt, lastSlotAt, lastSkippedAt, lastSkipReason, retry
+             scheduleCatchUp, scheduleEnabled, nextRunAt, lastSlotAt, lastSkippedAt, lastSkipReason, retry, callback
 
         var name: String {
             ["id", "name", "script_type", "script_content", "policy", "limits", "concurrency", "arguments", "environment",
              "created_at", "updated_at", "secret_environment", "tenant", "created_by", "files_index", "outputs",
              "schedule_cron", "schedule_timezone", "schedule_overlap", "schedule_catch_up", "schedule_enabled", "next_run_at",
-             "last_slot_at", "last_skipped_at", "last_skip_reason", "retry"][rawValue]
+             "last_slot_at", "last_skipped_at", "last_skip_reason", "retry", "callback"][rawValue]
         }
     }
 
@@ -31,7 +31,7 @@ enum Records {
              arguments, environment, stdin, priority, stdoutBytes, stderrBytes, stdoutTruncated,
              stderrTruncated, wallMs, cpuMs, memoryPeakBytes, createdAt, startedAt, finishedAt, worker, leaseDeadline,
              cancelRequested, takeovers, secretEnvironment, tenant, submittedBy, weakerIsolation, outputs, trigger, scheduledFor,
-             attempt, retryOf, notBefore
+             attempt, retryOf, notBefore, callback
 
         var name: String {
             ["id", "job_id", "status", "verdict", "exit_code", "signal", "reason", "script_type", "script_snapshot",
@@ -39,7 +39,7 @@ enum Records {
              "stderr_bytes", "stdout_truncated", "stderr_truncated", "wall_ms", "cpu_ms",
              "memory_peak_bytes", "created_at", "started_at", "finished_at", "worker", "lease_deadline",
              "cancel_requested", "takeovers", "secret_environment", "tenant", "submitted_by", "weaker_isolation",
-             "outputs", "run_trigger", "scheduled_for", "attempt", "retry_of", "not_before"][rawValue]
+             "outputs", "run_trigger", "scheduled_for", "attempt", "retry_of", "not_before", "callback"][rawValue]
         }
     }
 
@@ -83,6 +83,8 @@ enum Records {
         job.schedule = schedule(row)
         let retry: String? = row[JobColumn.retry.rawValue]
         job.retry = JSONText.decode(RetryPolicy?.self, retry, empty: nil)
+        let callback: String? = row[JobColumn.callback.rawValue]
+        job.callback = JSONText.decode(WebhookCallback?.self, callback, empty: nil)
         return job
     }
 
@@ -121,6 +123,8 @@ enum Records {
         execution.retryOf = optional(.retryOf)
         let notBefore: Int64? = optional(.notBefore)
         execution.notBefore = notBefore.map(Millis.date)
+        let callback: String? = optional(.callback)
+        execution.callback = JSONText.decode(WebhookCallback?.self, callback, empty: nil)
         return execution
     }
 

@@ -27,6 +27,9 @@ extension SQLiteStore {
             if let retry = job.retry {
                 try db.cached("UPDATE job SET retry = ? WHERE id = ?").execute(arguments: [JSONText.encode(retry), id])
             }
+            if let callback = job.callback {
+                try db.cached("UPDATE job SET callback = ? WHERE id = ?").execute(arguments: [JSONText.encode(callback), id])
+            }
             return try Self.fetchJob(db, id: id)!
         }
     }
@@ -95,6 +98,9 @@ extension SQLiteStore {
             }
             if let retry = patch.retry {
                 try db.cached("UPDATE job SET retry = ? WHERE id = ?").execute(arguments: [retry.map(JSONText.encode), id])
+            }
+            if let callback = patch.callback {
+                try db.cached("UPDATE job SET callback = ? WHERE id = ?").execute(arguments: [callback.map(JSONText.encode), id])
             }
             if let files = patch.files {
                 try db.cached("UPDATE job SET files_index = ?, files = ? WHERE id = ?")

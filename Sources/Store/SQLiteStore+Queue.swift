@@ -40,13 +40,14 @@ extension SQLiteStore {
         try db.cached("""
             INSERT INTO execution (job_id, status, script_type, script_snapshot, policy_name, policy_snapshot, concurrency,
                                    arguments, environment, stdin, priority, created_at, secret_environment, tenant,
-                                   submitted_by, weaker_isolation, files, outputs, run_trigger, scheduled_for)
-            VALUES (?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                   submitted_by, weaker_isolation, files, outputs, run_trigger, scheduled_for, callback)
+            VALUES (?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [new.jobID, new.scriptType.rawValue, new.scriptSnapshot, new.policyName, new.policySnapshot,
                              new.concurrency.rawValue, JSONText.encode(new.arguments), JSONText.encode(new.environment), new.stdin,
                              new.priority, Millis.of(new.createdAt), JSONText.encode(new.secretEnvironment), tenant ?? "",
                              new.submittedBy, JSONText.encode(new.weakerIsolation), FileColumn.encode(new.files),
-                             JSONText.encode(new.outputs), new.trigger.rawValue, new.scheduledFor.map(Millis.of)])
+                             JSONText.encode(new.outputs), new.trigger.rawValue, new.scheduledFor.map(Millis.of),
+                             new.callback.map(JSONText.encode)])
         return try Self.fetchExecution(db, id: db.lastInsertedRowID)!
     }
 
@@ -167,6 +168,7 @@ extension SQLiteStore {
                 try Self.storeArtifacts(db, executionID, outcome)
             }
             if let retry = outcome.retry { _ = try Self.insertRetry(db, of: executionID, retry) }
+            try Self.queueDeliveries(db, executionID: executionID, now: Millis.of(outcome.finishedAt))
             return try Self.fetchExecution(db, id: executionID, withOutput: false)!
         }
     }
@@ -183,6 +185,7 @@ extension SQLiteStore {
                       finished_at = ?
                     WHERE id = ? AND status = 'PENDING'
                     """).execute(arguments: [Millis.of(now), executionID])
+                try Self.queueDeliveries(db, executionID: executionID, now: Millis.of(now))
             case .running:
                 try db.cached("UPDATE execution SET cancel_requested = 1 WHERE id = ? AND status = 'RUNNING'").execute(arguments: [executionID])
             case .success, .failed, .cancelled, .timedOut:
@@ -195,6 +198,7 @@ extension SQLiteStore {
                           reason = 'cancelled before it started (its chain was cancelled)', finished_at = ?
                         WHERE id = ? AND status = 'PENDING'
                         """).execute(arguments: [Millis.of(now), retry])
+                    try Self.queueDeliveries(db, executionID: retry, now: Millis.of(now))
                     return try Self.fetchExecution(db, id: retry)!
                 }
                 throw StoreError.invalidTransition(executionID: executionID, from: current.status,
@@ -225,6 +229,7 @@ extension SQLiteStore {
                       lease_deadline = NULL
                     WHERE id = ? AND status = 'RUNNING'
                     """).execute(arguments: [reason, Millis.of(now), id])
+                try Self.queueDeliveries(db, executionID: id, now: Millis.of(now))
             }
             return try ids.compactMap { try Self.fetchExecution(db, id: $0) }
         }
@@ -239,10 +244,11 @@ extension SQLiteStore {
             INSERT INTO execution (job_id, status, script_type, script_snapshot, policy_name, policy_snapshot, concurrency,
                                    arguments, environment, stdin, priority, created_at, secret_environment, tenant,
                                    submitted_by, weaker_isolation, files, outputs, run_trigger, scheduled_for, attempt,
-                                   retry_of, not_before)
+                                   retry_of, not_before, callback)
             SELECT job_id, 'PENDING', script_type, script_snapshot, policy_name, policy_snapshot,
                    CASE concurrency WHEN 'allow' THEN 'allow' ELSE 'queue' END, arguments, environment, stdin, priority, ?,
-                   secret_environment, tenant, submitted_by, weaker_isolation, files, outputs, 'retry', scheduled_for, ?, id, ?
+                   secret_environment, tenant, submitted_by, weaker_isolation, files, outputs, 'retry', scheduled_for, ?, id, ?,
+                   callback
             FROM execution WHERE id = ?
             """).execute(arguments: [Millis.now, retry.attempt, Millis.of(retry.notBefore), executionID])
         guard db.changesCount == 1 else { throw StoreError.notFound("execution \(executionID)") }

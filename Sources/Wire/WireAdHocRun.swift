@@ -17,6 +17,9 @@ public struct WireAdHocRunRequest: Codable, Sendable, Equatable {
     public var files: [WireInputFile]?
     /// Patterns of the files to collect from the working directory after it ends.
     public var outputs: [String]?
+    /// Where its end is POSTed; `callback_url` is the URL alone.
+    public var callback: WireCallbackBody?
+    public var callback_url: String?
 
     public init(script_type: String, script_content: String, policy: String? = nil, stdin: String? = nil,
                 stdin_base64: String? = nil, arguments: [String]? = nil, environment: [String: String]? = nil,

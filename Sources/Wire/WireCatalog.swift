@@ -12,5 +12,7 @@ public enum WireCatalog {
         WireBatchRequest.self, WireBatchRun.self, WireBatchAnswer.self, WireBatchResult.self,
         WireJobSchedule.self, WireJobScheduleBody.self, WireScheduledJob.self, WireScheduleList.self,
         WireRetry.self, WireRetryBody.self,
+        WireCallback.self, WireCallbackBody.self, WireDeliveryAttempt.self, WireDelivery.self, WireDeliveryList.self,
+        WireWebhookSecret.self, WireWebhookPayload.self,
     ]
 }

@@ -105,6 +105,9 @@ public struct WireRunRequest: Codable, Sendable, Equatable {
     public var files: [WireInputFile]?
     /// Output patterns added to the job's.
     public var outputs: [String]?
+    /// Where this run's end is POSTed (instead of the job's callback); `callback_url` is the URL alone.
+    public var callback: WireCallbackBody?
+    public var callback_url: String?
 
     public init(stdin: String? = nil, stdin_base64: String? = nil, arguments: [String]? = nil,
                 environment: [String: String]? = nil, limits: [String: String]? = nil, priority: Int? = nil,

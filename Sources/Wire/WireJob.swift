@@ -22,6 +22,8 @@ public struct WireJob: Codable, Sendable, Equatable {
     public var schedule: WireJobSchedule?
     /// Its retry policy (null: none). Optional: older servers lack it.
     public var retry: WireRetry?
+    /// Where its runs' ends are POSTed (null: nowhere). Optional: older servers lack it.
+    public var callback: WireCallback?
     public var created_at: String
     public var updated_at: String
     /// After a PATCH that changed the script, script type or policy: the secrets it cleared.
@@ -33,6 +35,7 @@ public struct WireJob: Codable, Sendable, Equatable {
                 outputs: [String]? = nil, schedule: WireJobSchedule? = nil, retry: WireRetry? = nil, created_at: String,
                 updated_at: String, secret_environment_cleared: [String]? = nil) {
         self.retry = retry
+        self.callback = nil
         self.schedule = schedule
         self.files = files
         self.outputs = outputs
@@ -80,6 +83,9 @@ public struct WireJobBody: Codable, Sendable, Equatable {
     public var schedule: WireJobScheduleBody?
     /// The retry policy (a PATCH replaces the members given; `null` removes it).
     public var retry: WireRetryBody?
+    /// Where runs' ends are POSTed (`null` removes it); `callback_url` is the URL alone.
+    public var callback: WireCallbackBody?
+    public var callback_url: String?
 
     public init(name: String? = nil, script_type: String? = nil, script_content: String? = nil, policy: String? = nil,
                 limits: [String: String]? = nil, concurrency: String? = nil, arguments: [String]? = nil,

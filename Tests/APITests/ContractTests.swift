@@ -104,6 +104,15 @@ struct ContractTests {
         "Retry": .object(WireRetry.self),
         "RetryBody": .object(WireRetryBody.self),
         "RetryOn": .enumeration(RetryPolicy.retryable),
+        "Callback": .object(WireCallback.self),
+        "CallbackBody": .object(WireCallbackBody.self),
+        "DeliveryAttempt": .object(WireDeliveryAttempt.self),
+        "Delivery": .object(WireDelivery.self),
+        "DeliveryList": .object(WireDeliveryList.self),
+        "DeliveryStatus": .enumeration(WebhookDeliveryStatus.allCases.map(\.rawValue)),
+        "WebhookSecret": .object(WireWebhookSecret.self, extra: ["secret"]),
+        "WebhookSecretCreated": .object(WireWebhookSecret.self),
+        "WebhookPayload": .object(WireWebhookPayload.self),
     ]
 
     /// Wire types that are parts of others rather than schemas of their own.
@@ -300,11 +309,11 @@ struct ContractTests {
     @Test("The server accepts in bodies exactly the members of the wire types")
     func bodyFieldsAreTheWireTypes() {
         #expect(JobRoutes.createFields == ["name", "script_type", "script_content", "policy", "limits", "concurrency", "arguments",
-                                           "environment", "secret_environment", "files", "outputs", "schedule", "retry"])
+                                           "environment", "secret_environment", "files", "outputs", "schedule", "retry", "callback", "callback_url"])
         #expect(ExecutionRoutes.runFields == ["stdin", "stdin_base64", "arguments", "environment", "limits", "priority", "wait",
-                                              "wait_timeout", "files", "outputs"])
+                                              "wait_timeout", "files", "outputs", "callback", "callback_url"])
         #expect(AdHocRoutes.fields == ["script_type", "script_content", "policy", "stdin", "stdin_base64", "arguments", "environment",
-                                       "limits", "priority", "wait", "wait_timeout", "files", "outputs"])
+                                       "limits", "priority", "wait", "wait_timeout", "files", "outputs", "callback", "callback_url"])
         #expect(AccessRoutes.createFields == ["name", "role", "tenant", "policies", "max_policy", "max_active", "max_priority",
                                               "expires_in", "expires_at"])
         #expect(WireJob.wireFields.filter(\.required).map(\.name) == ["id", "name", "script_type", "script_content", "policy", "limits",

@@ -194,6 +194,32 @@ struct MigrationTests {
                 #expect(execution.attempt == 2 && execution.retryOf == 80 && execution.trigger == .retry)
                 #expect(execution.notBefore == Date(timeIntervalSince1970: 1_700_002_010))
             }),
+        "v13": Fixture(
+            fill: { db in
+                try db.execute(sql: """
+                    INSERT INTO job (id, name, script_type, script_content, policy, created_at, updated_at, callback)
+                    VALUES (16, 'notify', 'bash', 'x', 'default', 1700000000000, 1700000000000,
+                            '{"events":["finished"],"url":"https://example.com/hook"}');
+                    INSERT INTO execution (id, job_id, status, script_type, script_snapshot, policy_name, policy_snapshot,
+                                           concurrency, created_at, finished_at, callback, tenant)
+                    VALUES (91, 16, 'SUCCESS', 'bash', 'x', 'default', 'name: default', 'forbid', 1700000000000, 1700000001000,
+                            '{"events":["finished"],"url":"https://example.com/hook"}', 'data');
+                    INSERT INTO webhook_secret (tenant, sealed, created_at) VALUES ('data', 'sealed-text', 1700000000000);
+                    INSERT INTO webhook_delivery (id, execution_id, tenant, url, event, status, created_at, next_attempt_at)
+                    VALUES ('d-1', 91, 'data', 'https://example.com/hook', 'finished', 'pending', 1700000001000, 1700000006000);
+                    INSERT INTO webhook_attempt (delivery_id, number, at, status_code, error, duration_ms)
+                    VALUES ('d-1', 1, 1700000001000, 500, 'answered 500', 12);
+                    """)
+            },
+            check: { store in
+                #expect(try await store.job(id: 16)?.callback == WebhookCallback(url: "https://example.com/hook"))
+                #expect(try await store.execution(id: 91)?.callback?.url == "https://example.com/hook")
+                #expect(try await store.webhookSecret(tenant: "data")?.sealed == "sealed-text")
+                let delivery = try #require(try await store.deliveries(executionID: 91).first)
+                #expect(delivery.id == "d-1" && delivery.status == .pending
+                        && delivery.attempts == [WebhookAttempt(at: Date(timeIntervalSince1970: 1_700_000_001), statusCode: 500,
+                                                                error: "answered 500", durationMs: 12)])
+            }),
         "v2": Fixture(
             fill: { db in
                 try db.execute(sql: """
@@ -279,7 +305,7 @@ struct MigrationTests {
             #expect(indexes == ["audit_action", "audit_target", "audit_token", "execution_created", "execution_finished",
                                 "execution_job", "execution_job_status", "execution_lease", "execution_not_before", "execution_queue", "execution_status",
                                 "execution_submitter", "execution_tenant", "execution_verdict", "idempotency_created", "job_name",
-                                "job_next_run", "job_script_type"])
+                                "job_next_run", "job_script_type", "webhook_delivery_due", "webhook_delivery_execution"])
             #expect(applied == Migrations.versions && applied.last == Migrations.latest)
             #expect(columns == ["id", "job_id", "status", "verdict", "exit_code", "signal", "reason", "script_type",
                                 "script_snapshot", "policy_name", "policy_snapshot", "concurrency", "arguments", "environment",
@@ -287,7 +313,7 @@ struct MigrationTests {
                                 "stderr_truncated", "wall_ms", "cpu_ms", "memory_peak_bytes", "created_at", "started_at",
                                 "finished_at", "worker", "lease_deadline", "cancel_requested", "takeovers", "secret_environment",
                                 "tenant", "submitted_by", "weaker_isolation", "files", "outputs",
-                                "artifacts_skipped", "run_trigger", "scheduled_for", "attempt", "retry_of", "not_before"])
+                                "artifacts_skipped", "run_trigger", "scheduled_for", "attempt", "retry_of", "not_before", "callback"])
             let schema = try await store.pool.read(schemaDescription)
             #expect(schema.contains("table execution foreign key job_id -> job on delete CASCADE"))
             #expect(schema.contains("table execution_output foreign key execution_id -> execution on delete CASCADE"))

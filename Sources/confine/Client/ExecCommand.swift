@@ -63,6 +63,10 @@ struct ExecCommand: AsyncParsableCommand {
         if let trigger = e.trigger {
             fields.add("trigger", trigger + (e.scheduled_for.map { " (slot \($0))" } ?? ""))
         }
+        if let attempt = e.attempt, attempt > 1 || e.retry_of != nil {
+            fields.add("attempt", "\(attempt)" + (e.retry_of.map { " (retry of \($0))" } ?? ""))
+        }
+        if let notBefore = e.not_before, e.status == "PENDING" { fields.add("not_before", notBefore) }
         fields.add("created_at", e.created_at)
         fields.add("started_at", e.started_at ?? "-")
         fields.add("finished_at", e.finished_at ?? "-")

@@ -225,6 +225,11 @@ struct JobCommand: AsyncParsableCommand {
                 fields.add("last_skipped_at", skipped + (s.last_skip_reason.map { " (\($0))" } ?? ""))
             }
         }
+        if let r = job.retry {
+            fields.add("retry", "\(r.max_attempts) attempts on \(r.on.joined(separator: ", ")), delay \(r.initial_delay)"
+                       + " ×\(r.multiplier) up to \(r.max_delay)" + (r.jitter ? ", jitter" : ""))
+        }
+        if let c = job.callback { fields.add("callback", "\(c.url) (\(c.events.joined(separator: ", ")))") }
         fields.add("created_at", job.created_at)
         fields.add("updated_at", job.updated_at)
         var text = fields.render()
