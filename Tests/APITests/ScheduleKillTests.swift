@@ -17,10 +17,12 @@ struct ScheduleKillTests {
              "schedule": {"cron": "* * * * *", "overlap": "allow"}}
             """#)
         let job = try #require(created.object["id"] as? Int, "\(created)")
-        let since = Date()
         let minute = 60.0
-        // The first two whole minutes after the job was made.
-        let firstSlot = (since.timeIntervalSince1970 / minute).rounded(.down) * minute + minute
+        // The job's first two slots: its next_run_at as the server computed it, and the minute after.
+        let next = try #require((created.object["schedule"] as? [String: Any])?["next_run_at"] as? String, "\(created)")
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let firstSlot = try #require(formatter.date(from: next), "next_run_at \(next)").timeIntervalSince1970
         let slots = [firstSlot, firstSlot + minute]
         var kills = 0
         func killAndRestart() async throws {
