@@ -40,17 +40,12 @@ enum Representations {
         return wire
     }
 
-    /// A schedule, its dates with the schedule's own offset (`2026-03-29T03:00:00.000+02:00`).
+    /// A schedule; its dates as every date of the API (RFC 3339, UTC, `+00:00`): the slot's local
+    /// time follows from `timezone`.
     static func schedule(_ s: JobSchedule) -> WireJobSchedule {
-        let zone = JobSchedule.zone(s.timezone)
-        func local(_ date: Date?) -> String? {
-            guard let date else { return nil }
-            guard let zone else { return format(date) }
-            return Timestamp.rfc3339(date, offsetSeconds: zone.secondsFromGMT(for: date))
-        }
-        return WireJobSchedule(cron: s.cron, timezone: s.timezone, overlap: s.overlap.rawValue, catch_up: s.catchUp.rawValue,
-                               enabled: s.enabled, next_run_at: s.enabled ? local(s.nextRunAt) : nil, last_run_at: local(s.lastSlotAt),
-                               last_skipped_at: local(s.lastSkippedAt), last_skip_reason: s.lastSkipReason)
+        WireJobSchedule(cron: s.cron, timezone: s.timezone, overlap: s.overlap.rawValue, catch_up: s.catchUp.rawValue,
+                        enabled: s.enabled, next_run_at: s.enabled ? format(s.nextRunAt) : nil, last_run_at: format(s.lastSlotAt),
+                        last_skipped_at: format(s.lastSkippedAt), last_skip_reason: s.lastSkipReason)
     }
 
     /// A retry policy, its durations in human units.

@@ -50,14 +50,4 @@ public enum Timestamp {
         return "\(pad(year, 4))-\(pad(Int(parts.tm_mon) + 1, 2))-\(pad(Int(parts.tm_mday), 2))T"
             + "\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2)).\(pad(millis, 3))+00:00"
     }
-
-    /// RFC 3339 with milliseconds in a given offset from UTC (a schedule's zone):
-    /// `2026-03-29T03:00:00.000+02:00`.
-    public static func rfc3339(_ date: Date, offsetSeconds: Int) -> String {
-        let shifted = rfc3339(date.addingTimeInterval(TimeInterval(offsetSeconds)))
-        let sign = offsetSeconds < 0 ? "-" : "+"
-        let minutes = abs(offsetSeconds) / 60
-        let hh = minutes / 60, mm = minutes % 60
-        return String(shifted.dropLast(6)) + sign + (hh < 10 ? "0" : "") + String(hh) + ":" + (mm < 10 ? "0" : "") + String(mm)
-    }
 }

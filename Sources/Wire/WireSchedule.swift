@@ -1,5 +1,5 @@
 /// A job's schedule as the server answers it (`Schedule` in the API document): the settings,
-/// the next slot (RFC 3339 with the schedule's own offset, `2026-03-29T03:00:00.000+02:00`) and
+/// the next slot (RFC 3339 in UTC as every date of the API, `2026-03-29T01:00:00.000+00:00`) and
 /// the last slot skipped, with why.
 public struct WireJobSchedule: Codable, Sendable, Equatable {
     public var cron: String
