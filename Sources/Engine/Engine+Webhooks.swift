@@ -21,6 +21,13 @@ extension Engine {
             var pause: Duration = .seconds(1)
             do {
                 let now = Date()
+                // A read first: the claim is a write, taken only when a delivery is due.
+                let earliest = try await store.nextDeliveryDue()
+                guard let earliest, earliest <= now else {
+                    let wait = min(1, max(0.01, earliest?.timeIntervalSince(now) ?? 1))
+                    try? await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
+                    continue
+                }
                 let lease = now.addingTimeInterval(configuration.webhooks.timeout.seconds + 30)
                 let due = try await store.claimDueDeliveries(now: now, leaseUntil: lease, limit: batch)
                 await withTaskGroup(of: Void.self) { group in
