@@ -48,7 +48,12 @@ extension SQLiteStore {
                              new.submittedBy, JSONText.encode(new.weakerIsolation), FileColumn.encode(new.files),
                              JSONText.encode(new.outputs), new.trigger.rawValue, new.scheduledFor.map(Millis.of),
                              new.callback.map(JSONText.encode)])
-        return try Self.fetchExecution(db, id: db.lastInsertedRowID)!
+        let id = db.lastInsertedRowID
+        if var audit = new.audit {
+            audit.targetID = String(id)
+            _ = try insertAudit(db, audit)
+        }
+        return try fetchExecution(db, id: id, withOutput: false)!
     }
 
     /// The RUNNING execution whose lease expired first (before the argument).
@@ -122,7 +127,8 @@ extension SQLiteStore {
                     """).execute(arguments: [worker, leaseMs, expired, nowMs])
                 guard db.changesCount == 1 else { throw StoreError.unavailable("execution \(expired) changed during its take-over") }
                 try OutputPieces.clear(db, expired)
-                return try Self.fetchExecution(db, id: expired)
+                // A claimed execution has no output: its take-over cleared it, and a PENDING one has none.
+                return try Self.fetchExecution(db, id: expired, withOutput: false)
             }
             guard let id = try Self.nextFairPending(db, now: nowMs) else { return nil }
             try db.cached("""
@@ -130,7 +136,7 @@ extension SQLiteStore {
                 WHERE id = ? AND status = 'PENDING'
                 """).execute(arguments: [nowMs, worker, leaseMs, id])
             guard db.changesCount == 1 else { throw StoreError.unavailable("execution \(id) changed while it was claimed") }
-            return try Self.fetchExecution(db, id: id)
+            return try Self.fetchExecution(db, id: id, withOutput: false)
         }
     }
 
