@@ -95,6 +95,7 @@ struct RunCommand: AsyncParsableCommand {
             print(String(decoding: try RunReport(result).encoded(), as: UTF8.self))
         } else {
             printError("confine: \(result.summary)")
+            if let denied = result.denied, !denied.isEmpty { printError("confine: refused: \(denied.reportText)") }
         }
         for note in hostFileNotes(policy: request.policy) { printError(note) }
         throw ExitCode(RunExitCode.code(for: result))
@@ -197,7 +198,20 @@ struct RunReport: Encodable {
     enum Keys: String, CodingKey {
         case verdict, exit_code, signal, wall_ms, cpu_ms, memory_peak_bytes, stdout, stderr
         case stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated, error
-        case stdout_encoding, stderr_encoding, signal_name, oom_kills, error_stage, error_errno
+        case stdout_encoding, stderr_encoding, signal_name, oom_kills, error_stage, error_errno, denied
+    }
+
+    /// One refused call in `denied`.
+    struct Denied: Encodable {
+        let call: DeniedCall
+        enum Keys: String, CodingKey { case syscall, count, action, first_at_ms }
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: Keys.self)
+            try c.encode(call.syscall, forKey: .syscall)
+            try c.encode(call.count, forKey: .count)
+            try c.encode(call.action.rawValue, forKey: .action)
+            try c.encode(call.firstAtMs, forKey: .first_at_ms)
+        }
     }
 
     func encode(to encoder: Encoder) throws {
@@ -226,6 +240,7 @@ struct RunReport: Encodable {
         try c.encode(result.setupFailure?.description, forKey: .error)
         try c.encode(result.setupFailure?.stage, forKey: .error_stage)
         try c.encode(result.setupFailure?.errno, forKey: .error_errno)
+        try c.encode(result.denied?.map(Denied.init), forKey: .denied)
     }
 
     func encoded() throws -> Data {

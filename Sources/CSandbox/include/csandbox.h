@@ -106,6 +106,7 @@ enum cs_stage {
     CS_STAGE_SETSID,
     CS_STAGE_RUN_AREA,     /* the memory init shares with the waiting program */
     CS_STAGE_START_PROGRAM,/* telling the waiting program to go */
+    CS_STAGE_SECCOMP_LISTENER, /* handing the filter's listener to init, and init to the server */
     /* Stages of the spawner itself (before clone, or while starting). */
     CS_STAGE_SPAWNER_REQUEST,   /* a malformed or oversized spawn request */
     CS_STAGE_SPAWNER_PIPES,     /* pipe2/socketpair for the new init */
@@ -299,6 +300,10 @@ enum {
     CS_SPAWN_SECCOMP_EARLY = 4,  /* the filter permits what the waiting program calls after it
                                   * (read, write, prlimit64, execve, exit_group): the program
                                   * loads it while the sandbox waits for its run */
+    CS_SPAWN_SECCOMP_NOTIFY = 8, /* the filter's refusals are user notifications: the program
+                                  * loads it with a listener, hands that to init (sendmsg on the
+                                  * go socket), which sends it to the server on the control
+                                  * socket (CS_LISTENER_MAGIC) */
 };
 
 /* One spawn request: this header, then n_mounts cs_wire_mount, then seccomp_len sock_filter
@@ -379,12 +384,43 @@ const char *cs_stage_name(int stage);
  * With allow_list, what the first half lets through then meets a second half that permits only
  * the `allow` names and answers every other syscall ENOSYS (so libc falls back): the two are
  * joined into one program (the first half's "allow" becomes a jump into the second).
+ * With notify, every refusal but clone3's ENOSYS is SECCOMP_RET_USER_NOTIF instead (the caller
+ * passes SCMP_ACT_NOTIFY as `action` too): the listener's holder answers each refused call with
+ * its errno (or kills), and counts it.
  * On failure returns NULL and writes a message. */
 struct sock_filter *cs_build_seccomp(const char *const *deny, int n_deny, uint32_t action,
                                      int deny_clone_namespaces, int deny_tiocsti,
                                      const int *families, int n_families,
-                                     int allow_list, const char *const *allow, int n_allow,
+                                     int allow_list, const char *const *allow, int n_allow, int notify,
                                      size_t *out_len, char *errbuf, size_t errbuf_len);
+
+/* ------------------------------------------------------------ refused calls (user notification) */
+
+/* The message init sends the server on the control socket, with the program's seccomp listener
+ * (SCM_RIGHTS), once the program has loaded its filter. */
+#define CS_LISTENER_MAGIC 0x43534c4eu /* "CSLN" */
+
+/* One refused call, as the supervisor received it (struct seccomp_notif, which Swift cannot
+ * size portably). */
+typedef struct cs_notification {
+    uint64_t id;
+    uint32_t pid;   /* in the receiver's pid namespace (the server's: a host pid) */
+    int32_t nr;
+    uint64_t args[6];
+} cs_notification;
+
+/* SECCOMP_IOCTL_NOTIF_RECV: 0, or -errno (EINTR, ENOENT: the caller went away). */
+int cs_notification_receive(int listener, cs_notification *n);
+/* SECCOMP_IOCTL_NOTIF_SEND: the call fails with `err` (> 0), or, with err == 0, is let through
+ * as if never filtered (SECCOMP_USER_NOTIF_FLAG_CONTINUE: `policy learn`). 0 or -errno (ENOENT:
+ * the caller went away, killed or interrupted). */
+int cs_notification_answer(int listener, uint64_t id, int err);
+/* Receives the listener init sent on the control socket (non-blocking): the descriptor, -EAGAIN
+ * when nothing is there yet, 0 when init closed the socket without one, or -errno. */
+int cs_receive_listener(int control);
+/* The name of syscall `nr` of this architecture (libseccomp), malloc'ed (the caller frees it),
+ * or NULL when libseccomp does not know it. */
+char *cs_syscall_name(int nr);
 
 /* Helpers Swift's Glibc does not import. */
 static inline int cs_wifexited(int s) { return WIFEXITED(s); }

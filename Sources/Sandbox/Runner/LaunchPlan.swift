@@ -27,6 +27,7 @@ final class LaunchPlan: Sendable {
         if seccomp != nil && SeccompProgram.permitsWaitingProgram(image.seccomp) {
             options |= Int32(CS_SPAWN_SECCOMP_EARLY)
         }
+        if seccomp?.notifies == true { options |= Int32(CS_SPAWN_SECCOMP_NOTIFY) }
         header.clone_flags = UInt32(flags)
         header.options = UInt32(options)
         header.base_dir = strings.add(image.scratchMountPoint)
