@@ -30,6 +30,7 @@ enum Migrations {
         Version(name: "v8", migrate: v8),
         Version(name: "v9", migrate: v9),
         Version(name: "v10", migrate: v10),
+        Version(name: "v11", migrate: v11),
     ]
 
     /// The versions' names, oldest first.
@@ -379,5 +380,12 @@ enum Migrations {
               PRIMARY KEY (execution_id, path)
             );
             """)
+    }
+
+    /// The calls an execution's policy refused (JSON list of syscall, count, action,
+    /// first_at_ms); NULL when not reported.
+    @Sendable
+    static func v11(_ db: Database) throws {
+        try db.execute(sql: "ALTER TABLE execution ADD COLUMN denied TEXT")
     }
 }

@@ -120,17 +120,7 @@ struct RunCommand: AsyncParsableCommand {
             env[String(item[..<eq])] = String(item[item.index(after: eq)...])
         }
 
-        var delivered: [SandboxFile] = []
-        for spec in files {
-            let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
-            let host = parts[0]
-            let target = parts.count > 1 ? parts[1] : "/sandbox/" + URL(fileURLWithPath: host).lastPathComponent
-            guard let data = FileManager.default.contents(atPath: host) else {
-                throw RunCommandError(description: "confine: --file \(spec): cannot read \(host)")
-            }
-            let executable = FileManager.default.isExecutableFile(atPath: host)
-            delivered.append(SandboxFile(path: target, contents: Array(data), executable: executable))
-        }
+        let delivered = try Self.deliveredFiles(files)
 
         var input: [UInt8]?
         if let stdin {
@@ -140,6 +130,22 @@ struct RunCommand: AsyncParsableCommand {
             input = Array(data)
         }
         return RunRequest(policy: policy, command: command, stdin: input, files: delivered, environment: env)
+    }
+
+    /// The host files of `--file HOST_PATH[:TARGET]` options, read (at TARGET, or /sandbox/BASENAME).
+    static func deliveredFiles(_ specs: [String]) throws(RunCommandError) -> [SandboxFile] {
+        var delivered: [SandboxFile] = []
+        for spec in specs {
+            let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
+            guard let host = parts.first else { throw RunCommandError(description: "confine: --file needs HOST_PATH[:TARGET]") }
+            let target = parts.count > 1 ? parts[1] : "/sandbox/" + URL(fileURLWithPath: host).lastPathComponent
+            guard let data = FileManager.default.contents(atPath: host) else {
+                throw RunCommandError(description: "confine: --file \(spec): cannot read \(host)")
+            }
+            let executable = FileManager.default.isExecutableFile(atPath: host)
+            delivered.append(SandboxFile(path: target, contents: Array(data), executable: executable))
+        }
+        return delivered
     }
 
     /// Arguments that name host files the sandbox cannot see: the usual reason a script is

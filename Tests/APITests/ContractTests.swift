@@ -71,6 +71,8 @@ struct ContractTests {
         "BatchAnswer": .object(WireBatchAnswer.self),
         "BatchResult": .object(WireBatchResult.self),
         "Usage": .object(WireUsage.self),
+        "Denied": .value([WireDeniedCall]?.self),
+        "DeniedCall": .object(WireDeniedCall.self),
         "Execution": .object(WireExecution.self, extra: ["execution_id"]),
         "RunExecution": .object(WireExecution.self),
         "ExecutionSummary": .object(WireExecution.self, extra: outputMembers.union(["execution_id"])),

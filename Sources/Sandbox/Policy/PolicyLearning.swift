@@ -1,0 +1,152 @@
+/// A policy written from a trial run (`confine policy learn`): the base policy with exactly
+/// the system calls and socket families the program used that the base refuses, each with its
+/// count; what no policy key can grant (a socket family such as `AF_PACKET`, namespaces through
+/// `clone`, `ioctl(TIOCSTI)`, a persona change) is listed for review, never granted.
+public struct LearnedPolicy: Sendable, Equatable {
+    /// The base policy, widened by what was learned.
+    public var policy: Policy
+    /// Every refusal the trial runs saw (merged runs added up), label → count, in first-seen order.
+    public var counts: [(label: String, count: Int)]
+    /// System calls added (to `allow`, or taken out of `deny`).
+    public var grantedSyscalls: [String]
+    /// Socket families added.
+    public var grantedFamilies: [SocketFamily]
+    /// What was seen and not granted, with why.
+    public var notGranted: [(label: String, why: String)]
+
+    public static func == (a: LearnedPolicy, b: LearnedPolicy) -> Bool {
+        a.policy == b.policy && a.counts.map(\.label) == b.counts.map(\.label) && a.counts.map(\.count) == b.counts.map(\.count)
+    }
+
+    /// The policy `base` becomes once it lets through what the trial runs' refusals were
+    /// (`RunResult.denied` of runs with `RunRequest.learning`), counted by label.
+    public init(base: Policy, refusals: [(label: String, count: Int)]) {
+        var policy = base
+        var counts: [(label: String, count: Int)] = []
+        for (label, count) in refusals {
+            if let i = counts.firstIndex(where: { $0.label == label }) { counts[i].count += count } else { counts.append((label, count)) }
+        }
+        var syscalls: [String] = [], families: [SocketFamily] = [], notGranted: [(String, String)] = []
+        let baseDenied = Set(SeccompProgram.deniedSyscalls(base.seccomp))
+        for (label, _) in counts {
+            if let open = label.firstIndex(of: "("), label.hasSuffix(")") {
+                let call = String(label[..<open]), argument = String(label[label.index(after: open)..<label.index(before: label.endIndex)])
+                if call == "socket" || call == "socketpair",
+                   let family = SocketFamily.allCases.first(where: { Self.familyName($0) == argument }) {
+                    if !families.contains(family) && !policy.seccomp.socketFamilies.contains(family) { families.append(family) }
+                    else if family == .netlink { notGranted.append((label, "netlink sockets other than NETLINK_ROUTE are never allowed")) }
+                } else if call == "socket" || call == "socketpair" {
+                    notGranted.append((label, "no policy allows the socket family \(argument) (only unix, inet, inet6, netlink)"))
+                } else if call == "clone" {
+                    notGranted.append((label, "clone creating namespaces: a sandbox never gets new namespaces"))
+                } else {
+                    notGranted.append((label, "\(call) with this argument is refused by every policy"))
+                }
+            } else if label == "personality" && !baseDenied.contains(label) {
+                notGranted.append((label, "personality may only query or keep PER_LINUX under every policy"))
+            } else if !SyscallNames.isKnown(label) {
+                notGranted.append((label, "not a system call libseccomp knows by name"))
+            } else {
+                syscalls.append(label)
+            }
+        }
+        for name in syscalls {
+            policy.seccomp.deny.removeAll { $0 == name }
+            if !SeccompProgram.permittedSyscalls(policy.seccomp).contains(name) && !policy.seccomp.allow.contains(name) {
+                policy.seccomp.allow.append(name)
+            }
+        }
+        policy.seccomp.socketFamilies += families
+        self.policy = policy
+        self.counts = counts
+        grantedSyscalls = syscalls
+        grantedFamilies = families
+        self.notGranted = notGranted
+    }
+
+    static func familyName(_ family: SocketFamily) -> String {
+        switch family {
+        case .unix: return "AF_UNIX"
+        case .inet: return "AF_INET"
+        case .inet6: return "AF_INET6"
+        case .netlink: return "AF_NETLINK"
+        }
+    }
+
+    /// The counts an earlier learned file recorded (its `# learned: LABEL ×N` lines), for `--merge`.
+    public static func recordedCounts(in text: String) -> [(label: String, count: Int)] {
+        text.split(separator: "\n").compactMap { line -> (String, Int)? in
+            guard line.hasPrefix("# learned: "), let times = line.range(of: " ×", options: .backwards),
+                  let count = Int(line[times.upperBound...]) else { return nil }
+            return (String(line[line.index(line.startIndex, offsetBy: 11)..<times.lowerBound]), count)
+        }
+    }
+
+    /// The policy file: a header saying where it came from, the counts (`# learned:` lines, read
+    /// back by `--merge`), what was not granted, then the policy in the policy-file schema with
+    /// each added system call commented with its count.
+    public func render(header: [String]) -> String {
+        var out = header.map { "# " + $0 }
+        out.append("#")
+        out.append("# Refused by the base policy in the trial run(s), let through and counted:")
+        if counts.isEmpty { out.append("#   (nothing: the base policy refused nothing)") }
+        for (label, count) in counts { out.append("# learned: \(label) ×\(count)") }
+        if !notGranted.isEmpty {
+            out.append("#")
+            out.append("# NOT granted — review (the program may need another approach):")
+            for (label, why) in notGranted { out.append("#   \(label): \(why)") }
+        }
+        out.append("#")
+        let countOf = Dictionary(counts.map { ($0.label, $0.count) }, uniquingKeysWith: +)
+        var lines = policy.renderYAML().split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if let seccomp = lines.firstIndex(of: "seccomp:"),
+           let allow = lines[seccomp...].firstIndex(where: { $0.hasPrefix("  allow: ") }), !policy.seccomp.allow.isEmpty {
+            var block = ["  allow:"]
+            for name in policy.seccomp.allow {
+                let note = grantedSyscalls.contains(name) ? "  # learned: used \(countOf[name] ?? 0)× in the trial run" : ""
+                block.append("    - \(Policy.yamlScalar(name))\(note)")
+            }
+            lines.replaceSubrange(allow...allow, with: block)
+        }
+        if let families = lines.firstIndex(where: { $0.hasPrefix("  socket_families: ") }), !grantedFamilies.isEmpty {
+            lines[families] += "  # learned: " + grantedFamilies.map(\.rawValue).joined(separator: ", ")
+        }
+        return (out + lines).joined(separator: "\n")
+    }
+}
+
+extension Policy {
+    /// Every way this policy allows more than `other`, one item a line: network, limit by
+    /// limit, mount by mount, device by device, the seccomp mode and action, system call by
+    /// system call, socket family by family. Empty when it allows nothing `other` does not.
+    public func allowances(beyond other: Policy) -> [PolicyWidening] {
+        var out: [PolicyWidening] = []
+        for widening in widenings(over: other) where !["filesystem.read_only", "filesystem.devices", "seccomp", "seccomp.socket_families"].contains(widening.field) {
+            out.append(widening)
+        }
+        let theirs = other.filesystem.readOnly.map(\.source)
+        for bind in filesystem.readOnly where !theirs.contains(where: { Self.path(bind.source, isWithin: $0) }) {
+            out.append(.init(field: "filesystem.read_only", detail: "binds \(bind.source)\(bind.target == bind.source ? "" : " at \(bind.target)")"))
+        }
+        for device in filesystem.devices where !other.filesystem.devices.contains(device) {
+            out.append(.init(field: "filesystem.devices", detail: "offers /dev/\(device.rawValue)"))
+        }
+        let mine = Set(SeccompProgram.permittedSyscalls(seccomp)), permittedByOther = Set(SeccompProgram.permittedSyscalls(other.seccomp))
+        for name in mine.subtracting(permittedByOther).sorted() {
+            out.append(.init(field: "seccomp", detail: "allows \(name)"))
+        }
+        if seccomp.mode == .denyList {
+            for name in Set(SeccompProgram.deniedSyscalls(other.seccomp)).subtracting(SeccompProgram.deniedSyscalls(seccomp)).sorted()
+            where !mine.subtracting(permittedByOther).contains(name) {
+                out.append(.init(field: "seccomp", detail: "allows \(name)"))
+            }
+        }
+        for family in seccomp.socketFamilies where !other.seccomp.socketFamilies.contains(family) {
+            out.append(.init(field: "seccomp.socket_families", detail: "allows \(family.rawValue) sockets"))
+        }
+        if seccomp.allow.contains("unshare") && !other.seccomp.allow.contains("unshare") {
+            out.append(.init(field: "seccomp", detail: "lets clone create namespaces (allow: unshare)"))
+        }
+        return out
+    }
+}
