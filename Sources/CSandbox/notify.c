@@ -11,6 +11,11 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <linux/openat2.h>
 
 #ifndef SECCOMP_USER_NOTIF_FLAG_CONTINUE
 #define SECCOMP_USER_NOTIF_FLAG_CONTINUE (1UL << 0)
@@ -63,4 +68,31 @@ int cs_receive_listener(int control) {
 
 char *cs_syscall_name(int nr) {
     return seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+}
+
+int cs_notification_valid(int listener, uint64_t id) {
+    return ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
+}
+
+ssize_t cs_read_process_memory(pid_t pid, uint64_t address, void *buf, size_t len) {
+    struct iovec local = {buf, len}, remote = {(void *)(uintptr_t)address, len};
+    ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+    return n < 0 ? -errno : n;
+}
+
+int cs_path_exists_in_root(pid_t pid, const char *path) {
+    char root[64];
+    snprintf(root, sizeof root, "/proc/%d/root", (int)pid);
+    int dir = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return -errno;
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = O_PATH | O_CLOEXEC;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    int fd = (int)syscall(SYS_openat2, dir, path, &how, sizeof how);
+    int e = errno;
+    close(dir);
+    if (fd < 0) return -e;
+    close(fd);
+    return 0;
 }

@@ -113,6 +113,16 @@ static scmp_filter_ctx build_deny(const char *const *deny, int n_deny, uint32_t 
         RULE(deny[i], ctx, action, nr, 0);
     }
     RULE("clone3", ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    /* A trial run also shows the supervisor every connect and open (let through: it reads the
+     * destination or the path and lets the call go on). */
+    if (notify == 2) {
+        static const char *const watched[] = {"connect", "open", "openat", "openat2"};
+        for (size_t i = 0; i < sizeof watched / sizeof watched[0]; i++) {
+            int nr = seccomp_syscall_resolve_name(watched[i]);
+            if (nr < 0 || listed(deny, n_deny, watched[i])) continue;
+            RULE(watched[i], ctx, SCMP_ACT_NOTIFY, nr, 0);
+        }
+    }
     if (deny_clone_namespaces && !listed(deny, n_deny, "clone")) {
         static const uint64_t ns_flags[] = {CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER,
                                             CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP,

@@ -47,6 +47,7 @@ extension PolicyCommand {
         func run() async throws {
             let base: Policy
             var previous: [(label: String, count: Int)] = []
+            var previousNeeds: [TrialNote] = []
             var previousPolicy: Policy?
             do {
                 base = try PolicyLoader.resolve(nameOrPath: from, directory: PolicyDirectory.locate())
@@ -56,6 +57,7 @@ extension PolicyCommand {
                     }
                     previousPolicy = try PolicyLoader.load(file: merge)
                     previous = LearnedPolicy.recordedCounts(in: text)
+                    previousNeeds = LearnedPolicy.recordedNeeds(in: text)
                 }
             } catch {
                 fail("\(error)", RunExitCode.badPolicy)
@@ -86,6 +88,7 @@ extension PolicyCommand {
 
             let seen = (result.denied ?? []).map { ($0.syscall, $0.count) }
             var learned = LearnedPolicy(base: base, refusals: previous + seen)
+            learned.needs = LearnedPolicy.merged(previousNeeds + result.trialNotes)
             if let previousPolicy {
                 // Grants of the earlier file that its counts do not name (edited by hand) are kept too.
                 for name in previousPolicy.seccomp.allow where !learned.policy.seccomp.allow.contains(name) {
@@ -100,8 +103,8 @@ extension PolicyCommand {
                           "  \(command.joined(separator: " "))"]
             if let merge { header.append("merged with \(merge)") }
             header += ["Review it before use: `confine policy diff \(from) <this file>` shows what it allows beyond \(from).",
-                       "Network destinations and host paths the program may need are not learned: the sandbox's network and",
-                       "filesystem are the base policy's; a connection refused or a file missing shows in its output above."]
+                       "The trial run had the base policy's network and filesystem: what it tried beyond them is listed",
+                       "below as needs to review, never granted."]
             let text = learned.render(header: header) + "\n"
             if let out {
                 do { try text.write(toFile: out, atomically: true, encoding: .utf8) } catch {
@@ -114,6 +117,7 @@ extension PolicyCommand {
             let added = learned.grantedSyscalls + learned.grantedFamilies.map { "socket family \($0.rawValue)" }
             note(added.isEmpty ? "nothing added: \(base.name) refused nothing this program did" : "added: \(added.joined(separator: ", "))")
             if !learned.notGranted.isEmpty { note("not granted (review): \(learned.notGranted.map(\.label).joined(separator: ", "))") }
+            for need in learned.needs { note("needs (review, not granted): \(need.kind.rawValue) \(need.detail) ×\(need.count)") }
         }
 
         private func note(_ text: String) {

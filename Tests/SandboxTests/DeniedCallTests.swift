@@ -132,6 +132,47 @@ struct DeniedCallTests {
         #expect(underDefault.denied?.map(\.syscall) == learned.grantedSyscalls, "\(String(describing: underDefault.denied))")
     }
 
+    @Test("A trial run notes the connections tried and the host files its view lacks, to review; nothing is granted for them")
+    func trialRunNotesNeeds() async throws {
+        let base = try TestSupport.policy()
+        let file = SandboxFile(path: "/sandbox/needs.py", contents: Array("""
+            import socket
+            for _ in range(2):
+                try:
+                    socket.create_connection(("192.0.2.7", 8443), timeout=1)
+                except OSError as e:
+                    print("connect", e.errno, flush=True)
+            try:
+                open("/etc/hostname")
+            except OSError as e:
+                print("open", e.errno, flush=True)
+            try:
+                open("/nowhere/at/all")
+            except OSError:
+                pass
+            """.utf8))
+        var trial = RunRequest(policy: base, command: ["/usr/bin/python3", "/sandbox/needs.py"], files: [file])
+        trial.learning = true
+        let r = try await TestSupport.sandbox.run(trial)
+        #expect(r.out == "connect \(ENETUNREACH)\nconnect \(ENETUNREACH)\nopen \(ENOENT)\n", "the calls still fail as the policy's sandbox makes them: \(r.out) \(r.err)")
+        #expect(r.trialNotes.contains(TrialNote(kind: .connect, detail: "AF_INET 192.0.2.7:8443", count: 2)), "\(r.trialNotes)")
+        if FileManager.default.fileExists(atPath: "/etc/hostname") {
+            #expect(r.trialNotes.contains(TrialNote(kind: .missingPath, detail: "/etc/hostname", count: 1)), "\(r.trialNotes)")
+        } else {
+            print("SKIP the missing-path half: this host has no /etc/hostname")
+        }
+        #expect(!r.trialNotes.contains { $0.detail == "/nowhere/at/all" }, "a path the host lacks too is a probe, not a need")
+        var learned = LearnedPolicy(base: base, refusals: (r.denied ?? []).map { ($0.syscall, $0.count) })
+        learned.needs = r.trialNotes
+        #expect(learned.policy == base, "nothing granted for them")
+        let text = learned.render(header: [])
+        #expect(text.contains("# needs: connect AF_INET 192.0.2.7:8443 ×2"), "\(text)")
+        #expect(LearnedPolicy.recordedNeeds(in: text) == r.trialNotes)
+        // A run that is not a trial notes nothing (its filter does not show connects).
+        let plain = try await TestSupport.sandbox.run(RunRequest(policy: base, command: ["/usr/bin/python3", "/sandbox/needs.py"], files: [file]))
+        #expect(plain.trialNotes.isEmpty && plain.denied == [])
+    }
+
     @Test("What no policy can grant (AF_PACKET, namespaces) is listed for review, never granted")
     func notGrantable() throws {
         let base = try TestSupport.policy()

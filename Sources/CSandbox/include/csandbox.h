@@ -386,7 +386,8 @@ const char *cs_stage_name(int stage);
  * joined into one program (the first half's "allow" becomes a jump into the second).
  * With notify, every refusal but clone3's ENOSYS is SECCOMP_RET_USER_NOTIF instead (the caller
  * passes SCMP_ACT_NOTIFY as `action` too): the listener's holder answers each refused call with
- * its errno (or kills), and counts it.
+ * its errno (or kills), and counts it. With notify 2 (a trial run), connect, open, openat and
+ * openat2 are notifications too, which the holder lets through after reading their argument.
  * On failure returns NULL and writes a message. */
 struct sock_filter *cs_build_seccomp(const char *const *deny, int n_deny, uint32_t action,
                                      int deny_clone_namespaces, int deny_tiocsti,
@@ -415,6 +416,15 @@ int cs_notification_receive(int listener, cs_notification *n);
  * as if never filtered (SECCOMP_USER_NOTIF_FLAG_CONTINUE: `policy learn`). 0 or -errno (ENOENT:
  * the caller went away, killed or interrupted). */
 int cs_notification_answer(int listener, uint64_t id, int err);
+/* SECCOMP_IOCTL_NOTIF_ID_VALID: whether the notification `id` still waits (its process has not
+ * gone, so memory read from its pid was its own). */
+int cs_notification_valid(int listener, uint64_t id);
+/* Reads `len` bytes at `address` of process `pid` (process_vm_readv): bytes read, or -errno. */
+ssize_t cs_read_process_memory(pid_t pid, uint64_t address, void *buf, size_t len);
+/* Whether absolute `path` exists in the view of process `pid` (openat2 O_PATH under its
+ * /proc/PID/root with RESOLVE_IN_ROOT and no magic links: nothing the sandbox planted can lead
+ * outside its root). 0 when it exists, else -errno (-ENOENT: it does not). */
+int cs_path_exists_in_root(pid_t pid, const char *path);
 /* Receives the listener init sent on the control socket (non-blocking): the descriptor, -EAGAIN
  * when nothing is there yet, 0 when init closed the socket without one, or -errno. */
 int cs_receive_listener(int control);

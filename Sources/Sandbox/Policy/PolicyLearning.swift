@@ -13,6 +13,9 @@ public struct LearnedPolicy: Sendable, Equatable {
     public var grantedFamilies: [SocketFamily]
     /// What was seen and not granted, with why.
     public var notGranted: [(label: String, why: String)]
+    /// Network and filesystem needs the trial runs saw (`RunResult.trialNotes`): written as
+    /// comments to review, never granted.
+    public var needs: [TrialNote] = []
 
     public static func == (a: LearnedPolicy, b: LearnedPolicy) -> Bool {
         a.policy == b.policy && a.counts.map(\.label) == b.counts.map(\.label) && a.counts.map(\.count) == b.counts.map(\.count)
@@ -73,6 +76,27 @@ public struct LearnedPolicy: Sendable, Equatable {
         }
     }
 
+    /// The needs an earlier learned file recorded (its `# needs: KIND DETAIL ×N` lines), for `--merge`.
+    public static func recordedNeeds(in text: String) -> [TrialNote] {
+        text.split(separator: "\n").compactMap { line -> TrialNote? in
+            guard line.hasPrefix("# needs: "), let times = line.range(of: " ×", options: .backwards),
+                  let count = Int(line[times.upperBound...]) else { return nil }
+            let body = line[line.index(line.startIndex, offsetBy: 9)..<times.lowerBound]
+            guard let space = body.firstIndex(of: " "), let kind = TrialNote.Kind(rawValue: String(body[..<space])) else { return nil }
+            return TrialNote(kind: kind, detail: String(body[body.index(after: space)...]), count: count)
+        }
+    }
+
+    /// Notes added up by kind and detail, in first-seen order.
+    public static func merged(_ notes: [TrialNote]) -> [TrialNote] {
+        var out: [TrialNote] = []
+        for note in notes {
+            if let i = out.firstIndex(where: { $0.kind == note.kind && $0.detail == note.detail }) { out[i].count += note.count }
+            else { out.append(note) }
+        }
+        return out
+    }
+
     /// The counts an earlier learned file recorded (its `# learned: LABEL ×N` lines), for `--merge`.
     public static func recordedCounts(in text: String) -> [(label: String, count: Int)] {
         text.split(separator: "\n").compactMap { line -> (String, Int)? in
@@ -95,6 +119,13 @@ public struct LearnedPolicy: Sendable, Equatable {
             out.append("#")
             out.append("# NOT granted — review (the program may need another approach):")
             for (label, why) in notGranted { out.append("#   \(label): \(why)") }
+        }
+        if !needs.isEmpty {
+            out.append("#")
+            out.append("# Network and filesystem needs seen — review, NOT granted (network: \(policy.network.rawValue)):")
+            out.append("#   connect: a connection the program tried; missing_path: a file it opened that this policy")
+            out.append("#   does not bind (the host has it) — add it to filesystem.read_only only if it should see it.")
+            for note in needs { out.append("# needs: \(note.kind.rawValue) \(note.detail) ×\(note.count)") }
         }
         out.append("#")
         let countOf = Dictionary(counts.map { ($0.label, $0.count) }, uniquingKeysWith: +)

@@ -139,6 +139,8 @@ struct SandboxImage: Hashable, Sendable {
     var seccomp: SeccompPolicy
     var scratchMountPoint: String
     var maxDeliveredBytes: UInt64
+    /// A trial run's (`RunRequest.learning`): its filter also shows connects and opens.
+    var learning = false
 
     init(policy: Policy, configuration: SandboxConfiguration) {
         filesystem = policy.filesystem

@@ -75,6 +75,8 @@ final class RunSupervisor: @unchecked Sendable {
         var endedAt: Int64?
         /// What the filter refused; nil when not reported.
         var denied: [DeniedCall]?
+        /// A trial run's connects and missing paths.
+        var trialNotes: [TrialNote] = []
     }
 
     private func execute() -> RunResult {
@@ -86,7 +88,8 @@ final class RunSupervisor: @unchecked Sendable {
         if work.bare { return executeBare(launchBegan: launchBegan, failed: failed) }
 
         let limits = work.policy.limits
-        let image = SandboxImage(policy: work.policy, configuration: sandbox.configuration)
+        var image = SandboxImage(policy: work.policy, configuration: sandbox.configuration)
+        image.learning = work.request.learning
         let plan: LaunchPlan, message: RunMessage, process: SandboxProcess, sendError: Int32?
         do {
             (plan, message) = try prepare(image)
@@ -195,6 +198,7 @@ final class RunSupervisor: @unchecked Sendable {
         result.memoryPeakBytes = stats?.memoryPeakBytes ?? result.memoryPeakBytes
         result.oomKills = stats?.oomKills ?? 0
         result.denied = observed.denied
+        result.trialNotes = observed.trialNotes
         if observed.killReason == .seccomp { result.signal = SIGSYS }
         else if let exited = observed.exitedReport { apply(status: exited.status, to: &result) }
         else if observed.killReason != nil { result.signal = SIGKILL }
@@ -388,6 +392,7 @@ final class RunSupervisor: @unchecked Sendable {
         stdin.close()
         if io.report < 0 && o.endedAt == nil { o.endedAt = MonotonicClock.nowMs() }
         o.denied = refusals?.denied
+        o.trialNotes = refusals?.notes ?? []
         return o
     }
 

@@ -232,7 +232,8 @@ public final class Sandbox: Sendable {
         // Without seccomp (a weaker mode the operator asked for), no filter at all.
         if configuration.seccomp == .disabled { return (request, policy, nil) }
         do {
-            return (request, policy, try SeccompProgram.compile(policy.seccomp, notify: configuration.reportRefusals || request.learning))
+            return (request, policy, try SeccompProgram.compile(policy.seccomp, notify: configuration.reportRefusals || request.learning,
+                                                                 watch: request.learning))
         } catch {
             throw .seccomp(error)
         }

@@ -9,12 +9,15 @@ struct RefusalRules: Sendable {
     enum Answer: Equatable, Sendable {
         case errno(Int32)
         case kill
+        /// Not a refusal: a call a trial run's filter shows the supervisor (connect, the opens).
+        case permitted
     }
 
     private let denied: Set<String>
     private let action: Answer
     private let families: Set<Int32>
     private let denyCloneNamespaces: Bool
+    private let permitted: Set<String>
 
     init(_ policy: SeccompPolicy) {
         denied = Set(SeccompProgram.deniedSyscalls(policy))
@@ -24,6 +27,7 @@ struct RefusalRules: Sendable {
         }
         families = Set(policy.socketFamilies.map(\.number))
         denyCloneNamespaces = !policy.allow.contains("unshare")
+        permitted = Set(SeccompProgram.permittedSyscalls(policy))
     }
 
     /// The refusal of syscall `nr` with `args`: its report words and its answer.
@@ -46,6 +50,7 @@ struct RefusalRules: Sendable {
         default:
             break
         }
+        if permitted.contains(name) { return (name, .permitted) }
         // Not on an allow list's names: the second half's ENOSYS.
         return (name, .errno(ENOSYS))
     }

@@ -144,6 +144,7 @@ public final class SeccompProgram: Sendable {
     private struct Key: Hashable {
         var policy: SeccompPolicy
         var notify: Bool
+        var watch: Bool
     }
 
     private static let cache = Mutex<[Key: SeccompProgram]>([:])
@@ -151,9 +152,12 @@ public final class SeccompProgram: Sendable {
     /// The program for a policy, compiled once and cached. With `notify` (only when
     /// `canReportRefusals`), every refusal but clone3's ENOSYS is a user notification that the
     /// run's supervisor answers with the same errno (or a kill), counting it.
-    public static func compile(_ policy: SeccompPolicy, notify: Bool = false) throws(SeccompError) -> SeccompProgram {
+    /// With `watch` too (a trial run), connect and the opens are notifications as well, let
+    /// through once their destination or path is read.
+    public static func compile(_ policy: SeccompPolicy, notify: Bool = false, watch: Bool = false) throws(SeccompError) -> SeccompProgram {
         let notify = notify && canReportRefusals(policy)
-        let key = Key(policy: policy, notify: notify)
+        let watch = watch && notify
+        let key = Key(policy: policy, notify: notify, watch: watch)
         if let cached = cache.withLock({ $0[key] }) { return cached }
         let names = deniedSyscalls(policy)
         let action: UInt32
@@ -177,7 +181,7 @@ public final class SeccompProgram: Sendable {
                     cs_build_seccomp(deny.baseAddress, Int32(deny.count), action, denyCloneNamespaces, 1,
                                      families.baseAddress, Int32(families.count),
                                      policy.mode == .allowList ? 1 : 0, allow.baseAddress, Int32(allow.count),
-                                     notify ? 1 : 0, &length, &message, message.count)
+                                     notify ? (watch ? 2 : 1) : 0, &length, &message, message.count)
                 }
             }
         }

@@ -35,3 +35,23 @@ extension Array where Element == DeniedCall {
         map { "\($0.syscall) ×\($0.count)" }.joined(separator: ", ")
     }
 }
+
+/// What a trial run saw the program need beyond its policy's network and filesystem.
+public struct TrialNote: Sendable, Equatable, Hashable {
+    /// What kind of need.
+    public enum Kind: String, Sendable, Hashable {
+        /// A connection tried: `AF_INET 93.184.216.34:443`, `AF_UNIX /run/x.sock`.
+        case connect
+        /// An absolute path opened that the sandbox's view does not have and the host does.
+        case missingPath = "missing_path"
+    }
+    public var kind: Kind
+    public var detail: String
+    public var count: Int
+
+    public init(kind: Kind, detail: String, count: Int) {
+        self.kind = kind
+        self.detail = detail
+        self.count = count
+    }
+}

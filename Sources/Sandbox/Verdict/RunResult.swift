@@ -80,6 +80,9 @@ public struct RunResult: Sendable, Equatable {
     /// takes: `SeccompProgram.canReportRefusals`). In a trial run (`RunRequest.learning`): the
     /// calls it would have refused, all let through.
     public var denied: [DeniedCall]?
+    /// A trial run's (`RunRequest.learning`) network and filesystem needs: connections tried
+    /// and paths opened that its view lacks but the host has — to review, never granted.
+    public var trialNotes: [TrialNote] = []
 
     public init(verdict: RunVerdict, exitCode: Int32? = nil, signal: Int32? = nil, wallMs: Int64 = 0,
                 cpuMs: Int64 = 0, memoryPeakBytes: UInt64? = nil, stdout: [UInt8] = [], stderr: [UInt8] = [],
