@@ -97,4 +97,18 @@ struct PolicyToolTests {
         let bad = try CLITests.confine(["policy", "learn", "--from", "nonexistent", "--", "/bin/true"])
         #expect(bad.status == 78 && bad.stderr.contains("nonexistent"), "\(bad.stderr)")
     }
+
+    @Test("exec show says what an execution's policy refused", .enabled(if: ClientVerbTests.hasServe))
+    func execShowRefused() async throws {
+        let server = try await ClientVerbTests.Server()
+        defer { server.stop() }
+        let script = try server.file("mounter.py", "import ctypes\nfor _ in range(2):\n    ctypes.CDLL(None).mount(b'none', b'/tmp', b'tmpfs', 0, None)\n")
+        let queued = try server.confine(["exec", "run", "--script", script, "--type", "python"])
+        let id = try ClientVerbTests.executionID(queued)
+        let done = try server.waitFor(id) { ($0["status"] as? String) == "SUCCESS" }
+        #expect((done["denied"] as? [[String: Any]])?.first?["syscall"] as? String == "mount", "\(done)")
+        let show = try server.confine(["exec", "show", String(id)])
+        #expect(show.stdout.contains("mount ×2"), "\(show.stdout)")
+        #expect(show.stdout.split(separator: "\n").contains { $0.hasPrefix("refused") && $0.hasSuffix("mount ×2") }, "\(show.stdout)")
+    }
 }

@@ -68,6 +68,9 @@ struct ExecCommand: AsyncParsableCommand {
             fields.add("cpu", Display.duration(ms: usage.cpu_ms))
             fields.add("memory_peak", Display.bytes(usage.memory_peak_bytes))
         }
+        if let denied = e.denied, !denied.isEmpty {
+            fields.add("refused", denied.map { "\($0.syscall) ×\($0.count)" + ($0.action == "kill" ? " (killed the run)" : "") }.joined(separator: ", "))
+        }
         if let worker = e.worker { fields.add("worker", worker) }
         if e.cancel_requested == true { fields.add("cancel_requested", "true") }
         if let weaker = e.weaker_isolation, !weaker.isEmpty {
