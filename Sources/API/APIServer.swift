@@ -75,6 +75,7 @@ public struct APIServer: Sendable {
         ArtifactRoutes(server: self).register(table)
         MetaRoutes(server: self).register(table)
         AccessRoutes(server: self).register(table)
+        DashboardRoutes(server: self).register(table)
         return (router, table)
     }
 

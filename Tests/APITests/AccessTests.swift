@@ -15,7 +15,7 @@ struct AccessTests {
         return path
     }
 
-    @Test("The walk: every route of the document refuses a missing, malformed, unknown, expired and revoked token (401) and a weaker role (403); /health, the document and the docs alone are open")
+    @Test("The walk: every route of the document refuses a missing, malformed, unknown, expired and revoked token (401) and a weaker role (403); /health, the document, the docs and the dashboard's files alone are open")
     func everyRouteRefuses() async throws {
         try await LiveServer.with { s in
             let doc = try await s.get("/openapi.json").object
@@ -34,7 +34,7 @@ struct AccessTests {
             }
             #expect(documented.count == served.count)
             #expect(documented.filter { $0.value == "open" }.keys.sorted()
-                    == ["GET /docs", "GET /health", "GET /openapi.json", "GET /openapi.yaml"])
+                    == ["GET /", "GET /docs", "GET /health", "GET /openapi.json", "GET /openapi.yaml", "GET /ui", "GET /ui/{asset}"])
 
             let job = try await s.job("walk", "bash", "true")
             let run = try await s.post("/executions/\(job)/run?wait=true")
