@@ -314,7 +314,7 @@ async function executionsView(params) {
   }
   more.addEventListener("click", async () => { pages.push(next); await refresh(); });
   pages.push(null);
-  try { await refresh(); } catch (e) { say(e.message); }
+  try { await refresh(); } catch (e) { showProblem(filters, e); return; }
   poll(refresh, 2000);
 }
 

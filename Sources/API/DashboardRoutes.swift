@@ -26,8 +26,7 @@ struct DashboardRoutes {
 
     func register(_ table: RouteTable) {
         table.on(.get, "/", .open) { _, _ in
-            Response(status: .found, headers: [.location: "/ui/", .contentType: "text/plain; charset=utf-8"],
-                     body: .init(byteBuffer: ByteBuffer(string: "The dashboard is at /ui/\n")))
+            Response(status: .found, headers: [.location: "/ui/", .contentLength: "0"])
         }
         table.on(.get, "/ui", .configurable("ui")) { request, _ in
             Self.answer(request, "index.html")

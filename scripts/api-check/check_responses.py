@@ -375,6 +375,10 @@ def main(argv):
         "application/octet-stream": lambda value, **parameters: value.decode("latin-1"),
         "application/yaml": lambda value, **parameters: yaml.safe_load(value),
         "text/yaml": lambda value, **parameters: yaml.safe_load(value),
+        # The dashboard's files (`type: string`): text.
+        "text/javascript": lambda value, **parameters: value.decode("utf-8"),
+        "text/css": lambda value, **parameters: value.decode("utf-8"),
+        "image/svg+xml": lambda value, **parameters: value.decode("utf-8"),
     }
     openapi = OpenAPI.from_dict(spec, config=Config(extra_media_type_deserializers=extra))
     problem_schema = deref(spec["components"]["schemas"]["Problem"], spec)
