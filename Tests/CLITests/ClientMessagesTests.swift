@@ -37,6 +37,10 @@ struct ClientMessagesTests {
         let o = try server.confine(["exec", "run", "p", "--priority", "7", "--wait", "--json"])
         #expect(o.status == 0, "\(o)")
         #expect(try CLITests.json(o.stdout)["priority"] as? Int == 7, "\(o)")
+        // Without --wait: the id on stderr too, the earlier stdout line unchanged.
+        let queued = try server.confine(["exec", "run", "p"])
+        let id = try ClientVerbTests.executionID(queued)
+        #expect(queued.stderr == "confine: execution \(id) submitted (job p)\n", "\(queued)")
         let bad = try server.confine(["exec", "run", "p", "--priority", "101"])
         #expect(bad.status == 64 && bad.stderr.contains("--priority must be from -100 to 100"), "\(bad)")
     }

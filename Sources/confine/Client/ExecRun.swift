@@ -11,8 +11,8 @@ extension ExecCommand {
             discussion: """
                 With --script FILE ('-': this process's stdin) and --type (python, bash, …), the script \
                 is sent with the run (POST /executions) and no job is stored. \
-                Without --wait, prints the new execution's id and status and returns at once. With \
-                --wait, prints the execution's id on stderr, follows the execution to its end, prints its \
+                Prints the new execution's id on stderr as soon as the server has it. Without --wait, \
+                also prints its id and status on stdout and returns at once. With --wait, follows the execution to its end, prints its \
                 stdout and stderr (raw bytes, to this process's stdout and stderr), then the summary line \
                 `confine run` prints (on stderr), and exits like it: its exit code; 128+N when it \
                 died of signal N; \(RunExitCode.wallTimeout.rawValue) wall_timeout, \(RunExitCode.cpuTimeout.rawValue) cpu_timeout, \
@@ -100,6 +100,7 @@ extension ExecCommand {
 
                 guard let interrupts else {
                     let (accepted, response) = try await client.fetch(WireRunAccepted.self, "POST", target.path, json: target.body(nil, nil))
+                    printClientError("execution \(accepted.execution_id) submitted (\(target.label))")
                     if options.json { printJSON(response) } else { print("execution \(accepted.execution_id) \(accepted.status)") }
                     return
                 }
