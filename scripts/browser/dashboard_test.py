@@ -4,9 +4,11 @@ live, cancel a long one, a 422 shown next to its field, an XSS probe staying tex
 --screenshots DIR, saves PNGs of the main views there.
 
 Usage: python dashboard_test.py BASE_URL ADMIN_TOKEN [--screenshots DIR]"""
+import json
 import os
 import sys
 import time
+import urllib.request
 
 from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
@@ -218,6 +220,24 @@ try:
     driver.find_element(By.ID, "signout").click()
     wait.until(lambda d: heading() == "Sign in")
     check(driver.execute_script("return sessionStorage.getItem('confine.token')") is None, "signing out forgets the token")
+
+    # A viewer of another tenant: no admin views, no buttons that change anything, none of the
+    # admin tenant's jobs.
+    request = urllib.request.Request(base + "/tokens", method="POST", data=json.dumps({"name": "watcher-" + suffix, "role": "viewer"}).encode(),
+                                     headers={"Authorization": "Bearer " + admin, "Content-Type": "application/json"})
+    viewer = json.load(urllib.request.urlopen(request))["token"]
+    fill("token", viewer)
+    driver.find_element(By.CSS_SELECTOR, "form.signin button[type=submit]").click()
+    wait.until(lambda d: heading() == "Executions")
+    hidden = {link.get_attribute("textContent") for link in driver.find_elements(By.CSS_SELECTOR, "#nav a") if not link.is_displayed()}
+    check(hidden == {"Policies", "Tokens", "Audit"}, f"a viewer's menu has no policies, tokens or audit (hidden: {hidden})")
+    check(not driver.find_elements(By.CSS_SELECTOR, "main tbody tr[data-id]"), "a viewer of another tenant sees none of the admin tenant's executions")
+    driver.get(base + "/ui/#/jobs")
+    wait.until(lambda d: heading() == "Jobs")
+    check(not driver.find_elements(By.LINK_TEXT, "New job") and live_name not in driver.find_element(By.TAG_NAME, "main").text,
+          "a viewer cannot create jobs and sees no other tenant's")
+    driver.find_element(By.ID, "signout").click()
+    wait.until(lambda d: heading() == "Sign in")
 
     errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE" and "favicon" not in entry["message"]
               and "status of 4" not in entry["message"]]
