@@ -36,7 +36,7 @@ public struct APIServer: Sendable {
         self.access = access
         self.secrets = secrets
         self.metrics = metrics
-        self.authenticator = Authenticator(store: access, publicRoutes: configuration.publicRoutes, logger: logger)
+        self.authenticator = Authenticator(store: access, publicRoutes: configuration.openRoutes, logger: logger)
     }
 
     var store: any ExecutionStore { engine.store }
@@ -53,7 +53,7 @@ public struct APIServer: Sendable {
             case .open: return (route.method.rawValue, route.template, nil, nil)
             case .role(let role): return (route.method.rawValue, route.template, role.rawValue, nil)
             case .configurable(let name):
-                return (route.method.rawValue, route.template, configuration.publicRoutes.contains(name) ? nil : Role.viewer.rawValue, name)
+                return (route.method.rawValue, route.template, configuration.openRoutes.contains(name) ? nil : Role.viewer.rawValue, name)
             }
         }
     }
@@ -64,6 +64,9 @@ public struct APIServer: Sendable {
         // Added first, so that they wrap every route registered after them (and the not-found
         // one); metrics outermost, to count the status of every answer, problems included.
         router.add(middleware: HTTPMetricsMiddleware(table: table, metrics: metrics.http))
+        router.add(middleware: HeadMiddleware())
+        router.add(middleware: VersionHeaderMiddleware())
+        router.add(middleware: CORSMiddleware(origins: configuration.corsOrigins, table: table))
         router.add(middleware: ProblemMiddleware(table: table))
         JobRoutes(server: self).register(table)
         ScheduleRoutes(server: self).register(table)
@@ -74,6 +77,7 @@ public struct APIServer: Sendable {
         ArtifactRoutes(server: self).register(table)
         MetaRoutes(server: self).register(table)
         AccessRoutes(server: self).register(table)
+        DashboardRoutes(server: self).register(table)
         return (router, table)
     }
 
@@ -90,7 +94,7 @@ public struct APIServer: Sendable {
             server: .http1(configuration: .init(
                 additionalChannelHandlers: [ConnectionLimitHandler(limiter: limiter), RequestDeadlineHandler(timeout: requestTimeout)],
                 idleTimeout: TimeAmount(configuration.idleTimeout))),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Confine"),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Confine/\(ConfineVersion.current)"),
             onServerRunning: { channel in
                 if let port = channel.localAddress?.port { onBound?(port) }
             },

@@ -109,6 +109,7 @@ enum Representations {
         wire.worker = e.worker
         wire.cancel_requested = e.cancelRequested
         wire.weaker_isolation = e.weakerIsolation
+        wire.denied = e.denied?.map { WireDeniedCall(syscall: $0.syscall, count: $0.count, action: $0.action, first_at_ms: $0.firstAtMs) }
         wire.trigger = e.trigger.rawValue
         wire.scheduled_for = format(e.scheduledFor)
         wire.attempt = e.attempt

@@ -103,6 +103,9 @@ public struct Execution: Sendable, Equatable, Codable, Identifiable {
     /// Glob patterns of the files collected from its working directory after it ends (its
     /// job's and its run's).
     public var outputs: [String] = []
+    /// The calls its policy refused while it ran; nil when unknown (not finished, run before
+    /// refusals were reported, or under a policy whose refusals cannot be reported).
+    public var denied: [DeniedSyscall]?
     /// What started it (`api`, `ad_hoc`, `batch`, `schedule`, `retry`).
     public var trigger: ExecutionTrigger = .api
     /// The schedule's slot it was queued for (trigger `schedule`).

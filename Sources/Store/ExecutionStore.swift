@@ -293,6 +293,8 @@ public struct ExecutionOutcome: Sendable, Equatable {
     /// Not stored when `keepsStoredOutput` (the disk is full).
     public var artifacts: [CollectedArtifact] = []
     public var skippedArtifacts: [SkippedArtifact] = []
+    /// The calls its policy refused (`Execution.denied`); nil when not reported.
+    public var denied: [DeniedSyscall]?
     /// A retry to queue in the same transaction (the job's retry policy asked for one): a copy
     /// of this execution, attempt and not-before given, `retry_of` this one.
     public var retry: RetryRequest?

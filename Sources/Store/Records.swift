@@ -30,8 +30,8 @@ enum Records {
         case id, jobID, status, verdict, exitCode, signal, reason, scriptType, scriptSnapshot, policyName, policySnapshot,
              arguments, environment, stdin, priority, stdoutBytes, stderrBytes, stdoutTruncated,
              stderrTruncated, wallMs, cpuMs, memoryPeakBytes, createdAt, startedAt, finishedAt, worker, leaseDeadline,
-             cancelRequested, takeovers, secretEnvironment, tenant, submittedBy, weakerIsolation, outputs, trigger, scheduledFor,
-             attempt, retryOf, notBefore, callback
+             cancelRequested, takeovers, secretEnvironment, tenant, submittedBy, weakerIsolation, outputs, denied, trigger,
+             scheduledFor, attempt, retryOf, notBefore, callback
 
         var name: String {
             ["id", "job_id", "status", "verdict", "exit_code", "signal", "reason", "script_type", "script_snapshot",
@@ -39,7 +39,7 @@ enum Records {
              "stderr_bytes", "stdout_truncated", "stderr_truncated", "wall_ms", "cpu_ms",
              "memory_peak_bytes", "created_at", "started_at", "finished_at", "worker", "lease_deadline",
              "cancel_requested", "takeovers", "secret_environment", "tenant", "submitted_by", "weaker_isolation",
-             "outputs", "run_trigger", "scheduled_for", "attempt", "retry_of", "not_before", "callback"][rawValue]
+             "outputs", "denied", "run_trigger", "scheduled_for", "attempt", "retry_of", "not_before", "callback"][rawValue]
         }
     }
 
@@ -116,6 +116,8 @@ enum Records {
             tenant: tenant(at(.tenant)), submittedBy: optional(.submittedBy),
             weakerIsolation: JSONText.decode([String].self, optional(.weakerIsolation), empty: []))
         execution.outputs = JSONText.decode([String].self, optional(.outputs), empty: [])
+        let denied: String? = optional(.denied)
+        execution.denied = denied.map { JSONText.decode([DeniedSyscall].self, $0, empty: []) }
         execution.trigger = ExecutionTrigger(rawValue: at(.trigger)) ?? .api
         let slot: Int64? = optional(.scheduledFor)
         execution.scheduledFor = slot.map(Millis.date)

@@ -37,6 +37,8 @@ public struct WireExecution: Codable, Sendable, Equatable {
     public var worker: String?
     public var cancel_requested: Bool?
     public var weaker_isolation: [String]?
+    /// The calls its policy refused (null: not known).
+    public var denied: [WireDeniedCall]?
     /// What started it: `api`, `ad_hoc`, `batch`, `schedule`, `retry`.
     public var trigger: String?
     /// The schedule's slot it ran for (trigger `schedule`).

@@ -155,28 +155,48 @@ struct MigrationTests {
         "v11": Fixture(
             fill: { db in
                 try db.execute(sql: """
+                    INSERT INTO job (id, name, script_type, script_content, policy, created_at, updated_at)
+                    VALUES (14, 'mounter', 'python', 'x', 'default', 1700000000000, 1700000000000);
+                    INSERT INTO execution (id, job_id, status, verdict, exit_code, script_type, script_snapshot, policy_name,
+                                           policy_snapshot, concurrency, created_at, finished_at, denied)
+                    VALUES (71, 14, 'SUCCESS', 'exited', 0, 'python', 'x', 'default', 'name: default', 'forbid', 1700000001000,
+                            1700000002000, '[{"action":"errno","count":3,"first_at_ms":12,"syscall":"mount"}]');
+                    INSERT INTO execution (id, job_id, status, script_type, script_snapshot, policy_name,
+                                           policy_snapshot, concurrency, created_at)
+                    VALUES (72, 14, 'PENDING', 'python', 'x', 'default', 'name: default', 'forbid', 1700000003000);
+                    """)
+            },
+            check: { store in
+                let finished = try #require(try await store.execution(id: 71))
+                #expect(finished.denied == [DeniedSyscall(syscall: "mount", count: 3, action: "errno", firstAtMs: 12)])
+                let pending = try #require(try await store.execution(id: 72))
+                #expect(pending.denied == nil, "not known: NULL, not []")
+            }),
+        "v12": Fixture(
+            fill: { db in
+                try db.execute(sql: """
                     INSERT INTO job (id, name, script_type, script_content, policy, created_at, updated_at, schedule_cron,
                                      schedule_timezone, schedule_overlap, schedule_catch_up, schedule_enabled, next_run_at,
                                      last_skipped_at, last_skip_reason)
-                    VALUES (14, 'nightly-report', 'bash', 'x', 'default', 1700000000000, 1700000000000, '30 2 * * *',
+                    VALUES (24, 'nightly-report', 'bash', 'x', 'default', 1700000000000, 1700000000000, '30 2 * * *',
                             'Europe/Paris', 'queue', 'last', 1, 1700003000000, 1700001000000, 'busy');
                     INSERT INTO schedule_slot (job_id, slot_at, claimed_at, outcome, execution_id)
-                    VALUES (14, 1700002000000, 1700002000100, 'queued', 71);
+                    VALUES (24, 1700002000000, 1700002000100, 'queued', 171);
                     INSERT INTO execution (id, job_id, status, script_type, script_snapshot, policy_name, policy_snapshot,
                                            concurrency, created_at, run_trigger, scheduled_for)
-                    VALUES (71, 14, 'PENDING', 'bash', 'x', 'default', 'name: default', 'queue', 1700002000100, 'schedule',
+                    VALUES (171, 24, 'PENDING', 'bash', 'x', 'default', 'name: default', 'queue', 1700002000100, 'schedule',
                             1700002000000);
                     """)
             },
             check: { store in
-                let schedule = try #require(try await store.job(id: 14)?.schedule)
+                let schedule = try #require(try await store.job(id: 24)?.schedule)
                 #expect(schedule == JobSchedule(cron: "30 2 * * *", timezone: "Europe/Paris", overlap: .queue, catchUp: .last,
                                                 nextRunAt: Date(timeIntervalSince1970: 1_700_003_000),
                                                 lastSkippedAt: Date(timeIntervalSince1970: 1_700_001_000), lastSkipReason: "busy"))
-                let execution = try #require(try await store.execution(id: 71))
+                let execution = try #require(try await store.execution(id: 171))
                 #expect(execution.trigger == .schedule && execution.scheduledFor == Date(timeIntervalSince1970: 1_700_002_000))
             }),
-        "v12": Fixture(
+        "v13": Fixture(
             fill: { db in
                 try db.execute(sql: """
                     INSERT INTO job (id, name, script_type, script_content, policy, created_at, updated_at, retry)
@@ -194,7 +214,7 @@ struct MigrationTests {
                 #expect(execution.attempt == 2 && execution.retryOf == 80 && execution.trigger == .retry)
                 #expect(execution.notBefore == Date(timeIntervalSince1970: 1_700_002_010))
             }),
-        "v13": Fixture(
+        "v14": Fixture(
             fill: { db in
                 try db.execute(sql: """
                     INSERT INTO job (id, name, script_type, script_content, policy, created_at, updated_at, callback)
@@ -313,7 +333,7 @@ struct MigrationTests {
                                 "stderr_truncated", "wall_ms", "cpu_ms", "memory_peak_bytes", "created_at", "started_at",
                                 "finished_at", "worker", "lease_deadline", "cancel_requested", "takeovers", "secret_environment",
                                 "tenant", "submitted_by", "weaker_isolation", "files", "outputs",
-                                "artifacts_skipped", "run_trigger", "scheduled_for", "attempt", "retry_of", "not_before", "callback"])
+                                "artifacts_skipped", "denied", "run_trigger", "scheduled_for", "attempt", "retry_of", "not_before", "callback"])
             let schema = try await store.pool.read(schemaDescription)
             #expect(schema.contains("table execution foreign key job_id -> job on delete CASCADE"))
             #expect(schema.contains("table execution_output foreign key execution_id -> execution on delete CASCADE"))
