@@ -24,12 +24,17 @@ build: deps
 # test runner is the busiest "server" there is, and sandboxed tests' deadlines must measure the
 # sandbox, not the runner's own load. Then the API's conformance: the OpenAPI document validated, every response the API tests got
 # checked against it, and a bounded schemathesis run against a real server (zero 5xx allowed).
+# The tests run beside a throwaway PostgreSQL cluster (scripts/with-postgres.sh: initdb in a
+# temporary folder, a unix socket there, removed at the end; Debian's postgresql installed when
+# missing): the store suite runs against SQLite and PostgreSQL both, then the API suite once
+# more with its servers on PostgreSQL (CONFINE_TEST_STORE=postgres).
 API_RECORD   := .build/api-exchanges.jsonl
 
 test: deps
 	$(SWIFT) build --build-tests
 	@rm -f $(API_RECORD)
-	CONFINE_API_RECORD=$(CURDIR)/$(API_RECORD) CONFINE_SANDBOX_CPU_WEIGHT=100 CONFINE_TEST_SECRET=hunter2 $(SWIFT) test --skip-build
+	CONFINE_API_RECORD=$(CURDIR)/$(API_RECORD) CONFINE_SANDBOX_CPU_WEIGHT=100 CONFINE_TEST_SECRET=hunter2 \
+	  scripts/with-postgres.sh sh -c '$(SWIFT) test --skip-build && CONFINE_TEST_STORE=postgres $(SWIFT) test --skip-build --filter APITests'
 	@scripts/check-leftovers.sh
 	@scripts/api-check/check-all.sh .build/debug/confine $(API_RECORD)
 	@scripts/cgroup2-guest/run.sh --optional

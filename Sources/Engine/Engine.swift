@@ -70,9 +70,11 @@ public final class Engine: Sendable {
     public func start() async throws(EngineError) -> [Execution] {
         let interrupted: [Execution]
         do {
-            interrupted = try await store.interruptRunning(
-                worker: nil, reason: "the server stopped while this execution ran; its sandbox was removed at restart",
-                now: Date())
+            interrupted = try await store.recoverAtStart(
+                node: configuration.workerName,
+                reason: "the server stopped while this execution ran; its sandbox was removed at restart", now: Date())
+            try await store.registerNode(name: configuration.workerName, version: configuration.nodeVersion,
+                                         workers: max(1, configuration.workers))
             metrics.queueDepth.set(try await store.pendingCount())
         } catch {
             throw Self.wrap(error)
@@ -100,7 +102,7 @@ public final class Engine: Sendable {
                 await self.applyRetention()
             }
         }
-        state.withLock { $0.background += [ticker, retention] }
+        state.withLock { $0.background += [ticker, retention, nodeWatch(), storeEvents()] }
         return interrupted
     }
 
@@ -122,6 +124,11 @@ public final class Engine: Sendable {
         for worker in workers { await worker.value }
         background.forEach { $0.cancel() }
         for task in background { await task.value }
+        do {
+            try await store.stopNode(name: configuration.workerName)
+        } catch {
+            configuration.logger.warning("could not mark node \(configuration.workerName) stopped: \(error)")
+        }
     }
 
     // MARK: Requests

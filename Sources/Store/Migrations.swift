@@ -30,6 +30,7 @@ enum Migrations {
         Version(name: "v8", migrate: v8),
         Version(name: "v9", migrate: v9),
         Version(name: "v10", migrate: v10),
+        Version(name: "v11", migrate: v11),
     ]
 
     /// The versions' names, oldest first.
@@ -377,6 +378,22 @@ enum Migrations {
               sha256 TEXT NOT NULL,
               data BLOB NOT NULL,
               PRIMARY KEY (execution_id, path)
+            );
+            """)
+    }
+
+    /// Nodes (issue 13): a heartbeat row per `confine serve` process sharing the database —
+    /// on SQLite the one server; on PostgreSQL every node (`GET /nodes`).
+    @Sendable
+    static func v11(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE node (
+              name TEXT PRIMARY KEY,
+              version TEXT NOT NULL,
+              started_at INTEGER NOT NULL,
+              last_heartbeat_at INTEGER NOT NULL,
+              stopped_at INTEGER,
+              workers INTEGER NOT NULL DEFAULT 0
             );
             """)
     }

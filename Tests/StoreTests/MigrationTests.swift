@@ -152,6 +152,18 @@ struct MigrationTests {
                 #expect(listed.skipped == [SkippedArtifact(path: "plots/big.png", reason: "too large")])
                 #expect(try await store.artifact(executionID: 61, path: "plots/a.png")?.content == Data([1, 2]))
             }),
+        "v11": Fixture(
+            fill: { db in
+                try db.execute(sql: """
+                    INSERT INTO node (name, version, started_at, last_heartbeat_at, stopped_at, workers)
+                    VALUES ('old-host:8000', 'confine (schema v11)', 1700000000000, 1700000005000, 1700000006000, 4);
+                    """)
+            },
+            check: { store in
+                let nodes = try await store.nodes(timeout: .seconds(30))
+                #expect(nodes.count == 1 && nodes[0].name == "old-host:8000" && nodes[0].state == .stopped && nodes[0].workers == 4)
+                #expect(nodes[0].lastHeartbeatAt == Date(timeIntervalSince1970: 1700000005))
+            }),
         "v2": Fixture(
             fill: { db in
                 try db.execute(sql: """
