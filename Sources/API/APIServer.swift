@@ -172,11 +172,6 @@ public struct APIServer: Sendable {
         return id
     }
 
-    /// A JSON answer.
-    static func respond(_ json: JSON, status: HTTPResponse.Status = .ok) -> Response {
-        respond(bytes: json.encoded(), status: status)
-    }
-
     /// A wire type as the answer (`WireJSON`: members in order, nulls written).
     static func respond<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
         respond(bytes: try WireJSON.encode(value), status: status)

@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Wire
 
 /// `GET /executions/{id}/files` lists the files collected from an execution's working
 /// directory after it ended (`outputs`) with their size and SHA-256, and those skipped with
@@ -19,12 +20,9 @@ struct ArtifactRoutes {
                   caller.sees(tenant: listed.execution.tenant) else {
                 throw Problem.notFound("execution \(id) not found", field: "id")
             }
-            return APIServer.respond(.object([
-                ("files", .array(listed.files.map {
-                    .object([("path", .string($0.path)), ("size", .int($0.size)), ("sha256", .string($0.sha256))])
-                })),
-                ("skipped", .array(listed.skipped.map { .object([("path", .string($0.path)), ("reason", .string($0.reason))]) })),
-            ]))
+            return try APIServer.respond(WireArtifactList(
+                files: listed.files.map { WireArtifact(path: $0.path, size: $0.size, sha256: $0.sha256) },
+                skipped: listed.skipped.map { WireSkippedArtifact(path: $0.path, reason: $0.reason) }))
         }
         table.on(.get, "/executions/{id}/files/{path}", .role(.viewer), restOfPath: true) { request, path in
             let id = try server.id(path, "id")

@@ -38,19 +38,19 @@ struct BatchRoutes {
             guard (1...Self.maxRuns).contains(runs.count) else {
                 throw Problem.validation("runs", "runs: \(runs.count) runs; a batch has 1 to \(Self.maxRuns)")
             }
-            var results: [JSON] = []
+            var results: [WireBatchResult] = []
             for (i, run) in runs.enumerated() {
                 do {
                     let execution = try await submit(run, at: "runs[\(i)]")
-                    results.append(.object([("execution_id", .int(execution.id)), ("status", .string(execution.status.rawValue))]))
+                    results.append(WireBatchResult(execution_id: execution.id, status: execution.status.rawValue))
                 } catch {
                     var problem = error as? Problem ?? Problem("internal", .internalServerError, "runs[\(i)]: \(error)")
                     if let field = problem.field, !field.hasPrefix("runs[") { problem.field = "runs[\(i)].\(field)" }
                     if problem.field == nil { problem.field = problem.slug == "not-found" ? "runs[\(i)].job_id" : "runs[\(i)]" }
-                    results.append(.object([("problem", problem.document(instance: request.uri.path))]))
+                    results.append(WireBatchResult(problem: problem.document(instance: request.uri.path)))
                 }
             }
-            return APIServer.respond(.object([("results", .array(results))]), status: HTTPResponse.Status(code: 207, reasonPhrase: "Multi-Status"))
+            return try APIServer.respond(WireBatchAnswer(results: results), status: HTTPResponse.Status(code: 207, reasonPhrase: "Multi-Status"))
         }
     }
 

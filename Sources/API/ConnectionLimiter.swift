@@ -187,8 +187,8 @@ final class ConnectionLimitHandler: ChannelDuplexHandler, RemovableChannelHandle
             the server has \(limiter.maximum) connections open (max_connections; at most \(limiter.perClient) per client, \
             max_connections_per_client) and every one is busy with a request; retry shortly, and reuse connections
             """)
-        problem.extra["retry_after"] = .number(1)
-        let body = problem.document(instance: path).encoded()
+        problem.extra.retry_after = 1
+        let body = problem.encoded(instance: path)
         let head = HTTPResponse(status: .serviceUnavailable, headerFields: [
             .contentType: "application/problem+json", .contentLength: String(body.count), .connection: "close", .retryAfter: "1",
         ])

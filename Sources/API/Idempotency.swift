@@ -55,7 +55,15 @@ struct Idempotency {
                                   + "idempotency_ttl; use a new key for a new request", field: "Idempotency-Key")
                 }
                 if let answer = held.answer {
-                    var response = try await replay(answer, request: request)
+                    var response: Response
+                    do {
+                        response = try await replay(answer, request: request)
+                    } catch let problem as Problem where problem.slug == "not-found" {
+                        throw Problem.notFound("""
+                            \(answer.kind == "job" ? "job" : "execution") \(answer.resourceID), which the first request with \
+                            Idempotency-Key "\(key)" created, no longer exists (deleted since); send a new key to create another
+                            """, field: "Idempotency-Key")
+                    }
                     response.headers[Self.replayedHeader] = "true"
                     return response
                 }

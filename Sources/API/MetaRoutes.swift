@@ -19,15 +19,14 @@ struct MetaRoutes {
         }
         table.on(.get, "/ready", .configurable("ready")) { _, _ in
             let checks = await readiness()
-            let weaker = JSON.array(server.engine.weakerIsolation.map(JSON.string))
             if checks.allSatisfy(\.passes) {
-                return try APIServer.respond(WireReady(status: "ready", checks: Dictionary(uniqueKeysWithValues: checks.map { ($0.name, $0.result) }),
+                return try APIServer.respond(WireReady(status: "ready", checks: Self.checkResults(checks),
                                                        weaker_isolation: server.engine.weakerIsolation))
             }
             let failing = checks.filter { !$0.passes }.map { "\($0.name): \($0.result)" }
             var problem = Problem.unavailable("not-ready", "not ready: " + failing.joined(separator: "; "), retryAfter: 5)
-            problem.extra["checks"] = .object(checks.map { ($0.name, .string($0.result)) })
-            problem.extra["weaker_isolation"] = weaker
+            problem.extra.checks = Self.checkResults(checks)
+            problem.extra.weaker_isolation = server.engine.weakerIsolation
             throw problem
         }
         table.on(.get, "/metrics", .configurable("metrics")) { _, _ in
@@ -36,7 +35,7 @@ struct MetaRoutes {
         }
         table.on(.get, "/policies", .role(.operator)) { _, _ in
             let policies = server.engine.policies
-            return APIServer.respond(.array(policies.names.compactMap { policies[$0] }.map(Self.policy)))
+            return try APIServer.respond(policies.names.compactMap { policies[$0] }.map(WirePolicy.init))
         }
         table.on(.get, "/policies/{name}", .role(.operator)) { _, path in
             let name = path.get("name") ?? ""
@@ -45,15 +44,12 @@ struct MetaRoutes {
                 throw Problem.notFound("no policy named \"\(name)\"\(Suggestions.didYouMean(name, in: policies.names)); "
                                        + "policies are \(policies.names.joined(separator: ", "))", field: "name")
             }
-            return APIServer.respond(Self.policy(policy))
+            return try APIServer.respond(WirePolicy(policy))
         }
         table.on(.post, "/policies/reload", .role(.admin)) { _, _ in
             let loaded = try await server.engineCall { () async throws(EngineError) in try server.engine.reloadPolicies() }
             await server.audit("policies.reload", "policies", nil, "now " + loaded.names.joined(separator: ", "))
-            return APIServer.respond(.object([
-                ("policies", .array(loaded.names.map(JSON.string))),
-                ("directory", .string(loaded.directory)),
-            ]))
+            return try APIServer.respond(WirePolicyReload(policies: loaded.names, directory: loaded.directory))
         }
         table.on(.get, "/runtimes", .role(.viewer)) { _, _ in
             let runtimes = server.engine.configuration.runtimes
@@ -84,6 +80,11 @@ struct MetaRoutes {
         var name: String
         var result: String
         var passes: Bool
+    }
+
+    /// Each check's result by its name, as `/ready` and its problem answer list them.
+    static func checkResults(_ checks: [Check]) -> [String: String] {
+        Dictionary(checks.map { ($0.name, $0.result) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// What `/ready` checks: the store answers and its disk has room for new data, the sandbox's
@@ -119,35 +120,6 @@ struct MetaRoutes {
             "without \($0.rawValue), \($0.consequence)"
         }.joined(separator: "; "), passes: true))
         return checks
-    }
-
-    /// A policy's effective values (its YAML rendering as JSON), its name and the YAML itself.
-    static func policy(_ policy: Policy) -> JSON {
-        let yaml = policy.renderYAML()
-        var members: [(String, JSON)] = [("name", .string(policy.name))]
-        if let node = try? Yams.compose(yaml: yaml), case .object(let rendered) = YAMLToJSON.convert(node) {
-            for (key, value) in rendered where key != "name" {
-                // Limits are always strings in human units, null where there is none.
-                if key == "limits", case .object(let limits) = value {
-                    members.append((key, .object(limits.map { name, limit in (name, Self.limitText(limit)) })))
-                } else {
-                    members.append((key, value))
-                }
-            }
-        }
-        if !members.contains(where: { $0.0 == "description" }) { members.append(("description", .null)) }
-        members.append(("yaml", .string(yaml)))
-        return .object(members)
-    }
-
-    static func limitText(_ value: JSON) -> JSON {
-        switch value {
-        case .null: return .null
-        case .string(let text): return text == "none" ? .null : .string(text)
-        case .number(let n): return .string(n.rounded() == n && abs(n) < 9e15 ? String(Int64(n)) : String(n))
-        case .bool(let b): return .string(String(b))
-        default: return .string("\(value)")
-        }
     }
 
     /// Swagger UI from a CDN, reading `/openapi.json`.

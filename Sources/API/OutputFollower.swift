@@ -8,6 +8,7 @@ import Sandbox
 import ServiceLifecycle
 import Store
 import Synchronization
+import Wire
 
 /// `GET /executions/{id}/output?follow=true`: an execution's stdout and stderr as Server-Sent
 /// Events while they are produced, then its end.
@@ -167,16 +168,16 @@ struct OutputFollower: Sendable {
                     caps = live.caps
                     switch live.read(after: position, streams: follower.streams, hint: hint, limit: OutputFollower.readLimit) {
                     case .chunks(let chunks, let next, let version):
-                        let (complete, emitted) = emit(chunks.map { ($0.stream, Int64($0.offset), $0.bytes[...]) }, mayGrow: true)
+                        let (complete, emitted) = try emit(chunks.map { ($0.stream, Int64($0.offset), $0.bytes[...]) }, mayGrow: true)
                         hint = complete ? next : nil
-                        emitCapped(reached: live.caps)
+                        try emitCapped(reached: live.caps)
                         try await send(&writer)
                         // Only the first bytes of a character are there: wait for the rest.
                         if emitted == 0 { await live.wait(since: version, timeout: min(OutputFollower.longestWait, heartbeatDue)) }
                         try await heartbeatIfDue(&writer)
                         continue
                     case .upToDate(let version):
-                        emitCapped(reached: live.caps)
+                        try emitCapped(reached: live.caps)
                         try await send(&writer)
                         await live.wait(since: version, timeout: min(OutputFollower.longestWait, heartbeatDue))
                         try await heartbeatIfDue(&writer)
@@ -195,10 +196,9 @@ struct OutputFollower: Sendable {
                         limit: OutputFollower.readLimit)
                 }
                 guard let slice else {
-                    ServerSentEvents.write(event: "deleted", id: OutputFollower.eventID(position), data: .object([
-                        ("execution_id", .int(follower.executionID)),
-                        ("detail", .string("execution \(follower.executionID) was deleted while its output was followed")),
-                    ]), to: &buffer)
+                    try ServerSentEvents.write(event: "deleted", id: OutputFollower.eventID(position), data: WireDeletedEvent(
+                        execution_id: follower.executionID,
+                        detail: "execution \(follower.executionID) was deleted while its output was followed"), to: &buffer)
                     try await send(&writer)
                     return
                 }
@@ -206,8 +206,8 @@ struct OutputFollower: Sendable {
                 if !slice.stdout.isEmpty || !slice.stderr.isEmpty {
                     let runs = [(OutputStreamName.stdout, position.stdout, Array(slice.stdout)[...]),
                                 (OutputStreamName.stderr, position.stderr, Array(slice.stderr)[...])].filter { !$0.2.isEmpty }
-                    let (_, emitted) = emit(runs, mayGrow: !execution.status.isFinal)
-                    if let caps { emitCapped(reached: caps) }
+                    let (_, emitted) = try emit(runs, mayGrow: !execution.status.isFinal)
+                    if let caps { try emitCapped(reached: caps) }
                     try await send(&writer)
                     if emitted > 0 { continue }
                 }
@@ -215,7 +215,7 @@ struct OutputFollower: Sendable {
                     for stream in [OutputStreamName.stdout, .stderr] where follower.streams.contains(stream) && !capped.contains(stream) {
                         let truncated = stream == .stdout ? execution.stdoutTruncated : execution.stderrTruncated
                         let kept = stream == .stdout ? slice.storedStdout : slice.storedStderr
-                        if truncated { emitCapped(stream, limit: kept) }
+                        if truncated { try emitCapped(stream, limit: kept) }
                     }
                     try ServerSentEvents.write(event: "end", id: OutputFollower.eventID(position),
                                            data: Representations.execution(execution, withOutput: false), to: &buffer)
@@ -254,7 +254,7 @@ struct OutputFollower: Sendable {
         /// Returns whether all was sent, and how many bytes were. Bytes are held back when they
         /// end with the start of a UTF-8 character whose end is not there yet and `mayGrow`
         /// (the rest may come): the rest of that stream's runs are left for the next read.
-        mutating func emit(_ runs: [(OutputStreamName, Int64, ArraySlice<UInt8>)], mayGrow: Bool) -> (complete: Bool, emitted: Int) {
+        mutating func emit(_ runs: [(OutputStreamName, Int64, ArraySlice<UInt8>)], mayGrow: Bool) throws -> (complete: Bool, emitted: Int) {
             var emitted = 0
             var blocked: Set<OutputStreamName> = []
             // Consecutive runs of one stream are consecutive bytes: one event for them.
@@ -293,12 +293,9 @@ struct OutputFollower: Sendable {
                     let offset = position[stream]
                     position[stream] += Int64(part.count)
                     if let text {
-                        ServerSentEvents.write(event: "output", id: OutputFollower.eventID(position), data: .object([
-                            ("stream", .string(stream.rawValue)),
-                            ("offset", .int(offset)),
-                            ("encoding", .string("utf-8")),
-                            ("data", .string(text)),
-                        ]), to: &buffer)
+                        try ServerSentEvents.write(event: "output", id: OutputFollower.eventID(position),
+                                                   data: WireOutputEvent(stream: stream.rawValue, offset: offset, encoding: "utf-8", data: text),
+                                                   to: &buffer)
                     } else {
                         // The same object, written directly: base64 needs no escaping.
                         ServerSentEvents.write(event: "output", id: OutputFollower.eventID(position), to: &buffer) { out in
@@ -335,23 +332,20 @@ struct OutputFollower: Sendable {
         }
 
         /// `capped` events for the followed streams that reached their cap.
-        mutating func emitCapped(reached caps: OutputPosition) {
+        mutating func emitCapped(reached caps: OutputPosition) throws {
             for stream in [OutputStreamName.stdout, .stderr]
             where follower.streams.contains(stream) && !capped.contains(stream) && position[stream] >= caps[stream] {
-                emitCapped(stream, limit: caps[stream])
+                try emitCapped(stream, limit: caps[stream])
             }
         }
 
-        mutating func emitCapped(_ stream: OutputStreamName, limit: Int64) {
+        mutating func emitCapped(_ stream: OutputStreamName, limit: Int64) throws {
             capped.insert(stream)
-            ServerSentEvents.write(event: "capped", id: OutputFollower.eventID(position), data: .object([
-                ("stream", .string(stream.rawValue)),
-                ("limit_bytes", .int(limit)),
-                ("detail", .string("""
+            try ServerSentEvents.write(event: "capped", id: OutputFollower.eventID(position), data: WireCappedEvent(
+                stream: stream.rawValue, limit_bytes: limit, detail: """
                     \(stream.rawValue) reached its capture limit of \(limit) bytes: what the program writes to it \
                     beyond is counted (\(stream.rawValue)_bytes of the end event) but neither kept nor streamed
-                    """)),
-            ]), to: &buffer)
+                    """), to: &buffer)
         }
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Store
+import Wire
 
 /// An error answer of the API as an RFC 9457 problem document (`application/problem+json`):
 /// `type`, `title`, `status`, `detail`, `instance`, and `field` naming the offending input
@@ -18,8 +19,9 @@ public struct Problem: Error, CustomStringConvertible, Sendable {
     public var field: String?
     /// Extra headers (`Retry-After`, `Allow`).
     public var headers: HTTPFields = [:]
-    /// Extra members of the document (`retry_after`, `checks`).
-    public var extra: [String: JSON] = [:]
+    /// The members of the document beyond RFC 9457's and `field`: `retry_after`, `quota`,
+    /// `checks`, `weaker_isolation` (the rest of this value is ignored).
+    public var extra = WireProblem()
 
     public init(_ slug: String, _ status: HTTPResponse.Status, _ detail: String, field: String? = nil) {
         self.slug = slug
@@ -56,7 +58,7 @@ public struct Problem: Error, CustomStringConvertible, Sendable {
         var problem = Problem(slug, .serviceUnavailable, detail)
         if let retryAfter {
             problem.headers[.retryAfter] = String(retryAfter)
-            problem.extra["retry_after"] = .number(Double(retryAfter))
+            problem.extra.retry_after = retryAfter
         }
         return problem
     }
@@ -99,22 +101,26 @@ public struct Problem: Error, CustomStringConvertible, Sendable {
     // MARK: Rendering
 
     /// The problem document.
-    func document(instance: String) -> JSON {
-        var members: [(String, JSON)] = [
-            ("type", .string(Self.typeBase + slug)),
-            ("title", .string(status.reasonPhrase)),
-            ("status", .number(Double(status.code))),
-            ("detail", .string(detail)),
-            ("instance", .string(instance)),
-            ("field", field.map(JSON.string) ?? .null),
-        ]
-        for key in extra.keys.sorted() { members.append((key, extra[key]!)) }
-        return .object(members)
+    func document(instance: String) -> WireProblem {
+        var document = extra
+        document.type = Self.typeBase + slug
+        document.title = status.reasonPhrase
+        document.status = status.code
+        document.detail = detail
+        document.instance = instance
+        document.field = field
+        return document
+    }
+
+    /// The problem document as JSON bytes.
+    func encoded(instance: String) -> [UInt8] {
+        // A WireProblem holds strings, integers and string collections: encoding cannot fail.
+        (try? WireJSON.encode(document(instance: instance))) ?? []
     }
 
     func response(instance: String) -> Response {
         var fields = headers
         fields[.contentType] = "application/problem+json"
-        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: document(instance: instance).encoded())))
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: encoded(instance: instance))))
     }
 }

@@ -1,5 +1,6 @@
 import Domain
 import Sandbox
+import Wire
 
 /// A token's quotas on what it runs: which policies it may name (`policies`) and how loose
 /// the effective policy may be (`max_policy`: network, every limit, host paths, seccomp, socket families).
@@ -39,7 +40,7 @@ enum Quotas {
 
     static func exceeded(_ quota: String, field: String?, _ detail: String) -> Problem {
         var problem = Problem("quota-exceeded", .tooManyRequests, "over this token's quota \(quota): \(detail)", field: field)
-        problem.extra["quota"] = .string(quota)
+        problem.extra.quota = quota
         return problem
     }
 }

@@ -69,7 +69,7 @@ final class RequestDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandle
                 the request did not arrive whole within \(seconds.formatted()) s of its head \
                 (request_timeout); send the body at once
                 """)
-            let body = problem.document(instance: path).encoded()
+            let body = problem.encoded(instance: path)
             let head = HTTPResponse(status: problem.status, headerFields: [
                 .contentType: "application/problem+json", .contentLength: String(body.count), .connection: "close",
             ])

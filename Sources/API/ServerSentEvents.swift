@@ -9,11 +9,6 @@ import Wire
 enum ServerSentEvents {
     static let contentType = "text/event-stream"
 
-    /// Appends one event.
-    static func write(event: String, id: String?, data: JSON, to buffer: inout ByteBuffer) {
-        write(event: event, id: id, to: &buffer) { $0.writeBytes(data.encoded()) }
-    }
-
     /// Appends one event whose data is a wire type (`WireJSON`).
     static func write<T: Encodable>(event: String, id: String?, data: T, to buffer: inout ByteBuffer) throws {
         let bytes = try WireJSON.encode(data)

@@ -43,11 +43,25 @@ public struct WireBatchRun: Codable, Sendable, Equatable {
 /// The answer of a batch (`BatchAnswer`): one result per run, in order.
 public struct WireBatchAnswer: Codable, Sendable, Equatable {
     public var results: [WireBatchResult]
+
+    public init(results: [WireBatchResult]) { self.results = results }
 }
 
 /// One run's result (`BatchResult`): queued (`execution_id`, `status`), or refused (`problem`).
-public struct WireBatchResult: Codable, Sendable, Equatable {
+/// The server writes only the members of the result's kind.
+public struct WireBatchResult: Codable, Sendable, Equatable, WireAnswer {
     public var execution_id: Int64?
     public var status: String?
     public var problem: WireProblem?
+
+    public static let absentWhenNil: Set<String> = ["execution_id", "status", "problem"]
+
+    /// A run that was queued.
+    public init(execution_id: Int64, status: String) {
+        self.execution_id = execution_id
+        self.status = status
+    }
+
+    /// A run that was refused.
+    public init(problem: WireProblem) { self.problem = problem }
 }

@@ -133,6 +133,13 @@ public struct WireOutputEvent: Codable, Sendable, Equatable {
     public var offset: Int64
     public var encoding: String
     public var data: String
+
+    public init(stream: String, offset: Int64, encoding: String, data: String) {
+        self.stream = stream
+        self.offset = offset
+        self.encoding = encoding
+        self.data = data
+    }
 }
 
 /// The `data` of a `capped` event (`FollowCappedData`).
@@ -140,10 +147,21 @@ public struct WireCappedEvent: Codable, Sendable, Equatable {
     public var stream: String
     public var limit_bytes: Int64
     public var detail: String
+
+    public init(stream: String, limit_bytes: Int64, detail: String) {
+        self.stream = stream
+        self.limit_bytes = limit_bytes
+        self.detail = detail
+    }
 }
 
 /// The `data` of a `deleted` event (`FollowDeletedData`).
 public struct WireDeletedEvent: Codable, Sendable, Equatable {
     public var execution_id: Int64
     public var detail: String
+
+    public init(execution_id: Int64, detail: String) {
+        self.execution_id = execution_id
+        self.detail = detail
+    }
 }

@@ -1,18 +1,37 @@
-/// A problem document (RFC 9457), the body of every error answer (`Problem`).
-public struct WireProblem: Codable, Sendable, Equatable {
+/// A problem document (RFC 9457), the body of every error answer (`Problem`). The members after
+/// `field` are written only where they apply (`absentWhenNil`); the server answers with this type.
+public struct WireProblem: Codable, Sendable, Equatable, WireAnswer {
     public var type: String?
     public var title: String?
     public var status: Int?
     public var detail: String?
     public var instance: String?
     public var field: String?
-    /// With a 503: the seconds of the Retry-After header.
-    public var retry_after: Int?
-    /// With quota-exceeded: the quota that was reached.
-    public var quota: String?
     /// With not-ready: each readiness check's result.
     public var checks: [String: String]?
+    /// With quota-exceeded: the quota that was reached.
+    public var quota: String?
+    /// With a 503: the seconds of the Retry-After header.
+    public var retry_after: Int?
+    /// With not-ready: the isolation the server runs without.
     public var weaker_isolation: [String]?
+
+    public static let absentWhenNil: Set<String> = ["checks", "quota", "retry_after", "weaker_isolation"]
+
+    public init(type: String? = nil, title: String? = nil, status: Int? = nil, detail: String? = nil, instance: String? = nil,
+                field: String? = nil, checks: [String: String]? = nil, quota: String? = nil, retry_after: Int? = nil,
+                weaker_isolation: [String]? = nil) {
+        self.type = type
+        self.title = title
+        self.status = status
+        self.detail = detail
+        self.instance = instance
+        self.field = field
+        self.checks = checks
+        self.quota = quota
+        self.retry_after = retry_after
+        self.weaker_isolation = weaker_isolation
+    }
 }
 
 /// A configured runtime (`Runtime`): how scripts of one type are started.
@@ -46,41 +65,5 @@ public struct WireReady: Codable, Sendable, Equatable {
         self.status = status
         self.checks = checks
         self.weaker_isolation = weaker_isolation
-    }
-}
-
-/// A policy's effective values (`Policy`): the members every policy has. The document allows
-/// more (further sections of the policy rendered as JSON); a decoder reads past them.
-public struct WirePolicy: Codable, Sendable, Equatable {
-    public var name: String
-    public var description: String?
-    /// Every limit as a string, nil where unlimited.
-    public var limits: [String: String?]
-    public var overridable: [String]
-    public var network: String
-    public var environment: WireAnyObject
-    public var filesystem: WireAnyObject
-    public var seccomp: WireAnyObject
-    public var yaml: String
-}
-
-/// An object whose members this client does not read (a policy's sections): decoded as
-/// "some JSON object", encoded as an empty one.
-public struct WireAnyObject: Codable, Sendable, Equatable {
-    public init() {}
-
-    public init(from decoder: any Decoder) throws {
-        _ = try decoder.container(keyedBy: AnyKey.self)
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        _ = encoder.container(keyedBy: AnyKey.self)
-    }
-
-    struct AnyKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
     }
 }

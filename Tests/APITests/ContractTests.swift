@@ -85,6 +85,13 @@ struct ContractTests {
         "FollowCappedData": .object(WireCappedEvent.self),
         "FollowDeletedData": .object(WireDeletedEvent.self),
         "Policy": .object(WirePolicy.self),
+        "PolicyOutput": .object(WirePolicyOutput.self),
+        "PolicyFilesystem": .object(WirePolicyFilesystem.self),
+        "PolicyBindMount": .object(WirePolicyBindMount.self),
+        "PolicyTmpfs": .object(WirePolicyTmpfs.self),
+        "PolicySeccomp": .object(WirePolicySeccomp.self),
+        "PolicyEnvironment": .object(WirePolicyEnvironment.self),
+        "PolicyReload": .object(WirePolicyReload.self),
         "Runtime": .object(WireRuntime.self),
         "Health": .object(WireHealth.self),
         "Node": .object(WireNode.self),
@@ -98,7 +105,7 @@ struct ContractTests {
     ]
 
     /// Wire types that are parts of others rather than schemas of their own.
-    static let partTypes: Set<String> = ["WireScalar", "WireAnyObject"]
+    static let partTypes: Set<String> = ["WireScalar", "WirePolicyMount"]
 
     static func schemas(_ doc: [String: Any]) throws -> [String: [String: Any]] {
         let components = try #require(doc["components"] as? [String: Any])

@@ -49,6 +49,20 @@ struct IdempotencyTests {
         }
     }
 
+    @Test("A repeat after what the first created was deleted is 404 naming it and the key, and creates nothing")
+    func repeatAfterDeletion() async throws {
+        try await LiveServer.with { s in
+            let createJob = #"{"name": "gone", "script_type": "bash", "script_content": "echo job"}"#
+            let job = try await post(s, "/jobs", createJob, key: "job-gone")
+            let jobID = try #require(job.object["id"] as? Int)
+            #expect(try await s.call("DELETE", "/jobs/\(jobID)").status == 200)
+            let again = try await post(s, "/jobs", createJob, key: "job-gone")
+            again.expectProblem(404, field: "Idempotency-Key",
+                                "job \(jobID), which the first request with Idempotency-Key \"job-gone\" created, no longer exists")
+            #expect(try await s.get("/jobs").array.isEmpty, "the repeat created a job")
+        }
+    }
+
     @Test("Two (and eight) simultaneous POSTs with one key make one execution, and all get its id")
     func simultaneous() async throws {
         try await LiveServer.with { s in

@@ -4,7 +4,7 @@ import HumanText
 
 /// Names a policy's seccomp section may use: system calls (checked with libseccomp) and errno
 /// values for `action: errno`.
-enum SyscallNames {
+public enum SyscallNames {
     /// Whether libseccomp knows `name`. Names of system calls that exist only on other
     /// architectures (`socketcall` on x86_64) are accepted: libseccomp resolves them to pseudo
     /// numbers and skips them when building this machine's filter, so a policy stays portable.
@@ -37,7 +37,7 @@ enum SyscallNames {
     }
 
     /// The name for an errno (`EPERM`), or its number when it has no common name.
-    static func errnoName(_ value: Int32) -> String {
+    public static func errnoName(_ value: Int32) -> String {
         ErrnoName.names[value] ?? String(value)
     }
 
