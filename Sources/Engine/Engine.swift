@@ -37,6 +37,8 @@ public final class Engine: Sendable {
         var live: [Int64: LiveOutput] = [:]
         /// Cancellations asked for an execution this engine has claimed but not started yet.
         var cancelled: Set<Int64> = []
+        /// Claims fail now (the database is unavailable): said once, until one works again.
+        var claimsFailing = false
         var draining = false
         var interrupting = false
         var workers: [Task<Void, Never>] = []

@@ -21,9 +21,8 @@ public struct PostgresInspection: Sendable {
     /// `StoreError.unavailable` naming the address (password hidden) and the reason.
     public static func inspect(_ address: PostgresAddress, timeout: Duration = .seconds(5)) async throws -> PostgresInspection {
         let logger = Logger(label: "confine.doctor.postgres")
-        let store = PostgresStore.unopened(address, operationTimeout: timeout, logger: logger)
-        defer { store.close() }
-        return try await store.withConnection { connection in
+        do {
+            return try await PostgresStore.withOwnConnection(address, timeout: timeout, logger: logger) { connection in
             let version = try await connection.first("SHOW server_version", logger)?.decode(String.self) ?? "unknown"
             let applied = try await PostgresSchema.applied(connection, logger: logger)
             let known = applied.filter { PostgresSchema.versions.contains($0) }
@@ -37,6 +36,9 @@ public struct PostgresInspection: Sendable {
             return PostgresInspection(serverVersion: version, schemaVersion: newest,
                                       unknownVersions: applied.filter { !PostgresSchema.versions.contains($0) },
                                       clockSkewMs: localMs - serverMs, roundTripMs: trip)
+            }
+        } catch {
+            throw StoreError.unavailable("cannot use PostgreSQL at \(address): \(PostgresStore.describe(error))")
         }
     }
 }

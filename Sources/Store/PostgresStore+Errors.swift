@@ -8,6 +8,9 @@ import PostgresNIO
 extension PostgresStore {
     func storeError(_ error: any Error) -> StoreError {
         if let e = error as? StoreError { return e }
+        if let e = error as? DeadlineExceeded {
+            return .unavailable("PostgreSQL at \(address) did not answer within \(Self.seconds(e.limit))")
+        }
         if error is CancellationError { return .unavailable("the request was cancelled before PostgreSQL at \(address) answered") }
         if let e = error as? PSQLError, let state = e.serverInfo?[.sqlState] {
             let message = e.serverInfo?[.message] ?? "error \(state)"
@@ -37,8 +40,12 @@ extension PostgresStore {
     }
 
     /// Why the database could not be reached or answered, in words (never the password).
-    func reason(of error: any Error) -> String {
+    func reason(of error: any Error) -> String { Self.describe(error) }
+
+    /// `reason(of:)` without a store.
+    static func describe(_ error: any Error) -> String {
         if let e = error as? StoreError { return e.description }
+        if let e = error as? DeadlineExceeded { return "no answer within \(Self.seconds(e.limit))" }
         if let e = error as? PSQLError {
             if let message = e.serverInfo?[.message] { return message }
             if let underlying = e.underlying { return PostgresAddress.redact("\(underlying)") }

@@ -110,7 +110,7 @@ extension PostgresStore {
                 if Task.isCancelled { break }
                 if failures == 0 {
                     logger.warning("""
-                        the connection listening for other nodes' events at \(address) failed (\(PostgresAddress.redact("\(error)"))); \
+                        the connection listening for other nodes' events at \(address) failed (\(describe(error))); \
                         polling every second meanwhile, reconnecting
                         """)
                 }

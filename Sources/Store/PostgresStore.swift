@@ -37,6 +37,11 @@ public final class PostgresStore: ExecutionStore, AccessStore {
     /// Events of other nodes (NOTIFY), fed by the listening connection.
     let hub = PostgresEventHub()
     private let listener = Mutex<Task<Void, Never>?>(nil)
+    /// Set while the server does not answer: operations then give up after `downTimeout`
+    /// instead of `operationTimeout`, so that requests during an outage are answered 503 fast.
+    private let down = Atomic<Bool>(false)
+    /// How long an operation waits while the server is known to be down.
+    static let downTimeout: Duration = .seconds(2)
 
     /// How long `open` tries to reach the server before it gives up, by default.
     public static let defaultConnectTimeout: Duration = .seconds(30)
@@ -61,17 +66,16 @@ public final class PostgresStore: ExecutionStore, AccessStore {
         return store
     }
 
-    /// A store connected lazily, neither waited for nor migrated (for inspection).
-    static func unopened(_ address: PostgresAddress, operationTimeout: Duration, logger: Logger) -> PostgresStore {
-        PostgresStore(address: address, operationTimeout: operationTimeout, maximumConnections: 2, logger: logger)
-    }
-
     private init(address: PostgresAddress, operationTimeout: Duration, maximumConnections: Int, logger: Logger) {
         self.address = address
         self.logger = logger
         self.operationTimeout = operationTimeout
+        // PostgresNIO says every failed connection attempt at info: a server down for a minute
+        // would fill the log. The store says what matters itself (warnings, once per outage).
+        var background = logger
+        background.logLevel = max(logger.logLevel, .warning)
         client = PostgresClient(configuration: Self.clientConfiguration(address, maximumConnections: maximumConnections),
-                                backgroundLogger: logger)
+                                backgroundLogger: background)
         let client = self.client
         runner = Task { await client.run() }
     }
@@ -133,12 +137,19 @@ public final class PostgresStore: ExecutionStore, AccessStore {
         var lastError: (any Error)?
         while clock.now < deadline {
             do {
-                try await withDeadline(min(.seconds(5), deadline - clock.now)) { [client] in
-                    try await client.query("SELECT 1").collect()
+                // One connection of its own, so that the reason of a failure is the real one
+                // (the pool only says that it has no connection).
+                let logger = self.logger
+                try await Self.withOwnConnection(address, timeout: min(.seconds(5), deadline - clock.now), logger: logger) {
+                    try await $0.query("SELECT 1", logger: logger)
                 }
                 return
             } catch {
                 lastError = error
+                // The server answered with a refusal (login, missing database): no use waiting.
+                if let refusal = error as? PSQLError, let state = refusal.serverInfo?[.sqlState], !state.hasPrefix("57P") {
+                    throw error
+                }
                 if case .unavailable = storeError(error) {} else { throw error }
             }
             try await Task.sleep(for: .milliseconds(250))
@@ -151,13 +162,46 @@ public final class PostgresStore: ExecutionStore, AccessStore {
 
     // MARK: Helpers
 
+    /// `body` on a connection of its own (not the pool's), closed afterwards; failing with the
+    /// real reason of a failed connection, or `DeadlineExceeded` after `timeout`.
+    static func withOwnConnection<T: Sendable>(_ address: PostgresAddress, timeout: Duration, logger: Logger,
+                                               _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T.self) { group in
+            group.addTask {
+                let connection = try await PostgresConnection.connect(configuration: try connectionConfiguration(address), id: 0,
+                                                                      logger: logger)
+                do {
+                    let result = try await body(connection)
+                    try? await connection.close()
+                    return result
+                } catch {
+                    try? await connection.close()
+                    throw error
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw DeadlineExceeded(limit: timeout)
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
+        }
+    }
+
     /// `body` on a connection of the pool, failing as `.unavailable` when none can be had in time.
     func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let limit = down.load(ordering: .relaxed) ? Self.downTimeout : operationTimeout
         do {
-            return try await withDeadline(operationTimeout) { [client] in
+            let result = try await withDeadline(limit) { [client] in
                 try await client.withConnection { connection in try await body(connection) }
             }
+            down.store(false, ordering: .relaxed)
+            return result
         } catch {
+            // No answer in time, or no connection at all: the server is down or unreachable.
+            if error is DeadlineExceeded || (error as? PSQLError)?.serverInfo == nil && error is PSQLError {
+                down.store(true, ordering: .relaxed)
+            }
             throw storeError(error)
         }
     }
@@ -185,14 +229,19 @@ public final class PostgresStore: ExecutionStore, AccessStore {
         return try await withConnection { connection in try await connection.query(query, logger: logger).collect() }
     }
 
-    /// `body`, failing with `.unavailable` when it has not ended within `limit` (it is cancelled).
+    /// An operation that did not end in time.
+    struct DeadlineExceeded: Error {
+        let limit: Duration
+    }
+
+    /// `body`, failing with `DeadlineExceeded` (`.unavailable` once mapped) when it has not
+    /// ended within `limit` (it is cancelled).
     func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        let address = self.address
-        return try await withThrowingTaskGroup(of: T.self) { group in
+        try await withThrowingTaskGroup(of: T.self) { group in
             group.addTask { try await body() }
             group.addTask {
                 try await Task.sleep(for: limit)
-                throw StoreError.unavailable("PostgreSQL at \(address) did not answer within \(Self.seconds(limit))")
+                throw DeadlineExceeded(limit: limit)
             }
             defer { group.cancelAll() }
             return try await group.next()!
