@@ -66,6 +66,7 @@ bench: deps
 	$(SWIFT) build -c release --product confine
 	@scripts/bench-api.sh .build/release/confine
 	@scripts/bench-follow.sh .build/release/confine
+	@scripts/with-postgres.sh python3 scripts/bench-nodes.py .build/release/confine
 
 # kill -9 of confine serve, 20 times at random points under a steady submission load: every
 # execution a client was given an id for must be found and end with a true reason, and nothing
