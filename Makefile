@@ -8,7 +8,7 @@ DEB_RUNTIME  := bash python3 python3-venv coreutils curl
 DEB_BENCH    := hyperfine bubblewrap wrk
 BIN          := .build/$(CONFIGURATION)/confine
 
-.PHONY: all deps build test test-cgroup2 run demo bench chaos soak clean
+.PHONY: all deps build test test-cgroup2 run demo bench chaos chaos-postgres soak clean
 
 all: build
 
@@ -74,6 +74,11 @@ bench: deps
 # restart's cleanup (scripts/chaos.py says what it checks; CHAOS_CYCLES, CHAOS_SEED, CHAOS_KEEP=1).
 chaos: build
 	@python3 scripts/chaos.py $(BIN)
+
+# The same with three nodes on one throwaway PostgreSQL database: each cycle kills one node
+# (scripts/chaos.py, PostgreSQL mode).
+chaos-postgres: build
+	@CHAOS_POSTGRES=1 scripts/with-postgres.sh python3 scripts/chaos.py $(BIN)
 
 # A steady mix of hostile and ordinary scripts for SOAK_SECONDS (180): the server's memory,
 # descriptors and threads at the start and the end (bounds stated in scripts/soak.py),
