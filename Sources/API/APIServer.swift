@@ -116,13 +116,17 @@ public struct APIServer: Sendable {
     /// Appends to the audit trail what the caller just did. A failure to record is logged (the
     /// action itself already happened and is answered).
     func audit(_ action: String, _ targetType: String, _ targetID: String?, _ detail: String? = nil) async {
-        let caller = Caller.current
-        let entry = AuditEntry(at: Date(), tokenID: caller?.token.id, tokenName: caller?.token.name, role: caller?.role,
-                               action: action, targetType: targetType, targetID: targetID, address: caller?.address,
-                               detail: detail)
+        let entry = auditEntry(action, targetType, targetID, detail)
         do { try await access.appendAudit(entry) } catch {
             authenticator.logger.error("recording \(action) of \(targetType) \(targetID ?? "") in the audit trail failed: \(error)")
         }
+    }
+
+    /// The caller's entry in the audit trail for `action` on a target, now.
+    func auditEntry(_ action: String, _ targetType: String, _ targetID: String?, _ detail: String? = nil) -> AuditEntry {
+        let caller = Caller.current
+        return AuditEntry(at: Date(), tokenID: caller?.token.id, tokenName: caller?.token.name, role: caller?.role,
+                          action: action, targetType: targetType, targetID: targetID, address: caller?.address, detail: detail)
     }
 
     /// The request body, at most `max_body_size` bytes (413 beyond). A body sent with another

@@ -73,12 +73,11 @@ struct AdHocRoutes {
         var options = options
         options.submittedBy = caller.token.id
         options.maxActive = caller.token.maxActive
-        let execution = try await server.engineCall { () async throws(EngineError) in
+        // Recorded with the execution, in its transaction (the store sets the target's id).
+        options.audit = server.auditEntry("execution.run", "execution", nil, "ad-hoc \(script.scriptType.rawValue) script, policy \(policy.name)")
+        return try await server.engineCall { () async throws(EngineError) in
             try await server.engine.submit(adHoc: script, options: options)
         }
-        await server.audit("execution.run", "execution", String(execution.id),
-                           "ad-hoc \(script.scriptType.rawValue) script, policy \(policy.name)")
-        return execution
     }
 
     /// The script of an ad-hoc run: a known script type, within `max_script_size`, under a

@@ -204,11 +204,11 @@ struct ExecutionRoutes {
         try Quotas.check(priority: options.priority, token: caller.token)
         options.submittedBy = caller.token.id
         options.maxActive = caller.token.maxActive
-        let execution = try await server.engineCall { () async throws(EngineError) in
+        // Recorded with the execution, in its transaction (the store sets the target's id).
+        options.audit = server.auditEntry("execution.run", "execution", nil, "job \(jobID) (\(job.name)), policy \(policy.name)")
+        return try await server.engineCall { () async throws(EngineError) in
             try await server.engine.submit(jobID: jobID, options: options)
         }
-        await server.audit("execution.run", "execution", String(execution.id), "job \(jobID) (\(job.name)), policy \(policy.name)")
-        return execution
     }
 
     /// An execution with its output. Its row and the first `StreamedAnswers.inlineOutput` bytes

@@ -203,7 +203,8 @@ public final class Engine: Sendable {
             policySnapshot: snapshot(policy), concurrency: concurrency,
             arguments: options.arguments ?? arguments, environment: environment, stdin: options.stdin,
             priority: options.priority, createdAt: Date(), secretEnvironment: secretEnvironment,
-            submittedBy: options.submittedBy, maxActive: options.maxActive, weakerIsolation: weakerIsolation)
+            submittedBy: options.submittedBy, maxActive: options.maxActive, weakerIsolation: weakerIsolation,
+            audit: options.audit)
     }
 
     /// `a` then the patterns of `b` it lacks.

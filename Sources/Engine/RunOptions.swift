@@ -18,6 +18,9 @@ public struct RunOptions: Sendable, Equatable {
     public var files: [InputFile] = []
     /// Output patterns added to the job's.
     public var outputs: [String] = []
+    /// The submission's entry in the audit trail, recorded in the transaction that queues the
+    /// execution (its `targetID` becomes the new execution's id): no run without its entry.
+    public var audit: AuditEntry?
 
     public init(arguments: [String]? = nil, environment: [String: String] = [:], stdin: Data? = nil,
                 limits: [String] = [], priority: Int = 0, submittedBy: Int64? = nil, maxActive: Int? = nil) {

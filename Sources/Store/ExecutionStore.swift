@@ -201,11 +201,16 @@ public struct NewExecution: Sendable, Equatable {
     public var files: [InputFile] = []
     /// Patterns of the files to collect after it ends.
     public var outputs: [String] = []
+    /// The submission's audit entry, appended in the same transaction with the new execution's
+    /// id as its `targetID`.
+    public var audit: AuditEntry?
 
     public init(jobID: Int64?, scriptType: ScriptType, scriptSnapshot: String, policyName: String, policySnapshot: String,
                 concurrency: ConcurrencyRule, arguments: [String] = [], environment: [String: String] = [:],
                 stdin: Data? = nil, priority: Int = 0, createdAt: Date, secretEnvironment: [String: String] = [:],
-                submittedBy: Int64? = nil, maxActive: Int? = nil, weakerIsolation: [String] = [], tenant: String? = nil) {
+                submittedBy: Int64? = nil, maxActive: Int? = nil, weakerIsolation: [String] = [], tenant: String? = nil,
+                audit: AuditEntry? = nil) {
+        self.audit = audit
         self.tenant = tenant
         self.jobID = jobID
         self.scriptType = scriptType

@@ -134,10 +134,15 @@ enum OutputPieces {
     static func all(_ db: Database, _ ids: [Int64]) throws -> [Int64: (stdout: Data, stderr: Data)] {
         guard !ids.isEmpty else { return [:] }
         var out: [Int64: (stdout: Data, stderr: Data)] = [:]
-        let rows = try Row.fetchCursor(db, sql: """
-            SELECT execution_id, stream, data FROM execution_output
-            WHERE execution_id IN (\(ids.map { _ in "?" }.joined(separator: ", "))) ORDER BY execution_id, stream, start
-            """, arguments: StatementArguments(ids))
+        // One execution (its answer, its end): a statement compiled once. A page: one per size.
+        let rows = ids.count == 1
+            ? try Row.fetchCursor(db.cached("""
+                SELECT execution_id, stream, data FROM execution_output WHERE execution_id = ? ORDER BY stream, start
+                """), arguments: [ids[0]])
+            : try Row.fetchCursor(db, sql: """
+                SELECT execution_id, stream, data FROM execution_output
+                WHERE execution_id IN (\(ids.map { _ in "?" }.joined(separator: ", "))) ORDER BY execution_id, stream, start
+                """, arguments: StatementArguments(ids))
         while let row = try rows.next() {
             let id: Int64 = row[0], stream: Int = row[1], data: Data = row[2]
             var both = out[id] ?? (Data(), Data())

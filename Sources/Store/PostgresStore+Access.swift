@@ -69,6 +69,12 @@ extension PostgresStore {
 
     @discardableResult
     public func appendAudit(_ entry: AuditEntry) async throws -> AuditEntry {
+        let logger = self.logger
+        return try await withConnection { try await Self.insertAudit($0, entry, logger) }
+    }
+
+    /// Appends `entry` to the audit trail inside the caller's transaction.
+    static func insertAudit(_ connection: PostgresConnection, _ entry: AuditEntry, _ logger: Logger) async throws -> AuditEntry {
         var q = SQL()
         q.append("""
             INSERT INTO audit (at, token_id, token_name, role, action, target_type, target_id, address, detail)
@@ -78,7 +84,7 @@ extension PostgresStore {
             RETURNING id
             """)
         var stored = entry
-        stored.id = try await rows(q.query).first!.decode(Int64.self)
+        stored.id = try await connection.first(q.query, logger)!.decode(Int64.self)
         return stored
     }
 

@@ -45,9 +45,13 @@ extension PostgresStore {
                 RETURNING id
                 """)
             let id = try await connection.first(q.query, logger)!.decode(Int64.self)
+            if var audit = new.audit {
+                audit.targetID = String(id)
+                _ = try await Self.insertAudit(connection, audit, logger)
+            }
             // Every node's workers look for work once this commits.
             try await Self.notify(connection, PostgresChannel.queued, logger)
-            return try await Self.fetchExecution(connection, id: id, logger)!
+            return try await Self.fetchExecution(connection, id: id, withOutput: false, logger)!
         }
     }
 
@@ -135,7 +139,8 @@ extension PostgresStore {
                 guard try await connection.changed(q.query, logger) == 1 else {
                     throw StoreError.unavailable("execution \(candidate.id) changed while it was claimed")
                 }
-                return try await Self.fetchExecution(connection, id: candidate.id, logger)
+                // A claimed execution has no output yet.
+                return try await Self.fetchExecution(connection, id: candidate.id, withOutput: false, logger)
             }
             return nil
         }

@@ -70,16 +70,19 @@ extension SQLiteStore: AccessStore {
 
     @discardableResult
     public func appendAudit(_ entry: AuditEntry) async throws -> AuditEntry {
-        try await write { db in
-            try db.execute(sql: """
-                INSERT INTO audit (at, token_id, token_name, role, action, target_type, target_id, address, detail)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [Millis.of(entry.at), entry.tokenID, entry.tokenName, entry.role?.rawValue, entry.action,
-                                 entry.targetType, entry.targetID, entry.address, entry.detail])
-            var stored = entry
-            stored.id = db.lastInsertedRowID
-            return stored
-        }
+        try await write { db in try Self.insertAudit(db, entry) }
+    }
+
+    /// Appends `entry` to the audit trail inside the caller's transaction.
+    static func insertAudit(_ db: Database, _ entry: AuditEntry) throws -> AuditEntry {
+        try db.cached("""
+            INSERT INTO audit (at, token_id, token_name, role, action, target_type, target_id, address, detail)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [Millis.of(entry.at), entry.tokenID, entry.tokenName, entry.role?.rawValue, entry.action,
+                                     entry.targetType, entry.targetID, entry.address, entry.detail])
+        var stored = entry
+        stored.id = db.lastInsertedRowID
+        return stored
     }
 
     public func audit(_ query: AuditQuery) async throws -> AuditPage {

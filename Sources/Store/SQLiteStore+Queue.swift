@@ -40,7 +40,12 @@ extension SQLiteStore {
                                  new.priority, Millis.of(new.createdAt), JSONText.encode(new.secretEnvironment), tenant ?? "",
                                  new.submittedBy, JSONText.encode(new.weakerIsolation), FileColumn.encode(new.files),
                                  JSONText.encode(new.outputs)])
-            return try Self.fetchExecution(db, id: db.lastInsertedRowID)!
+            let id = db.lastInsertedRowID
+            if var audit = new.audit {
+                audit.targetID = String(id)
+                _ = try Self.insertAudit(db, audit)
+            }
+            return try Self.fetchExecution(db, id: id, withOutput: false)!
         }
     }
 
@@ -114,7 +119,8 @@ extension SQLiteStore {
                     """).execute(arguments: [worker, leaseMs, expired, nowMs])
                 guard db.changesCount == 1 else { throw StoreError.unavailable("execution \(expired) changed during its take-over") }
                 try OutputPieces.clear(db, expired)
-                return try Self.fetchExecution(db, id: expired)
+                // A claimed execution has no output: its take-over cleared it, and a PENDING one has none.
+                return try Self.fetchExecution(db, id: expired, withOutput: false)
             }
             guard let id = try Self.nextFairPending(db) else { return nil }
             try db.cached("""
@@ -122,7 +128,7 @@ extension SQLiteStore {
                 WHERE id = ? AND status = 'PENDING'
                 """).execute(arguments: [nowMs, worker, leaseMs, id])
             guard db.changesCount == 1 else { throw StoreError.unavailable("execution \(id) changed while it was claimed") }
-            return try Self.fetchExecution(db, id: id)
+            return try Self.fetchExecution(db, id: id, withOutput: false)
         }
     }
 

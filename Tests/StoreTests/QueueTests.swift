@@ -28,6 +28,28 @@ struct QueueTests {
         }
     }
 
+    @Test("A run's audit entry is written in its enqueue's transaction, naming the new execution; a refused run leaves none", arguments: StoreKind.allCases)
+    func auditWithTheRun(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let job = try await store.makeJob("audited", concurrency: .forbid)
+            var new = SQLiteStore.newExecution(job)
+            new.audit = AuditEntry(at: Date(), tokenID: nil, tokenName: "alice", role: .submitter, action: "execution.run",
+                                   targetType: "execution", targetID: nil, address: "127.0.0.1", detail: "job \(job.id) (audited)")
+            let first = try await store.enqueue(new, queueLimit: 10)
+            let entries = try await store.audit(AuditQuery(action: "execution.run")).entries
+            #expect(entries.map(\.targetID) == [String(first.id)] && entries.first?.tokenName == "alice", "\(entries)")
+            // Refused (forbid): neither an execution nor an entry.
+            await #expect(throws: StoreError.self) { _ = try await store.enqueue(new, queueLimit: 10) }
+            // Refused (queue full): the same.
+            let other = try await store.makeJob()
+            var full = SQLiteStore.newExecution(other)
+            full.audit = new.audit
+            await #expect(throws: StoreError.queueFull(limit: 1)) { _ = try await store.enqueue(full, queueLimit: 1) }
+            #expect(try await store.audit(AuditQuery(action: "execution.run")).entries.count == 1)
+            #expect(try await store.executionCount() == 1)
+        }
+    }
+
     @Test("queue: the second run is accepted but not claimable until the first ends, then runs in order", arguments: StoreKind.allCases)
     func queueRule(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
