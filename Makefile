@@ -27,14 +27,14 @@ build: deps
 # The tests run beside a throwaway PostgreSQL cluster (scripts/with-postgres.sh: initdb in a
 # temporary folder, a unix socket there, removed at the end; Debian's postgresql installed when
 # missing): the store suite runs against SQLite and PostgreSQL both, then the API suite once
-# more with its servers on PostgreSQL (CONFINE_TEST_STORE=postgres).
+# more with its servers on PostgreSQL (CONFINE_TEST_STORE=postgres), beside three real nodes.
 API_RECORD   := .build/api-exchanges.jsonl
 
 test: deps
 	$(SWIFT) build --build-tests
 	@rm -f $(API_RECORD)
 	CONFINE_API_RECORD=$(CURDIR)/$(API_RECORD) CONFINE_SANDBOX_CPU_WEIGHT=100 CONFINE_TEST_SECRET=hunter2 \
-	  scripts/with-postgres.sh sh -c '$(SWIFT) test --skip-build && CONFINE_TEST_STORE=postgres $(SWIFT) test --skip-build --filter APITests'
+	  scripts/with-postgres.sh sh -c '$(SWIFT) test --skip-build && CONFINE_TEST_STORE=postgres $(SWIFT) test --skip-build --filter "APITests|MultiNodeTests"'
 	@scripts/check-leftovers.sh
 	@scripts/api-check/check-all.sh .build/debug/confine $(API_RECORD)
 	@scripts/cgroup2-guest/run.sh --optional

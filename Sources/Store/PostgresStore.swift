@@ -140,7 +140,7 @@ public final class PostgresStore: ExecutionStore, AccessStore {
                 // One connection of its own, so that the reason of a failure is the real one
                 // (the pool only says that it has no connection).
                 let logger = self.logger
-                try await Self.withOwnConnection(address, timeout: min(.seconds(5), deadline - clock.now), logger: logger) {
+                try await Self.withOwnConnection(address, timeout: min(.seconds(10), deadline - clock.now), logger: logger) {
                     try await $0.query("SELECT 1", logger: logger)
                 }
                 return

