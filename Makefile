@@ -8,7 +8,7 @@ DEB_RUNTIME  := bash python3 python3-venv coreutils curl
 DEB_BENCH    := hyperfine bubblewrap wrk
 BIN          := .build/$(CONFIGURATION)/confine
 
-.PHONY: all deps build test test-cgroup2 run demo bench chaos chaos-postgres soak clean
+.PHONY: all deps build test test-cgroup2 run demo bench chaos chaos-postgres soak clean ui screenshots
 
 all: build
 
@@ -23,7 +23,10 @@ build: deps
 # Sandboxes run at the server's CPU weight during the tests (CONFINE_SANDBOX_CPU_WEIGHT=100): the
 # test runner is the busiest "server" there is, and sandboxed tests' deadlines must measure the
 # sandbox, not the runner's own load. Then the API's conformance: the OpenAPI document validated, every response the API tests got
-# checked against it, and a bounded schemathesis run against a real server (zero 5xx allowed).
+# checked against it, a Python client generated from it (openapi-python-client) running a short
+# script, and a bounded schemathesis run against a real server (zero 5xx allowed). Then the
+# dashboard in headless Chromium (Debian's chromium + chromium-driver, Selenium from PyPI; about
+# 20 s once installed): sign in, create, run and watch a job, cancel, a 422, an XSS probe.
 # The tests run beside a throwaway PostgreSQL cluster (scripts/with-postgres.sh: initdb in a
 # temporary folder, a unix socket there, removed at the end; Debian's postgresql installed when
 # missing): the store suite runs against SQLite and PostgreSQL both, then the API suite once
@@ -37,6 +40,7 @@ test: deps
 	  scripts/with-postgres.sh sh -c '$(SWIFT) test --skip-build && CONFINE_TEST_STORE=postgres $(SWIFT) test --skip-build --filter "APITests|MultiNodeTests"'
 	@scripts/check-leftovers.sh
 	@scripts/api-check/check-all.sh .build/debug/confine $(API_RECORD)
+	@scripts/browser/run.sh .build/debug/confine
 	@scripts/cgroup2-guest/run.sh --optional
 
 # The Sandbox and Engine suites, `confine doctor` and a `confine serve` end-to-end check on a
@@ -49,10 +53,20 @@ test-cgroup2: deps
 	$(SWIFT) build --build-tests
 	@scripts/cgroup2-guest/run.sh
 
-# The server on its embedded SQLite default (./var/confine.sqlite), on 127.0.0.1:8000; API
-# docs at http://127.0.0.1:8000/docs. Ctrl-C stops it gracefully.
+# The server on its embedded SQLite default (./var/confine.sqlite), on 127.0.0.1:8000; the
+# dashboard at http://127.0.0.1:8000/ui/, API docs at /docs. Ctrl-C stops it gracefully.
 run: build
 	$(BIN) serve
+
+# The dashboard's files (ui/) compiled into the binary: regenerates Sources/API/DashboardAssets.swift
+# (the tests fail while it differs from ui/).
+ui:
+	@python3 scripts/embed-ui.py
+
+# The README's screenshots of the dashboard (docs/screenshots/*.png), taken by the browser tests.
+screenshots: build
+	@mkdir -p docs/screenshots
+	@scripts/browser/run.sh $(BIN) --screenshots $(CURDIR)/docs/screenshots
 
 # A few programs under the shipped policies: what the sandbox allows, refuses and reports.
 demo: build

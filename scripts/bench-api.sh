@@ -106,6 +106,9 @@ probe() {  # probe LABEL PATH [IDLE_P99_MS]
 }
 measure "GET /health" /health
 health_rps="$(cat "$tmp/rps")"
+health_p99="$(cat "$tmp/p99")"
+probe "GET /health" /health
+health_probe_p99="$(cat "$tmp/p99")"
 BENCH_TARGET_RPS=10000 BENCH_TARGET_RATIO=0.5 measure "GET /executions/{id}" "/executions/$execution_id"
 idle_p99="$(cat "$tmp/p99")"
 BENCH_TARGET_RPS=10000 BENCH_TARGET_RATIO=0.5 measure "GET /jobs/{id}" "/jobs/$job_id"
@@ -147,6 +150,27 @@ measure "GET /executions/{id} +${workers} burners" "/executions/$execution_id" "
 probe "GET /executions/{id} +${workers} burners" "/executions/$execution_id" "$idle_probe_p99"
 kill -TERM "$burn_pid"
 wait "$burn_pid" || { burn_pid=""; echo "bench-api: stopping the burners failed" >&2; exit 1; }
+burn_pid=""
+
+# 3b. /health while every worker runs a denied loop: a script calling mount(2) without end, each
+#     call refused and answered by the server's supervisor (throttled: refusals_per_second).
+#     p99 beside the idle /health p99 measured above in this same run.
+start_burners() {  # start_burners READY_FILE, with BURNER_* in the environment
+  "${driver[@]}" burn "$base" "$workers" "$1" &
+  burn_pid=$!
+  for _ in $(seq 1 400); do
+    [ -s "$1" ] && return 0
+    kill -0 "$burn_pid" 2>/dev/null || { wait "$burn_pid" || true; echo "bench-api: the burners did not start" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "bench-api: the burners were not RUNNING after 40 s" >&2; exit 1
+}
+BURNER_POLICY=bench-burner BURNER_SCRIPT=$'import ctypes\nlibc = ctypes.CDLL(None)\nwhile True:\n    libc.mount(b"none", b"/tmp", b"tmpfs", 0, None)\n' \
+  start_burners "$tmp/denied.ready"
+measure "GET /health +${workers} denied loops" /health "$health_p99"
+probe "GET /health +${workers} denied loops" /health "$health_probe_p99"
+kill -TERM "$burn_pid"
+wait "$burn_pid" || { burn_pid=""; echo "bench-api: stopping the denied loops failed" >&2; exit 1; }
 burn_pid=""
 
 # 4. Listing with a million executions: a second server on a database filled with BENCH_ROWS

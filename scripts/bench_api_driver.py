@@ -275,9 +275,11 @@ def cmd_burn(base, count, ready_file):
     """Keeps `count` burners RUNNING (resubmitting any that end) until SIGTERM, then cancels."""
     count = int(count)
     c = Client(base)
-    job = create_job(c, {"name": unique("bench-burner"), "script_type": "bash",
-                         "script_content": "while :; do :; done", "policy": os.environ.get("BURNER_POLICY", "default"),
-                         "concurrency": "allow"})
+    # BURNER_SCRIPT (python) replaces the CPU loop: the denied loop calls mount(2) without end.
+    script = os.environ.get("BURNER_SCRIPT")
+    job = create_job(c, {"name": unique("bench-burner"), "script_type": "python" if script else "bash",
+                         "script_content": script or "while :; do :; done",
+                         "policy": os.environ.get("BURNER_POLICY", "default"), "concurrency": "allow"})
     # A flag, not a threading.Event: Event.set() from a signal handler can deadlock with the
     # Event.wait() it interrupts (seen: the driver hung in a futex after SIGTERM).
     stopping = []

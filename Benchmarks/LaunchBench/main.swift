@@ -12,6 +12,11 @@ let sandbox = try Sandbox()
 var coldConfiguration = SandboxConfiguration()
 coldConfiguration.warmPoolSize = 0
 let coldSandbox = try Sandbox(configuration: coldConfiguration)
+// The same warm launch with refusals unreported (the filter answers them itself, no listener
+// handed up): what reporting refusals costs a run that refuses nothing.
+var unreportedConfiguration = SandboxConfiguration()
+unreportedConfiguration.reportRefusals = false
+let unreportedSandbox = try Sandbox(configuration: unreportedConfiguration)
 
 /// Wall time of one posix_spawn + waitpid of argv (the minimum a launcher can cost).
 func spawnAndWait(_ argv: [String]) -> Double {
@@ -58,6 +63,12 @@ func variants(payload: [String]) -> [Variant] {
         Variant(name: "Confine, full isolation (warm pool)") {
             try await timed {
                 let r = try await sandbox.run(RunRequest(policy: policy, command: payload))
+                precondition(r.verdict == .exited && r.exitCode == 0, "sandboxed run failed: \(r.summary)")
+            }
+        },
+        Variant(name: "Confine, warm, refusals unreported") {
+            try await timed {
+                let r = try await unreportedSandbox.run(RunRequest(policy: policy, command: payload))
                 precondition(r.verdict == .exited && r.exitCode == 0, "sandboxed run failed: \(r.summary)")
             }
         },

@@ -37,7 +37,7 @@ public struct APIServer: Sendable {
         self.access = access
         self.secrets = secrets
         self.metrics = metrics
-        self.authenticator = Authenticator(store: access, publicRoutes: configuration.publicRoutes, logger: logger)
+        self.authenticator = Authenticator(store: access, publicRoutes: configuration.openRoutes, logger: logger)
         // /metrics says which node answered (nodes sharing a database are scraped one by one).
         metrics.registry.makeGauge(name: "confine_node_info", labels: [("node", engine.configuration.workerName)]).set(to: 1.0)
     }
@@ -56,7 +56,7 @@ public struct APIServer: Sendable {
             case .open: return (route.method.rawValue, route.template, nil, nil)
             case .role(let role): return (route.method.rawValue, route.template, role.rawValue, nil)
             case .configurable(let name):
-                return (route.method.rawValue, route.template, configuration.publicRoutes.contains(name) ? nil : Role.viewer.rawValue, name)
+                return (route.method.rawValue, route.template, configuration.openRoutes.contains(name) ? nil : Role.viewer.rawValue, name)
             }
         }
     }
@@ -67,6 +67,9 @@ public struct APIServer: Sendable {
         // Added first, so that they wrap every route registered after them (and the not-found
         // one); metrics outermost, to count the status of every answer, problems included.
         router.add(middleware: HTTPMetricsMiddleware(table: table, metrics: metrics.http))
+        router.add(middleware: HeadMiddleware())
+        router.add(middleware: VersionHeaderMiddleware())
+        router.add(middleware: CORSMiddleware(origins: configuration.corsOrigins, table: table))
         router.add(middleware: ProblemMiddleware(table: table))
         JobRoutes(server: self).register(table)
         ExecutionRoutes(server: self).register(table)
@@ -76,6 +79,9 @@ public struct APIServer: Sendable {
         MetaRoutes(server: self).register(table)
         AccessRoutes(server: self).register(table)
         NodeRoutes(server: self).register(table)
+        DashboardRoutes(server: self).register(table)
+        // /metrics says which node answered (nodes sharing a database are scraped one by one).
+        metrics.registry.makeGauge(name: "confine_node_info", labels: [("node", engine.configuration.workerName)]).set(to: 1.0)
         return (router, table)
     }
 
@@ -92,7 +98,7 @@ public struct APIServer: Sendable {
             server: .http1(configuration: .init(
                 additionalChannelHandlers: [ConnectionLimitHandler(limiter: limiter), RequestDeadlineHandler(timeout: requestTimeout)],
                 idleTimeout: TimeAmount(configuration.idleTimeout))),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Confine"),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Confine/\(ConfineVersion.current)"),
             onServerRunning: { channel in
                 if let port = channel.localAddress?.port { onBound?(port) }
             },

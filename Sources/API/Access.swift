@@ -27,15 +27,20 @@ struct Caller: Sendable {
 }
 
 /// Who may call a route: anyone, or a token of at least a role. The routes an operator may
-/// open to everyone through `public_routes` (`ready`, `metrics`, `docs`, `openapi`) name that
-/// switch, and need a viewer token otherwise.
+/// open to everyone through `public_routes` (`ready`, `metrics`) or close through
+/// `private_routes` (`docs`, `openapi`, `ui`, open by default) name that switch, and need a
+/// viewer token when closed.
 enum AccessRule: Sendable, Equatable {
     case open
     case role(Role)
     case configurable(String)
 
-    /// The switches of `public_routes`.
-    static let switches = ["ready", "metrics", "docs", "openapi"]
+    /// The switches of `public_routes` and `private_routes`.
+    static let switches = ["ready", "metrics", "docs", "openapi", "ui"]
+    /// The switches open unless `private_routes` names them: the document and its docs page
+    /// (no secret), the dashboard's static files (they hold no data; every call they make
+    /// needs a token).
+    public static let openByDefault: Set<String> = ["docs", "openapi", "ui"]
 }
 
 /// Checks the bearer token of every request against the store: digest looked up, compared in

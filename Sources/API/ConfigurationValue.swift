@@ -118,14 +118,52 @@ struct ConfigurationValue {
         return allowed
     }
 
-    /// `ready, docs, openapi, metrics`: the route switches made public.
-    func routeSwitches() throws(ConfigurationError) -> Set<String> {
-        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    /// `ready, docs, openapi, metrics`: route switches, each one of `allowed`.
+    func routeSwitches(closable allowed: Set<String>? = nil) throws(ConfigurationError) -> Set<String> {
+        let names = list()
         for name in names where !AccessRule.switches.contains(name) {
             throw failure("unknown route switch \(HumanUnitsText.quoted(name))\(Suggestions.didYouMean(name, in: AccessRule.switches)); "
                           + "expected any of \(AccessRule.switches.joined(separator: ", ")) (/health is always open)")
         }
+        if let allowed, let name = names.first(where: { !allowed.contains($0) }) {
+            throw failure("\(name) is not open by default, so it cannot be closed; the routes open by default are "
+                          + allowed.sorted().joined(separator: ", "))
+        }
         return Set(names)
+    }
+
+    /// The comma-separated items of the value, blanks trimmed, empty ones dropped.
+    private func list() -> [String] {
+        text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    /// An absolute http(s) URL without query or fragment (`https://confine.example.com/api`),
+    /// its trailing slash dropped.
+    func publicURL() throws(ConfigurationError) -> String {
+        var url = trimmed
+        guard let parts = URLComponents(string: url), let scheme = parts.scheme?.lowercased(), ["http", "https"].contains(scheme),
+              let host = parts.host, !host.isEmpty, parts.query == nil, parts.fragment == nil, parts.user == nil else {
+            throw failure("expected an http or https URL without query, such as https://confine.example.com, got \(HumanUnitsText.quoted(text))")
+        }
+        while url.hasSuffix("/") { url.removeLast() }
+        return url
+    }
+
+    /// Web origins (`https://ops.example.com`, `http://localhost:3000`) or `*`: scheme, host
+    /// and port only, as browsers send them in `Origin`.
+    func origins() throws(ConfigurationError) -> [String] {
+        var origins: [String] = []
+        for item in list() {
+            if item == "*" { origins.append(item); continue }
+            guard let parts = URLComponents(string: item), let scheme = parts.scheme, ["http", "https"].contains(scheme),
+                  let host = parts.host, !host.isEmpty, parts.path.isEmpty, parts.query == nil, parts.fragment == nil,
+                  parts.user == nil, item == item.lowercased() else {
+                throw failure("expected origins such as https://ops.example.com or http://localhost:3000 (lowercase scheme, "
+                              + "host and port, no path), or *, got \(HumanUnitsText.quoted(item))")
+            }
+            origins.append(item)
+        }
+        return origins
     }
 
     /// The base64 of a 32-byte key.

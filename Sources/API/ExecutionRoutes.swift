@@ -52,7 +52,17 @@ struct ExecutionRoutes {
             let id = try server.id(path, "id")
             let encoding = try encoding(request)
             try await requireVisible(id)
-            var execution = try await server.engineCall { () async throws(EngineError) in try await server.engine.cancel(executionID: id) }
+            var execution: Execution
+            do throws(EngineError) {
+                execution = try await server.engine.cancel(executionID: id)
+            } catch {
+                // Said plainly: a finished execution stays as it ended.
+                if case .store(.invalidTransition(executionID: _, from: let from, to: _)) = error {
+                    throw Problem.conflict(from == .cancelled ? "execution \(id) is already CANCELLED"
+                                           : "execution \(id) is already finished (\(from.rawValue)); only a PENDING or RUNNING execution can be cancelled")
+                }
+                throw Problem.from(error)
+            }
             await server.audit("execution.cancel", "execution", String(id), "was \(execution.status.rawValue)")
             if !execution.status.isFinal {
                 execution = try await waitFinal(id, seconds: 2) ?? execution

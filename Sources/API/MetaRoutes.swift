@@ -9,7 +9,8 @@ import Sandbox
 import Yams
 import Wire
 
-/// Health, readiness, metrics, policies, runtimes, the OpenAPI document and its docs page.
+/// Health, readiness, metrics, policies, runtimes, the OpenAPI document and its docs page
+/// (rendered by `DocsPage`).
 struct MetaRoutes {
     let server: APIServer
 
@@ -58,20 +59,37 @@ struct MetaRoutes {
                 return WireRuntime(script_type: type.rawValue, command: runtime.command, script_path: runtime.scriptPath)
             })
         }
-        table.on(.get, "/openapi.json", .configurable("openapi")) { _, _ in
+        table.on(.get, "/openapi.json", .configurable("openapi")) { request, _ in
             let document = try OpenAPIDocument.shared()
             return Response(status: .ok, headers: [.contentType: "application/json"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: document.json)))
+                            body: .init(byteBuffer: ByteBuffer(bytes: document.json(serverURL: serverURL(request)))))
         }
-        table.on(.get, "/openapi.yaml", .configurable("openapi")) { _, _ in
+        table.on(.get, "/openapi.yaml", .configurable("openapi")) { request, _ in
             let document = try OpenAPIDocument.shared()
             return Response(status: .ok, headers: [.contentType: "application/yaml"],
-                            body: .init(byteBuffer: ByteBuffer(string: document.yaml)))
+                            body: .init(byteBuffer: ByteBuffer(string: document.yaml(serverURL: serverURL(request)))))
         }
-        table.on(.get, "/docs", .configurable("docs")) { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
-                     body: .init(byteBuffer: ByteBuffer(string: Self.docsPage)))
+        table.on(.get, "/docs", .configurable("docs")) { request, _ in
+            let page = try DocsPage.shared()
+            var headers: HTTPFields = [.contentType: "text/html; charset=utf-8"]
+            SecurityHeaders.add(to: &headers, styleHashes: [page.styleHash])
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: page.html)))
         }
+    }
+
+    /// The URL the client reached this server at: `public_url` when configured, else the
+    /// request's scheme (`X-Forwarded-Proto` from a proxy, or http) and `Host`; the listen
+    /// address when the Host header is missing or not a plain host[:port].
+    func serverURL(_ request: Request) -> String {
+        if let configured = server.configuration.publicURL { return configured }
+        let forwarded = request.headers[HTTPField.Name("X-Forwarded-Proto")!]?.lowercased()
+        let scheme = forwarded == "https" ? "https" : "http"
+        if let host = request.head.authority, !host.isEmpty, host.count <= 255,
+           host.unicodeScalars.allSatisfy({ CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]").contains($0) }) {
+            return "\(scheme)://\(host)"
+        }
+        let host = server.configuration.host.contains(":") ? "[\(server.configuration.host)]" : server.configuration.host
+        return "\(scheme)://\(host):\(server.configuration.port)"
     }
 
     /// One readiness check: its name, its result in words (`ok` when all is well), and whether
@@ -122,45 +140,6 @@ struct MetaRoutes {
         return checks
     }
 
-    /// Swagger UI from a CDN, reading `/openapi.json`.
-    static let docsPage = """
-        <!doctype html>
-        <html lang="en">
-        <head>
-          <meta charset="utf-8">
-          <title>Confine API</title>
-          <link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
-        </head>
-        <body>
-          <div id="swagger-ui"></div>
-          <script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js" crossorigin></script>
-          <script>
-            window.onload = () => { window.ui = SwaggerUIBundle({ url: "/openapi.json", dom_id: "#swagger-ui" }); };
-          </script>
-        </body>
-        </html>
-        """
-}
-
-/// The OpenAPI document shipped with the server (`Resources/openapi.yaml`), as YAML and JSON.
-struct OpenAPIDocument: Sendable {
-    let yaml: String
-    let json: [UInt8]
-
-    private static let cache: Result<OpenAPIDocument, Problem> = {
-        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"),
-              let yaml = try? String(contentsOf: url, encoding: .utf8) else {
-            return .failure(Problem("internal", .internalServerError, "the OpenAPI document is missing from the server's resources"))
-        }
-        do {
-            guard let node = try Yams.compose(yaml: yaml) else { throw YamlError.dataCouldNotBeDecoded(encoding: .utf8) }
-            return .success(OpenAPIDocument(yaml: yaml, json: YAMLToJSON.convert(node).encoded()))
-        } catch {
-            return .failure(Problem("internal", .internalServerError, "the OpenAPI document does not parse: \(error)"))
-        }
-    }()
-
-    static func shared() throws(Problem) -> OpenAPIDocument { try cache.get() }
 }
 
 /// A composed YAML node as JSON, with mapping order kept and scalars typed by their resolved tag.

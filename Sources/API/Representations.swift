@@ -94,6 +94,7 @@ enum Representations {
         wire.node = e.worker
         wire.cancel_requested = e.cancelRequested
         wire.weaker_isolation = e.weakerIsolation
+        wire.denied = e.denied?.map { WireDeniedCall(syscall: $0.syscall, count: $0.count, action: $0.action, first_at_ms: $0.firstAtMs) }
         return wire
     }
 

@@ -5,7 +5,8 @@ import Synchronization
 /// The routes the server answers, registered on the router and remembered, so that a request
 /// for a known path with another method gets 405 with an `Allow` header (not 404), metrics
 /// name the route a request matched by its template, and tests can compare the routes with
-/// the OpenAPI document.
+/// the OpenAPI document. Every GET route also answers HEAD (not listed in `all`: the document
+/// lists GETs only).
 final class RouteTable: Sendable {
     /// One route: a method and a path template (`/jobs/{id}`).
     struct Route: Sendable, Equatable {
@@ -54,8 +55,11 @@ final class RouteTable: Sendable {
         let rest = restOfPath ? names.popLast()?.name : nil
         if rest != nil { routed[routed.count - 1] = "**" }
         let routerPath = RouterPath("/" + routed.joined(separator: "/"))
-        templates.withLock { $0[Endpoint(method: method, path: routerPath.description)] = template }
-        router.on(routerPath, method: method) { [names] request, context in
+        templates.withLock {
+            $0[Endpoint(method: method, path: routerPath.description)] = template
+            if method == .get { $0[Endpoint(method: .head, path: routerPath.description)] = template }
+        }
+        let respond: @Sendable (Request, ConfineRequestContext) async throws -> Response = { [names] request, context in
             var values: [String: String] = [:]
             if let rest {
                 values[rest] = context.parameters.getCatchAll().map { String($0).removingPercentEncoding ?? String($0) }
@@ -70,6 +74,11 @@ final class RouteTable: Sendable {
             return try await Caller.$current.withValue(caller) {
                 try await handler(request, PathParameters(values: values))
             }
+        }
+        router.on(routerPath, method: method, use: respond)
+        // HEAD on every GET route: the GET's answer, whose body `HeadMiddleware` drops.
+        if method == .get {
+            router.on(routerPath, method: .head, use: respond)
         }
     }
 
@@ -93,6 +102,7 @@ final class RouteTable: Sendable {
             let matches = zip(template, parts).allSatisfy { t, p in (t.hasPrefix("{") && t.hasSuffix("}")) || t == p }
             if matches, !methods.contains(route.method) { methods.append(route.method) }
         }
+        if let get = methods.firstIndex(of: .get) { methods.insert(.head, at: get + 1) }
         return methods
     }
 }

@@ -50,9 +50,21 @@ public struct ServerConfiguration: Sendable {
     public var logLevel = "info"
     /// `json` (one object a line), `text`, or `auto`: text on a terminal, JSON otherwise.
     public var logFormat = "auto"
-    /// Routes answered without a token besides `/health`: any of `ready`, `metrics`, `docs`,
-    /// `openapi` (none by default).
+    /// Routes answered without a token besides `/health`, beyond those open by default
+    /// (`public_routes`): any of `ready`, `metrics`, `docs`, `openapi`, `ui`.
     public var publicRoutes: Set<String> = []
+    /// Routes open by default that need a token (`private_routes`): any of `docs`, `openapi`,
+    /// `ui` (none by default).
+    public var privateRoutes: Set<String> = []
+    /// The switches answered without a token: the defaults (`AccessRule.openByDefault`) and
+    /// `public_routes`, less `private_routes`.
+    public var openRoutes: Set<String> { AccessRule.openByDefault.union(publicRoutes).subtracting(privateRoutes) }
+    /// The URL clients reach this server at (`public_url`), written into the OpenAPI
+    /// document's `servers`; nil: the URL each request was sent to (its `Host`).
+    public var publicURL: String?
+    /// Web origins whose pages may call the API (CORS, with preflight): exact origins such as
+    /// `https://ops.example.com`, or `*` for any (none by default).
+    public var corsOrigins: [String] = []
     /// Where the first admin token is written on the first start (nil: `admin.token` beside
     /// the database).
     public var adminTokenFile: String?
@@ -116,7 +128,13 @@ public struct ServerConfiguration: Sendable {
         ("sandbox_id_first", "CONFINE_SANDBOX_ID_FIRST",
          "first host uid/gid sandboxes' root maps to, one of its own per live sandbox (default 1879048192 = 0x70000000)"),
         ("sandbox_id_count", "CONFINE_SANDBOX_ID_COUNT", "how many host ids sandboxes may take, at most one per live sandbox (default 65536)"),
-        ("public_routes", "CONFINE_PUBLIC_ROUTES", "routes open without a token besides /health: ready, metrics, docs, openapi (default none)"),
+        ("public_routes", "CONFINE_PUBLIC_ROUTES",
+         "routes also open without a token: ready, metrics (docs, openapi and ui are open by default; /health always)"),
+        ("private_routes", "CONFINE_PRIVATE_ROUTES", "routes open by default that need a viewer token instead: docs, openapi, ui (default none)"),
+        ("public_url", "CONFINE_PUBLIC_URL",
+         "the URL clients use, e.g. https://confine.example.com, for the OpenAPI document's servers (default: the request's Host)"),
+        ("cors_origins", "CONFINE_CORS_ORIGINS",
+         "web origins whose pages may call the API, e.g. [https://ops.example.com], or * for any (default none)"),
         ("admin_token_file", "CONFINE_ADMIN_TOKEN_FILE", "where the first admin token is written (default admin.token beside the database)"),
         ("secrets_key", "CONFINE_SECRETS_KEY", "base64 of 32 bytes sealing secret environment values (default: secrets_key_file)"),
         ("secrets_key_file", "CONFINE_SECRETS_KEY_FILE", "file of the secrets key, made 0600 if missing (default secrets.key beside the database)"),
@@ -147,6 +165,11 @@ public struct ServerConfiguration: Sendable {
             try configuration.apply(yaml: text, file: file)
         }
         try configuration.apply(environment: environment)
+        let both = configuration.publicRoutes.intersection(configuration.privateRoutes)
+        if !both.isEmpty {
+            throw ConfigurationError(file: file, key: "private_routes",
+                                     message: "\(both.sorted().joined(separator: ", ")) is also in public_routes; name a route in one of them only")
+        }
         return configuration
     }
 
@@ -178,7 +201,7 @@ public struct ServerConfiguration: Sendable {
                 }
             } else if key == "runtimes" {
                 try applyRuntimes(value, file: file)
-            } else if key == "public_routes", let list = value.sequence {
+            } else if ["public_routes", "private_routes", "cors_origins"].contains(key), let list = value.sequence {
                 let names = list.map { $0.string ?? "" }
                 try set(key, names.joined(separator: ","), file: file)
             } else if key == "allow_weaker", let list = value.sequence {
@@ -278,6 +301,9 @@ public struct ServerConfiguration: Sendable {
         case "log_level": logLevel = try value.choice(["trace", "debug", "info", "notice", "warning", "error", "critical"])
         case "log_format": logFormat = try value.choice(["json", "text", "auto"], wording: "json, text or auto")
         case "public_routes": publicRoutes = try value.routeSwitches()
+        case "private_routes": privateRoutes = try value.routeSwitches(closable: AccessRule.openByDefault)
+        case "public_url": publicURL = try value.publicURL()
+        case "cors_origins": corsOrigins = try value.origins()
         case "admin_token_file": adminTokenFile = try value.path("a file path")
         case "secrets_key": secretsKey = try value.secretsKey()
         case "secrets_key_file": secretsKeyFile = try value.path("a file path")

@@ -106,6 +106,7 @@ const char *cs_stage_name(int stage) {
     case CS_STAGE_SETSID: return "setsid";
     case CS_STAGE_RUN_AREA: return "map the run's shared memory";
     case CS_STAGE_START_PROGRAM: return "start the program";
+    case CS_STAGE_SECCOMP_LISTENER: return "hand the seccomp listener to the server";
     case CS_STAGE_SPAWNER_REQUEST: return "spawner: read the request";
     case CS_STAGE_SPAWNER_PIPES: return "spawner: make pipes";
     case CS_STAGE_SPAWNER_PRIVILEGES: return "spawner: drop privileges";

@@ -95,7 +95,11 @@ static scmp_filter_ctx new_filter(uint32_t default_action, char *errbuf, size_t 
 
 /* The first half: permissive by default, refusing what the policy denies (see the header). */
 static scmp_filter_ctx build_deny(const char *const *deny, int n_deny, uint32_t action, int deny_clone_namespaces,
-                                  int deny_tiocsti, const int *families, int n_families, char *errbuf, size_t errbuf_len) {
+                                  int deny_tiocsti, const int *families, int n_families, int notify, char *errbuf,
+                                  size_t errbuf_len) {
+    /* With notify, every refusal is the supervisor's to answer (and to count). */
+    uint32_t no_family = notify ? SCMP_ACT_NOTIFY : SCMP_ACT_ERRNO(EAFNOSUPPORT);
+    uint32_t no_protocol = notify ? SCMP_ACT_NOTIFY : SCMP_ACT_ERRNO(EPROTONOSUPPORT);
     scmp_filter_ctx ctx = new_filter(SCMP_ACT_ALLOW, errbuf, errbuf_len);
     if (!ctx) return NULL;
     int rc;
@@ -109,6 +113,16 @@ static scmp_filter_ctx build_deny(const char *const *deny, int n_deny, uint32_t 
         RULE(deny[i], ctx, action, nr, 0);
     }
     RULE("clone3", ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    /* A trial run also shows the supervisor every connect and open (let through: it reads the
+     * destination or the path and lets the call go on). */
+    if (notify == 2) {
+        static const char *const watched[] = {"connect", "open", "openat", "openat2"};
+        for (size_t i = 0; i < sizeof watched / sizeof watched[0]; i++) {
+            int nr = seccomp_syscall_resolve_name(watched[i]);
+            if (nr < 0 || listed(deny, n_deny, watched[i])) continue;
+            RULE(watched[i], ctx, SCMP_ACT_NOTIFY, nr, 0);
+        }
+    }
     if (deny_clone_namespaces && !listed(deny, n_deny, "clone")) {
         static const uint64_t ns_flags[] = {CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER,
                                             CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP,
@@ -138,16 +152,16 @@ static scmp_filter_ctx build_deny(const char *const *deny, int n_deny, uint32_t 
         if (allowed && family == AF_NETLINK) netlink = 1;
         if (allowed) continue;
         if (!deny_socket)
-            RULE("socket", ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, (uint64_t)family));
+            RULE("socket", ctx, no_family, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, (uint64_t)family));
         if (!deny_socketpair)
-            RULE("socketpair", ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socketpair), 1, SCMP_A0(SCMP_CMP_EQ, (uint64_t)family));
+            RULE("socketpair", ctx, no_family, SCMP_SYS(socketpair), 1, SCMP_A0(SCMP_CMP_EQ, (uint64_t)family));
     }
     if (!deny_socket)
-        RULE("socket", ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_GE, (uint64_t)CS_AF_LIMIT));
+        RULE("socket", ctx, no_family, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_GE, (uint64_t)CS_AF_LIMIT));
     if (!deny_socketpair)
-        RULE("socketpair", ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socketpair), 1, SCMP_A0(SCMP_CMP_GE, (uint64_t)CS_AF_LIMIT));
+        RULE("socketpair", ctx, no_family, SCMP_SYS(socketpair), 1, SCMP_A0(SCMP_CMP_GE, (uint64_t)CS_AF_LIMIT));
     if (netlink && !deny_socket) { /* NETLINK_ROUTE (0) only */
-        RULE("socket", ctx, SCMP_ACT_ERRNO(EPROTONOSUPPORT), SCMP_SYS(socket), 2, SCMP_A0(SCMP_CMP_EQ, (uint64_t)AF_NETLINK),
+        RULE("socket", ctx, no_protocol, SCMP_SYS(socket), 2, SCMP_A0(SCMP_CMP_EQ, (uint64_t)AF_NETLINK),
              SCMP_A2(SCMP_CMP_NE, 0));
     }
     /* personality: only the query (0xffffffff) and PER_LINUX (0) in the low 32 bits, which the
@@ -164,8 +178,8 @@ out:
 }
 
 /* The second half: only the allowed names; every other syscall ENOSYS. */
-static scmp_filter_ctx build_allow(const char *const *allow, int n_allow, char *errbuf, size_t errbuf_len) {
-    scmp_filter_ctx ctx = new_filter(SCMP_ACT_ERRNO(ENOSYS), errbuf, errbuf_len);
+static scmp_filter_ctx build_allow(const char *const *allow, int n_allow, int notify, char *errbuf, size_t errbuf_len) {
+    scmp_filter_ctx ctx = new_filter(notify ? SCMP_ACT_NOTIFY : SCMP_ACT_ERRNO(ENOSYS), errbuf, errbuf_len);
     if (!ctx) return NULL;
     int rc;
     for (int i = 0; i < n_allow; i++) {
@@ -182,12 +196,12 @@ out:
 struct sock_filter *cs_build_seccomp(const char *const *deny, int n_deny, uint32_t action,
                                      int deny_clone_namespaces, int deny_tiocsti,
                                      const int *families, int n_families,
-                                     int allow_list, const char *const *allow, int n_allow,
+                                     int allow_list, const char *const *allow, int n_allow, int notify,
                                      size_t *out_len, char *errbuf, size_t errbuf_len) {
     struct sock_filter *first = NULL, *second = NULL, *joined = NULL;
     size_t first_len = 0, second_len = 0;
     scmp_filter_ctx ctx = build_deny(deny, n_deny, action, deny_clone_namespaces, deny_tiocsti, families, n_families,
-                                     errbuf, errbuf_len);
+                                     notify, errbuf, errbuf_len);
     if (!ctx) return NULL;
     int rc = export_filter(ctx, &first, &first_len, errbuf, errbuf_len);
     seccomp_release(ctx);
@@ -196,7 +210,7 @@ struct sock_filter *cs_build_seccomp(const char *const *deny, int n_deny, uint32
         *out_len = first_len;
         return first;
     }
-    ctx = build_allow(allow, n_allow, errbuf, errbuf_len);
+    ctx = build_allow(allow, n_allow, notify, errbuf, errbuf_len);
     if (!ctx) goto out;
     rc = export_filter(ctx, &second, &second_len, errbuf, errbuf_len);
     seccomp_release(ctx);

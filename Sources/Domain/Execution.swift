@@ -103,6 +103,9 @@ public struct Execution: Sendable, Equatable, Codable, Identifiable {
     /// Glob patterns of the files collected from its working directory after it ends (its
     /// job's and its run's).
     public var outputs: [String] = []
+    /// The calls its policy refused while it ran; nil when unknown (not finished, run before
+    /// refusals were reported, or under a policy whose refusals cannot be reported).
+    public var denied: [DeniedSyscall]?
 
     public init(id: Int64, jobID: Int64?, status: ExecutionStatus = .pending, verdict: ExecutionVerdict? = nil,
                 exitCode: Int32? = nil, signal: Int32? = nil, reason: String? = nil, scriptType: ScriptType,

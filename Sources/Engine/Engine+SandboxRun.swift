@@ -72,6 +72,7 @@ extension Engine {
         let result = await handle.result()
         metrics.running.decrement()
         metrics.record(result)
+        metrics.recordDenied(result, policy: execution.policyName)
         runWatch.cancel()
         await runWatch.value
         requestFlush.finish()

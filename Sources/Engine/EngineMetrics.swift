@@ -1,6 +1,7 @@
 import CoreMetrics
 import Domain
 import Sandbox
+import Synchronization
 
 /// The engine's metrics, each made once from one metrics factory (a server's own registry, or
 /// the process-wide `MetricsSystem`), so that recording is a method call on an object already
@@ -34,6 +35,8 @@ public struct EngineMetrics: Sendable {
     public let executionDuration: CoreMetrics.Timer
     /// The time of each kind of store write, queueing for the writer included.
     let storeWrites: [StoreWrite: CoreMetrics.Timer]
+    /// Refused calls, by policy and syscall (counters made on first use).
+    private let denied: DeniedCounters
 
     /// A final status and the verdict that gave it.
     struct FinalState: Hashable {
@@ -67,6 +70,9 @@ public struct EngineMetrics: Sendable {
     public static let launchDurationName = "confine_sandbox_launch_duration_seconds"
     public static let executionDurationName = "confine_execution_duration_seconds"
     public static let storeWriteDurationName = "confine_store_write_duration_seconds"
+    /// Calls refused by policies' seccomp filters, by `policy` and `syscall` (as reported in an
+    /// execution's `denied`: `mount`, `socket(AF_PACKET)`, …).
+    public static let deniedName = "confine_seccomp_denied_total"
 
     /// Bucket bounds of the engine's histograms, by metric name, for factories that take them:
     /// launches take milliseconds (a warm sandbox ~1 ms, a cold one a few), programs from
@@ -110,6 +116,13 @@ public struct EngineMetrics: Sendable {
                                   factory: factory)
         }
         storeWrites = writes
+        denied = DeniedCounters(factory: factory)
+    }
+
+    /// The calls a run's policy refused, counted by policy and syscall.
+    func recordDenied(_ result: RunResult, policy: String) {
+        guard let calls = result.denied, !calls.isEmpty else { return }
+        denied.add(calls, policy: policy)
     }
 
     /// One more execution in a final status.
@@ -137,5 +150,32 @@ public struct EngineMetrics: Sendable {
             storeWrites[write]?.recordNanoseconds(elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
         }
         return try await body()
+    }
+}
+
+/// `confine_seccomp_denied_total{policy, syscall}`: one counter per pair seen, made on first use.
+final class DeniedCounters: Sendable {
+    private let factory: any MetricsFactory
+    private let counters = Mutex<[Key: Counter]>([:])
+
+    private struct Key: Hashable {
+        let policy: String
+        let syscall: String
+    }
+
+    init(factory: any MetricsFactory) { self.factory = factory }
+
+    func add(_ calls: [DeniedCall], policy: String) {
+        let found = counters.withLock { counters in
+            calls.map { call -> (Counter, Int) in
+                let key = Key(policy: policy, syscall: call.syscall)
+                if let counter = counters[key] { return (counter, call.count) }
+                let counter = Counter(label: EngineMetrics.deniedName, dimensions: [("policy", policy), ("syscall", call.syscall)],
+                                      factory: factory)
+                counters[key] = counter
+                return (counter, call.count)
+            }
+        }
+        for (counter, count) in found { counter.increment(by: count) }
     }
 }

@@ -39,5 +39,6 @@ extension ExecutionOutcome {
                               content: Data(file.contents))
         }
         skippedArtifacts = result.skippedArtifacts.map { SkippedArtifact(path: $0.path, reason: $0.reason) }
+        denied = result.denied?.map { DeniedSyscall(syscall: $0.syscall, count: $0.count, action: $0.action.rawValue, firstAtMs: $0.firstAtMs) }
     }
 }

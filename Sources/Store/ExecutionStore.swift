@@ -272,6 +272,8 @@ public struct ExecutionOutcome: Sendable, Equatable {
     /// Not stored when `keepsStoredOutput` (the disk is full).
     public var artifacts: [CollectedArtifact] = []
     public var skippedArtifacts: [SkippedArtifact] = []
+    /// The calls its policy refused (`Execution.denied`); nil when not reported.
+    public var denied: [DeniedSyscall]?
 
     public init(verdict: ExecutionVerdict, exitCode: Int32? = nil, signal: Int32? = nil, reason: String? = nil,
                 stdout: Data = Data(), stderr: Data = Data(), stdoutOffset: Int64 = 0, stderrOffset: Int64 = 0,

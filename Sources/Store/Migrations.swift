@@ -31,6 +31,7 @@ enum Migrations {
         Version(name: "v9", migrate: v9),
         Version(name: "v10", migrate: v10),
         Version(name: "v11", migrate: v11),
+        Version(name: "v12", migrate: v12),
     ]
 
     /// The versions' names, oldest first.
@@ -382,10 +383,17 @@ enum Migrations {
             """)
     }
 
+    /// The calls an execution's policy refused (JSON list of syscall, count, action,
+    /// first_at_ms); NULL when not reported.
+    @Sendable
+    static func v11(_ db: Database) throws {
+        try db.execute(sql: "ALTER TABLE execution ADD COLUMN denied TEXT")
+    }
+
     /// Nodes (issue 13): a heartbeat row per `confine serve` process sharing the database —
     /// on SQLite the one server; on PostgreSQL every node (`GET /nodes`).
     @Sendable
-    static func v11(_ db: Database) throws {
+    static func v12(_ db: Database) throws {
         try db.execute(sql: """
             CREATE TABLE node (
               name TEXT PRIMARY KEY,

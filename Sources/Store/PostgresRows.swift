@@ -105,6 +105,7 @@ enum PostgresRecords {
             tenant: Records.tenant(try s(.tenant)), submittedBy: try oi(.submittedBy),
             weakerIsolation: JSONText.decode([String].self, try os(.weakerIsolation), empty: []))
         execution.outputs = JSONText.decode([String].self, try os(.outputs), empty: [])
+        execution.denied = try os(.denied).map { JSONText.decode([DeniedSyscall].self, $0, empty: []) }
         return execution
     }
 

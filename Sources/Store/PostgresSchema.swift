@@ -23,8 +23,10 @@ enum PostgresSchema {
     /// Every step, oldest first.
     static let steps: [Step] = [
         Step(versions: ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10"], statements: baseline),
+        // The calls an execution's policy refused (JSON text), NULL when not reported.
+        Step(versions: ["v11"], statements: ["ALTER TABLE execution ADD COLUMN denied TEXT"]),
         // Nodes: a heartbeat row per node (times in the database's clock).
-        Step(versions: ["v11"], statements: ["""
+        Step(versions: ["v12"], statements: ["""
             CREATE TABLE node (
               name TEXT PRIMARY KEY,
               version TEXT NOT NULL,

@@ -169,7 +169,8 @@ extension PostgresStore {
                   stderr_truncated = \(q.bind(outcome.stderrTruncated)), wall_ms = \(q.bind(outcome.usage.wallMs)),
                   cpu_ms = \(q.bind(outcome.usage.cpuMs)), memory_peak_bytes = \(q.bind(outcome.usage.memoryPeakBytes)),
                   finished_at = \(q.bind(Millis.of(outcome.finishedAt))), lease_deadline = NULL,
-                  weaker_isolation = \(q.bind(JSONText.encode(outcome.weakerIsolation)))
+                  weaker_isolation = \(q.bind(JSONText.encode(outcome.weakerIsolation))),
+                  denied = \(q.bind(outcome.denied.map { JSONText.encode($0) }))
                 WHERE id = \(q.bind(executionID)) AND status = 'RUNNING' RETURNING id
                 """)
             if try await connection.changed(q.query, logger) == 0 {

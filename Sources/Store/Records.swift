@@ -27,7 +27,7 @@ enum Records {
         case id, jobID, status, verdict, exitCode, signal, reason, scriptType, scriptSnapshot, policyName, policySnapshot,
              arguments, environment, stdin, priority, stdoutBytes, stderrBytes, stdoutTruncated,
              stderrTruncated, wallMs, cpuMs, memoryPeakBytes, createdAt, startedAt, finishedAt, worker, leaseDeadline,
-             cancelRequested, takeovers, secretEnvironment, tenant, submittedBy, weakerIsolation, outputs
+             cancelRequested, takeovers, secretEnvironment, tenant, submittedBy, weakerIsolation, outputs, denied
 
         var name: String {
             ["id", "job_id", "status", "verdict", "exit_code", "signal", "reason", "script_type", "script_snapshot",
@@ -35,7 +35,7 @@ enum Records {
              "stderr_bytes", "stdout_truncated", "stderr_truncated", "wall_ms", "cpu_ms",
              "memory_peak_bytes", "created_at", "started_at", "finished_at", "worker", "lease_deadline",
              "cancel_requested", "takeovers", "secret_environment", "tenant", "submitted_by", "weaker_isolation",
-             "outputs"][rawValue]
+             "outputs", "denied"][rawValue]
         }
     }
 
@@ -107,6 +107,8 @@ enum Records {
             tenant: tenant(at(.tenant)), submittedBy: optional(.submittedBy),
             weakerIsolation: JSONText.decode([String].self, optional(.weakerIsolation), empty: []))
         execution.outputs = JSONText.decode([String].self, optional(.outputs), empty: [])
+        let denied: String? = optional(.denied)
+        execution.denied = denied.map { JSONText.decode([DeniedSyscall].self, $0, empty: []) }
         return execution
     }
 

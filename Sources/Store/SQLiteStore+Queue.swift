@@ -144,13 +144,13 @@ extension SQLiteStore {
             try db.cached("""
                 UPDATE execution SET status = ?, verdict = ?, exit_code = ?, signal = ?, reason = ?,
                   stdout_bytes = ?, stderr_bytes = ?, stdout_truncated = ?, stderr_truncated = ?, wall_ms = ?, cpu_ms = ?,
-                  memory_peak_bytes = ?, finished_at = ?, lease_deadline = NULL, weaker_isolation = ?
+                  memory_peak_bytes = ?, finished_at = ?, lease_deadline = NULL, weaker_isolation = ?, denied = ?
                 WHERE id = ? AND status = 'RUNNING'
                 """).execute(arguments: [outcome.status.rawValue, outcome.verdict.rawValue, outcome.exitCode, outcome.signal,
                                  outcome.reason, outcome.stdoutBytes, outcome.stderrBytes,
                                  outcome.stdoutTruncated, outcome.stderrTruncated, outcome.usage.wallMs, outcome.usage.cpuMs,
                                  outcome.usage.memoryPeakBytes, Millis.of(outcome.finishedAt),
-                                 JSONText.encode(outcome.weakerIsolation), executionID])
+                                 JSONText.encode(outcome.weakerIsolation), outcome.denied.map(JSONText.encode), executionID])
             if db.changesCount == 0 { try Self.requireStatus(db, executionID, .running, to: outcome.status.rawValue) }
             if outcome.keepsStoredOutput {
                 // The disk had no room for the rest: the output stored while it ran stays, and a

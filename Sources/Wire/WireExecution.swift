@@ -39,6 +39,8 @@ public struct WireExecution: Codable, Sendable, Equatable {
     public var node: String?
     public var cancel_requested: Bool?
     public var weaker_isolation: [String]?
+    /// The calls its policy refused (null: not known).
+    public var denied: [WireDeniedCall]?
 
     /// Whether the execution has ended (every status but PENDING and RUNNING).
     public var isFinal: Bool { status != "PENDING" && status != "RUNNING" }

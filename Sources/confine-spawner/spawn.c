@@ -91,6 +91,7 @@ static int cs_parse(size_t len, uint64_t *id) {
     cs_cfg.unshare_cgroup = (h->options & CS_SPAWN_UNSHARE_CGROUP) != 0;
     cs_cfg.loopback_up = (h->options & CS_SPAWN_LOOPBACK_UP) != 0;
     cs_cfg.seccomp_early = (h->options & CS_SPAWN_SECCOMP_EARLY) != 0;
+    cs_cfg.seccomp_notify = (h->options & CS_SPAWN_SECCOMP_NOTIFY) != 0;
     cs_cfg.pdeathsig = SIGKILL;
     cs_cfg.base_dir = cs_string(strings, h->strings_bytes, h->base_dir, &ok);
     cs_cfg.root_options = cs_string(strings, h->strings_bytes, h->root_options, &ok);

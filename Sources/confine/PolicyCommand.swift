@@ -6,8 +6,8 @@ import Sandbox
 struct PolicyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "policy",
-        abstract: "Check policy files.",
-        subcommands: [Check.self]
+        abstract: "Check, learn and compare policy files.",
+        subcommands: [Check.self, Learn.self, Diff.self]
     )
 
     /// `confine policy check FILE...`: validate and print the effective policy.

@@ -95,6 +95,7 @@ struct RunCommand: AsyncParsableCommand {
             print(String(decoding: try RunReport(result).encoded(), as: UTF8.self))
         } else {
             printError("confine: \(result.summary)")
+            if let denied = result.denied, !denied.isEmpty { printError("confine: refused: \(denied.reportText)") }
         }
         for note in hostFileNotes(policy: request.policy) { printError(note) }
         throw ExitCode(RunExitCode.code(for: result))
@@ -119,17 +120,7 @@ struct RunCommand: AsyncParsableCommand {
             env[String(item[..<eq])] = String(item[item.index(after: eq)...])
         }
 
-        var delivered: [SandboxFile] = []
-        for spec in files {
-            let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
-            let host = parts[0]
-            let target = parts.count > 1 ? parts[1] : "/sandbox/" + URL(fileURLWithPath: host).lastPathComponent
-            guard let data = FileManager.default.contents(atPath: host) else {
-                throw RunCommandError(description: "confine: --file \(spec): cannot read \(host)")
-            }
-            let executable = FileManager.default.isExecutableFile(atPath: host)
-            delivered.append(SandboxFile(path: target, contents: Array(data), executable: executable))
-        }
+        let delivered = try Self.deliveredFiles(files)
 
         var input: [UInt8]?
         if let stdin {
@@ -139,6 +130,22 @@ struct RunCommand: AsyncParsableCommand {
             input = Array(data)
         }
         return RunRequest(policy: policy, command: command, stdin: input, files: delivered, environment: env)
+    }
+
+    /// The host files of `--file HOST_PATH[:TARGET]` options, read (at TARGET, or /sandbox/BASENAME).
+    static func deliveredFiles(_ specs: [String]) throws(RunCommandError) -> [SandboxFile] {
+        var delivered: [SandboxFile] = []
+        for spec in specs {
+            let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
+            guard let host = parts.first else { throw RunCommandError(description: "confine: --file needs HOST_PATH[:TARGET]") }
+            let target = parts.count > 1 ? parts[1] : "/sandbox/" + URL(fileURLWithPath: host).lastPathComponent
+            guard let data = FileManager.default.contents(atPath: host) else {
+                throw RunCommandError(description: "confine: --file \(spec): cannot read \(host)")
+            }
+            let executable = FileManager.default.isExecutableFile(atPath: host)
+            delivered.append(SandboxFile(path: target, contents: Array(data), executable: executable))
+        }
+        return delivered
     }
 
     /// Arguments that name host files the sandbox cannot see: the usual reason a script is
@@ -197,7 +204,20 @@ struct RunReport: Encodable {
     enum Keys: String, CodingKey {
         case verdict, exit_code, signal, wall_ms, cpu_ms, memory_peak_bytes, stdout, stderr
         case stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated, error
-        case stdout_encoding, stderr_encoding, signal_name, oom_kills, error_stage, error_errno
+        case stdout_encoding, stderr_encoding, signal_name, oom_kills, error_stage, error_errno, denied
+    }
+
+    /// One refused call in `denied`.
+    struct Denied: Encodable {
+        let call: DeniedCall
+        enum Keys: String, CodingKey { case syscall, count, action, first_at_ms }
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: Keys.self)
+            try c.encode(call.syscall, forKey: .syscall)
+            try c.encode(call.count, forKey: .count)
+            try c.encode(call.action.rawValue, forKey: .action)
+            try c.encode(call.firstAtMs, forKey: .first_at_ms)
+        }
     }
 
     func encode(to encoder: Encoder) throws {
@@ -226,6 +246,7 @@ struct RunReport: Encodable {
         try c.encode(result.setupFailure?.description, forKey: .error)
         try c.encode(result.setupFailure?.stage, forKey: .error_stage)
         try c.encode(result.setupFailure?.errno, forKey: .error_errno)
+        try c.encode(result.denied?.map(Denied.init), forKey: .denied)
     }
 
     func encoded() throws -> Data {

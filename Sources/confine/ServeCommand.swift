@@ -99,7 +99,7 @@ struct ServeCommand: AsyncParsableCommand {
         let server = APIServer(engine: engine, configuration: configuration, access: store, secrets: secrets,
                                metrics: metrics, logger: Logger(label: "confine.api"))
         let app = server.application(logger: logger) { port in
-            logger.info("listening on http://\(host.contains(":") ? "[\(host)]" : host):\(port) (docs at /docs)")
+            logger.info("listening on http://\(host.contains(":") ? "[\(host)]" : host):\(port) (dashboard at /ui/, docs at /docs)")
         }
         do {
             try await app.runService()

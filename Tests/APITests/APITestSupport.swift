@@ -141,7 +141,8 @@ final class LiveServer: Sendable {
     /// One HTTP exchange. `json` is sent as the body with `Content-Type: application/json`.
     @discardableResult
     func call(_ method: String, _ path: String, json: String? = nil, body: Data? = nil,
-              headers: [String: String] = [:], as credential: Credential = .admin) async throws -> HTTPAnswer {
+              headers: [String: String] = [:], as credential: Credential = .admin,
+              followRedirects: Bool = true) async throws -> HTTPAnswer {
         var request = URLRequest(url: URL(string: baseURL + path)!)
         request.httpMethod = method
         request.timeoutInterval = 60
@@ -157,7 +158,7 @@ final class LiveServer: Sendable {
             request.httpBody = body
         }
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-        let (data, response) = try await URLSession.shared.data(for: request)
+        let (data, response) = try await (followRedirects ? URLSession.shared : NoRedirects.session).data(for: request)
         let http = response as! HTTPURLResponse
         var fields: [String: String] = [:]
         for (name, value) in http.allHeaderFields {
@@ -271,4 +272,14 @@ struct TestFailure: Error, CustomStringConvertible {
 /// A JSON string literal of `s`.
 func quote(_ s: String) -> String {
     String(decoding: try! JSONSerialization.data(withJSONObject: s, options: [.fragmentsAllowed]), as: UTF8.self)
+}
+
+/// A URLSession that answers a redirect as it is (3xx and `Location`) instead of following it.
+final class NoRedirects: NSObject, URLSessionTaskDelegate, Sendable {
+    static let session = URLSession(configuration: .ephemeral, delegate: NoRedirects(), delegateQueue: nil)
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+                    newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void) {
+        completionHandler(nil)
+    }
 }

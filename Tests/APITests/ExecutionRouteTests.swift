@@ -140,7 +140,12 @@ struct ExecutionRouteTests {
             #expect(cancelled["status"] as? String == "CANCELLED")
             #expect(cancelled["verdict"] as? String == "cancelled")
             #expect((cancelled["usage"] as? [String: Any])?["wall_ms"] as? Int ?? 60_000 < 30_000, "killed, not ended by its sleep")
-            try await s.post("/executions/\(id)/cancel").expectProblem(409, "CANCELLED")
+            let again = try await s.post("/executions/\(id)/cancel")
+            again.expectProblem(409)
+            #expect(again.object["detail"] as? String == "execution \(id) is already CANCELLED", "\(again)")
+            let done = try await s.post("/executions/\(try await s.job("quick", "bash", "true"))/run?wait=true")
+            let doneID = try #require(done.object["id"] as? Int)
+            try await s.post("/executions/\(doneID)/cancel").expectProblem(409, "execution \(doneID) is already finished (SUCCESS)")
             try await s.post("/executions/424242/cancel").expectProblem(404, "424242")
         }
     }

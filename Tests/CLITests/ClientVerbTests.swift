@@ -225,7 +225,13 @@ struct ClientVerbTests {
         let o = try server.confine(["exec", "run", "three", "--wait", "--stdin", stdin, "--arg", "arg1"])
         #expect(o.status == 3, "\(o)")
         #expect(o.out == Data("out from stdin\ncafé arg1\n".utf8), "\(o)")
-        #expect(o.err == Data([0x65, 0x72, 0x72, 0xFF, 0x0A]), "\(o)")
+        // stderr: the execution's id, the script's own stderr bytes, then confine run's summary line.
+        let errLines = o.err.split(separator: 0x0A, omittingEmptySubsequences: false)
+        let submitted = String(decoding: errLines.first ?? Data(), as: UTF8.self)
+        #expect(submitted.hasPrefix("confine: execution ") && submitted.hasSuffix(" submitted (job three)"), "\(o)")
+        #expect(errLines.count == 4 && Data(errLines[1]) == Data([0x65, 0x72, 0x72, 0xFF]), "\(o)")
+        let summary = String(decoding: errLines.count > 2 ? Data(errLines[2]) : Data(), as: UTF8.self)
+        #expect(summary.hasPrefix("confine: exited 3 — wall ") && summary.contains(" ms, cpu ") && summary.contains("peak memory"), "\(o)")
 
         let list = try server.confine(["exec", "list", "--json"])
         let page = try CLITests.json(list.stdout)
@@ -350,7 +356,7 @@ struct ClientVerbTests {
         #expect(["execution \(id) CANCELLED\n", "execution \(id) RUNNING cancel requested\n"].contains(cancelled.stdout), "\(cancelled)")
         #expect(try server.waitFor(id) { $0["status"] as? String != "RUNNING" }["status"] as? String == "CANCELLED")
         let again = try server.confine(["exec", "cancel", String(id)])
-        #expect(again.status == 1, "\(again)")
+        #expect(again.status == 1 && again.stderr == "confine: execution \(id) is already CANCELLED\n", "\(again)")
 
         let waiting = try Running(["exec", "run", "sleeper", "--wait", "--server", server.url], environment: ["CONFINE_TOKEN": server.adminToken])
         usleep(1_500_000)
@@ -381,7 +387,9 @@ struct ClientVerbTests {
         } else {
             #expect(o.status == 3, "\(o)")
             #expect(o.out == Data("out 1\nout 2\nout 3\ncaf\u{e9} ".utf8) + Data([0xFF, 0x0A]), "\(o)")
-            #expect(o.err == Data("err 1\nerr 2\nerr 3\n".utf8), "\(o)")
+            // The id first, the script's stderr, then confine run's summary line.
+            let prefix = "confine: execution \(talked) submitted (job talk)\nerr 1\nerr 2\nerr 3\nconfine: exited 3 — wall "
+            #expect(o.stderr.hasPrefix(prefix) && o.stderr.hasSuffix("\n") && o.stderr.split(separator: "\n").count == 5, "\(o)")
         }
 
         // A running execution followed from elsewhere: both streams, or one.
@@ -401,7 +409,9 @@ struct ClientVerbTests {
         #expect(status == 4 || (status == 124 && lines.utf8.starts(with: kept.0)), "\(execution)")
         #expect(b.status == status && b.out == kept.0 && b.err.starts(with: kept.1), "\(b)")
         #expect(e.status == status && e.out.isEmpty && e.err.starts(with: kept.1), "\(e)")
-        if status == 4 { #expect(b.stdout == lines && e.stderr == errors, "\(b)\n\(e)") }
+        if status == 4 {
+            #expect(b.stdout == lines && e.stderr.hasPrefix(errors + "confine: exited 4 — wall "), "\(b)\n\(e)")
+        }
         // Once finished, -f replays and exits at once, like the execution.
         let replay = try server.confine(["exec", "output", String(id), "-f"])
         #expect(replay.status == status && replay.out == kept.0 && replay.err.starts(with: kept.1), "\(replay)")
@@ -543,7 +553,8 @@ struct ClientVerbTests {
         try "server: \(server.url)\ntoken: \(rescue)\n".write(toFile: config, atomically: true, encoding: .utf8)
         chmod(config, 0o644)
         let open = try ClientVerbTests.run(["job", "list"], environment: ["XDG_CONFIG_HOME": home.path])
-        #expect(open.status != 0 && open.stderr.contains("chmod 600"), "\(open)")
+        #expect(open.status == 78 && open.stderr.contains("chmod 600") && !open.stderr.contains("USAGE"), "\(open)")
+        #expect(open.stderr.split(separator: "\n").count == 1, "one line, no usage block: \(open)")
         chmod(config, 0o600)
         let fromFile = try ClientVerbTests.run(["job", "list"], environment: ["XDG_CONFIG_HOME": home.path])
         #expect(fromFile.status == 0, "\(fromFile)")

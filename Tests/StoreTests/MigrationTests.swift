@@ -155,8 +155,28 @@ struct MigrationTests {
         "v11": Fixture(
             fill: { db in
                 try db.execute(sql: """
+                    INSERT INTO job (id, name, script_type, script_content, policy, created_at, updated_at)
+                    VALUES (14, 'mounter', 'python', 'x', 'default', 1700000000000, 1700000000000);
+                    INSERT INTO execution (id, job_id, status, verdict, exit_code, script_type, script_snapshot, policy_name,
+                                           policy_snapshot, concurrency, created_at, finished_at, denied)
+                    VALUES (71, 14, 'SUCCESS', 'exited', 0, 'python', 'x', 'default', 'name: default', 'forbid', 1700000001000,
+                            1700000002000, '[{"action":"errno","count":3,"first_at_ms":12,"syscall":"mount"}]');
+                    INSERT INTO execution (id, job_id, status, script_type, script_snapshot, policy_name,
+                                           policy_snapshot, concurrency, created_at)
+                    VALUES (72, 14, 'PENDING', 'python', 'x', 'default', 'name: default', 'forbid', 1700000003000);
+                    """)
+            },
+            check: { store in
+                let finished = try #require(try await store.execution(id: 71))
+                #expect(finished.denied == [DeniedSyscall(syscall: "mount", count: 3, action: "errno", firstAtMs: 12)])
+                let pending = try #require(try await store.execution(id: 72))
+                #expect(pending.denied == nil, "not known: NULL, not []")
+            }),
+        "v12": Fixture(
+            fill: { db in
+                try db.execute(sql: """
                     INSERT INTO node (name, version, started_at, last_heartbeat_at, stopped_at, workers)
-                    VALUES ('old-host:8000', 'confine (schema v11)', 1700000000000, 1700000005000, 1700000006000, 4);
+                    VALUES ('old-host:8000', 'confine (schema v12)', 1700000000000, 1700000005000, 1700000006000, 4);
                     """)
             },
             check: { store in
@@ -257,7 +277,7 @@ struct MigrationTests {
                                 "stderr_truncated", "wall_ms", "cpu_ms", "memory_peak_bytes", "created_at", "started_at",
                                 "finished_at", "worker", "lease_deadline", "cancel_requested", "takeovers", "secret_environment",
                                 "tenant", "submitted_by", "weaker_isolation", "files", "outputs",
-                                "artifacts_skipped"])
+                                "artifacts_skipped", "denied"])
             let schema = try await store.pool.read(schemaDescription)
             #expect(schema.contains("table execution foreign key job_id -> job on delete CASCADE"))
             #expect(schema.contains("table execution_output foreign key execution_id -> execution on delete CASCADE"))

@@ -106,6 +106,7 @@ enum cs_stage {
     CS_STAGE_SETSID,
     CS_STAGE_RUN_AREA,     /* the memory init shares with the waiting program */
     CS_STAGE_START_PROGRAM,/* telling the waiting program to go */
+    CS_STAGE_SECCOMP_LISTENER, /* handing the filter's listener to init, and init to the server */
     /* Stages of the spawner itself (before clone, or while starting). */
     CS_STAGE_SPAWNER_REQUEST,   /* a malformed or oversized spawn request */
     CS_STAGE_SPAWNER_PIPES,     /* pipe2/socketpair for the new init */
@@ -299,6 +300,10 @@ enum {
     CS_SPAWN_SECCOMP_EARLY = 4,  /* the filter permits what the waiting program calls after it
                                   * (read, write, prlimit64, execve, exit_group): the program
                                   * loads it while the sandbox waits for its run */
+    CS_SPAWN_SECCOMP_NOTIFY = 8, /* the filter's refusals are user notifications: the program
+                                  * loads it with a listener, hands that to init (sendmsg on the
+                                  * go socket), which sends it to the server on the control
+                                  * socket (CS_LISTENER_MAGIC) */
 };
 
 /* One spawn request: this header, then n_mounts cs_wire_mount, then seccomp_len sock_filter
@@ -379,12 +384,53 @@ const char *cs_stage_name(int stage);
  * With allow_list, what the first half lets through then meets a second half that permits only
  * the `allow` names and answers every other syscall ENOSYS (so libc falls back): the two are
  * joined into one program (the first half's "allow" becomes a jump into the second).
+ * With notify, every refusal but clone3's ENOSYS is SECCOMP_RET_USER_NOTIF instead (the caller
+ * passes SCMP_ACT_NOTIFY as `action` too): the listener's holder answers each refused call with
+ * its errno (or kills), and counts it. With notify 2 (a trial run), connect, open, openat and
+ * openat2 are notifications too, which the holder lets through after reading their argument.
  * On failure returns NULL and writes a message. */
 struct sock_filter *cs_build_seccomp(const char *const *deny, int n_deny, uint32_t action,
                                      int deny_clone_namespaces, int deny_tiocsti,
                                      const int *families, int n_families,
-                                     int allow_list, const char *const *allow, int n_allow,
+                                     int allow_list, const char *const *allow, int n_allow, int notify,
                                      size_t *out_len, char *errbuf, size_t errbuf_len);
+
+/* ------------------------------------------------------------ refused calls (user notification) */
+
+/* The message init sends the server on the control socket, with the program's seccomp listener
+ * (SCM_RIGHTS), once the program has loaded its filter. */
+#define CS_LISTENER_MAGIC 0x43534c4eu /* "CSLN" */
+
+/* One refused call, as the supervisor received it (struct seccomp_notif, which Swift cannot
+ * size portably). */
+typedef struct cs_notification {
+    uint64_t id;
+    uint32_t pid;   /* in the receiver's pid namespace (the server's: a host pid) */
+    int32_t nr;
+    uint64_t args[6];
+} cs_notification;
+
+/* SECCOMP_IOCTL_NOTIF_RECV: 0, or -errno (EINTR, ENOENT: the caller went away). */
+int cs_notification_receive(int listener, cs_notification *n);
+/* SECCOMP_IOCTL_NOTIF_SEND: the call fails with `err` (> 0), or, with err == 0, is let through
+ * as if never filtered (SECCOMP_USER_NOTIF_FLAG_CONTINUE: `policy learn`). 0 or -errno (ENOENT:
+ * the caller went away, killed or interrupted). */
+int cs_notification_answer(int listener, uint64_t id, int err);
+/* SECCOMP_IOCTL_NOTIF_ID_VALID: whether the notification `id` still waits (its process has not
+ * gone, so memory read from its pid was its own). */
+int cs_notification_valid(int listener, uint64_t id);
+/* Reads `len` bytes at `address` of process `pid` (process_vm_readv): bytes read, or -errno. */
+ssize_t cs_read_process_memory(pid_t pid, uint64_t address, void *buf, size_t len);
+/* Whether absolute `path` exists in the view of process `pid` (openat2 O_PATH under its
+ * /proc/PID/root with RESOLVE_IN_ROOT and no magic links: nothing the sandbox planted can lead
+ * outside its root). 0 when it exists, else -errno (-ENOENT: it does not). */
+int cs_path_exists_in_root(pid_t pid, const char *path);
+/* Receives the listener init sent on the control socket (non-blocking): the descriptor, -EAGAIN
+ * when nothing is there yet, 0 when init closed the socket without one, or -errno. */
+int cs_receive_listener(int control);
+/* The name of syscall `nr` of this architecture (libseccomp), malloc'ed (the caller frees it),
+ * or NULL when libseccomp does not know it. */
+char *cs_syscall_name(int nr);
 
 /* Helpers Swift's Glibc does not import. */
 static inline int cs_wifexited(int s) { return WIFEXITED(s); }

@@ -77,3 +77,39 @@ extension SeccompPolicy {
         return out
     }
 }
+
+extension Policy {
+    /// Every way this policy allows more than `other`, one item a line: network, limit by
+    /// limit, mount by mount, device by device, the seccomp mode and action, system call by
+    /// system call, socket family by family. Empty when it allows nothing `other` does not.
+    public func allowances(beyond other: Policy) -> [PolicyWidening] {
+        var out: [PolicyWidening] = []
+        for widening in widenings(over: other) where !["filesystem.read_only", "filesystem.devices", "seccomp", "seccomp.socket_families"].contains(widening.field) {
+            out.append(widening)
+        }
+        let theirs = other.filesystem.readOnly.map(\.source)
+        for bind in filesystem.readOnly where !theirs.contains(where: { Self.path(bind.source, isWithin: $0) }) {
+            out.append(.init(field: "filesystem.read_only", detail: "binds \(bind.source)\(bind.target == bind.source ? "" : " at \(bind.target)")"))
+        }
+        for device in filesystem.devices where !other.filesystem.devices.contains(device) {
+            out.append(.init(field: "filesystem.devices", detail: "offers /dev/\(device.rawValue)"))
+        }
+        let mine = Set(SeccompProgram.permittedSyscalls(seccomp)), permittedByOther = Set(SeccompProgram.permittedSyscalls(other.seccomp))
+        for name in mine.subtracting(permittedByOther).sorted() {
+            out.append(.init(field: "seccomp", detail: "allows \(name)"))
+        }
+        if seccomp.mode == .denyList {
+            for name in Set(SeccompProgram.deniedSyscalls(other.seccomp)).subtracting(SeccompProgram.deniedSyscalls(seccomp)).sorted()
+            where !mine.subtracting(permittedByOther).contains(name) {
+                out.append(.init(field: "seccomp", detail: "allows \(name)"))
+            }
+        }
+        for family in seccomp.socketFamilies where !other.seccomp.socketFamilies.contains(family) {
+            out.append(.init(field: "seccomp.socket_families", detail: "allows \(family.rawValue) sockets"))
+        }
+        if seccomp.allow.contains("unshare") && !other.seccomp.allow.contains("unshare") {
+            out.append(.init(field: "seccomp", detail: "lets clone create namespaces (allow: unshare)"))
+        }
+        return out
+    }
+}

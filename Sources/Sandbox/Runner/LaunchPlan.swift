@@ -27,6 +27,7 @@ final class LaunchPlan: Sendable {
         if seccomp != nil && SeccompProgram.permitsWaitingProgram(image.seccomp) {
             options |= Int32(CS_SPAWN_SECCOMP_EARLY)
         }
+        if seccomp?.notifies == true { options |= Int32(CS_SPAWN_SECCOMP_NOTIFY) }
         header.clone_flags = UInt32(flags)
         header.options = UInt32(options)
         header.base_dir = strings.add(image.scratchMountPoint)
@@ -138,6 +139,8 @@ struct SandboxImage: Hashable, Sendable {
     var seccomp: SeccompPolicy
     var scratchMountPoint: String
     var maxDeliveredBytes: UInt64
+    /// A trial run's (`RunRequest.learning`): its filter also shows connects and opens.
+    var learning = false
 
     init(policy: Policy, configuration: SandboxConfiguration) {
         filesystem = policy.filesystem

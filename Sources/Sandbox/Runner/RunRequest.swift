@@ -34,6 +34,10 @@ public struct RunRequest: Sendable {
     /// program can write bounds what it holds. Only while the program runs: deadlines, limits
     /// and cancellation apply as ever, and output left when it ends is read at once.
     public var pauseOutput: (@Sendable () -> Bool)?
+    /// A trial run (`confine policy learn`): every call the policy's filter would refuse is let
+    /// through and recorded in `RunResult.denied` (with the action it would have had). The
+    /// sandbox is otherwise the policy's: namespaces, no capabilities, its mounts and limits.
+    public var learning = false
 
     public init(policy: Policy, command: [String], stdin: [UInt8]? = nil, files: [SandboxFile] = [],
                 environment: [String: String] = [:], overrides: LimitOverrides = LimitOverrides(),

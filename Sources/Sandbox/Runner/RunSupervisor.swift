@@ -58,6 +58,8 @@ final class RunSupervisor: @unchecked Sendable {
         var stderr: Int32
         /// Init's report pipe; -1 when there is none (bare runs).
         var report: Int32
+        /// The control socket the filter's listener comes on; -1 when refusals are not reported.
+        var refusals: Int32 = -1
     }
 
     /// What the watch loop saw.
@@ -71,6 +73,10 @@ final class RunSupervisor: @unchecked Sendable {
         var programGone = false
         var wentAt: Int64
         var endedAt: Int64?
+        /// What the filter refused; nil when not reported.
+        var denied: [DeniedCall]?
+        /// A trial run's connects and missing paths.
+        var trialNotes: [TrialNote] = []
     }
 
     private func execute() -> RunResult {
@@ -82,7 +88,8 @@ final class RunSupervisor: @unchecked Sendable {
         if work.bare { return executeBare(launchBegan: launchBegan, failed: failed) }
 
         let limits = work.policy.limits
-        let image = SandboxImage(policy: work.policy, configuration: sandbox.configuration)
+        var image = SandboxImage(policy: work.policy, configuration: sandbox.configuration)
+        image.learning = work.request.learning
         let plan: LaunchPlan, message: RunMessage, process: SandboxProcess, sendError: Int32?
         do {
             (plan, message) = try prepare(image)
@@ -94,7 +101,9 @@ final class RunSupervisor: @unchecked Sendable {
         let launchMicros = MonotonicClock.nowMicros() - launchBegan
 
         let initPID = process.pid
-        let observed = watch(Channels(stdin: process.takeStdin(), stdout: process.stdout, stderr: process.stderr, report: process.report),
+        let refusals = work.seccomp?.notifies == true ? process.control : -1
+        let observed = watch(Channels(stdin: process.takeStdin(), stdout: process.stdout, stderr: process.stderr, report: process.report,
+                                      refusals: refusals),
                              cgroup: process.cgroup, kill: process.kill,
                              programGone: { cgroup in cgroup.processes().allSatisfy { $0 == initPID } })
         let collected = collectOutputs(process, observed: observed)
@@ -188,7 +197,10 @@ final class RunSupervisor: @unchecked Sendable {
         if let cpuNs { result.cpuMs = Int64(cpuNs / 1_000_000) }
         result.memoryPeakBytes = stats?.memoryPeakBytes ?? result.memoryPeakBytes
         result.oomKills = stats?.oomKills ?? 0
-        if let exited = observed.exitedReport { apply(status: exited.status, to: &result) }
+        result.denied = observed.denied
+        result.trialNotes = observed.trialNotes
+        if observed.killReason == .seccomp { result.signal = SIGSYS }
+        else if let exited = observed.exitedReport { apply(status: exited.status, to: &result) }
         else if observed.killReason != nil { result.signal = SIGKILL }
 
         let cpuLimitNs = UInt64(limits.cpuTimeMs) * 1_000_000
@@ -294,6 +306,10 @@ final class RunSupervisor: @unchecked Sendable {
         let cpuLimitNs = UInt64(limits.cpuTimeMs) * 1_000_000
         let interval = Int64(sandbox.configuration.cpuCheckIntervalMs)
         var nextCpuCheck = wentAt + interval
+        let refusals = io.refusals < 0 ? nil : RefusalListener(
+            control: io.refusals, policy: work.policy.seccomp, learning: work.request.learning, startedAtMs: wentAt,
+            ratePerSecond: work.request.learning ? 1_000_000 : sandbox.configuration.refusalsPerSecond)
+        defer { refusals?.close() }
 
         func killRun(_ reason: KillReason) {
             guard o.killReason == nil, o.endedAt == nil else { return }
@@ -325,6 +341,12 @@ final class RunSupervisor: @unchecked Sendable {
             if !reports.eof { fds.append(pollfd(fd: io.report, events: Int16(POLLIN), revents: 0)) }
             if stdin.fd >= 0 { fds.append(pollfd(fd: stdin.fd, events: Int16(POLLOUT), revents: 0)) }
             fds.append(pollfd(fd: handle.cancelFD, events: Int16(POLLIN), revents: 0))
+            if let refusals {
+                if refusals.control >= 0 { fds.append(pollfd(fd: refusals.control, events: Int16(POLLIN), revents: 0)) }
+                // An empty bucket: the refused call waits (its program's clock running) until a token.
+                if refusals.mayAnswer() { fds.append(pollfd(fd: refusals.fd, events: Int16(POLLIN), revents: 0)) }
+                else { timeout = min(timeout, refusals.msUntilToken) }
+            }
             let polled = poll(&fds, nfds_t(fds.count), Int32(timeout)), pollErrno = errno
             if polled < 0 && pollErrno != EINTR { break }
 
@@ -347,6 +369,14 @@ final class RunSupervisor: @unchecked Sendable {
                     stdin.feed(revents: p.revents)
                 } else if p.fd == handle.cancelFD {
                     killRun(.cancelled)
+                } else if let refusals, p.fd == refusals.control {
+                    refusals.receiveListener()
+                } else if let refusals, p.fd == refusals.fd {
+                    if p.revents & Int16(POLLIN) != 0 {
+                        if refusals.answerOne() != nil { killRun(.seccomp) }
+                    } else {
+                        refusals.listenerEnded()
+                    }
                 }
             }
 
@@ -361,6 +391,8 @@ final class RunSupervisor: @unchecked Sendable {
         }
         stdin.close()
         if io.report < 0 && o.endedAt == nil { o.endedAt = MonotonicClock.nowMs() }
+        o.denied = refusals?.denied
+        o.trialNotes = refusals?.notes ?? []
         return o
     }
 

@@ -216,6 +216,12 @@ public final class Sandbox: Sendable {
                 throw .invalidRequest("run: file \(file.path) is inside the writable tmpfs \(tmpfs.path); delivered files must stay read-only, so place them elsewhere (e.g. /sandbox/...)")
             }
         }
+        if request.learning && configuration.seccomp == .disabled {
+            throw .invalidRequest("run: a trial run records what the seccomp filter refuses, and this sandbox runs without seccomp (seccomp: disabled)")
+        }
+        if request.learning && !SeccompProgram.canReportRefusals(policy.seccomp) {
+            throw .invalidRequest("run: policy \(policy.name) refuses \(SeccompProgram.listenerHandoffCalls.joined(separator: " or ")), which handing its seccomp listener to the server takes: a trial run cannot record under it")
+        }
         var request = request
         request.files += try Self.placeWorkingFiles(request.workingFiles, policy: policy)
         request.workingFiles = []
@@ -226,7 +232,8 @@ public final class Sandbox: Sendable {
         // Without seccomp (a weaker mode the operator asked for), no filter at all.
         if configuration.seccomp == .disabled { return (request, policy, nil) }
         do {
-            return (request, policy, try SeccompProgram.compile(policy.seccomp))
+            return (request, policy, try SeccompProgram.compile(policy.seccomp, notify: configuration.reportRefusals || request.learning,
+                                                                 watch: request.learning))
         } catch {
             throw .seccomp(error)
         }

@@ -71,6 +71,14 @@ public struct SandboxConfiguration: Sendable {
     public var maxDeliveredBytes: UInt64 = 64 << 20
     /// How often the supervisor samples the cgroup's CPU time to enforce the total CPU limit.
     public var cpuCheckIntervalMs: Int = 50
+    /// Whether refused calls are reported (`RunResult.denied`): the filter's refusals become
+    /// user notifications that the run's supervisor answers and counts. false: the filter
+    /// answers them itself, unreported (the launch benchmark's comparison).
+    public var reportRefusals = true
+    /// The most refused calls one run's supervisor answers per second (a token bucket holding
+    /// as many): a program refusing itself in a loop waits for its answers, so it costs the
+    /// server a bounded share of a core. Trial runs (`RunRequest.learning`) are not throttled.
+    public var refusalsPerSecond = 2000
 
     public init() {}
 

@@ -6,8 +6,14 @@ import Synchronization
 public final class SeccompProgram: Sendable {
     /// The instructions (struct sock_filter, 8 bytes each).
     let instructions: [sock_filter]
+    /// Whether its refusals are user notifications, answered (and counted) by the run's
+    /// supervisor through the listener the program hands up (`RefusalListener`).
+    public let notifies: Bool
 
-    init(instructions: [sock_filter]) { self.instructions = instructions }
+    init(instructions: [sock_filter], notifies: Bool) {
+        self.instructions = instructions
+        self.notifies = notifies
+    }
 
     /// Syscalls refused by every policy unless its `seccomp.allow` names them: the ways
     /// sandboxes have been escaped or abused (namespaces and mounts, kernel modules, tracing,
@@ -123,14 +129,40 @@ public final class SeccompProgram: Sendable {
         return waitingProgramCalls.allSatisfy(permitted.contains)
     }
 
-    static let cache = Mutex<[SeccompPolicy: SeccompProgram]>([:])
+    /// What the program's process calls between loading a filter with a listener and handing
+    /// the listener up: `sendmsg` (to init) and `close` (its own copy). A refused call there
+    /// would wait for an answer from a listener nobody holds yet.
+    static let listenerHandoffCalls = ["sendmsg", "close"]
 
-    /// The program for a policy, compiled once and cached.
-    public static func compile(_ policy: SeccompPolicy) throws(SeccompError) -> SeccompProgram {
-        if let cached = cache.withLock({ $0[policy] }) { return cached }
+    /// Whether the policy's refusals can be reported: its filter permits `listenerHandoffCalls`.
+    /// A policy refusing them gets a filter that answers refusals itself, unreported.
+    public static func canReportRefusals(_ policy: SeccompPolicy) -> Bool {
+        let permitted = Set(permittedSyscalls(policy))
+        return listenerHandoffCalls.allSatisfy(permitted.contains)
+    }
+
+    private struct Key: Hashable {
+        var policy: SeccompPolicy
+        var notify: Bool
+        var watch: Bool
+    }
+
+    private static let cache = Mutex<[Key: SeccompProgram]>([:])
+
+    /// The program for a policy, compiled once and cached. With `notify` (only when
+    /// `canReportRefusals`), every refusal but clone3's ENOSYS is a user notification that the
+    /// run's supervisor answers with the same errno (or a kill), counting it.
+    /// With `watch` too (a trial run), connect and the opens are notifications as well, let
+    /// through once their destination or path is read.
+    public static func compile(_ policy: SeccompPolicy, notify: Bool = false, watch: Bool = false) throws(SeccompError) -> SeccompProgram {
+        let notify = notify && canReportRefusals(policy)
+        let watch = watch && notify
+        let key = Key(policy: policy, notify: notify, watch: watch)
+        if let cached = cache.withLock({ $0[key] }) { return cached }
         let names = deniedSyscalls(policy)
         let action: UInt32
         switch policy.action {
+        case _ where notify: action = 0x7fc0_0000  // SCMP_ACT_NOTIFY
         case .errno(let e): action = 0x0005_0000 | (UInt32(e) & 0xffff)  // SCMP_ACT_ERRNO(e)
         case .kill: action = 0x8000_0000  // SCMP_ACT_KILL_PROCESS
         }
@@ -149,7 +181,7 @@ public final class SeccompProgram: Sendable {
                     cs_build_seccomp(deny.baseAddress, Int32(deny.count), action, denyCloneNamespaces, 1,
                                      families.baseAddress, Int32(families.count),
                                      policy.mode == .allowList ? 1 : 0, allow.baseAddress, Int32(allow.count),
-                                     &length, &message, message.count)
+                                     notify ? (watch ? 2 : 1) : 0, &length, &message, message.count)
                 }
             }
         }
@@ -157,8 +189,8 @@ public final class SeccompProgram: Sendable {
             throw SeccompError(message: message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
         }
         defer { free(filter) }
-        let program = SeccompProgram(instructions: Array(UnsafeBufferPointer(start: filter, count: length)))
-        cache.withLock { $0[policy] = program }
+        let program = SeccompProgram(instructions: Array(UnsafeBufferPointer(start: filter, count: length)), notifies: notify)
+        cache.withLock { $0[key] = program }
         return program
     }
 }

@@ -1,3 +1,4 @@
+import Glibc
 import HumanText
 /// How a run ended, precisely: the first of these that applies wins, in this order:
 /// `setup_failed`, `cancelled`, `wall_timeout`, `cpu_timeout`, `memory_limit`, `output_limit`,
@@ -74,6 +75,14 @@ public struct RunResult: Sendable, Equatable {
     /// program ended (`WorkdirCapture`), and those that matched but were not taken, with why.
     public var artifacts: [CollectedFile] = []
     public var skippedArtifacts: [SkippedFile] = []
+    /// The calls the policy's filter refused, in the order first refused; nil when refusals
+    /// could not be reported (no filter, or a policy that refuses what handing up the listener
+    /// takes: `SeccompProgram.canReportRefusals`). In a trial run (`RunRequest.learning`): the
+    /// calls it would have refused, all let through.
+    public var denied: [DeniedCall]?
+    /// A trial run's (`RunRequest.learning`) network and filesystem needs: connections tried
+    /// and paths opened that its view lacks but the host has — to review, never granted.
+    public var trialNotes: [TrialNote] = []
 
     public init(verdict: RunVerdict, exitCode: Int32? = nil, signal: Int32? = nil, wallMs: Int64 = 0,
                 cpuMs: Int64 = 0, memoryPeakBytes: UInt64? = nil, stdout: [UInt8] = [], stderr: [UInt8] = [],
@@ -117,6 +126,9 @@ public struct RunResult: Sendable, Equatable {
         if let peak = memoryPeakBytes { parts.append("peak memory \(Self.approximate(peak))") }
         if stdoutTruncated { parts.append("stdout truncated (\(stdoutBytes) bytes written)") }
         if stderrTruncated { parts.append("stderr truncated (\(stderrBytes) bytes written)") }
+        if verdict == .signaled, signal == SIGSYS, let killer = denied?.first(where: { $0.action == .kill }) {
+            head += " (seccomp: \(killer.syscall) refused)"
+        }
         return "\(head) — " + parts.joined(separator: ", ")
     }
 }

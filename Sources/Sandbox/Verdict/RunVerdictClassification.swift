@@ -10,6 +10,10 @@ public enum RunKill: Sendable, Equatable, CaseIterable {
     case output
     /// The caller cancelled the run.
     case cancelled
+    /// The policy kills on a refused call (`seccomp.action: kill`) and the program made one:
+    /// the sandbox was killed while the call waited (`RunResult.denied` names it). Reported as
+    /// the seccomp kill it is: `signaled`, SIGSYS.
+    case seccomp
 }
 
 /// What was seen of the end of a run, as far as its verdict depends on it: the facts the
@@ -53,6 +57,7 @@ extension RunVerdict {
         case .cancelled: return .cancelled
         case .wall: return .wallTimeout
         case .cpu: return .cpuTimeout
+        case .seccomp: return .signaled
         case .output, nil: break
         }
         if ending.signal == SIGXCPU || (ending.signal == SIGKILL && ending.cpuLimitReached) { return .cpuTimeout }

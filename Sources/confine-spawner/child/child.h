@@ -49,6 +49,7 @@ typedef struct cs_config {
     const struct sock_filter *seccomp_filter;
     unsigned short seccomp_len;
     int seccomp_early;       /* loaded while the program waits for its run (CS_SPAWN_SECCOMP_EARLY) */
+    int seccomp_notify;      /* loaded with a listener, handed up to the server (CS_SPAWN_SECCOMP_NOTIFY) */
 } cs_config;
 
 /* Where init keeps its descriptors, from its first instructions on. */
@@ -88,8 +89,13 @@ int cs_map_run_area(void);
 /* program.c: the program's process, made while the sandbox waits (pid 2). It arms itself
  * (session, capabilities, no_new_privs, the filter when early) and waits on `go_fd` for
  * one byte (init keeps `init_end`); then rlimits, the filter when not early, execve.
- * Returns its pid or -1. */
+ * A filter loaded with a listener (seccomp_notify) sends it to init on `go_fd` at once (one
+ * byte, 'L', with the descriptor) and closes its own copy. Returns its pid or -1. */
 pid_t cs_prepare_program(const cs_config *c, int go_fd, int init_end);
+
+/* init.c: the program's listener, received on the go socket and sent to the server on the
+ * control socket; nothing when the program ended first (it reported why). 0, or -1 with errno. */
+int cs_forward_listener(int go_end, int control);
 
 #define CS_PATH_MAX 4096
 

@@ -35,6 +35,34 @@ static int cs_compact_fds(const cs_config *c) {
     return cs_close_from(5);
 }
 
+int cs_forward_listener(int go_end, int control) {
+    char byte = 0;
+    int fd = -1;
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov;
+    struct msghdr msg;
+    cs_message_to_receive(&msg, &iov, &byte, 1, buf, sizeof buf);
+    ssize_t r = cs_receive_message(go_end, &msg);
+    int n = r > 0 ? cs_message_descriptors(&msg, &fd, 1) : 0;
+    if (r == 0) return 0; /* the program ended before loading its filter (and said why) */
+    if (r != 1 || byte != 'L' || n != 1) {
+        if (n >= 1) close(fd);
+        errno = r < 0 ? errno : EPROTO;
+        return -1;
+    }
+    uint32_t magic = CS_LISTENER_MAGIC;
+    char out[CMSG_SPACE(sizeof(int))];
+    cs_message_to_send(&msg, &iov, &magic, sizeof magic, out, &fd, 1);
+    do {
+        r = sendmsg(control, &msg, MSG_NOSIGNAL);
+    } while (r < 0 && errno == EINTR);
+    int e = errno;
+    close(fd);
+    if (r == (ssize_t)sizeof magic) return 0;
+    errno = r < 0 ? e : EPROTO;
+    return -1;
+}
+
 int cs_init_main(void *arg) {
     const cs_config *c = (const cs_config *)arg;
     int rep = CS_FD_REPORT, ctl = CS_FD_CONTROL;
@@ -80,6 +108,12 @@ int cs_init_main(void *arg) {
     close(0);
     close(1);
     close(2);
+    /* A filter loaded early with a listener: the listener goes to the server now. A server
+     * that has closed the control socket discards this sandbox. */
+    if (c->seccomp_notify && c->seccomp_early && cs_forward_listener(start[0], ctl) != 0) {
+        if (errno == EPIPE || errno == ECONNRESET) _exit(0);
+        cs_fail(rep, CS_STAGE_SECCOMP_LISTENER, 0);
+    }
 
     /* Ready: everything above may have happened long before the run is known. */
     int received = cs_receive_run(ctl);
@@ -90,10 +124,13 @@ int cs_init_main(void *arg) {
     }
     cs_finish_root(c);
     if (cs_write_user_limits(cs_run->header.user_limits, &limit) != 0) cs_fail(rep, CS_STAGE_USER_LIMIT, limit);
-    close(ctl);
     /* A program that has already failed (and reported why) is reaped below. */
     if (send(start[0], "g", 1, MSG_NOSIGNAL) != 1 && errno != EPIPE && errno != ECONNRESET)
         cs_fail(rep, CS_STAGE_START_PROGRAM, 0);
+    /* A filter loaded at the word to go: its listener follows the same way. */
+    if (c->seccomp_notify && !c->seccomp_early && cs_forward_listener(start[0], ctl) != 0)
+        cs_fail(rep, CS_STAGE_SECCOMP_LISTENER, 0);
+    close(ctl);
     close(start[0]);
 
     for (;;) {

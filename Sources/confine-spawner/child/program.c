@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -60,11 +61,29 @@ __attribute__((noreturn)) static void cs_exec(char **paths, int n_paths, char **
     cs_fail(CS_FD_REPORT, CS_STAGE_EXECVE, 0);
 }
 
-/* Loads the policy's seccomp filter, if it has one. */
-static void cs_load_filter(const cs_config *c) {
+/* Loads the policy's seccomp filter, if it has one. With a listener (its refusals are the
+ * server's to answer), the listener goes to init at once, on the go socket, and this process
+ * keeps no copy: only the server can answer its calls. Until the server has it, it is alive
+ * in flight, so a refused call waits for its answer (a call with no listener left would get
+ * ENOSYS). The filter permits the sendmsg and close this takes (SeccompProgram.notifies). */
+static void cs_load_filter(const cs_config *c, int go_fd) {
     if (!c->seccomp_filter) return;
     struct sock_fprog prog = {c->seccomp_len, (struct sock_filter *)c->seccomp_filter};
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) cs_fail(CS_FD_REPORT, CS_STAGE_SECCOMP, 0);
+    unsigned long flags = c->seccomp_notify ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0;
+    long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+    if (listener < 0) cs_fail(CS_FD_REPORT, CS_STAGE_SECCOMP, 0);
+    if (!c->seccomp_notify) return;
+    int fd = (int)listener;
+    char control[CMSG_SPACE(sizeof(int))];
+    struct iovec iov;
+    struct msghdr msg;
+    cs_message_to_send(&msg, &iov, "L", 1, control, &fd, 1);
+    ssize_t r;
+    do {
+        r = sendmsg(go_fd, &msg, MSG_NOSIGNAL);
+    } while (r < 0 && errno == EINTR);
+    if (r != 1) cs_fail(CS_FD_REPORT, CS_STAGE_SECCOMP_LISTENER, 0);
+    close(fd);
 }
 
 struct cs_program_args {
@@ -88,7 +107,7 @@ static int cs_program_main(void *arg) {
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) cs_fail(CS_FD_REPORT, CS_STAGE_NO_NEW_PRIVS, 0);
     /* Loading a filter costs the kernel a compilation (about 150 us for the default policy):
      * done now, off the run's path, when the filter permits every call made below. */
-    if (c->seccomp_early) cs_load_filter(c);
+    if (c->seccomp_early) cs_load_filter(c, a->go_fd);
 
     /* Init's word: the run is in the shared area, its files placed, the root read-only. Its
      * end closed without a word: the sandbox is being discarded. */
@@ -103,7 +122,7 @@ static int cs_program_main(void *arg) {
         struct rlimit rl = {(rlim_t)h->rlimits[i].soft, (rlim_t)h->rlimits[i].hard};
         if (setrlimit(h->rlimits[i].resource, &rl) != 0) cs_fail(CS_FD_REPORT, CS_STAGE_RLIMIT, (int)i);
     }
-    if (!c->seccomp_early) cs_load_filter(c);
+    if (!c->seccomp_early) cs_load_filter(c, a->go_fd);
     cs_exec(cs_run->exec_paths, (int)h->n_exec_paths, cs_run->argv, cs_run->envp);
 }
 

@@ -24,12 +24,22 @@ struct ClientOptions: ParsableArguments {
         _ = try makeClient()
     }
 
+    /// The config file's settings; a file that cannot be used ends the command with its message
+    /// and exit 78 (EX_CONFIG), not a usage block: nothing was wrong with the command line.
+    private func configFile() throws -> ClientConfigFile {
+        do {
+            return try ClientConfigFile.load()
+        } catch {
+            printClientError(error.description)
+            throw ExitCode(error.exitCode)
+        }
+    }
+
     /// The client for `--server`, `$CONFINE_SERVER`, the config file or the default, in that
     /// order, with the token of `--token`, `$CONFINE_TOKEN` or the config file.
-    func makeClient() throws(ValidationError) -> APIClient {
+    func makeClient() throws -> APIClient {
         let environment = ProcessInfo.processInfo.environment
-        let file: ClientConfigFile
-        do { file = try ClientConfigFile.load() } catch { throw ValidationError(error.description) }
+        let file = try configFile()
         var text = server ?? environment["CONFINE_SERVER"] ?? file.server ?? ""
         if text.isEmpty { text = Self.defaultServer }
         // `127.0.0.1:8000` means http://127.0.0.1:8000.
@@ -60,6 +70,8 @@ enum ClientError: Error, CustomStringConvertible {
     case usage(String)
     /// A local input that cannot be read (`--file`, `--stdin`).
     case input(String)
+    /// The client's config file cannot be used (unreadable, invalid, readable by others).
+    case configuration(String)
 
     var description: String {
         switch self {
@@ -72,7 +84,7 @@ enum ClientError: Error, CustomStringConvertible {
             return "cannot reach \(url): \(reason); is `confine serve` running?"
         case .badResponse(let url, let reason):
             return "unexpected answer from \(url): \(reason)"
-        case .usage(let message), .input(let message):
+        case .usage(let message), .input(let message), .configuration(let message):
             return message
         }
     }
@@ -83,6 +95,7 @@ enum ClientError: Error, CustomStringConvertible {
         case .unreachable, .badResponse: return 69
         case .usage: return 64
         case .input: return 66
+        case .configuration: return 78
         }
     }
 

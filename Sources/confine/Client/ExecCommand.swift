@@ -9,7 +9,8 @@ struct ExecCommand: AsyncParsableCommand {
         abstract: "Run jobs on a Confine server; list, show and cancel executions; print their output.",
         discussion: """
             Exit status: 0 done; 1 the server refused (the reason is printed); 64 bad usage; \
-            66 an input file cannot be read; 69 the server cannot be reached or failed. \
+            66 an input file cannot be read; 69 the server cannot be reached or failed; 78 the config file \
+            cannot be used. \
             `exec run --wait` exits like the execution (see `confine exec run --help`).
             """,
         subcommands: [Run.self, List.self, Show.self, Cancel.self, Output.self, Files.self]
@@ -29,21 +30,11 @@ struct ExecCommand: AsyncParsableCommand {
         return "-"
     }
 
-    /// Notes on stderr after `exec run --wait` when the end was not the script's own exit, or
-    /// the output was cut.
+    /// The lines on stderr after `exec run --wait`/`--follow` and `exec output -f`: the summary
+    /// `confine run` prints (how it ended, wall, cpu, peak memory, truncation), then the reason
+    /// when the end was not the script's own exit.
     static func notes(_ e: WireExecution) -> [String] {
-        var notes: [String] = []
-        if let verdict = e.verdict, verdict != "exited" {
-            var text = "execution \(e.id) \(e.status): \(verdict)"
-            if let name = e.signal_name ?? e.signal.map({ "signal \($0)" }) { text += " (\(name))" }
-            if let reason = e.reason { text += ": \(reason)" }
-            notes.append(text)
-        }
-        for (name, truncated, total) in [("stdout", e.stdout_truncated, e.stdout_bytes), ("stderr", e.stderr_truncated, e.stderr_bytes)]
-        where truncated == true {
-            notes.append("note: \(name) was truncated (\(total.map(String.init) ?? "?") bytes written by the script)")
-        }
-        return notes
+        [ExecutionSummary.line(e)] + (ExecutionSummary.reason(e).map { [$0] } ?? [])
     }
 
     /// An execution as `key: value` lines, then its stdout and stderr.
@@ -67,6 +58,9 @@ struct ExecCommand: AsyncParsableCommand {
             fields.add("wall", Display.duration(ms: usage.wall_ms))
             fields.add("cpu", Display.duration(ms: usage.cpu_ms))
             fields.add("memory_peak", Display.bytes(usage.memory_peak_bytes))
+        }
+        if let denied = e.denied, !denied.isEmpty {
+            fields.add("refused", denied.map { "\($0.syscall) ×\($0.count)" + ($0.action == "kill" ? " (killed the run)" : "") }.joined(separator: ", "))
         }
         if let worker = e.worker { fields.add("worker", worker) }
         if e.cancel_requested == true { fields.add("cancel_requested", "true") }

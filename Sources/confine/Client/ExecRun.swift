@@ -11,9 +11,10 @@ extension ExecCommand {
             discussion: """
                 With --script FILE ('-': this process's stdin) and --type (python, bash, …), the script \
                 is sent with the run (POST /executions) and no job is stored. \
-                Without --wait, prints the new execution's id and status and returns at once. With \
-                --wait, follows the execution to its end, prints its stdout and stderr (raw bytes, \
-                to this process's stdout and stderr) and exits like it: its exit code; 128+N when it \
+                Prints the new execution's id on stderr as soon as the server has it. Without --wait, \
+                also prints its id and status on stdout and returns at once. With --wait, follows the execution to its end, prints its \
+                stdout and stderr (raw bytes, to this process's stdout and stderr), then the summary line \
+                `confine run` prints (on stderr), and exits like it: its exit code; 128+N when it \
                 died of signal N; \(RunExitCode.wallTimeout.rawValue) wall_timeout, \(RunExitCode.cpuTimeout.rawValue) cpu_timeout, \
                 \(RunExitCode.memoryLimit.rawValue) memory_limit, \(RunExitCode.outputLimit.rawValue) output_limit, \
                 \(RunExitCode.cancelled.rawValue) cancelled, \(RunExitCode.setupFailed.rawValue) setup_failed or interrupted; \
@@ -58,6 +59,9 @@ extension ExecCommand {
         @Option(name: .customLong("limit"), help: ArgumentHelp("A limit for this run, tighter than the policy's.", valueName: "NAME=VALUE"))
         var limits: [String] = []
 
+        @Option(help: ArgumentHelp("Queue priority, -100 to 100 (higher runs first; default 0; a token may cap it).", valueName: "N"))
+        var priority: Int?
+
         @Option(name: .customLong("file"), help: ArgumentHelp("A local file written at PATH (default: its name) in the run's working directory (repeat for several).", valueName: "LOCAL[:PATH]"))
         var files: [String] = []
 
@@ -71,6 +75,7 @@ extension ExecCommand {
             if script == nil, scriptType != nil || policy != nil { throw ValidationError("--type and --policy go with --script") }
             if script == "-", stdin == "-" { throw ValidationError("--script - and --stdin - cannot both read this process's stdin") }
             if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a number of seconds above 0") }
+            if let priority, !(-100...100).contains(priority) { throw ValidationError("--priority must be from -100 to 100, got \(priority)") }
             if follow, options.json { throw ValidationError("--follow prints the output as it comes and --json the final answer: give one of them") }
         }
 
@@ -90,10 +95,12 @@ extension ExecCommand {
                 if !limits.isEmpty { body.limits = try parsePairs(limits, flag: "--limit") }
                 if !files.isEmpty { body.files = try await readInputFiles(files, flag: "--file") }
                 if !outputs.isEmpty { body.outputs = outputs }
+                body.priority = priority
                 let target = try await target(client: client, options: body)
 
                 guard let interrupts else {
                     let (accepted, response) = try await client.fetch(WireRunAccepted.self, "POST", target.path, json: target.body(nil, nil))
+                    printClientError("execution \(accepted.execution_id) submitted (\(target.label))")
                     if options.json { printJSON(response) } else { print("execution \(accepted.execution_id) \(accepted.status)") }
                     return
                 }
@@ -123,7 +130,7 @@ extension ExecCommand {
                     encodeBody(WireAdHocRunRequest(script_type: scriptType, script_content: content, policy: policy,
                                                    stdin: options.stdin, stdin_base64: options.stdin_base64,
                                                    arguments: options.arguments, environment: options.environment,
-                                                   limits: options.limits, wait: wait, wait_timeout: timeout,
+                                                   limits: options.limits, priority: options.priority, wait: wait, wait_timeout: timeout,
                                                    files: options.files, outputs: options.outputs))
                 }
             }
@@ -141,6 +148,7 @@ extension ExecCommand {
             let deadline = timeout.map { ContinuousClock.now + .milliseconds(Int64($0 * 1000)) }
             let (accepted, _) = try await client.fetch(WireRunAccepted.self, "POST", target.path, json: target.body(nil, nil))
             let id = accepted.execution_id
+            printClientError("execution \(id) submitted (\(target.label))")
             let following = OutputFollowing(client: client, executionID: id, stream: nil, shouldStop: {
                 interrupts.fired || deadline.map { ContinuousClock.now >= $0 } == true
             })
@@ -175,6 +183,7 @@ extension ExecCommand {
             }
             var (execution, response) = first
             let id = execution.id
+            spinner.note("execution \(id) submitted (\(target.label))")
             var pause = Duration.milliseconds(100)
             while !execution.isFinal {
                 spinner.update("execution \(id) \(execution.status)")
@@ -208,8 +217,8 @@ extension ExecCommand {
                     let output = try await client.send("GET", "/executions/\(id)/output", query: [("stream", stream)])
                     writeAll(output.body, to: stream == "stdout" ? 1 : 2)
                 }
-                for note in ExecCommand.notes(execution) { printClientError(note) }
             }
+            for note in ExecCommand.notes(execution) { printClientError(note) }
             throw ExitCode(RunExitCode.code(for: execution))
         }
 

@@ -125,7 +125,7 @@ struct JobCommand: AsyncParsableCommand {
     struct Update: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Change a job.",
-            discussion: "Only the given fields change. --limit, --arg and --env replace the job's limits, arguments and environment as a whole."
+            discussion: "Only the given fields change. --limit, --arg and --env replace the job's limits, arguments and environment as a whole; --secret-env sets secret variables and keeps the job's others."
         )
 
         @OptionGroup var options: ClientOptions
@@ -159,10 +159,21 @@ struct JobCommand: AsyncParsableCommand {
         @Option(name: .customLong("input"), help: ArgumentHelp("The job's input files (replacing all of them): LOCAL written at PATH (default: its name).", valueName: "LOCAL[:PATH]"))
         var inputs: [String] = []
 
+        @Option(name: .customLong("secret-env"), help: ArgumentHelp("Set a secret variable, keeping the job's others (NAME=@FILE reads the value from FILE).", valueName: "NAME=VALUE"))
+        var secrets: [String] = []
+
+        @Option(name: .customLong("remove-secret-env"), help: ArgumentHelp("Remove the job's secret variable NAME.", valueName: "NAME"))
+        var removedSecrets: [String] = []
+
         func validate() throws {
             if name == nil, scriptType == nil, !script.isGiven, script.inputFiles.isEmpty, policy == nil, limits.isEmpty,
-               concurrency == nil, arguments.isEmpty, environment.isEmpty, inputs.isEmpty {
-                throw ValidationError("nothing to change: give --name, --type, --file, --script, --policy, --limit, --concurrency, --arg, --env or --input")
+               concurrency == nil, arguments.isEmpty, environment.isEmpty, inputs.isEmpty, secrets.isEmpty, removedSecrets.isEmpty {
+                throw ValidationError("nothing to change: give --name, --type, --file, --script, --policy, --limit, --concurrency, --arg, --env, "
+                                      + "--input, --secret-env or --remove-secret-env")
+            }
+            let set = Set(secrets.map { String($0.prefix(while: { $0 != "=" })) })
+            if let both = removedSecrets.first(where: set.contains) {
+                throw ValidationError("--secret-env \(both)=… and --remove-secret-env \(both): give one of them")
             }
         }
 
@@ -177,9 +188,24 @@ struct JobCommand: AsyncParsableCommand {
                 if !inputs.isEmpty || !script.inputFiles.isEmpty {
                     body.files = try await readInputFiles(script.inputFiles, flag: "--file") + readInputFiles(inputs, flag: "--input")
                 }
+                if !secrets.isEmpty { body.secret_environment = try await secretValues(secrets) }
+                var json = encodeBody(body)
+                if !removedSecrets.isEmpty {
+                    // A secret is removed by a null value, which the wire type cannot hold.
+                    var object = (try? JSONSerialization.jsonObject(with: json)) as? [String: Any] ?? [:]
+                    var merged = object["secret_environment"] as? [String: Any] ?? [:]
+                    for name in removedSecrets { merged[name] = NSNull() }
+                    object["secret_environment"] = merged
+                    json = (try? JSONSerialization.data(withJSONObject: object)) ?? json
+                }
                 let (current, _) = try await client.job(job)
-                let (job, response) = try await client.fetch(WireJob.self, "PATCH", "/jobs/\(current.id)", json: encodeBody(body))
-                if options.json { printJSON(response) } else { print("job \(job.id) \(job.name) updated") }
+                let (job, response) = try await client.fetch(WireJob.self, "PATCH", "/jobs/\(current.id)", json: json)
+                if options.json { printJSON(response); return }
+                print("job \(job.id) \(job.name) updated")
+                if let cleared = job.secret_environment_cleared, !cleared.isEmpty {
+                    printClientError("the new script, type or policy cleared the secret variables \(cleared.joined(separator: ", ")); "
+                                     + "set them again with --secret-env")
+                }
             }
         }
     }

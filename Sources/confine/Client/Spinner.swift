@@ -7,9 +7,15 @@ final class Spinner: Sendable {
     private static let frames = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"]
     private let label: Mutex<String>
     private let task: Mutex<Task<Void, Never>?> = Mutex(nil)
+    /// Held while a frame or a note is written, so that they never interleave.
+    private let output = Mutex(())
+
+    /// Whether the spinner is drawn (stderr is a terminal).
+    let enabled: Bool
 
     init(enabled: Bool, label: String) {
         self.label = Mutex(label)
+        self.enabled = enabled
         guard enabled else { return }
         let start = ContinuousClock.now
         task.withLock {
@@ -19,7 +25,7 @@ final class Spinner: Sendable {
                     let elapsed = ContinuousClock.now - start
                     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
                     let text = "\r\u{1B}[2K\(Self.frames[frame % Self.frames.count]) \(self.label.withLock { $0 }) \(String(format: "%.1f", seconds))s"
-                    writeAll(Data(text.utf8), to: 2)
+                    self.output.withLock { _ in writeAll(Data(text.utf8), to: 2) }
                     frame += 1
                     try? await Task.sleep(for: .milliseconds(100))
                 }
@@ -28,6 +34,13 @@ final class Spinner: Sendable {
     }
 
     func update(_ label: String) { self.label.withLock { $0 = label } }
+
+    /// Writes `confine: <message>` on a line of its own on stderr (the spinner, when it runs,
+    /// is redrawn below it).
+    func note(_ message: String) {
+        let clear = enabled ? "\r\u{1B}[2K" : ""
+        output.withLock { _ in writeAll(Data("\(clear)confine: \(message)\n".utf8), to: 2) }
+    }
 
     /// Stops redrawing and clears the line.
     func stop() async {
