@@ -8,7 +8,7 @@ DEB_RUNTIME  := bash python3 python3-venv coreutils curl
 DEB_BENCH    := hyperfine bubblewrap wrk
 BIN          := .build/$(CONFIGURATION)/confine
 
-.PHONY: all deps build test test-cgroup2 run demo bench chaos soak clean ui screenshots
+.PHONY: all deps build test test-cgroup2 run demo bench chaos chaos-postgres soak clean ui screenshots
 
 all: build
 
@@ -27,12 +27,17 @@ build: deps
 # script, and a bounded schemathesis run against a real server (zero 5xx allowed). Then the
 # dashboard in headless Chromium (Debian's chromium + chromium-driver, Selenium from PyPI; about
 # 20 s once installed): sign in, create, run and watch a job, cancel, a 422, an XSS probe.
+# The tests run beside a throwaway PostgreSQL cluster (scripts/with-postgres.sh: initdb in a
+# temporary folder, a unix socket there, removed at the end; Debian's postgresql installed when
+# missing): the store suite runs against SQLite and PostgreSQL both, then the API suite once
+# more with its servers on PostgreSQL (CONFINE_TEST_STORE=postgres), beside three real nodes.
 API_RECORD   := .build/api-exchanges.jsonl
 
 test: deps
 	$(SWIFT) build --build-tests
 	@rm -f $(API_RECORD)
-	CONFINE_API_RECORD=$(CURDIR)/$(API_RECORD) CONFINE_SANDBOX_CPU_WEIGHT=100 CONFINE_TEST_SECRET=hunter2 $(SWIFT) test --skip-build
+	CONFINE_API_RECORD=$(CURDIR)/$(API_RECORD) CONFINE_SANDBOX_CPU_WEIGHT=100 CONFINE_TEST_SECRET=hunter2 \
+	  scripts/with-postgres.sh sh -c '$(SWIFT) test --skip-build && CONFINE_TEST_STORE=postgres $(SWIFT) test --skip-build --filter "APITests|MultiNodeTests"'
 	@scripts/check-leftovers.sh
 	@scripts/api-check/check-all.sh .build/debug/confine $(API_RECORD)
 	@scripts/browser/run.sh .build/debug/confine
@@ -75,6 +80,7 @@ bench: deps
 	$(SWIFT) build -c release --product confine
 	@scripts/bench-api.sh .build/release/confine
 	@scripts/bench-follow.sh .build/release/confine
+	@scripts/with-postgres.sh python3 scripts/bench-nodes.py .build/release/confine
 
 # kill -9 of confine serve, 20 times at random points under a steady submission load: every
 # execution a client was given an id for must be found and end with a true reason, and nothing
@@ -82,6 +88,11 @@ bench: deps
 # restart's cleanup (scripts/chaos.py says what it checks; CHAOS_CYCLES, CHAOS_SEED, CHAOS_KEEP=1).
 chaos: build
 	@python3 scripts/chaos.py $(BIN)
+
+# The same with three nodes on one throwaway PostgreSQL database: each cycle kills one node
+# (scripts/chaos.py, PostgreSQL mode).
+chaos-postgres: build
+	@CHAOS_POSTGRES=1 scripts/with-postgres.sh python3 scripts/chaos.py $(BIN)
 
 # A steady mix of hostile and ordinary scripts for SOAK_SECONDS (180): the server's memory,
 # descriptors and threads at the start and the end (bounds stated in scripts/soak.py),

@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .target(
@@ -49,7 +50,12 @@ let package = Package(
         .target(name: "Credentials", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "Store",
-            dependencies: ["Domain", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "Domain",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(
             name: "Engine",
@@ -89,12 +95,16 @@ let package = Package(
             path: "Benchmarks/LaunchBench"
         ),
         // The test harness shared by the API and CLI tests: a `confine serve` process.
-        .target(name: "ConfineTestSupport", path: "Tests/TestSupport"),
+        .target(
+            name: "ConfineTestSupport",
+            dependencies: [.product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestSupport"
+        ),
         .testTarget(name: "HumanTextTests", dependencies: ["HumanText"]),
         .testTarget(name: "DomainTests", dependencies: ["Domain"]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "HumanText", "ConfineTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Sandbox", "ConfineTestSupport"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "Domain"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Domain", "ConfineTestSupport"]),
         .testTarget(name: "CredentialsTests", dependencies: ["Credentials"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Store", "Domain", "Sandbox", "ConfineTestSupport"]),
         .testTarget(

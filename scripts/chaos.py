@@ -24,6 +24,12 @@ lost or something survived; 2 when the harness itself failed.
 
 Environment: CHAOS_CYCLES (20), CHAOS_CLIENTS (2), CHAOS_WORKERS (2), CHAOS_SEED (random),
 CHAOS_KEEP=1 keeps the working folder (server log, database) for a look afterwards.
+
+PostgreSQL mode (CHAOS_POSTGRES=1, `make chaos-postgres`, inside scripts/with-postgres.sh, which
+gives CONFINE_TEST_POSTGRES_URL): three nodes (node_timeout 3s) on one new database share the
+load (each client submits to a node at random); each cycle kills one node at random and starts it
+again under the same node name. The same checks hold; an execution interrupted by a kill ends
+either at its node's restart or, when another node saw it dead first, by that node's takeover.
 """
 import glob
 import http.client
@@ -129,10 +135,12 @@ def count(found):
 # --- The load ---------------------------------------------------------------------------------
 
 class Load:
-    """Client threads submitting runs of the jobs, at random, until stopped."""
+    """Client threads submitting runs of the jobs, at random, until stopped (to one server, or to
+    one of several at random)."""
 
     def __init__(self, server, jobs, rng):
-        self.server, self.jobs, self.rng = server, jobs, rng
+        self.servers = server if isinstance(server, list) else [server]
+        self.server, self.jobs, self.rng = self.servers[0], jobs, rng
         self.lock = threading.Lock()
         self.accepted = {}      # execution id -> job name
         self.submitted = 0      # requests sent to a listening server
@@ -153,10 +161,11 @@ class Load:
             t.join()
 
     def client(self, rng):
-        c = Client(self.server, timeout=10)
         weights = [j["weight"] for j in self.jobs]
+        c = Client(self.server, timeout=10)
         while not self.stopping.is_set():
             job = rng.choices(self.jobs, weights)[0]
+            c = Client(rng.choice(self.servers), timeout=10)
             try:
                 # A connection per request: a request refused while the server is down is known
                 # never to have been sent; one cut off was sent, and may or may not have been taken.
@@ -219,7 +228,7 @@ def judge(execution, expected_stdout, kills):
             return f"interrupted without started_at/finished_at ({execution.get('started_at')}, {execution.get('finished_at')})"
         if not any(started - SLACK_S <= k <= finished + SLACK_S for k in kills):
             return f"interrupted, but no kill fell between its start and its end ({execution['started_at']} .. {execution['finished_at']})"
-        if "server stopped" not in reason:
+        if "server stopped" not in reason and "node_timeout" not in reason:
             return f"interrupted with reason {reason!r}"
         if not expected_stdout.startswith(stdout):
             return f"interrupted with stdout {stdout[-80:]!r}, which is not what its script wrote"
@@ -227,10 +236,142 @@ def judge(execution, expected_stdout, kills):
     return f"{status} (verdict {verdict}, reason {reason!r})"
 
 
+def main_postgres(binary, url):
+    """Three nodes on one PostgreSQL database; each cycle kills one at random and restarts it."""
+    import subprocess
+    import urllib.parse
+    import uuid
+    rng = random.Random(SEED)
+    folder = tempfile.mkdtemp(prefix="confine-chaos-pg.")
+    parts = urllib.parse.urlparse(url)
+    host = urllib.parse.parse_qs(parts.query).get("host", [parts.hostname or "localhost"])[0]
+    name = "confine_chaos_" + uuid.uuid4().hex[:12]
+
+    def psql(statement):
+        subprocess.run(["psql", "-h", host, "-p", str(parts.port or 5432), "-U", urllib.parse.unquote(parts.username or ""),
+                        "-d", parts.path.lstrip("/"), "-qAt", "-c", statement], check=True, stdout=subprocess.DEVNULL,
+                       env=dict(os.environ, PGPASSWORD=urllib.parse.unquote(parts.password or "")))
+
+    psql(f"CREATE DATABASE {name}")
+    database = urllib.parse.urlunparse(parts._replace(path="/" + name))
+    servers = []
+    load = None
+    try:
+        log(f"PostgreSQL mode: 3 nodes, {CYCLES} kill -9 cycles, {CLIENTS} clients, {WORKERS} workers each, seed {SEED}")
+        for n in range(3):
+            node_folder = os.path.join(folder, f"node{n}")
+            os.makedirs(node_folder)
+            server = Server(binary, node_folder, WORKERS, extra_config=f"node_name: chaos-node-{n}\nnode_timeout: 3s\n",
+                            database=database)
+            server.start()
+            servers.append(server)
+        token = next(s.token for s in servers if s.token)
+        for s in servers:
+            s.token = token
+
+        def admin():
+            return Client(rng.choice([s for s in servers if s.proc.poll() is None]), timeout=10)
+
+        jobs = []
+        c = admin()
+        for job_name, script_type, script, expected_out, weight in JOBS:
+            status, payload = c.request("POST", "/jobs", {"name": job_name, "script_type": script_type,
+                                                          "script_content": script, "concurrency": "allow"})
+            if status != 200:
+                raise HarnessError(f"POST /jobs {job_name} -> {status} {payload}")
+            jobs.append({"id": payload["id"], "name": job_name, "expected": expected_out, "weight": weight})
+        c.close()
+        expected = {j["name"]: j["expected"] for j in jobs}
+        load = Load(servers, jobs, rng)
+        load.start()
+        kills, survived = [], []
+        t0 = time.monotonic()
+        for cycle in range(1, CYCLES + 1):
+            time.sleep(rng.uniform(0.5, 3.0))
+            victim = rng.choice(servers)
+            pid = victim.proc.pid
+            tree = descendants(pid)
+            kills.append(time.time())
+            victim.kill()
+            leftovers = Leftovers(pid, tree, victim.tmpdir)
+            time.sleep(rng.uniform(0, 4))  # sometimes past node_timeout: the other nodes take over
+            victim.start()
+            victim.token = token
+            left = leftovers.scan()
+            if count(left):
+                survived.append(f"cycle {cycle}: {left}")
+            accepted = load.snapshot()
+            c = admin()
+            executions = fetch(c, accepted)
+            c.close()
+            missing = sorted(i for i, e in executions.items() if e is None)
+            if missing:
+                raise HarnessError(f"after cycle {cycle}: executions missing {missing[:10]}")
+            log(f"cycle {cycle:2}: killed node {os.path.basename(victim.folder)} (pid {pid}), restarted; "
+                f"{len(accepted)} ids accepted so far, all found")
+        load.stop()
+        accepted = load.snapshot()
+        deadline = time.monotonic() + 300
+        c = admin()
+        while True:
+            executions = fetch(c, accepted)
+            open_ = [i for i, e in executions.items() if e is None or e["status"] not in FINAL]
+            if not open_ or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        lost, untrue, statuses, nodes = [], [], {}, {}
+        for i, e in sorted(executions.items()):
+            if e is None or e["status"] not in FINAL:
+                lost.append(f"{i}: {'missing' if e is None else e['status']}")
+                continue
+            why = judge(e, expected[accepted[i]], kills)
+            if why:
+                untrue.append(f"{i} ({accepted[i]}): {why}")
+            key = e["status"] + ("/" + e["verdict"] if e["status"] != "SUCCESS" else "")
+            statuses[key] = statuses.get(key, 0) + 1
+            nodes[e.get("node")] = nodes.get(e.get("node"), 0) + 1
+        finished = sum(statuses.values())
+        print()
+        print(f"Confine chaos, PostgreSQL mode — {CYCLES} kill -9 of one of 3 nodes under load (seed {SEED})")
+        print(f"  accepted             {len(accepted):6}   ({load.unanswered} cut off by a kill before any answer)")
+        print(f"  finished             {finished:6}   ({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))})")
+        print(f"  ran on               {', '.join(f'{k} {v}' for k, v in sorted(nodes.items(), key=str))}")
+        print(f"  lost                 {len(lost) + len(untrue):6}   (must be 0); {time.monotonic() - t0:.0f} s in all")
+        failures = lost + untrue + survived + load.problems
+        for line in failures[:20]:
+            print(f"  FAIL {line}")
+        return 1 if failures else 0
+    except HarnessError as e:
+        log(f"ERROR {e}")
+        for s in servers:
+            sys.stderr.write(s.log_tail())
+        return 2
+    finally:
+        if load:
+            load.stopping.set()
+        for s in servers:
+            if s.proc and s.proc.poll() is None:
+                s.stop()
+        try:
+            psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        except subprocess.CalledProcessError:
+            pass
+        if KEEP:
+            log(f"kept {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def main():
     binary, status = runnable_binary(sys.argv, log)
     if binary is None:
         return status
+    if os.environ.get("CHAOS_POSTGRES") == "1":
+        url = os.environ.get("CONFINE_TEST_POSTGRES_URL")
+        if not url:
+            log("CHAOS_POSTGRES=1 needs CONFINE_TEST_POSTGRES_URL (make chaos-postgres runs it inside scripts/with-postgres.sh)")
+            return 2
+        return main_postgres(binary, url)
     rng = random.Random(SEED)
     folder = tempfile.mkdtemp(prefix="confine-chaos.")
     server = Server(binary, folder, WORKERS)

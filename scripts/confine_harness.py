@@ -22,7 +22,7 @@ def runnable_binary(argv, log):
     """The confine binary named on the command line (default: the debug build), and None with
     the exit status when the scenario cannot run here: 2 without the binary, 0 (skipped, said
     so) without root, which the sandbox needs for namespaces and cgroups."""
-    binary = argv[1] if len(argv) > 1 else os.path.join(REPO, ".build/debug/confine")
+    binary = os.path.abspath(argv[1]) if len(argv) > 1 else os.path.join(REPO, ".build/debug/confine")
     if not os.access(binary, os.X_OK):
         log(f"{binary} not found; build it first (swift build --product confine)")
         return None, 2
@@ -91,8 +91,12 @@ class Server:
     `extra_policies`: name -> YAML), its log appended to `folder`/server.log, its TMPDIR
     `folder`/server-tmp. The port stays the same across restarts unless it was taken."""
 
-    def __init__(self, binary, folder, workers, extra_config="", extra_policies=None):
+    def __init__(self, binary, folder, workers, extra_config="", extra_policies=None, database=None):
+        """`database`: a postgres:// URL shared with other servers instead of `folder`/confine.sqlite
+        (then the server runs in `folder`, its ./var holds its own files, and only the server that
+        made the first token has one: the others' `token` must be set by the caller)."""
         self.binary, self.folder, self.workers, self.extra_config = binary, folder, workers, extra_config
+        self.database = database
         self.port = free_port()
         self.tmpdir = os.path.join(folder, "server-tmp")
         os.makedirs(self.tmpdir)
@@ -110,7 +114,8 @@ class Server:
     def config(self):
         path = os.path.join(self.folder, "confine.yaml")
         with open(path, "w") as f:
-            f.write(f"listen: 127.0.0.1:{self.port}\ndatabase: {self.folder}/confine.sqlite\n"
+            database = f'"{self.database}"' if self.database else f"{self.folder}/confine.sqlite"
+            f.write(f"listen: 127.0.0.1:{self.port}\ndatabase: {database}\n"
                     f"policies: {self.policies}\nworkers: {self.workers}\nqueue_limit: 100000\n"
                     f"shutdown_grace: 2s\nlog_format: text\nlog_level: notice\n{self.extra_config}")
         return path
@@ -122,7 +127,7 @@ class Server:
                 log_file.write(f"--- start {self.starts + 1} (port {self.port}) ---\n")
                 log_file.flush()
                 self.proc = subprocess.Popen([self.binary, "serve", "--config", self.config()], stdout=log_file,
-                                             stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                                             stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=self.folder)
             self.starts += 1
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and self.proc.poll() is None:
@@ -131,8 +136,10 @@ class Server:
                     c.request("GET", "/health")
                     if c.getresponse().status == 200:
                         c.close()
-                        with open(os.path.join(self.folder, "admin.token")) as f:
-                            self.token = f.read().strip()
+                        token_file = os.path.join(self.folder, "var/admin.token" if self.database else "admin.token")
+                        if os.path.exists(token_file) or not self.database:
+                            with open(token_file) as f:
+                                self.token = f.read().strip()
                         return
                 except OSError:
                     pass

@@ -2,6 +2,7 @@ import Credentials
 import Domain
 import Engine
 import Foundation
+import Prometheus
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -37,6 +38,8 @@ public struct APIServer: Sendable {
         self.secrets = secrets
         self.metrics = metrics
         self.authenticator = Authenticator(store: access, publicRoutes: configuration.openRoutes, logger: logger)
+        // /metrics says which node answered (nodes sharing a database are scraped one by one).
+        metrics.registry.makeGauge(name: "confine_node_info", labels: [("node", engine.configuration.workerName)]).set(to: 1.0)
     }
 
     var store: any ExecutionStore { engine.store }
@@ -77,7 +80,10 @@ public struct APIServer: Sendable {
         ArtifactRoutes(server: self).register(table)
         MetaRoutes(server: self).register(table)
         AccessRoutes(server: self).register(table)
+        NodeRoutes(server: self).register(table)
         DashboardRoutes(server: self).register(table)
+        // /metrics says which node answered (nodes sharing a database are scraped one by one).
+        metrics.registry.makeGauge(name: "confine_node_info", labels: [("node", engine.configuration.workerName)]).set(to: 1.0)
         return (router, table)
     }
 

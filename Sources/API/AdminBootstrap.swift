@@ -18,21 +18,33 @@ public enum AdminBootstrap {
             guard (info.st_mode & S_IFMT) == S_IFREG || (info.st_mode & S_IFMT) == S_IFLNK else {
                 throw SecretBoxError.file("\(file) exists and is not a file; move it away or set admin_token_file")
             }
-            guard unlink(file) == 0 else {
-                throw SecretBoxError.file("cannot replace the stale \(file): \(String(cString: strerror(errno)))")
-            }
         }
-        try SecretFile.create(file, contents: text + "\n")
+        // Written beside its place first; it takes the file's name only once this server's
+        // token is the first (several servers may start at once on one shared database).
+        let partial = file + ".partial-\(getpid())"
+        unlink(partial)
+        try SecretFile.create(partial, contents: text + "\n")
+        let token: AccessToken
         do {
-            let token = try await access.createToken(NewAccessToken(
-                name: "admin", role: .admin, tenant: "admin", digest: TokenMint.digest(text), createdAt: Date()))
-            try await access.appendAudit(AuditEntry(at: Date(), tokenID: nil, tokenName: nil, role: nil, action: "token.create",
-                                                    targetType: "token", targetID: String(token.id), address: nil,
-                                                    detail: "first admin token, written to \(file)"))
+            guard let first = try await access.createFirstToken(NewAccessToken(
+                name: "admin", role: .admin, tenant: "admin", digest: TokenMint.digest(text), createdAt: Date())) else {
+                unlink(partial)
+                return false
+            }
+            token = first
         } catch {
-            unlink(file)
+            unlink(partial)
             throw error
         }
+        guard rename(partial, file) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(partial)
+            _ = try? await access.revokeToken(id: token.id, now: Date())
+            throw SecretBoxError.file("cannot write \(file): \(reason); the token made for it was revoked; make an admin token with confine token create admin --role admin --database DATABASE")
+        }
+        try await access.appendAudit(AuditEntry(at: Date(), tokenID: nil, tokenName: nil, role: nil, action: "token.create",
+                                                targetType: "token", targetID: String(token.id), address: nil,
+                                                detail: "first admin token, written to \(file)"))
         return true
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Store
 import HumanText
 import Sandbox
 
@@ -62,6 +63,16 @@ struct ConfigurationValue {
     /// A path, not empty; `what` says which kind ("a file path").
     func path(_ what: String) throws(ConfigurationError) -> String {
         guard !text.isEmpty else { throw failure("expected \(what)") }
+        return text
+    }
+
+    /// A database: a SQLite file path or a postgres:// URL (its password never in the error).
+    func database() throws(ConfigurationError) -> String {
+        do {
+            _ = try DatabaseLocation.parse(text)
+        } catch {
+            throw failure(error.text.isEmpty ? error.reason : "\(error.text): \(error.reason)")
+        }
         return text
     }
 

@@ -107,6 +107,7 @@ enum Representations {
         wire.stderr_truncated = e.stderrTruncated
         wire.usage = WireUsage(wall_ms: e.usage.wallMs, cpu_ms: e.usage.cpuMs, memory_peak_bytes: e.usage.memoryPeakBytes)
         wire.worker = e.worker
+        wire.node = e.worker
         wire.cancel_requested = e.cancelRequested
         wire.weaker_isolation = e.weakerIsolation
         wire.denied = e.denied?.map { WireDeniedCall(syscall: $0.syscall, count: $0.count, action: $0.action, first_at_ms: $0.firstAtMs) }

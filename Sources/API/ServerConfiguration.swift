@@ -13,8 +13,11 @@ public struct ServerConfiguration: Sendable {
     /// Host and port the HTTP server binds (loopback by default).
     public var host = "127.0.0.1"
     public var port = 8000
-    /// The SQLite database file, created on first start.
+    /// The database: a SQLite file, created on first start, or a `postgres://` URL shared by
+    /// every node (`databaseLocation`); validated when read.
     public var database = "./var/confine.sqlite"
+    /// The database as a location (printed with its password hidden).
+    public var databaseLocation: DatabaseLocation { (try? DatabaseLocation.parse(database)) ?? .sqlite(path: database) }
     /// Room held back on the database's disk (a file beside it) so that running executions can
     /// still be stored when the disk fills; 0 for none.
     public var diskReserveBytes = SQLiteStore.defaultReserveBytes
@@ -74,8 +77,8 @@ public struct ServerConfiguration: Sendable {
     public var secretsKey: String?
     public var secretsKeyFile: String?
 
-    /// The folder of the database file.
-    var databaseFolder: String { (database as NSString).deletingLastPathComponent.isEmpty ? "." : (database as NSString).deletingLastPathComponent }
+    /// This node's own folder: the SQLite file's, or `./var` with PostgreSQL (`DatabaseLocation.stateFolder`).
+    var databaseFolder: String { databaseLocation.stateFolder }
     /// The admin token file in force.
     public var effectiveAdminTokenFile: String { adminTokenFile ?? databaseFolder + "/admin.token" }
     /// The secrets key file in force.
@@ -86,12 +89,19 @@ public struct ServerConfiguration: Sendable {
     /// How long an `Idempotency-Key` answers a repeat of its request the same (`idempotency_ttl`).
     public var idempotencyTTL: Duration = .seconds(24 * 3600)
 
+    /// This node's name among the nodes sharing a database (`node_name`); nil: the host name
+    /// plus the port (`effectiveNodeName`).
+    public var nodeName: String?
+    /// This node's name in force.
+    public var effectiveNodeName: String { nodeName ?? "\(ProcessInfo.processInfo.hostName):\(port)" }
+
     public init() {}
 
     /// Every key of the file, with what it takes (also the order of `confine serve --help`).
     public static let keys: [(key: String, env: String, help: String)] = [
         ("listen", "CONFINE_LISTEN", "host:port to bind (default 127.0.0.1:8000)"),
-        ("database", "CONFINE_DATABASE", "SQLite file (default ./var/confine.sqlite)"),
+        ("database", "CONFINE_DATABASE",
+         "SQLite file, or postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME[?sslmode=…|?host=/socket/folder] shared by every node (default ./var/confine.sqlite)"),
         ("disk_reserve", "CONFINE_DISK_RESERVE",
          "room held back beside the database to finish running executions when its disk fills (default 8MiB; 0: none)"),
         ("policies", "CONFINE_POLICIES", "policies folder (default ./policies)"),
@@ -134,6 +144,10 @@ public struct ServerConfiguration: Sendable {
         ("secrets_key_file", "CONFINE_SECRETS_KEY_FILE", "file of the secrets key, made 0600 if missing (default secrets.key beside the database)"),
         ("allow_weaker", "CONFINE_ALLOW_WEAKER",
          "isolation the host may lack: a list of cgroups, seccomp (default none: the start is refused, naming what is missing)"),
+        ("node_name", "CONFINE_NODE_NAME",
+         "this node's name among the nodes sharing a database, unique to it and kept across restarts (default: the host name plus the port)"),
+        ("node_timeout", "CONFINE_NODE_TIMEOUT",
+         "a node silent this long is dead and its RUNNING executions end interrupted (default 30s; heartbeats every sixth of it)"),
         ("retention", "", "mapping: keep_per_job, max_age, interval"),
         ("retention.keep_per_job", "CONFINE_RETENTION_KEEP_PER_JOB", "finished executions kept per job"),
         ("retention.max_age", "CONFINE_RETENTION_MAX_AGE", "finished executions kept this long (e.g. 30d)"),
@@ -274,7 +288,7 @@ public struct ServerConfiguration: Sendable {
         let value = ConfigurationValue(text: text, file: file, key: env ?? key)
         switch key {
         case "listen": (host, port) = try value.hostAndPort()
-        case "database": database = try value.path("a file path")
+        case "database": database = try value.database()
         case "disk_reserve": diskReserveBytes = value.isZero ? 0 : try value.size(max: 1 << 30)
         case "policies": policies = try value.path("a folder path")
         case "workers": engine.workers = try value.count(1...1024)
@@ -306,6 +320,16 @@ public struct ServerConfiguration: Sendable {
         case "admin_token_file": adminTokenFile = try value.path("a file path")
         case "secrets_key": secretsKey = try value.secretsKey()
         case "secrets_key_file": secretsKeyFile = try value.path("a file path")
+        case "node_name":
+            let name = try value.path("a node name")
+            guard name.count <= 200, !name.contains(where: { $0.isNewline }) else {
+                throw value.failure("a node name is one line of at most 200 characters")
+            }
+            nodeName = name
+        case "node_timeout":
+            let timeout = try value.duration()
+            guard timeout >= .seconds(3) else { throw value.failure("node_timeout must be at least 3s (heartbeats go every sixth of it)") }
+            engine.nodeTimeout = timeout
         case "retention.keep_per_job": engine.keepPerJob = try value.count(0...1_000_000_000)
         case "retention.max_age": engine.maxAge = try value.duration()
         case "retention.interval": engine.retentionInterval = try value.duration()

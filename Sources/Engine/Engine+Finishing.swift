@@ -9,8 +9,11 @@ extension Engine {
     /// Stores the end of an execution. When the database's disk is full: with its complete
     /// output if that fits, else with the output stored while it ran (the reason says so); when
     /// not even that fits, tries again every second, keeping the lease, until it fits or the
-    /// engine stops (the next start then ends the execution as interrupted). Returns what was
-    /// stored, or nil.
+    /// engine stops (the next start then ends the execution as interrupted). When the database
+    /// cannot be reached (a PostgreSQL server down or unreachable): the end waits in memory
+    /// (one per worker at most: the worker takes no new work meanwhile, so it is bounded by
+    /// `workers` and the output caps), said once in the log, and is stored when the database
+    /// answers again. Returns what was stored, or nil.
     func storeEnd(_ outcome: ExecutionOutcome, of execution: Execution) async -> ExecutionOutcome? {
         let about = Self.metadata(execution)
         var outcome = outcome
@@ -20,17 +23,44 @@ extension Engine {
         let note = "the database's disk was full when this execution ended: only the output stored while it ran was kept"
         lean.reason = [outcome.reason, note].compactMap { $0 }.joined(separator: "; ")
         var warned = false
+        var unreachable = false
+        var retryNow = false
         while true {
-            for attempt in [outcome, lean] {
+            attempts: for attempt in [outcome, lean] {
                 do {
                     _ = try await store.finish(executionID: execution.id, attempt)
+                    if unreachable {
+                        configuration.logger.notice("the database answers again: the end of this execution was stored", metadata: about)
+                    }
                     return attempt
                 } catch StoreError.diskFull {
                     continue
+                } catch StoreError.unavailable(let why) {
+                    if state.withLock({ $0.interrupting }) {
+                        configuration.logger.warning("""
+                            stopping with the end of this execution unstored (the database is unavailable: \(why)); \
+                            it ends as interrupted
+                            """, metadata: about)
+                        return nil
+                    }
+                    if !unreachable {
+                        unreachable = true
+                        configuration.logger.warning("""
+                            the database is unavailable (\(why)): the end of this execution is kept in memory and stored \
+                            once it answers
+                            """, metadata: about)
+                    }
+                    try? await Task.sleep(for: .seconds(1))
+                    retryNow = true
+                    break attempts
                 } catch {
                     configuration.logger.warning("storing the end of the execution failed: \(error)", metadata: about)
                     return nil
                 }
+            }
+            if retryNow {
+                retryNow = false
+                continue
             }
             if !warned {
                 warned = true

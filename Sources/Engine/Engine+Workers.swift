@@ -20,8 +20,14 @@ extension Engine {
             do {
                 claimed = try await store.claimNext(worker: configuration.workerName,
                                                     leaseUntil: Date() + configuration.leaseDuration.seconds, now: Date())
+                if state.withLock({ s in defer { s.claimsFailing = false }; return s.claimsFailing }) {
+                    configuration.logger.notice("claiming works again")
+                }
             } catch {
-                configuration.logger.warning("claiming failed: \(error)", metadata: ["worker": "\(index)"])
+                // Said once per outage (every worker retries at each wake-up, at least every second).
+                if state.withLock({ s in defer { s.claimsFailing = true }; return !s.claimsFailing }) {
+                    configuration.logger.warning("claiming failed: \(error); retrying every second", metadata: ["worker": "\(index)"])
+                }
                 claimed = nil
             }
             if let claimed {

@@ -37,6 +37,8 @@ public final class Engine: Sendable {
         var live: [Int64: LiveOutput] = [:]
         /// Cancellations asked for an execution this engine has claimed but not started yet.
         var cancelled: Set<Int64> = []
+        /// Claims fail now (the database is unavailable): said once, until one works again.
+        var claimsFailing = false
         var draining = false
         var interrupting = false
         var workers: [Task<Void, Never>] = []
@@ -70,9 +72,11 @@ public final class Engine: Sendable {
     public func start() async throws(EngineError) -> [Execution] {
         let interrupted: [Execution]
         do {
-            interrupted = try await store.interruptRunning(
-                worker: nil, reason: "the server stopped while this execution ran; its sandbox was removed at restart",
-                now: Date())
+            interrupted = try await store.recoverAtStart(
+                node: configuration.workerName,
+                reason: "the server stopped while this execution ran; its sandbox was removed at restart", now: Date())
+            try await store.registerNode(name: configuration.workerName, version: configuration.nodeVersion,
+                                         workers: max(1, configuration.workers))
             metrics.queueDepth.set(try await store.pendingCount())
         } catch {
             throw Self.wrap(error)
@@ -102,7 +106,7 @@ public final class Engine: Sendable {
                 await self.applyRetention()
             }
         }
-        state.withLock { $0.background += [ticker, retention] }
+        state.withLock { $0.background += [ticker, retention, nodeWatch(), storeEvents()] }
         if configuration.sendsWebhooks {
             let sender = Task { [self] in await self.runWebhooks() }
             state.withLock { $0.background.append(sender) }
@@ -132,6 +136,11 @@ public final class Engine: Sendable {
         for worker in workers { await worker.value }
         background.forEach { $0.cancel() }
         for task in background { await task.value }
+        do {
+            try await store.stopNode(name: configuration.workerName)
+        } catch {
+            configuration.logger.warning("could not mark node \(configuration.workerName) stopped: \(error)")
+        }
     }
 
     // MARK: Requests

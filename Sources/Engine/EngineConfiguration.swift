@@ -56,8 +56,15 @@ public struct EngineConfiguration: Sendable {
     /// Where the engine logs: every line about an execution carries `execution_id` and
     /// `job_id`; a finished execution is one info line; store failures are warnings.
     public var logger = Logger(label: "confine.engine")
-    /// This engine's name in leases (`host:pid` by default).
+    /// This engine's name in leases and the node's name among the nodes sharing a store
+    /// (`node_name`: `confine serve` makes it the host name plus port by default, stable across
+    /// restarts, so a restarted node recovers its own executions; `host:pid` otherwise).
     public var workerName: String = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)"
+    /// A node whose heartbeat is older than this is dead (`node_timeout`): any live node ends
+    /// its RUNNING executions as `interrupted`. Heartbeats go every sixth of it (at least 1 s apart).
+    public var nodeTimeout: Duration = .seconds(30)
+    /// What this node says it runs, in the nodes' table.
+    public var nodeVersion: String = "confine"
 
     /// Opens a sealed secret value (jobs' secret environment) just before a sandbox starts;
     /// nil: this engine has no key, and a job with secrets fails to start, saying so.

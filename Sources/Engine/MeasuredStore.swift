@@ -30,6 +30,7 @@ struct MeasuredStore: ExecutionStore {
     }
 
     func jobFiles(id: Int64) async throws -> [InputFile] { try await base.jobFiles(id: id) }
+    func sealedValueSample() async throws -> String? { try await base.sealedValueSample() }
     func executionFiles(id: Int64) async throws -> [InputFile] { try await base.executionFiles(id: id) }
     func artifacts(executionID: Int64) async throws -> (execution: Execution, files: [Artifact], skipped: [SkippedArtifact])? {
         try await base.artifacts(executionID: executionID)
@@ -128,6 +129,26 @@ struct MeasuredStore: ExecutionStore {
     func prune(keepPerJob: Int?, olderThan: Date?) async throws -> Int {
         try await metrics.timed(.prune) { try await base.prune(keepPerJob: keepPerJob, olderThan: olderThan) }
     }
+
+    // MARK: Nodes (passed through)
+
+    func registerNode(name: String, version: String, workers: Int) async throws {
+        try await base.registerNode(name: name, version: version, workers: workers)
+    }
+    func heartbeat(node: String) async throws { try await base.heartbeat(node: node) }
+    func stopNode(name: String) async throws { try await base.stopNode(name: name) }
+    func nodes(timeout: Duration) async throws -> [NodeRecord] { try await base.nodes(timeout: timeout) }
+    func recoverAtStart(node: String, reason: String, now: Date) async throws -> [Execution] {
+        let interrupted = try await metrics.timed(.interruptRunning) { try await base.recoverAtStart(node: node, reason: reason, now: now) }
+        for execution in interrupted { metrics.finished(execution) }
+        return interrupted
+    }
+    /// Other nodes' executions: not counted by this node's gauges (nor timed: it runs with
+    /// every heartbeat and changes nothing while no node is dead).
+    func interruptDeadNodes(timeout: Duration, reason: String) async throws -> [Execution] {
+        try await base.interruptDeadNodes(timeout: timeout, reason: reason)
+    }
+    func events() -> AsyncStream<StoreEvent> { base.events() }
 
     // MARK: Retries
 

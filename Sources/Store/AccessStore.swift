@@ -9,6 +9,10 @@ public protocol AccessStore: Sendable {
     func tokensVersion() -> String?
     /// Stores a token by its digest.
     func createToken(_ token: NewAccessToken) async throws -> AccessToken
+    /// Stores the first token: only when the store has none at all, checked and written
+    /// atomically (of several servers starting at once on one database, exactly one gets it);
+    /// nil when a token exists already.
+    func createFirstToken(_ token: NewAccessToken) async throws -> AccessToken?
     /// The token with this digest and the digest as stored (for a constant-time comparison).
     func token(digest: Data) async throws -> (token: AccessToken, digest: Data)?
     func token(id: Int64) async throws -> AccessToken?

@@ -8,7 +8,7 @@ import Foundation
 /// implementation can follow for several worker machines (claim with
 /// `FOR UPDATE SKIP LOCKED`, leases renewed by a heartbeat, expired leases taken over).
 /// Methods throw `StoreError`.
-public protocol ExecutionStore: Sendable, ScheduleStore, WebhookStore {
+public protocol ExecutionStore: NodeStore, ScheduleStore, WebhookStore {
     // MARK: Jobs
     func createJob(_ job: NewJob) async throws -> Job
     func job(id: Int64) async throws -> Job?
@@ -92,6 +92,10 @@ public protocol ExecutionStore: Sendable, ScheduleStore, WebhookStore {
     /// Deletes finished executions beyond the newest `keepPerJob` of each job and/or finished
     /// before `olderThan`. Returns how many were deleted.
     func prune(keepPerJob: Int?, olderThan: Date?) async throws -> Int
+    /// One secret value as stored (sealed with the secrets key), or nil when no job has any: a
+    /// server starting checks that its key opens it (every node sharing a database needs the
+    /// same key).
+    func sealedValueSample() async throws -> String?
     /// Why the store takes no new data now (`.diskFull`), or nil. Cheap enough for a readiness
     /// check; asking may itself end a full state whose disk has room again.
     func refusalOfNewData() async -> StoreError?

@@ -34,6 +34,7 @@ enum Migrations {
         Version(name: "v12", migrate: v12),
         Version(name: "v13", migrate: v13),
         Version(name: "v14", migrate: v14),
+        Version(name: "v15", migrate: v15),
     ]
 
     /// The versions' names, oldest first.
@@ -392,12 +393,28 @@ enum Migrations {
         try db.execute(sql: "ALTER TABLE execution ADD COLUMN denied TEXT")
     }
 
+    /// Nodes (issue 13): a heartbeat row per `confine serve` process sharing the database —
+    /// on SQLite the one server; on PostgreSQL every node (`GET /nodes`).
+    @Sendable
+    static func v12(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE node (
+              name TEXT PRIMARY KEY,
+              version TEXT NOT NULL,
+              started_at INTEGER NOT NULL,
+              last_heartbeat_at INTEGER NOT NULL,
+              stopped_at INTEGER,
+              workers INTEGER NOT NULL DEFAULT 0
+            );
+            """)
+    }
+
     /// Schedules: a job's schedule in its row (NULL cron: none), its next slot indexed for the
     /// scheduler; the slots claimed, one row per (job, slot time) — the unique key that makes a
     /// slot fire once whatever restarts or nodes — with the execution queued or why it was
     /// skipped; and what started each execution (`run_trigger`) with the slot it was for.
     @Sendable
-    static func v12(_ db: Database) throws {
+    static func v13(_ db: Database) throws {
         try db.execute(sql: """
             ALTER TABLE job ADD COLUMN schedule_cron TEXT;
             ALTER TABLE job ADD COLUMN schedule_timezone TEXT;
@@ -429,7 +446,7 @@ enum Migrations {
     /// retries and the earliest it may start — the durable not-before the queue's claim skips
     /// until it is due.
     @Sendable
-    static func v13(_ db: Database) throws {
+    static func v14(_ db: Database) throws {
         try db.execute(sql: """
             ALTER TABLE job ADD COLUMN retry TEXT;
             ALTER TABLE execution ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
@@ -444,7 +461,7 @@ enum Migrations {
     /// durable delivery queue (one row per delivery, its id sent on every attempt) and every
     /// attempt (time, status code or error, duration).
     @Sendable
-    static func v14(_ db: Database) throws {
+    static func v15(_ db: Database) throws {
         try db.execute(sql: """
             ALTER TABLE job ADD COLUMN callback TEXT;
             ALTER TABLE execution ADD COLUMN callback TEXT;

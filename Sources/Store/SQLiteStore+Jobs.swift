@@ -133,6 +133,13 @@ extension SQLiteStore {
         }
     }
 
+    public func sealedValueSample() async throws -> String? {
+        let text = try await read { db in
+            try String.fetchOne(db, sql: "SELECT secret_environment FROM job WHERE secret_environment <> '{}' LIMIT 1")
+        }
+        return JSONText.decode([String: String].self, text, empty: [:]).values.sorted().first
+    }
+
     public func jobFiles(id: Int64) async throws -> [InputFile] {
         try await read { db in
             FileColumn.decode(try Data.fetchOne(db.cached("SELECT files FROM job WHERE id = ?"), arguments: [id]))

@@ -35,6 +35,8 @@ public struct WireExecution: Codable, Sendable, Equatable {
     public var stderr_truncated: Bool?
     public var usage: WireUsage?
     public var worker: String?
+    /// The node that ran it (`node_name` of the `confine serve` that claimed it); nil while PENDING.
+    public var node: String?
     public var cancel_requested: Bool?
     public var weaker_isolation: [String]?
     /// The calls its policy refused (null: not known).

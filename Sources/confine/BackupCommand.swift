@@ -21,7 +21,7 @@ struct BackupCommand: ParsableCommand {
             self-contained file with the database's permissions.
 
             Exit status: 0 done; 64 bad usage (FILE exists without --force, FILE is the \
-            database); 74 the database cannot be read or the copy cannot be written or checked \
+            database, the database is PostgreSQL: use pg_dump); 74 the database cannot be read or the copy cannot be written or checked \
             (the path and the reason are printed); 78 an invalid configuration.
             """
     )
@@ -69,6 +69,13 @@ struct BackupCommand: ParsableCommand {
             source = try ServerConfiguration.load(file: config, environment: environment).database
         } catch {
             throw .configuration(error.description)
+        }
+        if case .postgres(let address) = try? DatabaseLocation.parse(source) {
+            throw .usage("""
+                the database is PostgreSQL (\(address)): back it up with PostgreSQL's own tools, e.g. \
+                pg_dump --format=custom --file=\(file) '\(address.urlWithoutPassword)' (give the password through PGPASSWORD or ~/.pgpass), \
+                and restore with pg_restore; confine backup copies SQLite files only
+                """)
         }
 
         var sourceInfo = stat()

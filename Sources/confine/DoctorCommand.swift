@@ -6,6 +6,7 @@ import Foundation
 import Glibc
 import HumanText
 import Sandbox
+import Store
 
 /// `confine doctor`: checks that this host can run Confine — kernel, user namespaces, cgroups,
 /// seccomp, privileges, policies, runtimes (each tried in a real sandbox) and the database's
@@ -27,11 +28,14 @@ struct DoctorCommand: AsyncParsableCommand {
     @Option(name: .long, help: "A YAML configuration file (as for `confine serve`).")
     var config: String?
 
+    @Option(name: .long, help: ArgumentHelp("The database to check (as for `confine serve`): a SQLite file or a postgres:// URL.", valueName: "PATH|URL"))
+    var database: String?
+
     @Flag(name: .long, help: "Print one JSON object: {\"checks\": [{name, status, detail, fix}], \"ok\": bool}.")
     var json = false
 
     func run() async throws {
-        let checks = await Doctor(configFile: config).checks()
+        let checks = await Doctor(configFile: config, database: database).checks()
         let ok = !checks.contains { $0.status == .missing }
         if json {
             let encoder = JSONEncoder()
@@ -103,21 +107,25 @@ struct DoctorReport: Encodable {
 /// The checks themselves, in the order they are printed.
 struct Doctor {
     var configFile: String?
+    /// `--database`, over the configuration's.
+    var database: String?
 
     func checks() async -> [DoctorCheck] {
         var checks: [DoctorCheck] = [kernel(), privileges(), userNamespaces()]
+        var environment = ProcessInfo.processInfo.environment
+        if let database { environment["CONFINE_DATABASE"] = database }
 
         var configuration = ServerConfiguration()
         if let configFile {
             do {
-                configuration = try ServerConfiguration.load(file: configFile)
+                configuration = try ServerConfiguration.load(file: configFile, environment: environment)
                 checks.append(.ok("configuration", configFile))
             } catch {
                 checks.append(.missing("configuration", error.description, fix: "correct \(configFile) (see `confine serve --help` for its keys)"))
             }
         } else {
             do {
-                configuration = try ServerConfiguration.load(file: nil)
+                configuration = try ServerConfiguration.load(file: nil, environment: environment)
             } catch {
                 checks.append(.missing("configuration", error.description, fix: "correct or unset that CONFINE_* variable"))
             }
@@ -159,7 +167,10 @@ struct Doctor {
             guard let runtime = configuration.engine.runtimes[type] else { continue }
             checks.append(await self.runtime(type.rawValue, runtime, policy: policies?["default"], sandbox: sandbox))
         }
-        checks.append(databaseFolder(configuration.database))
+        switch configuration.databaseLocation {
+        case .sqlite(let path): checks.append(databaseFolder(path))
+        case .postgres(let address): checks.append(await postgres(address))
+        }
         return checks
     }
 
@@ -340,6 +351,31 @@ struct Doctor {
             return .missing(name, "\(interpreter) --version in a sandbox: \(result.summary)\(said.map { ": \($0)" } ?? "")",
                             fix: "make sure \(hostPath) and its libraries are under the default policy's read-only paths; `confine run -- \(interpreter) --version` reproduces it")
         }
+    }
+
+    /// A PostgreSQL database: reachable, at a schema this build can use, and a clock close to
+    /// this host's (heartbeats are compared across nodes).
+    func postgres(_ address: PostgresAddress) async -> DoctorCheck {
+        let name = "database"
+        let found: PostgresInspection
+        do {
+            found = try await PostgresInspection.inspect(address)
+        } catch {
+            return .missing(name, "\(error)", fix: "start PostgreSQL or correct database (CONFINE_DATABASE): the host, port, user, password (PGPASSWORD is not read; put it in the URL) and database name")
+        }
+        let known = StoreSchema.latest
+        if !found.unknownVersions.isEmpty {
+            return .missing(name, "\(address): schema version \(found.unknownVersions.last!), written by a newer Confine; this one knows up to \(known)",
+                            fix: "run the newer Confine on this node")
+        }
+        let schema = found.schemaVersion.map { "schema \($0)" + ($0 == known ? "" : " (migrated to \(known) at the next start)") }
+            ?? "empty (the first node's start creates the schema \(known))"
+        let skew = "clock skew \(found.clockSkewMs) ms (round trip \(found.roundTripMs) ms)"
+        let detail = "\(address): PostgreSQL \(found.serverVersion), \(schema), \(skew)"
+        if abs(found.clockSkewMs) > 1000 {
+            return .warn(name, detail, fix: "synchronize this host's clock (chrony or systemd-timesyncd): nodes judge each other's heartbeats against node_timeout")
+        }
+        return .ok(name, detail)
     }
 
     /// The database's folder (or its nearest existing ancestor, where SQLiteStore would create it) is writable.

@@ -8,7 +8,8 @@ import CoreMetrics
 import Sandbox
 import Store
 
-/// `confine serve`: the REST API and the engine, on the embedded SQLite store.
+/// `confine serve`: the REST API and the engine, on the embedded SQLite store or a PostgreSQL
+/// database shared by any number of nodes.
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
@@ -36,7 +37,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "host:port to listen on (default 127.0.0.1:8000).")
     var listen: String?
 
-    @Option(name: .long, help: "The SQLite database file (default ./var/confine.sqlite).")
+    @Option(name: .long, help: "The SQLite database file (default ./var/confine.sqlite), or a postgres:// URL shared by every node.")
     var database: String?
 
     @Option(name: .long, help: "The policies folder (default ./policies).")
@@ -66,16 +67,19 @@ struct ServeCommand: AsyncParsableCommand {
         var configuration = try loadConfiguration()
         Self.bootstrapLogging(configuration)
         configuration.engine.logger = Logger(label: "confine.engine")
+        configuration.engine.workerName = configuration.effectiveNodeName
+        configuration.engine.nodeVersion = "confine (schema \(StoreSchema.latest))"
         let logger = Logger(label: "confine")
         let openFiles = Self.raiseOpenFileLimit()
         if config == nil, policies == nil, ProcessInfo.processInfo.environment["CONFINE_POLICIES"] == nil {
             configuration.policies = PolicyDirectory.locate()
         }
         let policySet = try Self.loadPolicies(configuration)
-        let store = try Self.openStore(configuration, logger: logger)
+        let store = try await Self.openStore(configuration, logger: logger)
         try Self.adaptIsolation(&configuration, logger: logger)
         let secrets = try Self.loadSecrets(configuration)
         configuration.engine.openSecret = { sealed in try secrets.open(sealed) }
+        try await Self.checkSecrets(secrets, store, configuration)
         try await Self.ensureAdmin(store, configuration, logger: logger)
         let sandbox = try Self.makeSandbox(configuration)
         // One registry for the engine, the HTTP server and any library reporting to MetricsSystem.
@@ -85,7 +89,7 @@ struct ServeCommand: AsyncParsableCommand {
                             metrics: metrics.engine)
         try await Self.start(engine, logger: logger)
         logger.info("""
-            store \(configuration.database), policies \(configuration.policies) (\(policySet.names.joined(separator: ", "))), \
+            store \(configuration.databaseLocation), policies \(configuration.policies) (\(policySet.names.joined(separator: ", "))), \
             \(configuration.engine.workers) workers, cgroup \(sandbox.cgroups?.version.rawValue ?? "none"), \
             up to \(openFiles) open files
             """)

@@ -58,14 +58,33 @@ extension ServeCommand {
         return policySet
     }
 
-    /// The database, opened and migrated.
-    static func openStore(_ configuration: ServerConfiguration, logger: Logger) throws(ServeFailure) -> SQLiteStore {
+    /// The database, opened and migrated: the SQLite file, or the PostgreSQL server (tried for
+    /// up to `PostgresStore.defaultConnectTimeout`, then the start stops naming the address,
+    /// its password hidden, and the reason).
+    static func openStore(_ configuration: ServerConfiguration, logger: Logger) async throws(ServeFailure) -> any ConfineStore {
+        let location: DatabaseLocation
+        do { location = try DatabaseLocation.parse(configuration.database) } catch {
+            throw ServeFailure(code: 78, message: error.description)
+        }
         do {
-            let store = try SQLiteStore(path: configuration.database, reserveBytes: configuration.diskReserveBytes)
-            if let note = store.folderNote { logger.warning("\(note)") }
-            return store
+            switch location {
+            case .sqlite(let path):
+                let store = try SQLiteStore(path: path, reserveBytes: configuration.diskReserveBytes)
+                if let note = store.folderNote { logger.warning("\(note)") }
+                return store
+            case .postgres(let address):
+                // This node's own files (admin.token, secrets.key) live where SQLite would be.
+                let folder = location.stateFolder
+                if !FileManager.default.fileExists(atPath: folder) {
+                    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true,
+                                                            attributes: [.posixPermissions: 0o700])
+                }
+                logger.info("connecting to PostgreSQL at \(address)")
+                return try await PostgresStore.open(address, maximumConnections: max(8, configuration.engine.workers * 2 + 8),
+                                                    logger: Logger(label: "confine.store"))
+            }
         } catch {
-            throw ServeFailure(code: 74, message: "database: \(error)")
+            throw ServeFailure(code: 74, message: "database: \(PostgresAddress.redact("\(error)"))")
         }
     }
 
@@ -95,8 +114,28 @@ extension ServeCommand {
         }
     }
 
+    /// The secrets key opens what the database holds sealed: every node sharing a database
+    /// needs the same key, and one with another key must not start (it could run no job with
+    /// secrets, and would seal new ones no other node can open).
+    static func checkSecrets(_ secrets: SecretBox, _ store: any ExecutionStore, _ configuration: ServerConfiguration) async throws(ServeFailure) {
+        let sample: String?
+        do { sample = try await store.sealedValueSample() } catch {
+            throw ServeFailure(code: 74, message: "database: \(error)")
+        }
+        guard let sample else { return }
+        do {
+            _ = try secrets.open(sample)
+        } catch {
+            let key = configuration.secretsKey != nil ? "secrets_key (CONFINE_SECRETS_KEY)" : configuration.effectiveSecretsKeyFile
+            throw ServeFailure(code: 78, message: """
+                secrets: the key of \(key) cannot open the secret values stored in \(configuration.databaseLocation) \
+                (\(error)); every node of one database needs the same secrets_key — copy it from a running node
+                """)
+        }
+    }
+
     /// On the first start, an admin token written to its file (mode 0600).
-    static func ensureAdmin(_ store: SQLiteStore, _ configuration: ServerConfiguration, logger: Logger) async throws(ServeFailure) {
+    static func ensureAdmin(_ store: any AccessStore, _ configuration: ServerConfiguration, logger: Logger) async throws(ServeFailure) {
         do {
             if try await AdminBootstrap.ensureAdmin(access: store, file: configuration.effectiveAdminTokenFile) {
                 logger.notice("""

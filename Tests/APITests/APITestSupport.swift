@@ -10,6 +10,7 @@ import ServiceLifecycle
 import Store
 import Synchronization
 import Testing
+import ConfineTestSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -23,8 +24,13 @@ final class LiveServer: Sendable {
     /// An admin token, sent by `call` unless told otherwise.
     let adminToken: String
     let engine: Engine
-    let store: SQLiteStore
+    let store: any ConfineStore
     let folder: URL
+    /// The PostgreSQL database made for this server (dropped at stop), nil on SQLite.
+    let postgresDatabase: String?
+
+    /// The SQLite store, or nil when the suite runs on PostgreSQL (`CONFINE_TEST_STORE`).
+    var sqlite: SQLiteStore? { store as? SQLiteStore }
     private let group: ServiceGroup
     private let task: Task<Void, any Error>
 
@@ -59,7 +65,18 @@ final class LiveServer: Sendable {
         let secrets = try SecretBox(key: Data((0..<32).map { _ in UInt8.random(in: 0...255) }))
         configuration.engine.openSecret = { try secrets.open($0) }
         let policies = try PolicySet.load(directory: configuration.policies)
-        let store = try SQLiteStore(path: configuration.database, reserveBytes: configuration.diskReserveBytes)
+        let store: any ConfineStore
+        var postgresDatabase: String?
+        if TestPostgres.apiTestsUsePostgres, configuration.database.hasSuffix("/confine.sqlite"),
+           configuration.database.hasPrefix(folder.path) {
+            let made = try await TestPostgres.createDatabase()
+            postgresDatabase = made.name
+            configuration.database = made.url
+            store = try await PostgresStore.open(try PostgresAddress(url: made.url), connectTimeout: .seconds(120),
+                                                 operationTimeout: .seconds(60))
+        } else {
+            store = try SQLiteStore(path: configuration.database, reserveBytes: configuration.diskReserveBytes)
+        }
         let adminToken = TokenMint.make()
         _ = try await store.createToken(NewAccessToken(name: "test-admin", role: .admin, tenant: "admin",
                                                        digest: TokenMint.digest(adminToken), createdAt: Date()))
@@ -84,11 +101,12 @@ final class LiveServer: Sendable {
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw TestFailure("the server did not start") }
         return LiveServer(baseURL: "http://127.0.0.1:\(port)", adminToken: adminToken, engine: engine, store: store,
-                          folder: folder, group: group, task: task)
+                          folder: folder, postgresDatabase: postgresDatabase, group: group, task: task)
     }
 
-    private init(baseURL: String, adminToken: String, engine: Engine, store: SQLiteStore, folder: URL, group: ServiceGroup,
-                 task: Task<Void, any Error>) {
+    private init(baseURL: String, adminToken: String, engine: Engine, store: any ConfineStore, folder: URL,
+                 postgresDatabase: String?, group: ServiceGroup, task: Task<Void, any Error>) {
+        self.postgresDatabase = postgresDatabase
         self.baseURL = baseURL
         self.adminToken = adminToken
         self.engine = engine
@@ -107,6 +125,8 @@ final class LiveServer: Sendable {
         await group.triggerGracefulShutdown()
         _ = await task.result
         try? FileManager.default.removeItem(at: folder)
+        if let postgres = store as? PostgresStore { postgres.close() }
+        if let postgresDatabase { try? await TestPostgres.dropDatabase(postgresDatabase) }
     }
 
     // MARK: Client

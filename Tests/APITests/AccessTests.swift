@@ -248,11 +248,16 @@ struct AccessTests {
             let me = try await s.get("/whoami", as: .token(text))
             #expect(me.object["name"] as? String == "ci" && me.object["role"] as? String == "submitter" && me.object["tenant"] as? String == "build")
             #expect(try await s.get("/tokens/\(id)").object["last_used_at"] is String, "the use was recorded")
-            // Only the digest is in the database file.
-            let bytes = try Data(contentsOf: URL(fileURLWithPath: s.store.path))
-            let wal = (try? Data(contentsOf: URL(fileURLWithPath: s.store.path + "-wal"))) ?? Data()
-            #expect(bytes.range(of: Data(text.utf8)) == nil && wal.range(of: Data(text.utf8)) == nil)
-            #expect(wal.range(of: TokenMint.digest(text)) != nil || bytes.range(of: TokenMint.digest(text)) != nil)
+            // Only the digest is in the database (its file on SQLite, its rows on PostgreSQL).
+            if let sqlite = s.sqlite {
+                let bytes = try Data(contentsOf: URL(fileURLWithPath: sqlite.path))
+                let wal = (try? Data(contentsOf: URL(fileURLWithPath: sqlite.path + "-wal"))) ?? Data()
+                #expect(bytes.range(of: Data(text.utf8)) == nil && wal.range(of: Data(text.utf8)) == nil)
+                #expect(wal.range(of: TokenMint.digest(text)) != nil || bytes.range(of: TokenMint.digest(text)) != nil)
+            } else {
+                #expect(try await s.store.token(digest: TokenMint.digest(text)) != nil)
+                #expect(try await s.store.tokens().allSatisfy { $0.name != text })
+            }
 
             let job = try await s.job("audited", "bash", "sleep 10", as: .token(text))
             try await s.call("PATCH", "/jobs/\(job)", json: #"{"script_content": "sleep 20"}"#, as: .token(text))
@@ -307,9 +312,14 @@ struct AccessTests {
             #expect(patched.object["secret_environment"] as? [String] == ["API_KEY"], "\(patched)")
             #expect(try await s.post("/jobs/\(id)/run?wait=true").object["stdout"] as? String == "\(digest)\nother=\n")
             // Encrypted at rest: the plain value is nowhere in the database files.
-            for suffix in ["", "-wal"] {
-                let bytes = (try? Data(contentsOf: URL(fileURLWithPath: s.store.path + suffix))) ?? Data()
-                #expect(bytes.range(of: Data(secret.utf8)) == nil, "plain secret in the database\(suffix)")
+            if let sqlite = s.sqlite {
+                for suffix in ["", "-wal"] {
+                    let bytes = (try? Data(contentsOf: URL(fileURLWithPath: sqlite.path + suffix))) ?? Data()
+                    #expect(bytes.range(of: Data(secret.utf8)) == nil, "plain secret in the database\(suffix)")
+                }
+            } else {
+                let stored = try #require(try await s.store.job(id: Int64(id))).secretEnvironment.values.joined()
+                #expect(!stored.contains(secret) && !stored.isEmpty, "sealed in the database")
             }
             // Refusals: a name the policy does not allow, a name in both maps.
             try await s.post("/jobs", #"{"name": "x", "script_type": "bash", "script_content": "true", "secret_environment": {"PASSWORD": "p"}}"#)

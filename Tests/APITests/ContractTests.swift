@@ -100,6 +100,7 @@ struct ContractTests {
         "PolicyReload": .object(WirePolicyReload.self),
         "Runtime": .object(WireRuntime.self),
         "Health": .object(WireHealth.self),
+        "Node": .object(WireNode.self),
         "Ready": .object(WireReady.self),
         "TokenCreate": .object(WireTokenBody.self),
         "Token": .object(WireToken.self, extra: ["token"]),
@@ -286,6 +287,13 @@ struct ContractTests {
             let runtimes = try await s.get("/runtimes")
             #expect(!runtimes.array.isEmpty)
             #expect(throws: Never.self) { _ = try JSONDecoder().decode([WireRuntime].self, from: runtimes.body) }
+            let nodes = try await s.get("/nodes")
+            #expect(nodes.array.count == 1, "this server, alive: \(nodes.text)")
+            for node in nodes.array {
+                #expect(Set(node.keys) == Self.properties(try #require(schemas["Node"])), "\(node)")
+                #expect(node["state"] as? String == "alive" && node["running"] as? Int == 0)
+            }
+            #expect(throws: Never.self) { _ = try JSONDecoder().decode([WireNode].self, from: nodes.body) }
             let missing = try await s.get("/jobs/999999")
             #expect(missing.status == 404)
             try Self.expect(missing, is: "Problem", in: schemas)

@@ -75,7 +75,7 @@ struct DiskFullTests {
             // Nothing stored was damaged.
             let again = try await s.get("/executions/\(beforeID)").object
             #expect(again["stdout"] as? String == "stored before\n" && again["status"] as? String == "SUCCESS", "\(again)")
-            #expect(try await s.store.integrityProblems() == [])
+            #expect(try await s.sqlite?.integrityProblems() == [])
         }
     }
 }

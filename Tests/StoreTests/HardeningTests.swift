@@ -7,14 +7,14 @@ import Testing
 /// Fair shares of the workers between tenants, and files at rest private whatever the umask.
 @Suite("Store hardening: fair claims, private files")
 struct StoreHardeningTests {
-    func job(_ store: SQLiteStore, tenant: String) async throws -> Job {
+    func job(_ store: any ExecutionStore, tenant: String) async throws -> Job {
         try await store.createJob(NewJob(name: "job-\(UUID().uuidString.prefix(8))", scriptType: .bash, scriptContent: "true",
                                          policy: "default", concurrency: .allow, tenant: tenant))
     }
 
-    @Test("At one priority, the tenant with the fewest running executions goes next: a thousand queued of one tenant do not stall another's single one")
-    func fairAcrossTenants() async throws {
-        try await withStore { store in
+    @Test("At one priority, the tenant with the fewest running executions goes next: a thousand queued of one tenant do not stall another's single one", arguments: StoreKind.allCases)
+    func fairAcrossTenants(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let flood = try await job(store, tenant: "flood")
             let quiet = try await job(store, tenant: "quiet")
             var floodIDs: [Int64] = []
@@ -35,9 +35,9 @@ struct StoreHardeningTests {
         }
     }
 
-    @Test("Two tenants with work queued alternate on the workers as executions finish")
-    func alternate() async throws {
-        try await withStore { store in
+    @Test("Two tenants with work queued alternate on the workers as executions finish", arguments: StoreKind.allCases)
+    func alternate(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let a = try await job(store, tenant: "a"), b = try await job(store, tenant: "b")
             for _ in 0..<10 { _ = try await store.enqueue(a) }
             for _ in 0..<10 { _ = try await store.enqueue(b) }

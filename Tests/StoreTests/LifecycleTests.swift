@@ -7,9 +7,9 @@ import Testing
 /// Jobs, and the lifecycle of an execution with its state guards.
 @Suite("Store jobs and lifecycle")
 struct LifecycleTests {
-    @Test("Jobs: create, read back, unique names (create and rename), patch only what is given, unknown ids")
-    func jobCRUD() async throws {
-        try await withStore { store in
+    @Test("Jobs: create, read back, unique names (create and rename), patch only what is given, unknown ids", arguments: StoreKind.allCases)
+    func jobCRUD(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let before = millis(Date())
             let alpha = try await store.createJob(NewJob(name: "alpha", scriptType: .python, scriptContent: "print('α')",
                                                         policy: "strict", limits: ["memory=64MiB", "wall=2s"],
@@ -56,9 +56,9 @@ struct LifecycleTests {
         }
     }
 
-    @Test("Deleting a job: refused while an execution is pending or running, then cascades to its executions")
-    func deleteJob() async throws {
-        try await withStore { store in
+    @Test("Deleting a job: refused while an execution is pending or running, then cascades to its executions", arguments: StoreKind.allCases)
+    func deleteJob(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await store.makeJob("doomed")
             let other = try await store.makeJob("survivor")
             let kept = try await store.enqueue(other)
@@ -88,9 +88,9 @@ struct LifecycleTests {
         }
     }
 
-    @Test("Lifecycle: PENDING → RUNNING → final, every field stored; finish twice or from PENDING is an invalid transition")
-    func lifecycleGuards() async throws {
-        try await withStore { store in
+    @Test("Lifecycle: PENDING → RUNNING → final, every field stored; finish twice or from PENDING is an invalid transition", arguments: StoreKind.allCases)
+    func lifecycleGuards(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             var job = try await store.makeJob("life")
             job.arguments = ["--flag"]
             job.environment = ["A": "1"]
@@ -157,9 +157,9 @@ struct LifecycleTests {
         }
     }
 
-    @Test("Finishing races: of 8 concurrent finishes of one RUNNING execution exactly one wins")
-    func concurrentFinish() async throws {
-        try await withStore { store in
+    @Test("Finishing races: of 8 concurrent finishes of one RUNNING execution exactly one wins", arguments: StoreKind.allCases)
+    func concurrentFinish(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await store.makeJob()
             let e = try await store.enqueue(job)
             _ = try await store.claim()
@@ -174,9 +174,9 @@ struct LifecycleTests {
         }
     }
 
-    @Test("Cancel: PENDING ends at once, RUNNING gets the flag, a final one is refused")
-    func cancel() async throws {
-        try await withStore { store in
+    @Test("Cancel: PENDING ends at once, RUNNING gets the flag, a final one is refused", arguments: StoreKind.allCases)
+    func cancel(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await store.makeJob()
             let pending = try await store.enqueue(job)
             let now = millis(Date())
@@ -214,9 +214,9 @@ struct LifecycleTests {
         }
     }
 
-    @Test("interruptRunning: RUNNING ones of a worker (or of all) end FAILED interrupted with the reason; others untouched")
-    func interruptRunning() async throws {
-        try await withStore { store in
+    @Test("interruptRunning: RUNNING ones of a worker (or of all) end FAILED interrupted with the reason; others untouched", arguments: StoreKind.allCases)
+    func interruptRunning(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await store.makeJob()
             let a = try await store.enqueue(job)
             let b = try await store.enqueue(job)
@@ -246,9 +246,9 @@ struct LifecycleTests {
         }
     }
 
-    @Test("Editing a job never rewrites the snapshots of its executions")
-    func snapshotsSurviveEdits() async throws {
-        try await withStore { store in
+    @Test("Editing a job never rewrites the snapshots of its executions", arguments: StoreKind.allCases)
+    func snapshotsSurviveEdits(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await store.createJob(NewJob(name: "snap", scriptType: .bash, scriptContent: "echo v1", policy: "p1",
                                                        concurrency: .allow, arguments: ["one"], environment: ["V": "1"]))
             let first = try await store.enqueue(job)
@@ -268,6 +268,31 @@ struct LifecycleTests {
             let later = try await store.enqueue(edited)
             #expect(later.scriptSnapshot == "print('v2')" && later.scriptType == .python && later.policyName == "p2")
             #expect(later.arguments == ["two"] && later.environment == ["V": "2"])
+        }
+    }
+
+    @Test("Nodes: registered, alive while beating, stopped cleanly, restarted anew; running counted", arguments: StoreKind.allCases)
+    func nodeRows(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            try await store.registerNode(name: "host:8000", version: "v-test", workers: 4)
+            var nodes = try await store.nodes(timeout: .seconds(30))
+            #expect(nodes.count == 1 && nodes[0].name == "host:8000" && nodes[0].state == .alive && nodes[0].version == "v-test")
+            #expect(nodes[0].workers == 4 && nodes[0].running == 0)
+            let job = try await store.makeJob(concurrency: .allow)
+            _ = try await store.enqueue(job)
+            _ = try await store.claim("host:8000")
+            let before = nodes[0].lastHeartbeatAt
+            try await Task.sleep(for: .milliseconds(20))
+            try await store.heartbeat(node: "host:8000")
+            nodes = try await store.nodes(timeout: .seconds(30))
+            #expect(nodes[0].running == 1 && nodes[0].lastHeartbeatAt > before)
+            try await store.stopNode(name: "host:8000")
+            #expect(try await store.nodes(timeout: .seconds(30))[0].state == .stopped)
+            try await store.registerNode(name: "host:8000", version: "v-next", workers: 2)
+            nodes = try await store.nodes(timeout: .seconds(30))
+            #expect(nodes[0].state == .alive && nodes[0].version == "v-next" && nodes[0].workers == 2)
+            let recovered = try await store.recoverAtStart(node: "host:8000", reason: "restart", now: Date())
+            #expect(recovered.count == 1 && recovered[0].verdict == .interrupted)
         }
     }
 }

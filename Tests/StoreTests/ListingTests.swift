@@ -20,7 +20,7 @@ struct ListingTests {
 
     /// 250 executions of two jobs, created a second apart, in every status: PENDING, RUNNING,
     /// SUCCESS, FAILED, CANCELLED in turn.
-    static func fill(_ store: SQLiteStore) async throws -> (a: Job, b: Job, made: [Made]) {
+    static func fill(_ store: any ExecutionStore) async throws -> (a: Job, b: Job, made: [Made]) {
         let a = try await store.makeJob("a"), b = try await store.makeJob("b")
         var made: [Made] = []
         for i in 0..<250 {
@@ -45,9 +45,9 @@ struct ListingTests {
         return (a, b, made)
     }
 
-    @Test("Paging ~250 executions with filters and a cursor: newest first, no duplicates, none missing")
-    func paging() async throws {
-        try await withStore { store in
+    @Test("Paging ~250 executions with filters and a cursor: newest first, no duplicates, none missing", arguments: StoreKind.allCases)
+    func paging(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let (a, b, made) = try await Self.fill(store)
             func expected(_ keep: (Made) -> Bool) -> [Int64] { made.filter(keep).map(\.id).sorted(by: >) }
             let cases: [(ExecutionQuery, [Int64])] = [

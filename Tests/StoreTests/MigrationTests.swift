@@ -175,6 +175,18 @@ struct MigrationTests {
         "v12": Fixture(
             fill: { db in
                 try db.execute(sql: """
+                    INSERT INTO node (name, version, started_at, last_heartbeat_at, stopped_at, workers)
+                    VALUES ('old-host:8000', 'confine (schema v12)', 1700000000000, 1700000005000, 1700000006000, 4);
+                    """)
+            },
+            check: { store in
+                let nodes = try await store.nodes(timeout: .seconds(30))
+                #expect(nodes.count == 1 && nodes[0].name == "old-host:8000" && nodes[0].state == .stopped && nodes[0].workers == 4)
+                #expect(nodes[0].lastHeartbeatAt == Date(timeIntervalSince1970: 1700000005))
+            }),
+        "v13": Fixture(
+            fill: { db in
+                try db.execute(sql: """
                     INSERT INTO job (id, name, script_type, script_content, policy, created_at, updated_at, schedule_cron,
                                      schedule_timezone, schedule_overlap, schedule_catch_up, schedule_enabled, next_run_at,
                                      last_skipped_at, last_skip_reason)
@@ -196,7 +208,7 @@ struct MigrationTests {
                 let execution = try #require(try await store.execution(id: 171))
                 #expect(execution.trigger == .schedule && execution.scheduledFor == Date(timeIntervalSince1970: 1_700_002_000))
             }),
-        "v13": Fixture(
+        "v14": Fixture(
             fill: { db in
                 try db.execute(sql: """
                     INSERT INTO job (id, name, script_type, script_content, policy, created_at, updated_at, retry)
@@ -214,7 +226,7 @@ struct MigrationTests {
                 #expect(execution.attempt == 2 && execution.retryOf == 80 && execution.trigger == .retry)
                 #expect(execution.notBefore == Date(timeIntervalSince1970: 1_700_002_010))
             }),
-        "v14": Fixture(
+        "v15": Fixture(
             fill: { db in
                 try db.execute(sql: """
                     INSERT INTO job (id, name, script_type, script_content, policy, created_at, updated_at, callback)

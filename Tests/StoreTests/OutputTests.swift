@@ -119,9 +119,9 @@ struct OutputTests {
         }
     }
 
-    @Test("Appends with offsets: a repeated append stores nothing twice, a gap is refused; finish replaces from its offsets")
-    func offsets() async throws {
-        try await withStore { store in
+    @Test("Appends with offsets: a repeated append stores nothing twice, a gap is refused; finish replaces from its offsets", arguments: StoreKind.allCases)
+    func offsets(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await store.makeJob()
             let e = try await store.enqueue(job)
             _ = try await store.claim()

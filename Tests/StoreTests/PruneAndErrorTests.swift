@@ -8,9 +8,9 @@ import Testing
 /// Retention, and failures of the database as `StoreError`s.
 @Suite("Store pruning and errors")
 struct PruneAndErrorTests {
-    @Test("Prune by count keeps the newest finished per job; PENDING and RUNNING are never touched nor counted")
-    func pruneByCount() async throws {
-        try await withStore { store in
+    @Test("Prune by count keeps the newest finished per job; PENDING and RUNNING are never touched nor counted", arguments: StoreKind.allCases)
+    func pruneByCount(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let a = try await store.makeJob(), b = try await store.makeJob()
             var finishedA: [Int64] = [], finishedB: [Int64] = []
             for i in 0..<5 {
@@ -36,9 +36,9 @@ struct PruneAndErrorTests {
         }
     }
 
-    @Test("Prune by age deletes what finished before the date, never PENDING or RUNNING however old")
-    func pruneByAge() async throws {
-        try await withStore { store in
+    @Test("Prune by age deletes what finished before the date, never PENDING or RUNNING however old", arguments: StoreKind.allCases)
+    func pruneByAge(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await store.makeJob()
             let now = Date()
             let longAgo = now - 30 * 86_400

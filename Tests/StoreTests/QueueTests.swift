@@ -7,9 +7,9 @@ import Testing
 /// The queue: concurrency rules, the bound, order, leases, and many tasks at once.
 @Suite("Store queue")
 struct QueueTests {
-    @Test("forbid: a second run while one is PENDING or RUNNING is a conflict naming the job and the blocking execution")
-    func forbid() async throws {
-        try await withStore { store in
+    @Test("forbid: a second run while one is PENDING or RUNNING is a conflict naming the job and the blocking execution", arguments: StoreKind.allCases)
+    func forbid(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await store.makeJob("solo", concurrency: .forbid)
             let first = try await store.enqueue(job)
             let expected = StoreError.conflict("""
@@ -28,9 +28,9 @@ struct QueueTests {
         }
     }
 
-    @Test("A run's audit entry is written in its enqueue's transaction, naming the new execution; a refused run leaves none")
-    func auditWithTheRun() async throws {
-        try await withStore { store in
+    @Test("A run's audit entry is written in its enqueue's transaction, naming the new execution; a refused run leaves none", arguments: StoreKind.allCases)
+    func auditWithTheRun(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await store.makeJob("audited", concurrency: .forbid)
             var new = SQLiteStore.newExecution(job)
             new.audit = AuditEntry(at: Date(), tokenID: nil, tokenName: "alice", role: .submitter, action: "execution.run",
@@ -50,9 +50,9 @@ struct QueueTests {
         }
     }
 
-    @Test("queue: the second run is accepted but not claimable until the first ends, then runs in order")
-    func queueRule() async throws {
-        try await withStore { store in
+    @Test("queue: the second run is accepted but not claimable until the first ends, then runs in order", arguments: StoreKind.allCases)
+    func queueRule(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await store.makeJob(concurrency: .queue)
             let q1 = try await store.enqueue(job)
             let q2 = try await store.enqueue(job)
@@ -71,9 +71,9 @@ struct QueueTests {
         }
     }
 
-    @Test("allow: runs of one job are claimed alongside each other")
-    func allowRule() async throws {
-        try await withStore { store in
+    @Test("allow: runs of one job are claimed alongside each other", arguments: StoreKind.allCases)
+    func allowRule(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await store.makeJob(concurrency: .allow)
             let a1 = try await store.enqueue(job)
             let a2 = try await store.enqueue(job)
@@ -86,9 +86,9 @@ struct QueueTests {
         }
     }
 
-    @Test("The queue bound: queueFull once the limit is pending, nothing stored; room again after a claim")
-    func queueBound() async throws {
-        try await withStore { store in
+    @Test("The queue bound: queueFull once the limit is pending, nothing stored; room again after a claim", arguments: StoreKind.allCases)
+    func queueBound(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await store.makeJob()
             for _ in 0..<3 { _ = try await store.enqueue(job, queueLimit: 3) }
             await #expect(throws: StoreError.queueFull(limit: 3)) { _ = try await store.enqueue(job, queueLimit: 3) }
@@ -103,9 +103,9 @@ struct QueueTests {
         }
     }
 
-    @Test("FIFO per priority: highest priority first, oldest first within a priority")
-    func fifoPerPriority() async throws {
-        try await withStore { store in
+    @Test("FIFO per priority: highest priority first, oldest first within a priority", arguments: StoreKind.allCases)
+    func fifoPerPriority(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await store.makeJob()
             var byPriority: [(priority: Int, id: Int64)] = []
             for priority in [0, 5, 0, 5, 9, -1, 0, 9, 5] {
@@ -119,6 +119,8 @@ struct QueueTests {
         }
     }
 
+    /// SQLite only: on PostgreSQL a dead node's executions end `interrupted` once its heartbeat
+    /// is older than node_timeout (`PostgresStoreTests.deadNodeTakeover`), never run twice.
     @Test("Leases: renewed only by their worker; an expired one is taken over first, keeping started_at, counted")
     func leaseTakeOver() async throws {
         try await withStore { store in
@@ -153,9 +155,9 @@ struct QueueTests {
         }
     }
 
-    @Test("Many tasks at once: 200 enqueues racing 4 claimers; every execution claimed exactly once")
-    func concurrentEnqueueAndClaim() async throws {
-        try await withStore { store in
+    @Test("Many tasks at once: 200 enqueues racing 4 claimers; every execution claimed exactly once", arguments: StoreKind.allCases)
+    func concurrentEnqueueAndClaim(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await store.makeJob(concurrency: .allow)
             let total = 200
             let claimedCount = Locked(0)
@@ -200,9 +202,9 @@ struct QueueTests {
         }
     }
 
-    @Test("Many claimers on a queue job: never two of its runs at once, and they run in order")
-    func concurrentQueueRule() async throws {
-        try await withStore { store in
+    @Test("Many claimers on a queue job: never two of its runs at once, and they run in order", arguments: StoreKind.allCases)
+    func concurrentQueueRule(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await store.makeJob(concurrency: .queue)
             var enqueued: [Int64] = []
             for _ in 0..<30 { enqueued.append(try await store.enqueue(job).id) }

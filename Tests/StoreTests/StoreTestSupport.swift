@@ -1,6 +1,8 @@
+import ConfineTestSupport
 import Domain
 import Foundation
 import GRDB
+import PostgresNIO
 @testable import Store
 import Testing
 
@@ -18,6 +20,49 @@ func withStore(busyTimeout: TimeInterval = 5, _ body: (SQLiteStore) async throws
         let store = try SQLiteStore(path: folder.appendingPathComponent("confine.sqlite").path, migrateUpTo: nil,
                                     busyTimeout: busyTimeout)
         try await body(store)
+    }
+}
+
+/// The two implementations the shared store suite runs against.
+enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case sqlite, postgres
+
+    var testDescription: String { rawValue }
+}
+
+/// What the shared suite needs of a store besides the protocols: its row count, whatever the
+/// implementation.
+protocol TestStore: ExecutionStore, AccessStore {
+    /// Every execution row, whatever its status (to check that nothing was half-stored).
+    func executionCount() async throws -> Int
+}
+
+extension SQLiteStore: TestStore {}
+
+extension PostgresStore: TestStore {
+    /// Opened with a test's patience: the whole suite loads this machine's two cores.
+    static func openForTests(_ address: PostgresAddress) async throws -> PostgresStore {
+        try await open(address, connectTimeout: .seconds(120), operationTimeout: .seconds(60), maximumConnections: 8)
+    }
+
+    func executionCount() async throws -> Int {
+        Int(try await rows("SELECT COUNT(*) FROM execution").first?.decode(Int64.self) ?? 0)
+    }
+}
+
+/// A store of `kind` on its own fresh database (a file in a temporary folder, or a database
+/// made for this test on the cluster of CONFINE_TEST_POSTGRES_URL), removed afterwards. Without
+/// that variable the PostgreSQL run is skipped, saying so.
+func withStore(_ kind: StoreKind, _ what: String = #function, _ body: (any TestStore) async throws -> Void) async throws {
+    switch kind {
+    case .sqlite:
+        try await withStore { try await body($0) }
+    case .postgres:
+        try await TestPostgres.withDatabase(what) { url in
+            let store = try await PostgresStore.openForTests(try PostgresAddress(url: url))
+            defer { store.close() }
+            try await body(store)
+        }
     }
 }
 
@@ -45,6 +90,34 @@ func millis(_ date: Date) -> Date {
 let binaryBytes = Data((0...255).map { UInt8($0) }) + Data([0x80, 0xc3, 0x28, 0xc0, 0x80, 0xed, 0xa0, 0x80, 0xfe, 0xff, 0x00])
 
 extension SQLiteStore {
+    /// What the engine would enqueue for `job`: its snapshots as they are now.
+    static func newExecution(_ job: Job, priority: Int = 0, at date: Date = Date(), stdin: Data? = nil) -> NewExecution {
+        makeNewExecution(job, priority: priority, at: date, stdin: stdin)
+    }
+
+    /// Every execution row, whatever its status (to check that nothing was half-stored).
+    func executionCount() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM execution") ?? 0 }
+    }
+
+    /// The plan SQLite chooses for a statement, as one line.
+    func queryPlan(_ sql: String, _ arguments: StatementArguments = []) async throws -> String {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments)
+                .map { $0["detail"] as String }.joined(separator: "; ")
+        }
+    }
+}
+
+/// What the engine would enqueue for `job`: its snapshots as they are now.
+func makeNewExecution(_ job: Job, priority: Int = 0, at date: Date = Date(), stdin: Data? = nil) -> NewExecution {
+    NewExecution(jobID: job.id, scriptType: job.scriptType, scriptSnapshot: job.scriptContent, policyName: job.policy,
+                 policySnapshot: "name: \(job.policy)\n# limits: \(job.limits)\n", concurrency: job.concurrency,
+                 arguments: job.arguments, environment: job.environment, stdin: stdin, priority: priority,
+                 createdAt: date)
+}
+
+extension ExecutionStore {
     /// A job with a unique name.
     func makeJob(_ name: String? = nil, concurrency: ConcurrencyRule = .allow, type: ScriptType = .bash,
                  script: String? = nil) async throws -> Job {
@@ -53,16 +126,8 @@ extension SQLiteStore {
                                           policy: "default", concurrency: concurrency))
     }
 
-    /// What the engine would enqueue for `job`: its snapshots as they are now.
-    static func newExecution(_ job: Job, priority: Int = 0, at date: Date = Date(), stdin: Data? = nil) -> NewExecution {
-        NewExecution(jobID: job.id, scriptType: job.scriptType, scriptSnapshot: job.scriptContent, policyName: job.policy,
-                     policySnapshot: "name: \(job.policy)\n# limits: \(job.limits)\n", concurrency: job.concurrency,
-                     arguments: job.arguments, environment: job.environment, stdin: stdin, priority: priority,
-                     createdAt: date)
-    }
-
     func enqueue(_ job: Job, priority: Int = 0, at date: Date = Date(), queueLimit: Int = 100_000) async throws -> Execution {
-        try await enqueue(Self.newExecution(job, priority: priority, at: date), queueLimit: queueLimit)
+        try await enqueue(makeNewExecution(job, priority: priority, at: date), queueLimit: queueLimit)
     }
 
     func claim(_ worker: String = "w", now: Date = Date(), lease: TimeInterval = 60) async throws -> Execution? {
@@ -73,11 +138,6 @@ extension SQLiteStore {
     func finish(_ id: Int64, _ verdict: ExecutionVerdict = .exited, exit: Int32? = 0, at date: Date = Date()) async throws -> Execution {
         try await finish(executionID: id, ExecutionOutcome(verdict: verdict, exitCode: exit, stdout: Data("done\n".utf8),
                                                            stdoutBytes: 5, finishedAt: date))
-    }
-
-    /// Every execution row, whatever its status (to check that nothing was half-stored).
-    func executionCount() async throws -> Int {
-        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM execution") ?? 0 }
     }
 
     /// Walks every page of `query` and returns the ids in the order served, checking each
@@ -100,13 +160,6 @@ extension SQLiteStore {
         return ids
     }
 
-    /// The plan SQLite chooses for a statement, as one line.
-    func queryPlan(_ sql: String, _ arguments: StatementArguments = []) async throws -> String {
-        try await pool.read { db in
-            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments)
-                .map { $0["detail"] as String }.joined(separator: "; ")
-        }
-    }
 }
 
 /// The schema as SQLite reports it, table by table and index by index, independent of how the

@@ -23,6 +23,8 @@ public final class ConfineServerProcess: @unchecked Sendable {
     private let binary: String
     private let environment: [String: String]
     private var process = Process()
+    /// Whether the database is shared with other servers (no admin.token may be made here).
+    private let sharedDatabase: Bool
 
     /// The server's process id (for signals and /proc).
     public var pid: Int32 { process.processIdentifier }
@@ -42,8 +44,12 @@ public final class ConfineServerProcess: @unchecked Sendable {
     /// a new temporary folder named after `label`, starts the server and waits for it.
     /// `environment` is added to this process's own (CONFINE_SANDBOX_CPU_WEIGHT defaults to 100,
     /// as in `make test`).
+    /// `database`: the `database:` to use instead of a SQLite file in the folder (a postgres://
+    /// URL shared by several servers: then only the server that made the first token has an
+    /// `admin.token`, and the others' `adminToken` is empty).
     public init(binary: String, policies: String, extraConfig: String = "", label: String = "confine-server",
-                environment: [String: String] = [:]) async throws {
+                environment: [String: String] = [:], database: String? = nil) async throws {
+        sharedDatabase = database != nil
         self.binary = binary
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -52,7 +58,7 @@ public final class ConfineServerProcess: @unchecked Sendable {
         configFile = folder.appendingPathComponent("confine.yaml")
         try """
             listen: 127.0.0.1:\(port)
-            database: \(folder.path)/confine.sqlite
+            database: \(database.map { "\"\($0)\"" } ?? folder.path + "/confine.sqlite")
             policies: \(policies)
             \(extraConfig)
             """.write(to: configFile, atomically: true, encoding: .utf8)
@@ -83,8 +89,10 @@ public final class ConfineServerProcess: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(30)
         while true {
             if await Self.healthy(url) {
-                adminToken = try String(contentsOf: folder.appendingPathComponent("admin.token"), encoding: .utf8)
-                    .trimmingCharacters(in: .whitespacesAndNewlines)
+                let tokenFile = folder.appendingPathComponent("var/admin.token")
+                let file = sharedDatabase ? tokenFile : folder.appendingPathComponent("admin.token")
+                if sharedDatabase, !FileManager.default.fileExists(atPath: file.path) { return }
+                adminToken = try String(contentsOf: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
                 return
             }
             guard process.isRunning else {
@@ -112,6 +120,13 @@ public final class ConfineServerProcess: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(grace)
         while process.isRunning, Date() < deadline { usleep(20_000) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// SIGKILL at once (a node lost mid-work), waiting for the exit; the folder stays.
+    public func killHard() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 

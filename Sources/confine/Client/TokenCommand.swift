@@ -15,8 +15,9 @@ struct TokenCommand: AsyncParsableCommand {
         abstract: "Make, list and revoke API tokens.",
         discussion: """
             Through the server with an admin token (--token, CONFINE_TOKEN or the config file), \
-            or with --database PATH directly on the server's SQLite file (recovery; the server \
-            may run meanwhile: a revocation holds at its next request). A new token's text is \
+            or with --database PATH|URL directly on the server's SQLite file or the PostgreSQL \
+            database its nodes share (recovery; the servers may run meanwhile: a revocation \
+            holds at their next request). A new token's text is \
             printed once, on standard output alone (`TOKEN=$(confine token create …)`); only its \
             digest is kept.
 
@@ -30,12 +31,25 @@ struct TokenCommand: AsyncParsableCommand {
     struct Target: ParsableArguments {
         @OptionGroup var client: ClientOptions
 
-        @Option(name: .long, help: ArgumentHelp("Work on this SQLite database directly instead of through the server.", valueName: "PATH"))
+        @Option(name: .long, help: ArgumentHelp("Work on this database directly instead of through the server: the SQLite file, or the postgres:// URL the nodes share.", valueName: "PATH|URL"))
         var database: String?
 
-        func store() throws -> SQLiteStore {
-            do { return try SQLiteStore(path: database!) } catch {
-                printClientError("database: \(error)")
+        /// `--database` as a location (shown with its password hidden).
+        var location: String { (try? DatabaseLocation.parse(database ?? ""))?.description ?? PostgresAddress.redact(database ?? "") }
+
+        func store() async throws -> any AccessStore {
+            let location: DatabaseLocation
+            do { location = try DatabaseLocation.parse(database!) } catch {
+                printClientError(error.description)
+                throw ExitCode(64)
+            }
+            do {
+                switch location {
+                case .sqlite(let path): return try SQLiteStore(path: path)
+                case .postgres(let address): return try await PostgresStore.open(address, connectTimeout: .seconds(10))
+                }
+            } catch {
+                printClientError("database \(location): \(PostgresAddress.redact("\(error)"))")
                 throw ExitCode(74)
             }
         }
@@ -93,7 +107,7 @@ struct TokenCommand: AsyncParsableCommand {
         }
 
         private func createDirectly() async throws {
-            let store = try target.store()
+            let store = try await target.store()
             var expiresAt: Date?
             if let expires {
                 guard let ms = try? HumanUnitsText.milliseconds(expires), ms > 0 else {
@@ -122,7 +136,7 @@ struct TokenCommand: AsyncParsableCommand {
                                                        targetType: "token", targetID: String(token.id), address: nil,
                                                        detail: "name \(token.name), role \(token.role.rawValue), by confine token --database"))
                 print(text)
-                printClientNote("token \(token.id) \"\(token.name)\" (\(token.role.rawValue), tenant \(token.tenant)) made in \(store.path); it is shown this once")
+                printClientNote("token \(token.id) \"\(token.name)\" (\(token.role.rawValue), tenant \(token.tenant)) made in \(target.location); it is shown this once")
             } catch {
                 printClientError("\(error)")
                 throw ExitCode(1)
@@ -138,7 +152,7 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             if target.database != nil {
-                let store = try target.store()
+                let store = try await target.store()
                 let tokens: [AccessToken]
                 do { tokens = try await store.tokens() } catch {
                     printClientError("\(error)")
@@ -183,7 +197,7 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             if target.database != nil {
-                let store = try target.store()
+                let store = try await target.store()
                 do {
                     let token = try await store.revokeToken(id: id, now: Date())
                     try await store.appendAudit(AuditEntry(at: Date(), tokenID: nil, tokenName: nil, role: nil, action: "token.revoke",

@@ -1,0 +1,287 @@
+import Domain
+import Foundation
+import PostgresNIO
+
+// The persistent queue on PostgreSQL, shared by every node: enqueued under the submission lock
+// (so forbid, quotas and the bound are exact across nodes), claimed with FOR UPDATE SKIP
+// LOCKED, renewed, finished, cancelled, interrupted.
+
+extension PostgresStore {
+    public func enqueue(_ new: NewExecution, queueLimit: Int) async throws -> Execution {
+        if new.callback != nil { throw Self.automationMissing("callbacks") }
+        let logger = self.logger
+        return try await transaction { connection in
+            try await PostgresLocks.take(.enqueue, connection, logger)
+            var tenant = new.tenant
+            if let jobID = new.jobID {
+                guard let job = try await Self.fetchJob(connection, id: jobID, logger) else { throw StoreError.notFound("job \(jobID)") }
+                if new.concurrency == .forbid, let active = try await Self.activeExecution(connection, jobID: jobID, logger) {
+                    throw StoreError.conflict("""
+                        job \(job.name) (\(job.id)) already has execution \(active) pending or running, and its concurrency \
+                        rule is forbid
+                        """)
+                }
+                tenant = job.tenant
+            }
+            if let submitter = new.submittedBy, let maxActive = new.maxActive {
+                var q = SQL("SELECT COUNT(*) FROM execution WHERE status IN ('PENDING', 'RUNNING') AND submitted_by = ")
+                q.append(q.bind(submitter))
+                let active = try await connection.first(q.query, logger)?.decode(Int64.self) ?? 0
+                if active >= maxActive { throw StoreError.quotaExceeded(limit: maxActive) }
+            }
+            let pending = try await connection.first("SELECT COUNT(*) FROM execution WHERE status = 'PENDING'", logger)?
+                .decode(Int64.self) ?? 0
+            if pending >= queueLimit { throw StoreError.queueFull(limit: queueLimit) }
+            var q = SQL()
+            q.append("""
+                INSERT INTO execution (job_id, status, script_type, script_snapshot, policy_name, policy_snapshot, concurrency,
+                                       arguments, environment, stdin, priority, created_at, secret_environment, tenant,
+                                       submitted_by, weaker_isolation, files, outputs)
+                VALUES (\(q.bind(new.jobID)), 'PENDING', \(q.bind(new.scriptType.rawValue)), \(q.bind(new.scriptSnapshot)),
+                        \(q.bind(new.policyName)), \(q.bind(new.policySnapshot)), \(q.bind(new.concurrency.rawValue)),
+                        \(q.bind(JSONText.encode(new.arguments))), \(q.bind(JSONText.encode(new.environment))), \(q.bind(new.stdin)),
+                        \(q.bind(Int64(new.priority))), \(q.bind(Millis.of(new.createdAt))), \(q.bind(JSONText.encode(new.secretEnvironment))),
+                        \(q.bind(tenant ?? "")), \(q.bind(new.submittedBy)), \(q.bind(JSONText.encode(new.weakerIsolation))),
+                        \(q.bind(FileColumn.encode(new.files))), \(q.bind(JSONText.encode(new.outputs))))
+                RETURNING id
+                """)
+            let id = try await connection.first(q.query, logger)!.decode(Int64.self)
+            if var audit = new.audit {
+                audit.targetID = String(id)
+                _ = try await Self.insertAudit(connection, audit, logger)
+            }
+            // Every node's workers look for work once this commits.
+            try await Self.notify(connection, PostgresChannel.queued, logger)
+            return try await Self.fetchExecution(connection, id: id, withOutput: false, logger)!
+        }
+    }
+
+    /// The next runnable PENDING execution: highest priority, then oldest; a `queue` job's
+    /// execution waits while another of the same job runs; rows another node is claiming
+    /// (locked) are skipped. `excluded` ids were tried already in this claim.
+    static func nextPendingSQL(_ q: inout SQL, priority: Int64? = nil, excludedTenants: [String] = [], excludedIDs: [Int64]) {
+        q.append("""
+            SELECT e.id, e.priority, e.tenant, e.concurrency, e.job_id FROM execution e
+            WHERE e.status = 'PENDING'
+              AND (e.concurrency != 'queue' OR NOT EXISTS
+                   (SELECT 1 FROM execution r WHERE r.job_id = e.job_id AND r.status = 'RUNNING'))
+            """)
+        if let priority { q.append(" AND e.priority = \(q.bind(priority))") }
+        if !excludedTenants.isEmpty { q.append(" AND e.tenant <> ALL(\(q.bind(excludedTenants)))") }
+        if !excludedIDs.isEmpty { q.append(" AND e.id <> ALL(\(q.bind(excludedIDs)))") }
+        q.append(" ORDER BY e.priority DESC, e.id LIMIT 1 FOR UPDATE OF e SKIP LOCKED")
+    }
+
+    /// The execution to claim, locked (as SQLite's `nextFairPending`): the first runnable one,
+    /// unless a tenant with fewer RUNNING executions has one runnable at the same priority —
+    /// then the oldest of the tenant with the fewest.
+    static func nextFairPending(_ connection: PostgresConnection, excluded: [Int64], _ logger: Logger) async throws
+        -> (id: Int64, priority: Int64, concurrency: String, jobID: Int64?)? {
+        func pick(priority: Int64?, excludedTenants: [String]) async throws -> (Int64, Int64, String, String, Int64?)? {
+            var q = SQL()
+            nextPendingSQL(&q, priority: priority, excludedTenants: excludedTenants, excludedIDs: excluded)
+            return try await connection.first(q.query, logger)?.decode((Int64, Int64, String, String, Int64?).self)
+        }
+        guard let first = try await pick(priority: nil, excludedTenants: []) else { return nil }
+        let (id, priority, tenant, concurrency, jobID) = first
+        var running: [String: Int64] = [:]
+        for row in try await connection.all("SELECT tenant, COUNT(*) FROM execution WHERE status = 'RUNNING' GROUP BY tenant", logger) {
+            let (t, n) = try row.decode((String, Int64).self)
+            running[t] = n
+        }
+        let mine = running[tenant, default: 0]
+        guard mine > 0 else { return (id, priority, concurrency, jobID) }
+        for level in Set(running.values.filter { $0 < mine } + [0]).sorted() {
+            let excludedTenants = running.filter { $0.value > level }.map(\.key) + [tenant]
+            if let other = try await pick(priority: priority, excludedTenants: excludedTenants) {
+                // The first one's lock goes with the transaction; it stays PENDING.
+                return (other.0, other.1, other.3, other.4)
+            }
+        }
+        return (id, priority, concurrency, jobID)
+    }
+
+    public func claimNext(worker: String, leaseUntil: Date, now: Date) async throws -> Execution? {
+        let logger = self.logger
+        let nowMs = Millis.of(now), leaseMs = Millis.of(leaseUntil)
+        return try await transaction { connection in
+            // No take-over of expired leases here: a dead node's RUNNING executions end
+            // `interrupted` once its heartbeat is older than node_timeout (`interruptDeadNodes`),
+            // never run a second time by another node.
+            var tried: [Int64] = []
+            while tried.count < 16 {
+                guard let candidate = try await Self.nextFairPending(connection, excluded: tried, logger) else { return nil }
+                if candidate.concurrency == "queue", let jobID = candidate.jobID {
+                    // One claimer per queue job at a time; once held, a run of it committed
+                    // RUNNING by another node is visible to the check below.
+                    guard try await PostgresLocks.tryTake(.queueJob(jobID), connection, logger) else {
+                        tried.append(candidate.id)
+                        continue
+                    }
+                    // Nothing of the job runs, and no run of it comes before this one (another
+                    // claimer may hold the earlier one's row lock, which made us skip it).
+                    var blocked = SQL()
+                    let job = blocked.bind(jobID), p = blocked.bind(candidate.priority)
+                    blocked.append("""
+                        SELECT 1 FROM execution WHERE job_id = \(job) AND (status = 'RUNNING' OR (status = 'PENDING'
+                          AND (priority > \(p) OR (priority = \(p) AND id < \(blocked.bind(candidate.id)))))) LIMIT 1
+                        """)
+                    if try await connection.first(blocked.query, logger) != nil {
+                        tried.append(candidate.id)
+                        continue
+                    }
+                }
+                var q = SQL()
+                q.append("""
+                    UPDATE execution SET status = 'RUNNING', started_at = \(q.bind(nowMs)), worker = \(q.bind(worker)),
+                      lease_deadline = \(q.bind(leaseMs))
+                    WHERE id = \(q.bind(candidate.id)) AND status = 'PENDING' RETURNING id
+                    """)
+                guard try await connection.changed(q.query, logger) == 1 else {
+                    throw StoreError.unavailable("execution \(candidate.id) changed while it was claimed")
+                }
+                // A claimed execution has no output yet.
+                return try await Self.fetchExecution(connection, id: candidate.id, withOutput: false, logger)
+            }
+            return nil
+        }
+    }
+
+    public func renewLease(executionID: Int64, worker: String, until: Date) async throws {
+        var q = SQL()
+        q.append("""
+            UPDATE execution SET lease_deadline = \(q.bind(Millis.of(until)))
+            WHERE id = \(q.bind(executionID)) AND status = 'RUNNING' AND worker = \(q.bind(worker)) RETURNING id
+            """)
+        if try await rows(q.query).isEmpty {
+            throw StoreError.notFound("running execution \(executionID) of worker \(worker)")
+        }
+    }
+
+    public func finish(executionID: Int64, _ outcome: ExecutionOutcome) async throws -> Execution {
+        let logger = self.logger
+        return try await transaction { connection in
+            var q = SQL()
+            q.append("""
+                UPDATE execution SET status = \(q.bind(outcome.status.rawValue)), verdict = \(q.bind(outcome.verdict.rawValue)),
+                  exit_code = \(q.bind(outcome.exitCode.map(Int64.init))), signal = \(q.bind(outcome.signal.map(Int64.init))),
+                  reason = \(q.bind(outcome.reason)), stdout_bytes = \(q.bind(outcome.stdoutBytes)),
+                  stderr_bytes = \(q.bind(outcome.stderrBytes)), stdout_truncated = \(q.bind(outcome.stdoutTruncated)),
+                  stderr_truncated = \(q.bind(outcome.stderrTruncated)), wall_ms = \(q.bind(outcome.usage.wallMs)),
+                  cpu_ms = \(q.bind(outcome.usage.cpuMs)), memory_peak_bytes = \(q.bind(outcome.usage.memoryPeakBytes)),
+                  finished_at = \(q.bind(Millis.of(outcome.finishedAt))), lease_deadline = NULL,
+                  weaker_isolation = \(q.bind(JSONText.encode(outcome.weakerIsolation))),
+                  denied = \(q.bind(outcome.denied.map { JSONText.encode($0) }))
+                WHERE id = \(q.bind(executionID)) AND status = 'RUNNING' RETURNING id
+                """)
+            if try await connection.changed(q.query, logger) == 0 {
+                try await Self.requireStatus(connection, executionID, .running, to: outcome.status.rawValue, logger)
+            }
+            if outcome.keepsStoredOutput {
+                for (stream, column, written) in [(OutputPieces.Stream.stdout, "stdout_truncated", outcome.stdoutBytes),
+                                                  (.stderr, "stderr_truncated", outcome.stderrBytes)]
+                where try await PostgresOutputPieces.end(connection, executionID, stream, logger) < written {
+                    var mark = SQL("UPDATE execution SET \(column) = true WHERE id = ")
+                    mark.append(mark.bind(executionID))
+                    try await connection.query(mark.query, logger: logger)
+                }
+            } else {
+                try await PostgresOutputPieces.replace(connection, executionID, .stdout, from: outcome.stdoutOffset,
+                                                       with: outcome.stdout, logger)
+                try await PostgresOutputPieces.replace(connection, executionID, .stderr, from: outcome.stderrOffset,
+                                                       with: outcome.stderr, logger)
+                try await Self.storeArtifacts(connection, executionID, outcome, logger)
+            }
+            return try await Self.fetchExecution(connection, id: executionID, withOutput: false, logger)!
+        }
+    }
+
+    public func cancel(executionID: Int64, now: Date) async throws -> Execution {
+        let logger = self.logger
+        return try await transaction { connection in
+            var lock = SQL("SELECT status FROM execution WHERE id = ")
+            lock.append("\(lock.bind(executionID)) FOR UPDATE")
+            guard let status = try await connection.first(lock.query, logger)?.decode(String.self) else {
+                throw StoreError.notFound("execution \(executionID)")
+            }
+            switch ExecutionStatus(rawValue: status) ?? .failed {
+            case .pending:
+                var q = SQL()
+                q.append("""
+                    UPDATE execution SET status = 'CANCELLED', verdict = 'cancelled', reason = 'cancelled before it started',
+                      finished_at = \(q.bind(Millis.of(now)))
+                    WHERE id = \(q.bind(executionID)) AND status = 'PENDING'
+                    """)
+                try await connection.query(q.query, logger: logger)
+            case .running:
+                var q = SQL("UPDATE execution SET cancel_requested = true WHERE status = 'RUNNING' AND id = ")
+                q.append(q.bind(executionID))
+                try await connection.query(q.query, logger: logger)
+                // The node running it kills its sandbox as soon as this commits.
+                try await Self.notify(connection, PostgresChannel.cancelPrefix + String(executionID), logger)
+            case let final:
+                throw StoreError.invalidTransition(executionID: executionID, from: final, to: ExecutionStatus.cancelled.rawValue)
+            }
+            return try await Self.fetchExecution(connection, id: executionID, logger)!
+        }
+    }
+
+    public func isCancelRequested(executionID: Int64) async throws -> Bool {
+        var q = SQL("SELECT cancel_requested FROM execution WHERE id = ")
+        q.append(q.bind(executionID))
+        return try await rows(q.query).first?.decode(Bool.self) ?? false
+    }
+
+    public func interruptRunning(worker: String?, reason: String, now: Date) async throws -> [Execution] {
+        let logger = self.logger
+        return try await transaction { connection in
+            var q = SQL()
+            q.append("""
+                UPDATE execution SET status = 'FAILED', verdict = 'interrupted', reason = \(q.bind(reason)),
+                  finished_at = \(q.bind(Millis.of(now))), lease_deadline = NULL
+                WHERE status = 'RUNNING'
+                """)
+            if let worker { q.append(" AND worker = \(q.bind(worker))") }
+            q.append(" RETURNING id")
+            let ids = try await connection.all(q.query, logger).map { try $0.decode(Int64.self) }.sorted()
+            var executions: [Execution] = []
+            for id in ids {
+                if let execution = try await Self.fetchExecution(connection, id: id, logger) { executions.append(execution) }
+            }
+            return executions
+        }
+    }
+
+    public func pendingCount() async throws -> Int {
+        Int(try await rows("SELECT COUNT(*) FROM execution WHERE status = 'PENDING'").first?.decode(Int64.self) ?? 0)
+    }
+
+    // MARK: Rows
+
+    /// An execution, with its output unless `withOutput` is false.
+    static func fetchExecution(_ connection: PostgresConnection, id: Int64, withOutput: Bool = true,
+                               _ logger: Logger) async throws -> Execution? {
+        var q = SQL(Records.executionSelect)
+        q.append(" WHERE id = \(q.bind(id))")
+        guard let row = try await connection.first(q.query, logger) else { return nil }
+        var execution = try PostgresRecords.execution(row)
+        if withOutput, let both = try await PostgresOutputPieces.all(connection, [id], logger)[id] {
+            (execution.stdout, execution.stderr) = both
+        }
+        return execution
+    }
+
+    /// Throws the precise reason an update guarded on `status` changed nothing.
+    static func requireStatus(_ connection: PostgresConnection, _ id: Int64, _ status: ExecutionStatus, to target: String,
+                              _ logger: Logger) async throws {
+        var q = SQL("SELECT status FROM execution WHERE id = ")
+        q.append(q.bind(id))
+        guard let current = try await connection.first(q.query, logger)?.decode(String.self) else {
+            throw StoreError.notFound("execution \(id)")
+        }
+        guard let from = ExecutionStatus(rawValue: current) else {
+            throw StoreError.invalid("execution \(id) has an unknown status \"\(current)\"")
+        }
+        if from != status { throw StoreError.invalidTransition(executionID: id, from: from, to: target) }
+    }
+}
