@@ -36,6 +36,70 @@ enum PostgresSchema {
               workers BIGINT NOT NULL DEFAULT 0
             )
             """]),
+        // Issue 16's tables, as SQLite's v13–v15 (the store's methods for them are not written
+        // for PostgreSQL yet: PostgresStore+Automation.swift).
+        Step(versions: ["v13"], statements: [
+            "ALTER TABLE job ADD COLUMN schedule_cron TEXT",
+            "ALTER TABLE job ADD COLUMN schedule_timezone TEXT",
+            "ALTER TABLE job ADD COLUMN schedule_overlap TEXT",
+            "ALTER TABLE job ADD COLUMN schedule_catch_up TEXT",
+            "ALTER TABLE job ADD COLUMN schedule_enabled BOOLEAN NOT NULL DEFAULT FALSE",
+            "ALTER TABLE job ADD COLUMN next_run_at BIGINT",
+            "ALTER TABLE job ADD COLUMN last_slot_at BIGINT",
+            "ALTER TABLE job ADD COLUMN last_skipped_at BIGINT",
+            "ALTER TABLE job ADD COLUMN last_skip_reason TEXT",
+            "CREATE INDEX job_next_run ON job(next_run_at) WHERE next_run_at IS NOT NULL",
+            """
+            CREATE TABLE schedule_slot (
+              job_id BIGINT NOT NULL REFERENCES job(id) ON DELETE CASCADE,
+              slot_at BIGINT NOT NULL,
+              claimed_at BIGINT NOT NULL,
+              outcome TEXT NOT NULL,
+              execution_id BIGINT,
+              reason TEXT,
+              PRIMARY KEY (job_id, slot_at)
+            )
+            """,
+            "ALTER TABLE execution ADD COLUMN run_trigger TEXT NOT NULL DEFAULT 'api'",
+            "ALTER TABLE execution ADD COLUMN scheduled_for BIGINT",
+        ]),
+        Step(versions: ["v14"], statements: [
+            "ALTER TABLE job ADD COLUMN retry TEXT",
+            "ALTER TABLE execution ADD COLUMN attempt BIGINT NOT NULL DEFAULT 1",
+            "ALTER TABLE execution ADD COLUMN retry_of BIGINT",
+            "ALTER TABLE execution ADD COLUMN not_before BIGINT",
+            "CREATE INDEX execution_not_before ON execution(not_before) WHERE status = 'PENDING' AND not_before IS NOT NULL",
+        ]),
+        Step(versions: ["v15"], statements: [
+            "ALTER TABLE job ADD COLUMN callback TEXT",
+            "ALTER TABLE execution ADD COLUMN callback TEXT",
+            "CREATE TABLE webhook_secret (tenant TEXT PRIMARY KEY, sealed TEXT NOT NULL, created_at BIGINT NOT NULL)",
+            """
+            CREATE TABLE webhook_delivery (
+              id TEXT PRIMARY KEY,
+              execution_id BIGINT NOT NULL REFERENCES execution(id) ON DELETE CASCADE,
+              tenant TEXT NOT NULL DEFAULT '',
+              url TEXT NOT NULL,
+              event TEXT NOT NULL,
+              status TEXT NOT NULL,
+              created_at BIGINT NOT NULL,
+              next_attempt_at BIGINT
+            )
+            """,
+            "CREATE INDEX webhook_delivery_due ON webhook_delivery(next_attempt_at) WHERE status = 'pending'",
+            "CREATE INDEX webhook_delivery_execution ON webhook_delivery(execution_id)",
+            """
+            CREATE TABLE webhook_attempt (
+              delivery_id TEXT NOT NULL REFERENCES webhook_delivery(id) ON DELETE CASCADE,
+              number BIGINT NOT NULL,
+              at BIGINT NOT NULL,
+              status_code BIGINT,
+              error TEXT,
+              duration_ms BIGINT NOT NULL,
+              PRIMARY KEY (delivery_id, number)
+            )
+            """,
+        ]),
     ]
 
     /// The version names, oldest first (equal to `Migrations.versions`).
