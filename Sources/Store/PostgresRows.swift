@@ -68,7 +68,24 @@ enum PostgresRecords {
                       createdAt: Millis.date(try r[C.createdAt.rawValue].decode(Int64.self)),
                       updatedAt: Millis.date(try r[C.updatedAt.rawValue].decode(Int64.self)))
         job.outputs = JSONText.decode([String].self, try s(.outputs), empty: [])
+        job.schedule = try schedule(r)
+        job.retry = JSONText.decode(RetryPolicy?.self, try r[C.retry.rawValue].decode(String?.self), empty: nil)
+        job.callback = JSONText.decode(WebhookCallback?.self, try r[C.callback.rawValue].decode(String?.self), empty: nil)
         return job
+    }
+
+    /// A job row's schedule (nil when `schedule_cron` is NULL), as SQLite's `Records.schedule`.
+    static func schedule(_ r: PostgresRandomAccessRow) throws -> JobSchedule? {
+        typealias C = Records.JobColumn
+        func os(_ c: C) throws -> String? { try r[c.rawValue].decode(String?.self) }
+        func od(_ c: C) throws -> Date? { try r[c.rawValue].decode(Int64?.self).map(Millis.date) }
+        guard let cron = try os(.scheduleCron) else { return nil }
+        return JobSchedule(cron: cron, timezone: try os(.scheduleTimezone) ?? "UTC",
+                           overlap: try os(.scheduleOverlap).flatMap(ScheduleOverlap.init(rawValue:)) ?? .skip,
+                           catchUp: try os(.scheduleCatchUp).flatMap(ScheduleCatchUp.init(rawValue:)) ?? .none,
+                           enabled: try r[C.scheduleEnabled.rawValue].decode(Bool?.self) ?? false, nextRunAt: try od(.nextRunAt),
+                           lastSlotAt: try od(.lastSlotAt), lastSkippedAt: try od(.lastSkippedAt),
+                           lastSkipReason: try os(.lastSkipReason))
     }
 
     /// The execution of a row of `Records.executionSelect` or `executionSummarySelect`, its
@@ -106,6 +123,12 @@ enum PostgresRecords {
             weakerIsolation: JSONText.decode([String].self, try os(.weakerIsolation), empty: []))
         execution.outputs = JSONText.decode([String].self, try os(.outputs), empty: [])
         execution.denied = try os(.denied).map { JSONText.decode([DeniedSyscall].self, $0, empty: []) }
+        execution.trigger = ExecutionTrigger(rawValue: try s(.trigger)) ?? .api
+        execution.scheduledFor = try oi(.scheduledFor).map(Millis.date)
+        execution.attempt = Int(try i(.attempt))
+        execution.retryOf = try oi(.retryOf)
+        execution.notBefore = try oi(.notBefore).map(Millis.date)
+        execution.callback = JSONText.decode(WebhookCallback?.self, try os(.callback), empty: nil)
         return execution
     }
 

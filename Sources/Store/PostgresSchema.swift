@@ -36,8 +36,8 @@ enum PostgresSchema {
               workers BIGINT NOT NULL DEFAULT 0
             )
             """]),
-        // Issue 16's tables, as SQLite's v13–v15 (the store's methods for them are not written
-        // for PostgreSQL yet: PostgresStore+Automation.swift).
+        // Issue 16's tables, as SQLite's v13–v15 (the store's methods for them: PostgresStore+Schedules.swift,
+        // PostgresStore+Webhooks.swift, the retry columns in PostgresStore+Queue.swift).
         Step(versions: ["v13"], statements: [
             "ALTER TABLE job ADD COLUMN schedule_cron TEXT",
             "ALTER TABLE job ADD COLUMN schedule_timezone TEXT",

@@ -7,27 +7,34 @@ import PostgresNIO
 
 extension PostgresStore {
     public func createJob(_ job: NewJob) async throws -> Job {
-        if job.schedule != nil || job.retry != nil || job.callback != nil {
-            throw Self.automationMissing("schedules, retries and callbacks")
-        }
         let logger = self.logger
         var q = SQL()
         let now = Millis.now
         q.append("""
             INSERT INTO job (name, script_type, script_content, policy, limits, concurrency, arguments, environment,
-                             secret_environment, tenant, created_by, created_at, updated_at, files_index, files, outputs)
+                             secret_environment, tenant, created_by, created_at, updated_at, files_index, files, outputs,
+                             retry, callback)
             VALUES (\(q.bind(job.name)), \(q.bind(job.scriptType.rawValue)), \(q.bind(job.scriptContent)), \(q.bind(job.policy)),
                     \(q.bind(JSONText.encode(job.limits))), \(q.bind(job.concurrency.rawValue)), \(q.bind(JSONText.encode(job.arguments))),
                     \(q.bind(JSONText.encode(job.environment))), \(q.bind(JSONText.encode(job.secretEnvironment))),
                     \(q.bind(job.tenant ?? "")), \(q.bind(job.createdBy)), \(q.bind(now)), \(q.bind(now)),
                     \(q.bind(JSONText.encode(job.files.map(\.entry)))), \(q.bind(FileColumn.encode(job.files))),
-                    \(q.bind(JSONText.encode(job.outputs))))
-            RETURNING \(Records.JobColumn.allCases.map(\.name).joined(separator: ", "))
+                    \(q.bind(JSONText.encode(job.outputs))), \(q.bind(job.retry.map { JSONText.encode($0) })),
+                    \(q.bind(job.callback.map { JSONText.encode($0) })))
+            RETURNING id
             """)
         let query = q.query
+        let schedule = job.schedule
         do {
-            return try await withConnection { connection in
-                try PostgresRecords.job(try await connection.first(query, logger)!)
+            return try await transaction { connection in
+                let id = try await connection.first(query, logger)!.decode(Int64.self)
+                if let schedule {
+                    var set = SQL()
+                    Self.scheduleAssignments(&set, schedule)
+                    set.append(" WHERE id = \(set.bind(id))")
+                    try await connection.query(set.query, logger: logger)
+                }
+                return try await Self.fetchJob(connection, id: id, logger)!
             }
         } catch StoreError.conflict {
             throw StoreError.conflict("a job named \(job.name) already exists")
@@ -88,9 +95,6 @@ extension PostgresStore {
     }
 
     public func updateJob(id: Int64, _ patch: JobPatch) async throws -> Job {
-        if patch.schedule != nil || patch.retry != nil || patch.callback != nil {
-            throw Self.automationMissing("schedules, retries and callbacks")
-        }
         let logger = self.logger
         do {
             return try await transaction { connection in
@@ -119,8 +123,16 @@ extension PostgresStore {
                 if let files = patch.files {
                     q.append(", files_index = \(q.bind(JSONText.encode(files.map(\.entry)))), files = \(q.bind(FileColumn.encode(files)))")
                 }
+                if let retry = patch.retry { q.append(", retry = \(q.bind(retry.map { JSONText.encode($0) }))") }
+                if let callback = patch.callback { q.append(", callback = \(q.bind(callback.map { JSONText.encode($0) }))") }
                 q.append(" WHERE id = \(q.bind(id))")
                 try await connection.query(q.query, logger: logger)
+                if let schedule = patch.schedule {
+                    var set = SQL()
+                    Self.scheduleAssignments(&set, schedule)
+                    set.append(" WHERE id = \(set.bind(id))")
+                    try await connection.query(set.query, logger: logger)
+                }
                 return try await Self.fetchJob(connection, id: id, logger)!
             }
         } catch StoreError.conflict {
@@ -144,6 +156,25 @@ extension PostgresStore {
             q.append(q.bind(id))
             try await connection.query(q.query, logger: logger)
         }
+    }
+
+    /// `UPDATE job SET …` of a schedule set (or, nil, removed), as SQLite's `storeSchedule`:
+    /// the history of its slots (last slot, last skip) is kept while it has one; a disabled
+    /// schedule has no next slot. The caller appends the WHERE clause.
+    static func scheduleAssignments(_ q: inout SQL, _ schedule: JobSchedule?) {
+        guard let schedule else {
+            q.append("""
+                UPDATE job SET schedule_cron = NULL, schedule_timezone = NULL, schedule_overlap = NULL, schedule_catch_up = NULL,
+                  schedule_enabled = false, next_run_at = NULL, last_slot_at = NULL, last_skipped_at = NULL, last_skip_reason = NULL
+                """)
+            return
+        }
+        q.append("""
+            UPDATE job SET schedule_cron = \(q.bind(schedule.cron)), schedule_timezone = \(q.bind(schedule.timezone)),
+              schedule_overlap = \(q.bind(schedule.overlap.rawValue)), schedule_catch_up = \(q.bind(schedule.catchUp.rawValue)),
+              schedule_enabled = \(q.bind(schedule.enabled)),
+              next_run_at = \(q.bind(schedule.enabled ? schedule.nextRunAt.map(Millis.of) : nil))
+            """)
     }
 
     /// A PENDING or RUNNING execution of a job, if any.

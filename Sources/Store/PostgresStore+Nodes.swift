@@ -84,11 +84,12 @@ extension PostgresStore {
             q.append("""
                 UPDATE execution SET status = 'FAILED', verdict = 'interrupted', reason = \(q.bind(reason)),
                   finished_at = \(Self.nowMs), lease_deadline = NULL
-                WHERE status = 'RUNNING' AND worker = ANY(\(q.bind(names))) RETURNING id
+                WHERE status = 'RUNNING' AND worker = ANY(\(q.bind(names))) RETURNING id, finished_at
                 """)
-            let ids = try await connection.all(q.query, logger).map { try $0.decode(Int64.self) }.sorted()
+            let rows = try await connection.all(q.query, logger).map { try $0.decode((Int64, Int64).self) }.sorted { $0.0 < $1.0 }
             var ended: [Execution] = []
-            for id in ids {
+            for (id, finishedAt) in rows {
+                try await Self.queueDeliveries(connection, executionID: id, now: finishedAt, logger)
                 if let execution = try await Self.fetchExecution(connection, id: id, withOutput: false, logger) { ended.append(execution) }
             }
             return ended

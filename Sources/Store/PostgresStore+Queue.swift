@@ -8,61 +8,73 @@ import PostgresNIO
 
 extension PostgresStore {
     public func enqueue(_ new: NewExecution, queueLimit: Int) async throws -> Execution {
-        if new.callback != nil { throw Self.automationMissing("callbacks") }
         let logger = self.logger
         return try await transaction { connection in
             try await PostgresLocks.take(.enqueue, connection, logger)
-            var tenant = new.tenant
-            if let jobID = new.jobID {
-                guard let job = try await Self.fetchJob(connection, id: jobID, logger) else { throw StoreError.notFound("job \(jobID)") }
-                if new.concurrency == .forbid, let active = try await Self.activeExecution(connection, jobID: jobID, logger) {
-                    throw StoreError.conflict("""
-                        job \(job.name) (\(job.id)) already has execution \(active) pending or running, and its concurrency \
-                        rule is forbid
-                        """)
-                }
-                tenant = job.tenant
-            }
-            if let submitter = new.submittedBy, let maxActive = new.maxActive {
-                var q = SQL("SELECT COUNT(*) FROM execution WHERE status IN ('PENDING', 'RUNNING') AND submitted_by = ")
-                q.append(q.bind(submitter))
-                let active = try await connection.first(q.query, logger)?.decode(Int64.self) ?? 0
-                if active >= maxActive { throw StoreError.quotaExceeded(limit: maxActive) }
-            }
-            let pending = try await connection.first("SELECT COUNT(*) FROM execution WHERE status = 'PENDING'", logger)?
-                .decode(Int64.self) ?? 0
-            if pending >= queueLimit { throw StoreError.queueFull(limit: queueLimit) }
-            var q = SQL()
-            q.append("""
-                INSERT INTO execution (job_id, status, script_type, script_snapshot, policy_name, policy_snapshot, concurrency,
-                                       arguments, environment, stdin, priority, created_at, secret_environment, tenant,
-                                       submitted_by, weaker_isolation, files, outputs)
-                VALUES (\(q.bind(new.jobID)), 'PENDING', \(q.bind(new.scriptType.rawValue)), \(q.bind(new.scriptSnapshot)),
-                        \(q.bind(new.policyName)), \(q.bind(new.policySnapshot)), \(q.bind(new.concurrency.rawValue)),
-                        \(q.bind(JSONText.encode(new.arguments))), \(q.bind(JSONText.encode(new.environment))), \(q.bind(new.stdin)),
-                        \(q.bind(Int64(new.priority))), \(q.bind(Millis.of(new.createdAt))), \(q.bind(JSONText.encode(new.secretEnvironment))),
-                        \(q.bind(tenant ?? "")), \(q.bind(new.submittedBy)), \(q.bind(JSONText.encode(new.weakerIsolation))),
-                        \(q.bind(FileColumn.encode(new.files))), \(q.bind(JSONText.encode(new.outputs))))
-                RETURNING id
-                """)
-            let id = try await connection.first(q.query, logger)!.decode(Int64.self)
-            if var audit = new.audit {
-                audit.targetID = String(id)
-                _ = try await Self.insertAudit(connection, audit, logger)
-            }
+            let execution = try await Self.insertExecution(connection, new, queueLimit: queueLimit, logger)
             // Every node's workers look for work once this commits.
             try await Self.notify(connection, PostgresChannel.queued, logger)
-            return try await Self.fetchExecution(connection, id: id, withOutput: false, logger)!
+            return execution
         }
+    }
+
+    /// Stores a new PENDING execution inside the caller's transaction, which holds the
+    /// `.enqueue` lock: the job's concurrency rule, the submitter's quota and the queue bound
+    /// checked first (as SQLite's `insertExecution`).
+    static func insertExecution(_ connection: PostgresConnection, _ new: NewExecution, queueLimit: Int,
+                                _ logger: Logger) async throws -> Execution {
+        var tenant = new.tenant
+        if let jobID = new.jobID {
+            guard let job = try await Self.fetchJob(connection, id: jobID, logger) else { throw StoreError.notFound("job \(jobID)") }
+            if new.concurrency == .forbid, let active = try await Self.activeExecution(connection, jobID: jobID, logger) {
+                throw StoreError.conflict("""
+                    job \(job.name) (\(job.id)) already has execution \(active) pending or running, and its concurrency \
+                    rule is forbid
+                    """)
+            }
+            tenant = job.tenant
+        }
+        if let submitter = new.submittedBy, let maxActive = new.maxActive {
+            var q = SQL("SELECT COUNT(*) FROM execution WHERE status IN ('PENDING', 'RUNNING') AND submitted_by = ")
+            q.append(q.bind(submitter))
+            let active = try await connection.first(q.query, logger)?.decode(Int64.self) ?? 0
+            if active >= maxActive { throw StoreError.quotaExceeded(limit: maxActive) }
+        }
+        let pending = try await connection.first("SELECT COUNT(*) FROM execution WHERE status = 'PENDING'", logger)?
+            .decode(Int64.self) ?? 0
+        if pending >= queueLimit { throw StoreError.queueFull(limit: queueLimit) }
+        var q = SQL()
+        q.append("""
+            INSERT INTO execution (job_id, status, script_type, script_snapshot, policy_name, policy_snapshot, concurrency,
+                                   arguments, environment, stdin, priority, created_at, secret_environment, tenant,
+                                   submitted_by, weaker_isolation, files, outputs, run_trigger, scheduled_for, callback)
+            VALUES (\(q.bind(new.jobID)), 'PENDING', \(q.bind(new.scriptType.rawValue)), \(q.bind(new.scriptSnapshot)),
+                    \(q.bind(new.policyName)), \(q.bind(new.policySnapshot)), \(q.bind(new.concurrency.rawValue)),
+                    \(q.bind(JSONText.encode(new.arguments))), \(q.bind(JSONText.encode(new.environment))), \(q.bind(new.stdin)),
+                    \(q.bind(Int64(new.priority))), \(q.bind(Millis.of(new.createdAt))), \(q.bind(JSONText.encode(new.secretEnvironment))),
+                    \(q.bind(tenant ?? "")), \(q.bind(new.submittedBy)), \(q.bind(JSONText.encode(new.weakerIsolation))),
+                    \(q.bind(FileColumn.encode(new.files))), \(q.bind(JSONText.encode(new.outputs))),
+                    \(q.bind(new.trigger.rawValue)), \(q.bind(new.scheduledFor.map(Millis.of))),
+                    \(q.bind(new.callback.map { JSONText.encode($0) })))
+            RETURNING id
+            """)
+        let id = try await connection.first(q.query, logger)!.decode(Int64.self)
+        if var audit = new.audit {
+            audit.targetID = String(id)
+            _ = try await Self.insertAudit(connection, audit, logger)
+        }
+        return try await Self.fetchExecution(connection, id: id, withOutput: false, logger)!
     }
 
     /// The next runnable PENDING execution: highest priority, then oldest; a `queue` job's
     /// execution waits while another of the same job runs; rows another node is claiming
-    /// (locked) are skipped. `excluded` ids were tried already in this claim.
-    static func nextPendingSQL(_ q: inout SQL, priority: Int64? = nil, excludedTenants: [String] = [], excludedIDs: [Int64]) {
+    /// (locked) are skipped, and so are retries whose not-before is after `now`. `excluded` ids
+    /// were tried already in this claim.
+    static func nextPendingSQL(_ q: inout SQL, now: Int64, priority: Int64? = nil, excludedTenants: [String] = [],
+                               excludedIDs: [Int64]) {
         q.append("""
             SELECT e.id, e.priority, e.tenant, e.concurrency, e.job_id FROM execution e
-            WHERE e.status = 'PENDING'
+            WHERE e.status = 'PENDING' AND (e.not_before IS NULL OR e.not_before <= \(q.bind(now)))
               AND (e.concurrency != 'queue' OR NOT EXISTS
                    (SELECT 1 FROM execution r WHERE r.job_id = e.job_id AND r.status = 'RUNNING'))
             """)
@@ -75,11 +87,11 @@ extension PostgresStore {
     /// The execution to claim, locked (as SQLite's `nextFairPending`): the first runnable one,
     /// unless a tenant with fewer RUNNING executions has one runnable at the same priority —
     /// then the oldest of the tenant with the fewest.
-    static func nextFairPending(_ connection: PostgresConnection, excluded: [Int64], _ logger: Logger) async throws
+    static func nextFairPending(_ connection: PostgresConnection, now: Int64, excluded: [Int64], _ logger: Logger) async throws
         -> (id: Int64, priority: Int64, concurrency: String, jobID: Int64?)? {
         func pick(priority: Int64?, excludedTenants: [String]) async throws -> (Int64, Int64, String, String, Int64?)? {
             var q = SQL()
-            nextPendingSQL(&q, priority: priority, excludedTenants: excludedTenants, excludedIDs: excluded)
+            nextPendingSQL(&q, now: now, priority: priority, excludedTenants: excludedTenants, excludedIDs: excluded)
             return try await connection.first(q.query, logger)?.decode((Int64, Int64, String, String, Int64?).self)
         }
         guard let first = try await pick(priority: nil, excludedTenants: []) else { return nil }
@@ -110,7 +122,7 @@ extension PostgresStore {
             // never run a second time by another node.
             var tried: [Int64] = []
             while tried.count < 16 {
-                guard let candidate = try await Self.nextFairPending(connection, excluded: tried, logger) else { return nil }
+                guard let candidate = try await Self.nextFairPending(connection, now: nowMs, excluded: tried, logger) else { return nil }
                 if candidate.concurrency == "queue", let jobID = candidate.jobID {
                     // One claimer per queue job at a time; once held, a run of it committed
                     // RUNNING by another node is visible to the check below.
@@ -119,11 +131,13 @@ extension PostgresStore {
                         continue
                     }
                     // Nothing of the job runs, and no run of it comes before this one (another
-                    // claimer may hold the earlier one's row lock, which made us skip it).
+                    // claimer may hold the earlier one's row lock, which made us skip it); a retry
+                    // not due yet holds nothing back.
                     var blocked = SQL()
                     let job = blocked.bind(jobID), p = blocked.bind(candidate.priority)
                     blocked.append("""
                         SELECT 1 FROM execution WHERE job_id = \(job) AND (status = 'RUNNING' OR (status = 'PENDING'
+                          AND (not_before IS NULL OR not_before <= \(blocked.bind(nowMs)))
                           AND (priority > \(p) OR (priority = \(p) AND id < \(blocked.bind(candidate.id)))))) LIMIT 1
                         """)
                     if try await connection.first(blocked.query, logger) != nil {
@@ -192,6 +206,11 @@ extension PostgresStore {
                                                        with: outcome.stderr, logger)
                 try await Self.storeArtifacts(connection, executionID, outcome, logger)
             }
+            if let retry = outcome.retry {
+                _ = try await Self.insertRetry(connection, of: executionID, retry, logger)
+                try await Self.notify(connection, PostgresChannel.queued, logger)
+            }
+            try await Self.queueDeliveries(connection, executionID: executionID, now: Millis.of(outcome.finishedAt), logger)
             return try await Self.fetchExecution(connection, id: executionID, withOutput: false, logger)!
         }
     }
@@ -213,6 +232,7 @@ extension PostgresStore {
                     WHERE id = \(q.bind(executionID)) AND status = 'PENDING'
                     """)
                 try await connection.query(q.query, logger: logger)
+                try await Self.queueDeliveries(connection, executionID: executionID, now: Millis.of(now), logger)
             case .running:
                 var q = SQL("UPDATE execution SET cancel_requested = true WHERE status = 'RUNNING' AND id = ")
                 q.append(q.bind(executionID))
@@ -220,6 +240,20 @@ extension PostgresStore {
                 // The node running it kills its sandbox as soon as this commits.
                 try await Self.notify(connection, PostgresChannel.cancelPrefix + String(executionID), logger)
             case let final:
+                // Cancelling an attempt that ended stops its chain: its queued retry is cancelled.
+                var find = SQL("SELECT id FROM execution WHERE status = 'PENDING' AND retry_of = ")
+                find.append("\(find.bind(executionID)) LIMIT 1 FOR UPDATE")
+                if let retry = try await connection.first(find.query, logger)?.decode(Int64.self) {
+                    var q = SQL()
+                    q.append("""
+                        UPDATE execution SET status = 'CANCELLED', verdict = 'cancelled',
+                          reason = 'cancelled before it started (its chain was cancelled)', finished_at = \(q.bind(Millis.of(now)))
+                        WHERE id = \(q.bind(retry)) AND status = 'PENDING'
+                        """)
+                    try await connection.query(q.query, logger: logger)
+                    try await Self.queueDeliveries(connection, executionID: retry, now: Millis.of(now), logger)
+                    return try await Self.fetchExecution(connection, id: retry, logger)!
+                }
                 throw StoreError.invalidTransition(executionID: executionID, from: final, to: ExecutionStatus.cancelled.rawValue)
             }
             return try await Self.fetchExecution(connection, id: executionID, logger)!
@@ -246,10 +280,51 @@ extension PostgresStore {
             let ids = try await connection.all(q.query, logger).map { try $0.decode(Int64.self) }.sorted()
             var executions: [Execution] = []
             for id in ids {
+                try await Self.queueDeliveries(connection, executionID: id, now: Millis.of(now), logger)
                 if let execution = try await Self.fetchExecution(connection, id: id, logger) { executions.append(execution) }
             }
             return executions
         }
+    }
+
+    /// Queues a retry of an execution inside the caller's transaction, as SQLite's
+    /// `insertRetry`: a copy of it, PENDING, trigger `retry`, `retry_of` it, with the attempt and
+    /// not-before given; a job that runs one at a time (`forbid`, `queue`) has its retry wait
+    /// while another of its runs runs.
+    static func insertRetry(_ connection: PostgresConnection, of executionID: Int64, _ retry: RetryRequest,
+                            _ logger: Logger) async throws -> Execution {
+        var q = SQL()
+        q.append("""
+            INSERT INTO execution (job_id, status, script_type, script_snapshot, policy_name, policy_snapshot, concurrency,
+                                   arguments, environment, stdin, priority, created_at, secret_environment, tenant,
+                                   submitted_by, weaker_isolation, files, outputs, run_trigger, scheduled_for, attempt,
+                                   retry_of, not_before, callback)
+            SELECT job_id, 'PENDING', script_type, script_snapshot, policy_name, policy_snapshot,
+                   CASE concurrency WHEN 'allow' THEN 'allow' ELSE 'queue' END, arguments, environment, stdin, priority,
+                   \(q.bind(Millis.now)), secret_environment, tenant, submitted_by, weaker_isolation, files, outputs, 'retry',
+                   scheduled_for, \(q.bind(Int64(retry.attempt))), id, \(q.bind(Millis.of(retry.notBefore))), callback
+            FROM execution WHERE id = \(q.bind(executionID))
+            RETURNING id
+            """)
+        guard let id = try await connection.first(q.query, logger)?.decode(Int64.self) else {
+            throw StoreError.notFound("execution \(executionID)")
+        }
+        return try await Self.fetchExecution(connection, id: id, withOutput: false, logger)!
+    }
+
+    public func enqueueRetry(of executionID: Int64, _ retry: RetryRequest) async throws -> Execution {
+        let logger = self.logger
+        return try await transaction { connection in
+            let execution = try await Self.insertRetry(connection, of: executionID, retry, logger)
+            try await Self.notify(connection, PostgresChannel.queued, logger)
+            return execution
+        }
+    }
+
+    public func nextNotBefore(after now: Date) async throws -> Date? {
+        var q = SQL("SELECT MIN(not_before) FROM execution WHERE status = 'PENDING' AND not_before IS NOT NULL AND not_before > ")
+        q.append(q.bind(Millis.of(now)))
+        return try await rows(q.query).first?.decode(Int64?.self).map(Millis.date)
     }
 
     public func pendingCount() async throws -> Int {

@@ -4,7 +4,7 @@ import Testing
 /// A job's retry policy over real HTTP: set, answered in human units, validated (422 naming
 /// `retry.max_attempts`, `retry.on[0]`…), merged by PATCH, removed by null; executions carry
 /// `attempt`, `retry_of` and `not_before`.
-@Suite("Retries: routes", .enabled(if: AutomationStore.available))
+@Suite("Retries: routes")
 struct RetryRouteTests {
     @Test("A retry policy is stored and answered; PATCH merges, null removes; a run is attempt 1")
     func lifecycle() async throws {

@@ -6,7 +6,7 @@ import Testing
 /// server is killed with SIGKILL at points around its slots (once a fraction of a second after
 /// a slot began, while the scheduler claims it) and started again on the same database; every
 /// minute slot in the window must have exactly one execution.
-@Suite("Schedules: exactly once across kill -9", .enabled(if: ServerProcess.available && AutomationStore.available))
+@Suite("Schedules: exactly once across kill -9", .enabled(if: ServerProcess.available))
 struct ScheduleKillTests {
     @Test("Every slot of a * * * * * schedule fires exactly once while the server is killed with SIGKILL and restarted")
     func exactlyOnceAcrossKills() async throws {

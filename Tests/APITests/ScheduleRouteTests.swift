@@ -4,7 +4,7 @@ import Testing
 /// Schedules over real HTTP: set with the job, validated (422 naming `schedule.cron`, …),
 /// changed and removed by PATCH, listed by `GET /schedules` per tenant; executions say what
 /// started them.
-@Suite("Schedules: routes", .enabled(if: AutomationStore.available))
+@Suite("Schedules: routes")
 struct ScheduleRouteTests {
     @Test("A job's schedule: defaults, next_run_at with the zone's offset, PATCH merges, null removes, GET /schedules lists by next run")
     func lifecycle() async throws {

@@ -8,7 +8,7 @@ import Wire
 /// Completion webhooks delivered to a loopback receiver: signed (the test verifies the
 /// signature itself), retried after 500 twice with one delivery id, recorded attempt by
 /// attempt; SSRF refused by default; a delivery pending across a restart of the server.
-@Suite("Webhooks", .enabled(if: AutomationStore.available))
+@Suite("Webhooks")
 struct WebhookTests {
     /// Whether `header` (`t=<unix>,v1=<hex>`) is HMAC-SHA256 of "t.body" keyed with `secret`.
     static func verify(_ header: String, body: Data, secret: String) -> Bool {

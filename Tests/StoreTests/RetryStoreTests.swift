@@ -7,9 +7,9 @@ import Testing
 /// the claim until due, the chain stopped by a cancellation.
 @Suite("Store retries")
 struct RetryStoreTests {
-    @Test("A finish with a retry queues the next attempt in the same transaction; the claim skips it until its not-before")
-    func retryQueuedAndDue() async throws {
-        try await withStore { store in
+    @Test("A finish with a retry queues the next attempt in the same transaction; the claim skips it until its not-before", arguments: StoreKind.allCases)
+    func retryQueuedAndDue(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await store.makeJob(concurrency: .forbid)
             let first = try await store.enqueue(job)
             let now = Date(timeIntervalSince1970: (Date().timeIntervalSince1970).rounded())
@@ -29,9 +29,9 @@ struct RetryStoreTests {
         }
     }
 
-    @Test("A retry not due does not hold back other executions; a forbid job's new run is refused while its retry waits")
-    func othersRunMeanwhile() async throws {
-        try await withStore { store in
+    @Test("A retry not due does not hold back other executions; a forbid job's new run is refused while its retry waits", arguments: StoreKind.allCases)
+    func othersRunMeanwhile(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await store.makeJob(concurrency: .forbid)
             let first = try await store.enqueue(job)
             _ = try await store.claim()
@@ -45,9 +45,9 @@ struct RetryStoreTests {
         }
     }
 
-    @Test("Cancelling the ended attempt whose retry is queued cancels the retry: the chain stops")
-    func cancelStopsTheChain() async throws {
-        try await withStore { store in
+    @Test("Cancelling the ended attempt whose retry is queued cancels the retry: the chain stops", arguments: StoreKind.allCases)
+    func cancelStopsTheChain(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await store.makeJob()
             let first = try await store.enqueue(job)
             _ = try await store.claim()

@@ -1,6 +1,5 @@
 import Domain
 import Foundation
-import GRDB
 @testable import Store
 import Testing
 
@@ -10,23 +9,23 @@ import Testing
 struct ScheduleTests {
     static let t0 = Date(timeIntervalSince1970: 1_800_000_000)
 
-    func scheduledJob(_ store: SQLiteStore, overlap: ScheduleOverlap = .skip, next: Date = t0) async throws -> Job {
+    func scheduledJob(_ store: any TestStore, overlap: ScheduleOverlap = .skip, next: Date = t0) async throws -> Job {
         var new = NewJob(name: "cron-\(UUID().uuidString.prefix(8))", scriptType: .bash, scriptContent: "true", concurrency: .forbid)
         new.schedule = JobSchedule(cron: "*/5 * * * *", timezone: "Europe/Paris", overlap: overlap, nextRunAt: next)
         return try await store.createJob(new)
     }
 
     func firing(_ job: Job, slot: Date?, expected: Date = t0, next: Date? = t0 + 300, overlap: ScheduleOverlap = .skip) -> SlotFiring {
-        var new = SQLiteStore.newExecution(job)
+        var new = makeNewExecution(job)
         new.concurrency = overlap.concurrency
         new.trigger = .schedule
         new.scheduledFor = slot
         return SlotFiring(jobID: job.id, expectedNextRunAt: expected, slot: slot, nextRunAt: next, execution: new, overlap: overlap)
     }
 
-    @Test("A schedule is stored with its job, changed, disabled and removed; the job's row reads it back")
-    func roundTrip() async throws {
-        try await withStore { store in
+    @Test("A schedule is stored with its job, changed, disabled and removed; the job's row reads it back", arguments: StoreKind.allCases)
+    func roundTrip(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await scheduledJob(store)
             #expect(job.schedule == JobSchedule(cron: "*/5 * * * *", timezone: "Europe/Paris", overlap: .skip, nextRunAt: Self.t0))
             var changed = try #require(job.schedule)
@@ -43,9 +42,9 @@ struct ScheduleTests {
         }
     }
 
-    @Test("Due schedules and the scheduled list come by next run; tenants are kept apart")
-    func dueAndListed() async throws {
-        try await withStore { store in
+    @Test("Due schedules and the scheduled list come by next run; tenants are kept apart", arguments: StoreKind.allCases)
+    func dueAndListed(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let late = try await scheduledJob(store, next: Self.t0 + 600)
             let early = try await scheduledJob(store, next: Self.t0)
             var other = NewJob(name: "theirs", scriptType: .bash, scriptContent: "true", tenant: "other")
@@ -58,9 +57,9 @@ struct ScheduleTests {
         }
     }
 
-    @Test("A slot fires once: its execution is queued with trigger and slot, and a second claim of it does nothing")
-    func firesOnce() async throws {
-        try await withStore { store in
+    @Test("A slot fires once: its execution is queued with trigger and slot, and a second claim of it does nothing", arguments: StoreKind.allCases)
+    func firesOnce(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await scheduledJob(store)
             guard case .queued(let execution) = try await store.fireSlot(firing(job, slot: Self.t0), queueLimit: 100) else {
                 Issue.record("the slot did not queue an execution")
@@ -81,9 +80,9 @@ struct ScheduleTests {
         }
     }
 
-    @Test("Many concurrent firings of one slot queue one execution")
-    func concurrentFirings() async throws {
-        try await withStore { store in
+    @Test("Many concurrent firings of one slot queue one execution", arguments: StoreKind.allCases)
+    func concurrentFirings(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await scheduledJob(store, overlap: .allow)
             let results = try await withThrowingTaskGroup(of: SlotResult.self) { group in
                 for _ in 0..<16 { group.addTask { try await store.fireSlot(firing(job, slot: Self.t0, overlap: .allow), queueLimit: 100) } }
@@ -94,9 +93,9 @@ struct ScheduleTests {
         }
     }
 
-    @Test("overlap skip: a slot while a run is pending is recorded skipped with the reason; queue and allow queue it")
-    func overlap() async throws {
-        try await withStore { store in
+    @Test("overlap skip: a slot while a run is pending is recorded skipped with the reason; queue and allow queue it", arguments: StoreKind.allCases)
+    func overlap(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await scheduledJob(store)
             let running = try await store.enqueue(job)
             let result = try await store.fireSlot(firing(job, slot: Self.t0), queueLimit: 100)
@@ -116,9 +115,9 @@ struct ScheduleTests {
         }
     }
 
-    @Test("A full queue skips the slot with the store's words; missed slots move the schedule without a run")
-    func refusedAndMissed() async throws {
-        try await withStore { store in
+    @Test("A full queue skips the slot with the store's words; missed slots move the schedule without a run", arguments: StoreKind.allCases)
+    func refusedAndMissed(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await scheduledJob(store, overlap: .allow)
             let result = try await store.fireSlot(firing(job, slot: Self.t0, overlap: .allow), queueLimit: 0)
             #expect(result == .skipped(StoreError.queueFull(limit: 0).description))
@@ -129,16 +128,16 @@ struct ScheduleTests {
         }
     }
 
-    @Test("Deleting a job deletes its schedule and slots")
-    func deletedWithTheJob() async throws {
-        try await withStore { store in
+    @Test("Deleting a job deletes its schedule and slots", arguments: StoreKind.allCases)
+    func deletedWithTheJob(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await scheduledJob(store)
             _ = try await store.fireSlot(firing(job, slot: Self.t0), queueLimit: 100)
             let execution = try #require(try await store.executions(ExecutionQuery(jobID: job.id)).executions.first)
             _ = try await store.claim()
             try await store.finish(execution.id)
             try await store.deleteJob(id: job.id)
-            let slots = try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM schedule_slot") ?? -1 }
+            let slots = try await store.scheduleSlotCount()
             #expect(slots == 0)
         }
     }

@@ -35,9 +35,15 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
 protocol TestStore: ExecutionStore, AccessStore {
     /// Every execution row, whatever its status (to check that nothing was half-stored).
     func executionCount() async throws -> Int
+    /// Every row of `schedule_slot` (to check that a job's slots go with it).
+    func scheduleSlotCount() async throws -> Int
 }
 
-extension SQLiteStore: TestStore {}
+extension SQLiteStore: TestStore {
+    func scheduleSlotCount() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM schedule_slot") ?? 0 }
+    }
+}
 
 extension PostgresStore: TestStore {
     /// Opened with a test's patience: the whole suite loads this machine's two cores.
@@ -47,6 +53,10 @@ extension PostgresStore: TestStore {
 
     func executionCount() async throws -> Int {
         Int(try await rows("SELECT COUNT(*) FROM execution").first?.decode(Int64.self) ?? 0)
+    }
+
+    func scheduleSlotCount() async throws -> Int {
+        Int(try await rows("SELECT COUNT(*) FROM schedule_slot").first?.decode(Int64.self) ?? 0)
     }
 }
 

@@ -7,11 +7,11 @@ import Testing
 /// claimed under a lease, its attempts recorded in order.
 @Suite("Store webhooks")
 struct WebhookStoreTests {
-    @Test("An end queues a delivery in its transaction; a claim leases it; attempts are recorded; a final one leaves the queue")
-    func queueAndAttempts() async throws {
-        try await withStore { store in
+    @Test("An end queues a delivery in its transaction; a claim leases it; attempts are recorded; a final one leaves the queue", arguments: StoreKind.allCases)
+    func queueAndAttempts(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let job = try await store.makeJob()
-            var new = SQLiteStore.newExecution(job)
+            var new = makeNewExecution(job)
             new.callback = WebhookCallback(url: "https://example.com/hook")
             let execution = try await store.enqueue(new, queueLimit: 10)
             let plain = try await store.enqueue(job)
@@ -39,9 +39,9 @@ struct WebhookStoreTests {
         }
     }
 
-    @Test("A webhook secret is set, replaced and read per tenant")
-    func secrets() async throws {
-        try await withStore { store in
+    @Test("A webhook secret is set, replaced and read per tenant", arguments: StoreKind.allCases)
+    func secrets(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             #expect(try await store.webhookSecret(tenant: "data") == nil)
             try await store.setWebhookSecret(tenant: "data", sealed: "one", now: Date(timeIntervalSince1970: 1))
             try await store.setWebhookSecret(tenant: "data", sealed: "two", now: Date(timeIntervalSince1970: 2))
