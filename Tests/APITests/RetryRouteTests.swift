@@ -37,6 +37,46 @@ struct RetryRouteTests {
         }
     }
 
+    @Test("A failing run is retried: attempt 2 is retry_of the first, trigger retry, started no earlier than its not_before; the chain ends at max_attempts")
+    func chainRuns() async throws {
+        try await LiveServer.with { s in
+            let created = try await s.post("/jobs", #"""
+                {"name": "fails", "script_type": "bash", "script_content": "exit 3",
+                 "retry": {"max_attempts": 2, "initial_delay": "1s", "jitter": false}}
+                """#)
+            let id = try #require(created.object["id"] as? Int, "\(created)")
+            let first = try await s.post("/executions/\(id)/run?wait=true", "{}")
+            let firstID = try #require(first.object["id"] as? Int, "\(first)")
+            #expect(first.object["status"] as? String == "FAILED", "\(first)")
+            var chain: [[String: Any]] = []
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline {
+                chain = try await s.get("/executions?job_id=\(id)").object["executions"] as? [[String: Any]] ?? []
+                if chain.count == 2, chain.allSatisfy({ !["PENDING", "RUNNING"].contains($0["status"] as? String ?? "") }) { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let retry = try #require(chain.first { $0["id"] as? Int != firstID }, "no retry in \(chain)")
+            #expect(chain.count == 2, "max_attempts 2: one retry only, \(chain)")
+            #expect(retry["attempt"] as? Int == 2 && retry["retry_of"] as? Int == firstID && retry["trigger"] as? String == "retry",
+                    "\(retry)")
+            #expect(retry["status"] as? String == "FAILED", "\(retry)")
+            func date(_ value: Any?) -> Date? {
+                guard let text = value as? String else { return nil }
+                let f = ISO8601DateFormatter()
+                f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+                if let d = f.date(from: text) { return d }
+                f.formatOptions = [.withInternetDateTime]
+                return f.date(from: text)
+            }
+            let notBefore = try #require(date(retry["not_before"]), "\(retry)")
+            let started = try #require(date(retry["started_at"]), "\(retry)")
+            let ended = try #require(date(first.object["finished_at"]), "\(first)")
+            #expect(notBefore.timeIntervalSince(ended) >= 0.999 && notBefore.timeIntervalSince(ended) <= 1.001,
+                    "not_before is the first end plus 1 s: \(ended) → \(notBefore)")
+            #expect(started >= notBefore, "the retry started before its not_before: \(started) < \(notBefore)")
+        }
+    }
+
     @Test("Invalid retry policies are 422 naming the member and the reason")
     func validation() async throws {
         try await LiveServer.with { s in
