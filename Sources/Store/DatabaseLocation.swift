@@ -107,99 +107,134 @@ public struct PostgresAddress: Sendable, Equatable, CustomStringConvertible {
     /// Parses a `postgres://` or `postgresql://` URL; every refusal names what is wrong, with
     /// the password hidden.
     public init(url text: String) throws(DatabaseLocationError) {
-        let shown = Self.redact(text)
-        func fail(_ reason: String) -> DatabaseLocationError { DatabaseLocationError(text: shown, reason: reason) }
-        guard let schemeEnd = text.range(of: "://") else { throw fail("not a postgres:// URL") }
-        var rest = String(text[schemeEnd.upperBound...])
-        // The query, then the path (the database), then the authority.
+        var url = try URLPieces(text)
+        try url.takeQuery()
+        try url.takeDatabase()
+        try url.takeUserInfo()
+        try url.takeHostAndPort()
+        try url.applyQuery()
+        try url.checkComplete()
+        self.init(user: url.user, password: url.password, host: url.host, port: url.port, database: url.database,
+                  socketFolder: url.socket, sslMode: url.mode)
+    }
+
+    /// A postgres URL taken apart, piece by piece from its end (the query, the database, the
+    /// user information, the host and port), each decoded; the steps of `init(url:)`. Errors
+    /// show the URL with its password hidden.
+    private struct URLPieces {
+        let shown: String
+        /// What is left to read.
+        var rest: String
         var query: [(String, String)] = []
-        if let mark = rest.firstIndex(of: "?") {
+        var database = "", user = "", password: String?
+        var host = "", port = 5432, socket: String?
+        var mode = SSLMode.prefer
+
+        init(_ text: String) throws(DatabaseLocationError) {
+            shown = PostgresAddress.redact(text)
+            guard let schemeEnd = text.range(of: "://") else { throw DatabaseLocationError(text: shown, reason: "not a postgres:// URL") }
+            rest = String(text[schemeEnd.upperBound...])
+        }
+
+        func fail(_ reason: String) -> DatabaseLocationError { DatabaseLocationError(text: shown, reason: reason) }
+
+        func decoded(_ text: some StringProtocol, _ what: String) throws(DatabaseLocationError) -> String {
+            guard let value = String(text).removingPercentEncoding else { throw fail("bad percent-encoding in \(what)") }
+            return value
+        }
+
+        func port(_ text: some StringProtocol) throws(DatabaseLocationError) -> Int {
+            guard let p = Int(text), (1...65535).contains(p) else { throw fail("the port must be a number from 1 to 65535") }
+            return p
+        }
+
+        /// `?key=value&…`, kept in order and applied last.
+        mutating func takeQuery() throws(DatabaseLocationError) {
+            guard let mark = rest.firstIndex(of: "?") else { return }
             for pair in rest[rest.index(after: mark)...].split(separator: "&", omittingEmptySubsequences: true) {
                 let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                guard let key = Self.decode(String(parts[0])) else { throw fail("bad percent-encoding in \"\(parts[0])\"") }
-                guard let value = Self.decode(parts.count > 1 ? String(parts[1]) : "") else {
-                    throw fail("bad percent-encoding in the value of \(key)")
-                }
-                query.append((key, value))
+                let key = try decoded(parts[0], "\"\(parts[0])\"")
+                query.append((key, try decoded(parts.count > 1 ? parts[1] : "", "the value of \(key)")))
             }
             rest = String(rest[..<mark])
         }
-        var databaseName = ""
-        if let slash = rest.firstIndex(of: "/") {
-            guard let name = Self.decode(String(rest[rest.index(after: slash)...])) else { throw fail("bad percent-encoding in the database name") }
-            databaseName = name
+
+        /// `/DBNAME`.
+        mutating func takeDatabase() throws(DatabaseLocationError) {
+            guard let slash = rest.firstIndex(of: "/") else { return }
+            database = try decoded(rest[rest.index(after: slash)...], "the database name")
             rest = String(rest[..<slash])
         }
-        var userName = "", password: String?
-        if let at = rest.lastIndex(of: "@") {
-            let userInfo = String(rest[..<at])
+
+        /// `USER[:PASSWORD]@`.
+        mutating func takeUserInfo() throws(DatabaseLocationError) {
+            guard let at = rest.lastIndex(of: "@") else { return }
+            let userInfo = rest[..<at]
             rest = String(rest[rest.index(after: at)...])
             if let colon = userInfo.firstIndex(of: ":") {
-                guard let u = Self.decode(String(userInfo[..<colon])), let p = Self.decode(String(userInfo[userInfo.index(after: colon)...])) else {
-                    throw fail("bad percent-encoding in the user or password")
-                }
-                userName = u
-                password = p
+                user = try decoded(userInfo[..<colon], "the user or password")
+                password = try decoded(userInfo[userInfo.index(after: colon)...], "the user or password")
             } else {
-                guard let u = Self.decode(userInfo) else { throw fail("bad percent-encoding in the user") }
-                userName = u
+                user = try decoded(userInfo, "the user")
             }
         }
-        var hostName = rest, portNumber = 5432
-        if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]") else { throw fail("an IPv6 host needs its closing ]") }
-            hostName = String(rest[rest.index(after: rest.startIndex)..<close])
-            let after = rest[rest.index(after: close)...]
-            if after.hasPrefix(":") {
-                guard let p = Int(after.dropFirst()), (1...65535).contains(p) else { throw fail("the port must be a number from 1 to 65535") }
-                portNumber = p
-            } else if !after.isEmpty {
-                throw fail("unexpected \"\(after)\" after the host")
-            }
-        } else if let colon = rest.lastIndex(of: ":") {
-            hostName = String(rest[..<colon])
-            guard let p = Int(rest[rest.index(after: colon)...]), (1...65535).contains(p) else {
-                throw fail("the port must be a number from 1 to 65535")
-            }
-            portNumber = p
-        }
-        guard let decodedHost = Self.decode(hostName) else { throw fail("bad percent-encoding in the host") }
-        hostName = decodedHost
-        var socket: String?
-        var mode = SSLMode.prefer
-        for (key, value) in query {
-            switch key {
-            case "host":
-                if value.hasPrefix("/") { socket = value } else if !value.isEmpty { hostName = value }
-            case "port":
-                guard let p = Int(value), (1...65535).contains(p) else { throw fail("the port must be a number from 1 to 65535") }
-                portNumber = p
-            case "sslmode":
-                guard let m = SSLMode(rawValue: value) else {
-                    throw fail("sslmode \"\(value)\" is not one of \(SSLMode.allCases.map(\.rawValue).joined(separator: ", "))")
+
+        /// `HOST[:PORT]`, `[IPv6][:PORT]`.
+        mutating func takeHostAndPort() throws(DatabaseLocationError) {
+            host = rest
+            if rest.hasPrefix("[") {
+                guard let close = rest.firstIndex(of: "]") else { throw fail("an IPv6 host needs its closing ]") }
+                host = String(rest[rest.index(after: rest.startIndex)..<close])
+                let after = rest[rest.index(after: close)...]
+                if after.hasPrefix(":") {
+                    port = try port(after.dropFirst())
+                } else if !after.isEmpty {
+                    throw fail("unexpected \"\(after)\" after the host")
                 }
-                mode = m
-            case "user": userName = value
-            case "password": password = value
-            case "dbname": databaseName = value
-            case "application_name", "connect_timeout": break
-            default:
-                throw fail("unknown parameter \"\(key)\" (known: \(Self.knownParameters.sorted().joined(separator: ", ")))")
+            } else if let colon = rest.lastIndex(of: ":") {
+                host = String(rest[..<colon])
+                port = try port(rest[rest.index(after: colon)...])
+            }
+            host = try decoded(host, "the host")
+        }
+
+        /// The query's parameters, as libpq reads them; an unknown one is an error.
+        mutating func applyQuery() throws(DatabaseLocationError) {
+            for (key, value) in query {
+                switch key {
+                case "host":
+                    if value.hasPrefix("/") { socket = value } else if !value.isEmpty { host = value }
+                case "port":
+                    port = try port(value)
+                case "sslmode":
+                    guard let m = SSLMode(rawValue: value) else {
+                        throw fail("sslmode \"\(value)\" is not one of \(SSLMode.allCases.map(\.rawValue).joined(separator: ", "))")
+                    }
+                    mode = m
+                case "user": user = value
+                case "password": password = value
+                case "dbname": database = value
+                case "application_name", "connect_timeout": break
+                default:
+                    throw fail("unknown parameter \"\(key)\" (known: \(PostgresAddress.knownParameters.sorted().joined(separator: ", ")))")
+                }
             }
         }
-        if hostName.hasPrefix("/") {
-            // libpq also takes the socket folder as the host, percent-encoded.
-            socket = hostName
-            hostName = "localhost"
+
+        /// A socket folder given as the host; the user, the database and a host or socket present.
+        mutating func checkComplete() throws(DatabaseLocationError) {
+            if host.hasPrefix("/") {
+                // libpq also takes the socket folder as the host, percent-encoded.
+                socket = host
+                host = "localhost"
+            }
+            guard !user.isEmpty else { throw fail("no user; write postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME") }
+            guard !database.isEmpty else { throw fail("no database name; write postgres://USER@HOST[:PORT]/DBNAME") }
+            if host.isEmpty {
+                guard socket != nil else { throw fail("no host; write postgres://USER@HOST/DBNAME, or ?host=/socket/folder") }
+                host = "localhost"
+            }
         }
-        guard !userName.isEmpty else { throw fail("no user; write postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME") }
-        guard !databaseName.isEmpty else { throw fail("no database name; write postgres://USER@HOST[:PORT]/DBNAME") }
-        if hostName.isEmpty {
-            guard socket != nil else { throw fail("no host; write postgres://USER@HOST/DBNAME, or ?host=/socket/folder") }
-            hostName = "localhost"
-        }
-        self.init(user: userName, password: password, host: hostName, port: portNumber, database: databaseName,
-                  socketFolder: socket, sslMode: mode)
     }
 
     /// The URL with its password as `***` (and nothing else changed).
@@ -236,7 +271,6 @@ public struct PostgresAddress: Sendable, Equatable, CustomStringConvertible {
         return result
     }
 
-    private static func decode(_ text: String) -> String? { text.removingPercentEncoding }
 
     private static func encode(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: .urlUserAllowed.subtracting(CharacterSet(charactersIn: ":@/?#"))) ?? text

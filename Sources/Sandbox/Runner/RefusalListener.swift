@@ -93,6 +93,35 @@ final class RefusalListener {
         return nil
     }
 
+    /// Adds what the run's poll watches for its refusals: the control socket until the listener
+    /// came, the listener while the bucket holds a token — else the refused call waits (its
+    /// program's clock running) and the poll's `timeout` shortens to the next token.
+    func watch(_ fds: inout [pollfd], timeout: inout Int64) {
+        if control >= 0 { fds.append(pollfd(fd: control, events: Int16(POLLIN), revents: 0)) }
+        if mayAnswer() {
+            fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0))
+        } else {
+            timeout = min(timeout, msUntilToken)
+        }
+    }
+
+    /// Handles a polled descriptor when it is the control socket or the listener: the listener
+    /// taken, a call answered (`kill` called when the policy kills for it), or the listener's end.
+    /// False for any other descriptor.
+    func handle(_ p: pollfd, kill: () -> Void) -> Bool {
+        if p.fd == control {
+            receiveListener()
+            return true
+        }
+        guard p.fd == fd else { return false }
+        if p.revents & Int16(POLLIN) != 0 {
+            if answerOne() != nil { kill() }
+        } else {
+            listenerEnded()
+        }
+        return true
+    }
+
     /// The listener hung up: every process under the filter is gone.
     func listenerEnded() {
         close()

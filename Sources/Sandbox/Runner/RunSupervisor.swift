@@ -341,12 +341,7 @@ final class RunSupervisor: @unchecked Sendable {
             if !reports.eof { fds.append(pollfd(fd: io.report, events: Int16(POLLIN), revents: 0)) }
             if stdin.fd >= 0 { fds.append(pollfd(fd: stdin.fd, events: Int16(POLLOUT), revents: 0)) }
             fds.append(pollfd(fd: handle.cancelFD, events: Int16(POLLIN), revents: 0))
-            if let refusals {
-                if refusals.control >= 0 { fds.append(pollfd(fd: refusals.control, events: Int16(POLLIN), revents: 0)) }
-                // An empty bucket: the refused call waits (its program's clock running) until a token.
-                if refusals.mayAnswer() { fds.append(pollfd(fd: refusals.fd, events: Int16(POLLIN), revents: 0)) }
-                else { timeout = min(timeout, refusals.msUntilToken) }
-            }
+            refusals?.watch(&fds, timeout: &timeout)
             let polled = poll(&fds, nfds_t(fds.count), Int32(timeout)), pollErrno = errno
             if polled < 0 && pollErrno != EINTR { break }
 
@@ -357,26 +352,13 @@ final class RunSupervisor: @unchecked Sendable {
                         : drain(fd: p.fd, into: &o.stderr, buffer: &readBuffer)
                     if overflowed && work.policy.outputOverflow == .kill { killRun(.output) }
                 } else if p.fd == io.report {
-                    for record in reports.read(scratch: &readBuffer) {
-                        if record.kind == Int32(CS_REPORT_SETUP_FAILED.rawValue) { o.setupReport = record }
-                        if record.kind == Int32(CS_REPORT_EXITED.rawValue) {
-                            o.exitedReport = record
-                            o.endedAt = MonotonicClock.nowMs()
-                        }
-                    }
-                    if reports.eof && o.endedAt == nil { o.endedAt = MonotonicClock.nowMs() }
+                    Self.readReports(&reports, into: &o, scratch: &readBuffer)
                 } else if p.fd == stdin.fd {
                     stdin.feed(revents: p.revents)
                 } else if p.fd == handle.cancelFD {
                     killRun(.cancelled)
-                } else if let refusals, p.fd == refusals.control {
-                    refusals.receiveListener()
-                } else if let refusals, p.fd == refusals.fd {
-                    if p.revents & Int16(POLLIN) != 0 {
-                        if refusals.answerOne() != nil { killRun(.seccomp) }
-                    } else {
-                        refusals.listenerEnded()
-                    }
+                } else {
+                    _ = refusals?.handle(p) { killRun(.seccomp) }
                 }
             }
 
@@ -394,6 +376,19 @@ final class RunSupervisor: @unchecked Sendable {
         o.denied = refusals?.denied
         o.trialNotes = refusals?.notes ?? []
         return o
+    }
+
+    /// Reads init's reports: a setup failure, or the program's exit (and when it came — also
+    /// when the report pipe closes without one).
+    private static func readReports(_ reports: inout ReportReader, into o: inout Observed, scratch: inout [UInt8]) {
+        for record in reports.read(scratch: &scratch) {
+            if record.kind == Int32(CS_REPORT_SETUP_FAILED.rawValue) { o.setupReport = record }
+            if record.kind == Int32(CS_REPORT_EXITED.rawValue) {
+                o.exitedReport = record
+                o.endedAt = MonotonicClock.nowMs()
+            }
+        }
+        if reports.eof && o.endedAt == nil { o.endedAt = MonotonicClock.nowMs() }
     }
 
     /// Reads what is available (bounded per call so one flood cannot starve the rest).
