@@ -58,7 +58,7 @@ port=${CONFINE_TEST_POSTGRES_PORT:-5432}
 as_owner "$bin/initdb" -D "$folder/data" -U confine --auth=trust -E UTF8 --no-locale >"$folder/initdb.log" 2>&1 || {
   echo "with-postgres: initdb failed:" >&2; cat "$folder/initdb.log" >&2; exit 1; }
 as_owner "$bin/pg_ctl" -D "$folder/data" -l "$folder/server.log" -w -t 60 \
-  -o "-k $folder -p $port -c listen_addresses='' -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+  -o "-k $folder -p $port -c listen_addresses='' -c max_connections=1000 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
   start >/dev/null || {
   echo "with-postgres: the server did not start:" >&2; cat "$folder/server.log" >&2; exit 1; }
 "$bin/psql" -h "$folder" -p "$port" -U confine -d postgres -qAt -c "CREATE DATABASE confine" >/dev/null

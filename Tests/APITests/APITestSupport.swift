@@ -72,8 +72,9 @@ final class LiveServer: Sendable {
             let made = try await TestPostgres.createDatabase()
             postgresDatabase = made.name
             configuration.database = made.url
+            // A small pool: dozens of these servers run at once against one test cluster.
             store = try await PostgresStore.open(try PostgresAddress(url: made.url), connectTimeout: .seconds(120),
-                                                 operationTimeout: .seconds(60))
+                                                 operationTimeout: .seconds(60), maximumConnections: 8)
         } else {
             store = try SQLiteStore(path: configuration.database, reserveBytes: configuration.diskReserveBytes)
         }
