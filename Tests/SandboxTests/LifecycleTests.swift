@@ -196,40 +196,61 @@ struct LifecycleTests {
             print("SKIP one-hierarchy leftover: this host's runs are not on cgroup v1")
             return
         }
+        // Any Sandbox starting meanwhile (a `confine serve` of another test) removes such a
+        // leftover too: a round where it vanished before this test looked is tried again.
+        for round in 1...5 {
+            let name = "\(Self.deadPid())-7"
+            #expect(mkdir(pidsParent + "/" + name, 0o755) == 0)
+            guard backend.existingRuns().contains(name) else {
+                #expect(round < 5, "a directory in the pids hierarchy alone is a run (removed by another start five times?)")
+                continue
+            }
+            Sandbox.removeStaleRuns(backend)
+            #expect(!backend.existingRuns().contains(name))
+            #expect(access(pidsParent + "/" + name, F_OK) != 0)
+            return
+        }
+    }
+
+    /// A pid that is surely gone: a child of ours, reaped.
+    static func deadPid() -> pid_t {
         var pid: pid_t = 0
         let trueArgs = [strdup("/bin/true"), nil]
         defer { trueArgs.forEach { free($0) } }
         #expect(posix_spawn(&pid, "/bin/true", nil, nil, trueArgs, environ) == 0)
         var status: Int32 = 0
         waitpid(pid, &status, 0)
-        let name = "\(pid)-7"
-        #expect(mkdir(pidsParent + "/" + name, 0o755) == 0)
-        #expect(backend.existingRuns().contains(name), "a directory in the pids hierarchy alone is a run")
-        Sandbox.removeStaleRuns(backend)
-        #expect(!backend.existingRuns().contains(name))
-        #expect(access(pidsParent + "/" + name, F_OK) != 0)
+        return pid
     }
 
     @Test("Recovery: a dead Confine process's leftover cgroup is emptied (its processes killed) and removed")
     func staleRunsRemoved() throws {
         // A backend of its own: the shared one may hand out a recycled cgroup under another name.
         let backend = try CgroupDetection.detect(parent: "confine")
-        // A pid that is surely gone: a child we have reaped.
-        var pid: pid_t = 0
-        let trueArgs = [strdup("/bin/true"), nil]
-        defer { trueArgs.forEach { free($0) } }
-        #expect(posix_spawn(&pid, "/bin/true", nil, nil, trueArgs, environ) == 0)
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
-        let name = "\(pid)-1"
-        let leftover = try backend.create(name: name, limits: CgroupLimits(memoryBytes: 64 << 20, processes: 8, cpuQuota: nil, cpuWeight: 50))
-        // An orphan of the dead server, still running in its sandbox's cgroup.
-        var orphan: pid_t = 0
         let sleepArgs = [strdup("/bin/sleep"), strdup("600"), nil]
         defer { sleepArgs.forEach { free($0) } }
-        #expect(posix_spawn(&orphan, "/bin/sleep", nil, nil, sleepArgs, environ) == 0)
-        try leftover.join(pid: orphan)
-        #expect(backend.existingRuns().contains(name))
+        // Any Sandbox starting meanwhile (a `confine serve` of another test) may remove the
+        // leftover while it is being made (ENOENT): such a round is tried again.
+        var made: (name: String, orphan: pid_t)?
+        for round in 1...5 where made == nil {
+            let name = "\(Self.deadPid())-1"
+            // An orphan of the dead server, still running in its sandbox's cgroup.
+            var orphan: pid_t = 0
+            #expect(posix_spawn(&orphan, "/bin/sleep", nil, nil, sleepArgs, environ) == 0)
+            do {
+                let leftover = try backend.create(name: name, limits: CgroupLimits(memoryBytes: 64 << 20, processes: 8, cpuQuota: nil,
+                                                                                  cpuWeight: 50))
+                try leftover.join(pid: orphan)
+                made = (name, orphan)
+            } catch {
+                kill(orphan, SIGKILL)
+                var status: Int32 = 0
+                waitpid(orphan, &status, 0)
+                Sandbox.removeStaleRuns(backend)  // what the half-made leftover left (its pid is dead)
+                #expect(round < 5, "the leftover could not be made five times: \(error)")
+            }
+        }
+        guard let (name, orphan) = made else { return }
 
         Sandbox.removeStaleRuns(backend)
 
