@@ -194,6 +194,23 @@ public struct JobPatch: Sendable, Equatable {
     }
 }
 
+extension JobPatch {
+    /// The job's columns as this patch leaves them: each member given replaces the job's. The
+    /// members kept in their own columns or tables (outputs, files, schedule, retry, callback)
+    /// are each store's to write.
+    public func applyColumns(to job: inout Job) {
+        if let v = name { job.name = v }
+        if let v = scriptType { job.scriptType = v }
+        if let v = scriptContent { job.scriptContent = v }
+        if let v = policy { job.policy = v }
+        if let v = limits { job.limits = v }
+        if let v = concurrency { job.concurrency = v }
+        if let v = arguments { job.arguments = v }
+        if let v = environment { job.environment = v }
+        if let v = secretEnvironment { job.secretEnvironment = v }
+    }
+}
+
 /// An execution to enqueue, with its snapshots taken by the caller.
 public struct NewExecution: Sendable, Equatable {
     /// The job run; nil for an ad-hoc run, whose script comes with the request.

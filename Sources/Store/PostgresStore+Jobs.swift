@@ -102,15 +102,7 @@ extension PostgresStore {
                 lock.append("\(lock.bind(id)) FOR UPDATE")
                 _ = try await connection.first(lock.query, logger)
                 guard var job = try await Self.fetchJob(connection, id: id, logger) else { throw StoreError.notFound("job \(id)") }
-                if let v = patch.name { job.name = v }
-                if let v = patch.scriptType { job.scriptType = v }
-                if let v = patch.scriptContent { job.scriptContent = v }
-                if let v = patch.policy { job.policy = v }
-                if let v = patch.limits { job.limits = v }
-                if let v = patch.concurrency { job.concurrency = v }
-                if let v = patch.arguments { job.arguments = v }
-                if let v = patch.environment { job.environment = v }
-                if let v = patch.secretEnvironment { job.secretEnvironment = v }
+                patch.applyColumns(to: &job)
                 var q = SQL()
                 q.append("""
                     UPDATE job SET name = \(q.bind(job.name)), script_type = \(q.bind(job.scriptType.rawValue)),

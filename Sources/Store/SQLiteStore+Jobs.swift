@@ -81,15 +81,7 @@ extension SQLiteStore {
         try await write { db in
             try self.admitNewData()
             guard var job = try Self.fetchJob(db, id: id) else { throw StoreError.notFound("job \(id)") }
-            if let v = patch.name { job.name = v }
-            if let v = patch.scriptType { job.scriptType = v }
-            if let v = patch.scriptContent { job.scriptContent = v }
-            if let v = patch.policy { job.policy = v }
-            if let v = patch.limits { job.limits = v }
-            if let v = patch.concurrency { job.concurrency = v }
-            if let v = patch.arguments { job.arguments = v }
-            if let v = patch.environment { job.environment = v }
-            if let v = patch.secretEnvironment { job.secretEnvironment = v }
+            patch.applyColumns(to: &job)
             if let outputs = patch.outputs {
                 try db.cached("UPDATE job SET outputs = ? WHERE id = ?").execute(arguments: [JSONText.encode(outputs), id])
             }
