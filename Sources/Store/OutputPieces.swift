@@ -42,6 +42,13 @@ enum OutputPieces {
     /// the stored end are skipped (they are there already); an offset past it is refused.
     static func append(_ db: Database, _ id: Int64, _ stream: Stream, _ bytes: Data, at offset: Int64) throws {
         let stored = try end(db, id, stream)
+        guard let new = try newBytes(id, stream, bytes, at: offset, stored: stored) else { return }
+        try write(db, id, stream, new, at: stored)
+    }
+
+    /// What of `bytes`, given from `offset` on, lies past the `stored` end (nil when nothing);
+    /// an offset past the end would leave a gap and is refused. Both stores' `append`.
+    static func newBytes(_ id: Int64, _ stream: Stream, _ bytes: Data, at offset: Int64, stored: Int64) throws -> Data? {
         guard offset <= stored else {
             throw StoreError.invalid("""
                 output of execution \(id) would leave a gap: \(stream) bytes from \(offset) on were given, \
@@ -49,8 +56,8 @@ enum OutputPieces {
                 """)
         }
         let skip = Int(stored - offset)
-        guard skip < bytes.count else { return }
-        try write(db, id, stream, skip == 0 ? bytes : bytes.subdata(in: (bytes.startIndex + skip)..<bytes.endIndex), at: stored)
+        guard skip < bytes.count else { return nil }
+        return skip == 0 ? bytes : bytes.subdata(in: (bytes.startIndex + skip)..<bytes.endIndex)
     }
 
     /// Makes the stream's stored bytes from `offset` on be `bytes`: what is stored before

@@ -32,16 +32,8 @@ enum PostgresOutputPieces {
     static func append(_ connection: PostgresConnection, _ id: Int64, _ stream: Stream, _ bytes: Data, at offset: Int64,
                        _ logger: Logger) async throws {
         let stored = try await end(connection, id, stream, logger)
-        guard offset <= stored else {
-            throw StoreError.invalid("""
-                output of execution \(id) would leave a gap: \(stream) bytes from \(offset) on were given, \
-                but only \(stored) are stored
-                """)
-        }
-        let skip = Int(stored - offset)
-        guard skip < bytes.count else { return }
-        try await write(connection, id, stream, skip == 0 ? bytes : bytes.subdata(in: (bytes.startIndex + skip)..<bytes.endIndex),
-                        at: stored, logger)
+        guard let new = try OutputPieces.newBytes(id, stream, bytes, at: offset, stored: stored) else { return }
+        try await write(connection, id, stream, new, at: stored, logger)
     }
 
     /// Makes the stream's stored bytes from `offset` on be `bytes`.

@@ -28,17 +28,21 @@ extension PostgresStore {
         do {
             return try await transaction { connection in
                 let id = try await connection.first(query, logger)!.decode(Int64.self)
-                if let schedule {
-                    var set = SQL()
-                    Self.scheduleAssignments(&set, schedule)
-                    set.append(" WHERE id = \(set.bind(id))")
-                    try await connection.query(set.query, logger: logger)
-                }
+                if let schedule { try await Self.storeSchedule(connection, jobID: id, schedule, logger) }
                 return try await Self.fetchJob(connection, id: id, logger)!
             }
         } catch StoreError.conflict {
             throw StoreError.conflict("a job named \(job.name) already exists")
         }
+    }
+
+    /// Writes a job's schedule columns (`scheduleAssignments`) in the caller's transaction.
+    static func storeSchedule(_ connection: PostgresConnection, jobID: Int64, _ schedule: JobSchedule?,
+                              _ logger: Logger) async throws {
+        var set = SQL()
+        scheduleAssignments(&set, schedule)
+        set.append(" WHERE id = \(set.bind(jobID))")
+        try await connection.query(set.query, logger: logger)
     }
 
     static func fetchJob(_ connection: PostgresConnection, id: Int64, _ logger: Logger) async throws -> Job? {
@@ -119,12 +123,7 @@ extension PostgresStore {
                 if let callback = patch.callback { q.append(", callback = \(q.bind(callback.map { JSONText.encode($0) }))") }
                 q.append(" WHERE id = \(q.bind(id))")
                 try await connection.query(q.query, logger: logger)
-                if let schedule = patch.schedule {
-                    var set = SQL()
-                    Self.scheduleAssignments(&set, schedule)
-                    set.append(" WHERE id = \(set.bind(id))")
-                    try await connection.query(set.query, logger: logger)
-                }
+                if let schedule = patch.schedule { try await Self.storeSchedule(connection, jobID: id, schedule, logger) }
                 return try await Self.fetchJob(connection, id: id, logger)!
             }
         } catch StoreError.conflict {

@@ -9,29 +9,27 @@ extension SQLiteStore: AccessStore {
     public func createToken(_ token: NewAccessToken) async throws -> AccessToken {
         defer { tokenSentinel.touch() }
         return try await write { db in
-            try db.execute(sql: """
-                INSERT INTO access_token (name, role, tenant, digest, policies, max_policy, max_active, created_at, expires_at,
-                                          created_by, max_priority)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [token.name, token.role.rawValue, token.tenant, token.digest, token.policies.map(JSONText.encode),
-                                 token.maxPolicy, token.maxActive, Millis.of(token.createdAt), token.expiresAt.map(Millis.of),
-                                 token.createdBy, token.maxPriority])
-            return try Self.fetchToken(db, id: db.lastInsertedRowID)!
+            try Self.insertToken(db, token)
         }
+    }
+
+    /// Stores a new token in the caller's transaction and reads it back.
+    static func insertToken(_ db: Database, _ token: NewAccessToken) throws -> AccessToken {
+        try db.execute(sql: """
+            INSERT INTO access_token (name, role, tenant, digest, policies, max_policy, max_active, created_at, expires_at,
+                                      created_by, max_priority)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [token.name, token.role.rawValue, token.tenant, token.digest, token.policies.map(JSONText.encode),
+                             token.maxPolicy, token.maxActive, Millis.of(token.createdAt), token.expiresAt.map(Millis.of),
+                             token.createdBy, token.maxPriority])
+        return try fetchToken(db, id: db.lastInsertedRowID)!
     }
 
     public func createFirstToken(_ token: NewAccessToken) async throws -> AccessToken? {
         defer { tokenSentinel.touch() }
         return try await write { db in
             guard try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM access_token") == 0 else { return nil }
-            try db.execute(sql: """
-                INSERT INTO access_token (name, role, tenant, digest, policies, max_policy, max_active, created_at, expires_at,
-                                          created_by, max_priority)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [token.name, token.role.rawValue, token.tenant, token.digest, token.policies.map(JSONText.encode),
-                                 token.maxPolicy, token.maxActive, Millis.of(token.createdAt), token.expiresAt.map(Millis.of),
-                                 token.createdBy, token.maxPriority])
-            return try Self.fetchToken(db, id: db.lastInsertedRowID)!
+            return try Self.insertToken(db, token)
         }
     }
 
