@@ -63,7 +63,8 @@ public struct EngineConfiguration: Sendable {
     /// A node whose heartbeat is older than this is dead (`node_timeout`): any live node ends
     /// its RUNNING executions as `interrupted`. Heartbeats go every sixth of it (at least 1 s apart).
     public var nodeTimeout: Duration = .seconds(30)
-    /// What this node says it runs, in the nodes' table.
+    /// What this node says it runs, in the nodes' table (`confine serve`: the product version,
+    /// as `confine --version` prints it).
     public var nodeVersion: String = "confine"
 
     /// Opens a sealed secret value (jobs' secret environment) just before a sandbox starts;

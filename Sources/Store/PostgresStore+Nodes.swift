@@ -10,6 +10,9 @@ extension PostgresStore {
     /// The database's clock in milliseconds since 1970, as SQL.
     static let nowMs = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 
+    /// How long the database server has been up, in milliseconds, as SQL.
+    static let databaseUpMs = "(extract(epoch FROM clock_timestamp() - pg_postmaster_start_time()) * 1000)::bigint"
+
     static func milliseconds(_ duration: Duration) -> Int64 {
         duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
@@ -45,6 +48,7 @@ extension PostgresStore {
             SELECT n.name, n.version, n.started_at, n.last_heartbeat_at, n.stopped_at, n.workers,
                    (SELECT COUNT(*) FROM execution e WHERE e.status = 'RUNNING' AND e.worker = n.name),
                    \(Self.nowMs) - n.last_heartbeat_at > \(q.bind(Self.milliseconds(timeout)))
+                     AND \(Self.databaseUpMs) > \(q.bind(Self.milliseconds(timeout)))
             FROM node n ORDER BY n.name
             """)
         return try await rows(q.query).map { row in
@@ -62,12 +66,21 @@ extension PostgresStore {
     }
 
     public func interruptDeadNodes(timeout: Duration, reason: String) async throws -> [Execution] {
+        // Back from an outage less than node_timeout ago: the other nodes were most likely cut
+        // off too and are reconnecting (their pools back off); they get node_timeout to beat
+        // again before this node judges any of them.
+        if let back = recoveredAt.withLock({ $0 }), ContinuousClock.now - back < timeout { return [] }
         let logger = self.logger
         return try await transaction { connection in
+            // No node is judged by a heartbeat older than the database's own start: a server
+            // restarted (or back from an outage) less than node_timeout ago stopped every node's
+            // heartbeats, and the nodes get node_timeout to beat again before any is dead.
             var dead = SQL()
+            let limit = dead.bind(Self.milliseconds(timeout))
             dead.append("""
                 SELECT name FROM node WHERE stopped_at IS NULL
-                  AND last_heartbeat_at < \(Self.nowMs) - \(dead.bind(Self.milliseconds(timeout)))
+                  AND last_heartbeat_at < \(Self.nowMs) - \(limit)
+                  AND \(Self.databaseUpMs) > \(limit)
                 FOR UPDATE SKIP LOCKED
                 """)
             var names = try await connection.all(dead.query, logger).map { try $0.decode(String.self) }
@@ -77,6 +90,7 @@ extension PostgresStore {
                 SELECT DISTINCT e.worker FROM execution e WHERE e.status = 'RUNNING' AND e.worker IS NOT NULL
                   AND NOT EXISTS (SELECT 1 FROM node n WHERE n.name = e.worker)
                   AND e.started_at < \(Self.nowMs) - \(orphans.bind(Self.milliseconds(timeout)))
+                  AND \(Self.databaseUpMs) > \(orphans.bind(Self.milliseconds(timeout)))
                 """)
             names += try await connection.all(orphans.query, logger).map { try $0.decode(String.self) }
             guard !names.isEmpty else { return [] }

@@ -40,6 +40,10 @@ public final class PostgresStore: ExecutionStore, AccessStore {
     /// Set while the server does not answer: operations then give up after `downTimeout`
     /// instead of `operationTimeout`, so that requests during an outage are answered 503 fast.
     private let down = Atomic<Bool>(false)
+    /// When the server last answered again after this store found it down (nil: never down).
+    let recoveredAt = Mutex<ContinuousClock.Instant?>(nil)
+    /// Set by `close()` and `shutdown()`: operations fail at once.
+    private let closed = Atomic<Bool>(false)
     /// How long an operation waits while the server is known to be down.
     static let downTimeout: Duration = .seconds(2)
 
@@ -85,10 +89,27 @@ public final class PostgresStore: ExecutionStore, AccessStore {
         listener.withLock { $0?.cancel() }
     }
 
-    /// Closes every connection; the store answers `.unavailable` afterwards.
+    /// Closes every connection; the store answers `.unavailable` afterwards. Returns at once
+    /// (the connections close in the background): `shutdown()` waits for them.
     public func close() {
+        closed.store(true, ordering: .relaxed)
         listener.withLock { $0?.cancel() }
         runner.cancel()
+    }
+
+    /// Closes the listening connection and the pool's connections (each told goodbye with
+    /// PostgreSQL's Terminate message, not dropped) and returns once they are closed: what
+    /// `confine serve` does last when it stops. The store answers `.unavailable` afterwards.
+    public func shutdown() async {
+        closed.store(true, ordering: .relaxed)
+        let listening = listener.withLock { task -> Task<Void, Never>? in
+            task?.cancel()
+            return task
+        }
+        await listening?.value
+        runner.cancel()
+        await runner.value
+        logger.info("closed the connections to PostgreSQL at \(address)")
     }
 
     private func startListening() {
@@ -190,12 +211,18 @@ public final class PostgresStore: ExecutionStore, AccessStore {
 
     /// `body` on a connection of the pool, failing as `.unavailable` when none can be had in time.
     func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        if closed.load(ordering: .relaxed) {
+            throw StoreError.unavailable("the connections to PostgreSQL at \(address) are closed (this node is stopping)")
+        }
         let limit = down.load(ordering: .relaxed) ? Self.downTimeout : operationTimeout
         do {
             let result = try await withDeadline(limit) { [client] in
                 try await client.withConnection { connection in try await body(connection) }
             }
-            down.store(false, ordering: .relaxed)
+            if down.exchange(false, ordering: .relaxed) {
+                let now = ContinuousClock.now
+                recoveredAt.withLock { $0 = now }
+            }
             return result
         } catch {
             // No answer in time, or no connection at all: the server is down or unreachable.

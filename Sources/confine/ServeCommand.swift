@@ -7,6 +7,7 @@ import Logging
 import CoreMetrics
 import Sandbox
 import Store
+import Wire
 
 /// `confine serve`: the REST API and the engine, on the embedded SQLite store or a PostgreSQL
 /// database shared by any number of nodes.
@@ -68,7 +69,8 @@ struct ServeCommand: AsyncParsableCommand {
         Self.bootstrapLogging(configuration)
         configuration.engine.logger = Logger(label: "confine.engine")
         configuration.engine.workerName = configuration.effectiveNodeName
-        configuration.engine.nodeVersion = "confine (schema \(StoreSchema.latest))"
+        // The product version, as `confine --version` prints it (the schema is the version's).
+        configuration.engine.nodeVersion = ConfineVersion.current
         let logger = Logger(label: "confine")
         let openFiles = Self.raiseOpenFileLimit()
         if config == nil, policies == nil, ProcessInfo.processInfo.environment["CONFINE_POLICIES"] == nil {
@@ -105,13 +107,22 @@ struct ServeCommand: AsyncParsableCommand {
             try await app.runService()
         } catch {
             await engine.shutdown()
+            await Self.closeStore(store)
             throw ServeFailure(code: 71, message: "server: \(error)")
         }
+        // The engine has stopped (its node row says `stopped`): the database's connections go last.
+        await Self.closeStore(store)
         logger.info("stopped")
     }
 }
 
 extension ServeCommand {
+    /// Closes the store's connections when it has any to close (PostgreSQL's pool and its
+    /// listening connection; SQLite's file closes with the process).
+    static func closeStore(_ store: any ConfineStore) async {
+        if let postgres = store as? PostgresStore { await postgres.shutdown() }
+    }
+
     /// Every connection holds a descriptor, and thousands of clients may connect at once: the
     /// soft limit on open files goes up to the hard one. Returns the limit now in force.
     static func raiseOpenFileLimit() -> UInt64 {

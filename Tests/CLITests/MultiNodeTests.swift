@@ -47,6 +47,13 @@ struct MultiNodeTests {
     @discardableResult
     static func call(_ node: ConfineServerProcess, _ method: String, _ path: String, _ body: String? = nil, token: String)
         async throws -> (status: Int, json: Any?) {
+        let answer = try await exchange(node, method, path, body, token: token)
+        return (answer.status, answer.json)
+    }
+
+    /// One HTTP exchange: the status, the JSON answer and the response's headers.
+    static func exchange(_ node: ConfineServerProcess, _ method: String, _ path: String, _ body: String? = nil, token: String)
+        async throws -> (status: Int, json: Any?, headers: [String: String]) {
         var request = URLRequest(url: URL(string: node.url + path)!)
         request.httpMethod = method
         request.timeoutInterval = 60
@@ -54,7 +61,10 @@ struct MultiNodeTests {
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
         let (data, response) = try await URLSession.shared.data(for: request)
-        return ((response as? HTTPURLResponse)?.statusCode ?? 0, try? JSONSerialization.jsonObject(with: data))
+        let http = response as? HTTPURLResponse
+        var headers: [String: String] = [:]
+        for (name, value) in http?.allHeaderFields ?? [:] { headers["\(name)".lowercased()] = "\(value)" }
+        return (http?.statusCode ?? 0, try? JSONSerialization.jsonObject(with: data), headers)
     }
 
     static func object(_ answer: (status: Int, json: Any?)) -> [String: Any] { answer.json as? [String: Any] ?? [:] }
@@ -130,6 +140,16 @@ struct MultiNodeTests {
             let rows = listed.json as? [[String: Any]] ?? []
             #expect(rows.map { $0["name"] as? String ?? "" } == ["node-0", "node-1", "node-2"], "\(listed)")
             #expect(rows.allSatisfy { $0["state"] as? String == "alive" && $0["workers"] as? Int == 2 }, "\(rows)")
+            // Each says the product version, as `confine --version` prints it.
+            let version = try CLITests.confine(["--version"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(!version.isEmpty && rows.allSatisfy { $0["version"] as? String == version }, "\(version): \(rows)")
+
+            // A clean stop (SIGTERM): exit 0, the database's connections closed, the row `stopped`.
+            #expect(nodes[2].stopGracefully() == 0, "\(nodes[2].log)")
+            #expect(nodes[2].log.contains("closed the connections to PostgreSQL at"), "\(nodes[2].log)")
+            let after = try await Self.call(nodes[0], "GET", "/nodes", token: token)
+            let states = (after.json as? [[String: Any]] ?? []).map { "\($0["name"] ?? ""):\($0["state"] ?? "")" }
+            #expect(states == ["node-0:alive", "node-1:alive", "node-2:stopped"], "\(after)")
         }
     }
 
@@ -179,5 +199,113 @@ struct MultiNodeTests {
             let again = try await Self.call(nodes[2], "GET", "/nodes", token: token)
             #expect((again.json as? [[String: Any]] ?? []).allSatisfy { $0["state"] as? String == "alive" }, "\(again)")
         }
+    }
+
+    @Test("Following on node B an execution running on node A: its first line arrives while it runs, before its second line and its end")
+    func followAcrossNodes() async throws {
+        try await Self.withNodes { nodes, token in
+            let made = Self.object(try await Self.call(nodes[0], "POST", "/jobs", """
+                {"name": "talker", "script_type": "bash", "script_content": "echo first; sleep 4; echo second", "concurrency": "allow"}
+                """, token: token))
+            let job = try #require(made["id"] as? Int, "\(made)")
+            let run = Self.object(try await Self.call(nodes[0], "POST", "/jobs/\(job)/run", token: token))
+            let id = try #require(run["execution_id"] as? Int, "\(run)")
+            let running = try await Self.waitFor(nodes[0], id, token: token) { $0["status"] as? String == "RUNNING" }
+            let runner = try #require(running["node"] as? String, "\(running)")
+            let follower = try #require(nodes.indices.first { "node-\($0)" != runner }.map { nodes[$0] })
+            let stream = try FollowedStream(node: follower, path: "/executions/\(id)/output?follow=true", token: token)
+            defer { stream.close() }
+            // The first line, read on another node than the one running it…
+            let first = await PostgresOutageTests.eventually { stream.events.contains { $0.event == "output" && $0.data.contains("first") } }
+            #expect(first, "the first line came through node B: \(stream.text)")
+            // …while the execution still runs there (asked after the line arrived).
+            let now = Self.object(try await Self.call(follower, "GET", "/executions/\(id)", token: token))
+            #expect(now["status"] as? String == "RUNNING" && now["node"] as? String == runner, "\(now)")
+            let ended = await PostgresOutageTests.eventually { stream.events.contains { $0.event == "end" } }
+            #expect(ended, "the stream ended: \(stream.text)")
+            let events = stream.events
+            let firstAt = events.firstIndex { $0.event == "output" && $0.data.contains("first") }
+            let secondAt = events.firstIndex { $0.event == "output" && $0.data.contains("second") }
+            let endAt = events.firstIndex { $0.event == "end" }
+            #expect(firstAt != nil && secondAt != nil && endAt != nil, "\(events)")
+            if let firstAt, let secondAt, let endAt {
+                #expect(firstAt < secondAt && secondAt < endAt, "first line, then second line, then the end: \(events)")
+                #expect(!events[firstAt].data.contains("second"), "the first line came alone, before the second existed")
+            }
+            #expect(events.last?.data.contains("SUCCESS") == true, "\(events)")
+        }
+    }
+
+    @Test("A token revoked on one node is refused by another at its next request")
+    func revocationAcrossNodes() async throws {
+        try await Self.withNodes { nodes, token in
+            let made = Self.object(try await Self.call(nodes[0], "POST", "/tokens", #"{"name": "short-lived", "role": "viewer"}"#,
+                                                       token: token))
+            let id = try #require(made["id"] as? Int, "\(made)")
+            let viewer = try #require(made["token"] as? String, "\(made)")
+            #expect(try await Self.call(nodes[1], "GET", "/whoami", token: viewer).status == 200, "valid on another node")
+            #expect(try await Self.call(nodes[1], "GET", "/jobs", token: viewer).status == 200)
+            let revoked = try await Self.call(nodes[2], "DELETE", "/tokens/\(id)", token: token)
+            #expect(revoked.status == 200, "\(revoked)")
+            for node in nodes {
+                let refused = try await Self.call(node, "GET", "/whoami", token: viewer)
+                #expect(refused.status == 401, "refused on every node at once: \(refused)")
+                #expect((Self.object(refused)["detail"] as? String ?? "").contains("revoked"), "\(refused)")
+            }
+        }
+    }
+}
+
+/// A followed output (`GET …/output?follow=true`) read by `curl -N` into a file, as it comes:
+/// the server-sent events in the order they arrived.
+final class FollowedStream: @unchecked Sendable {
+    private let process = Process()
+    private let file: URL
+
+    /// One event: its name and its data line(s).
+    struct Event: CustomStringConvertible {
+        var event: String
+        var data: String
+        var description: String { "\(event): \(data.prefix(200))" }
+    }
+
+    init(node: ConfineServerProcess, path: String, token: String) throws {
+        file = FileManager.default.temporaryDirectory.appendingPathComponent("confine-follow-\(UUID().uuidString)")
+        _ = FileManager.default.createFile(atPath: file.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: file)
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        process.arguments = ["-sSN", "--max-time", "120", "-H", "Authorization: Bearer \(token)", "-H", "Accept: text/event-stream",
+                             node.url + path]
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try ProcessLaunch.run(process)
+        try handle.close()
+    }
+
+    deinit { close() }
+
+    /// Everything received so far.
+    var text: String { (try? String(contentsOf: file, encoding: .utf8)) ?? "" }
+
+    /// The complete events received so far, in order.
+    var events: [Event] {
+        text.replacingOccurrences(of: "\r\n", with: "\n").components(separatedBy: "\n\n").dropLast().compactMap { block in
+            var name = "message", data: [String] = []
+            for line in block.split(separator: "\n", omittingEmptySubsequences: false) {
+                if line.hasPrefix("event:") { name = line.dropFirst(6).trimmingCharacters(in: .whitespaces) }
+                if line.hasPrefix("data:") { data.append(String(line.dropFirst(5)).trimmingCharacters(in: .whitespaces)) }
+            }
+            return data.isEmpty ? nil : Event(event: name, data: data.joined(separator: "\n"))
+        }
+    }
+
+    /// Stops reading and removes the file.
+    func close() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: file)
     }
 }

@@ -1,6 +1,7 @@
 import ConfineTestSupport
 import Domain
 import Foundation
+import Logging
 import PostgresNIO
 @testable import Store
 import Testing
@@ -179,21 +180,30 @@ struct PostgresStoreTests {
             let onB = try #require(try await b.claim("node-b"))
             try await a.appendOutput(executionID: onA.id, stdout: Data("half".utf8), stdoutOffset: 0, stderr: Data(), stderrOffset: 0,
                                      stdoutBytes: 4, stderrBytes: 0)
-            #expect(try await b.interruptDeadNodes(timeout: .seconds(30), reason: "dead").isEmpty, "nobody is dead yet")
+            #expect(try await b.interruptDeadNodes(timeout: .seconds(5), reason: "dead").isEmpty, "nobody is dead yet")
             try await a.rows("UPDATE node SET last_heartbeat_at = last_heartbeat_at - 60000 WHERE name = 'node-a'")
-            let ended = try await b.interruptDeadNodes(timeout: .seconds(30), reason: "node-a stopped sending heartbeats")
+            // Nobody is judged before the database server has been up for node_timeout (it was
+            // down, or restarted: every node's heartbeats stopped with it).
+            #expect(try await b.nodes(timeout: .seconds(400 * 86400)).allSatisfy { $0.state == .alive })
+            try await a.rows("UPDATE node SET last_heartbeat_at = last_heartbeat_at - 500 * 86400000::bigint WHERE name = 'node-a'")
+            #expect(try await b.interruptDeadNodes(timeout: .seconds(400 * 86400), reason: "dead").isEmpty,
+                    "a server up for less than node_timeout judges no node dead")
+            #expect(try await b.nodes(timeout: .seconds(400 * 86400)).first?.state == .alive)
+            try await a.waitUntilServerUp(longerThan: .seconds(5))
+            try await b.heartbeat(node: "node-b")
+            let ended = try await b.interruptDeadNodes(timeout: .seconds(5), reason: "node-a stopped sending heartbeats")
             #expect(ended.map(\.id) == [onA.id])
             let after = try #require(try await b.execution(id: onA.id))
             #expect(after.status == .failed && after.verdict == .interrupted && after.reason == "node-a stopped sending heartbeats")
             #expect(after.stdout == Data("half".utf8), "the partial output is kept")
             #expect(try await b.execution(id: onB.id)?.status == .running, "a live node's execution runs on")
-            #expect(try await b.interruptDeadNodes(timeout: .seconds(30), reason: "dead").isEmpty, "taken over once")
-            let nodes = try await b.nodes(timeout: .seconds(30))
+            #expect(try await b.interruptDeadNodes(timeout: .seconds(5), reason: "dead").isEmpty, "taken over once")
+            let nodes = try await b.nodes(timeout: .seconds(5))
             #expect(nodes.map(\.name) == ["node-a", "node-b"])
             #expect(nodes[0].state == .dead && nodes[0].running == 0 && nodes[0].workers == 2)
             #expect(nodes[1].state == .alive && nodes[1].running == 1 && nodes[1].workers == 3)
             try await b.stopNode(name: "node-b")
-            #expect(try await a.nodes(timeout: .seconds(30)).last?.state == .stopped)
+            #expect(try await a.nodes(timeout: .seconds(5)).last?.state == .stopped)
             // A restarted node recovers its own executions only.
             _ = try await b.recoverAtStart(node: "node-a", reason: "restart", now: Date())
             #expect(try await b.execution(id: onB.id)?.status == .running)
@@ -230,6 +240,41 @@ struct PostgresStoreTests {
             _ = try await a.claim("x")
             _ = try await a.cancel(executionID: e.id, now: Date())
             #expect(await arrives { $0 == .cancelRequested(executionID: e.id) }, "another node's cancel reaches this one")
+        }
+    }
+
+    @Test("shutdown() closes the pool's connections and the listening one before it returns; the store then answers unavailable")
+    func shutdownClosesConnections() async throws {
+        try await TestPostgres.withDatabase { url in
+            let address = try PostgresAddress(url: url)
+            let store = try await PostgresStore.openForTests(address)
+            _ = try await store.makeJob()
+            for _ in 0..<200 where !store.isListening { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(store.isListening)
+            /// Sessions on the test's database other than the asking one, on a connection of its own.
+            @Sendable func sessions() async throws -> Int64 {
+                try await PostgresStore.withOwnConnection(address, timeout: .seconds(10), logger: Logger(label: "test")) {
+                    try await $0.query("""
+                        SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+                        """, logger: Logger(label: "test")).collect().first!.decode(Int64.self)
+                }
+            }
+            #expect(try await sessions() >= 2, "a pooled connection and the listening one")
+            await store.shutdown()
+            #expect(!store.isListening)
+            // A backend ends just after the client's goodbye: looked at until it is gone.
+            var left = try await sessions()
+            for _ in 0..<100 where left > 0 {
+                try await Task.sleep(for: .milliseconds(50))
+                left = try await sessions()
+            }
+            #expect(left == 0, "every connection of the store was closed while this process lives")
+            do {
+                _ = try await store.job(id: 1)
+                Issue.record("a closed store answered")
+            } catch let error as StoreError {
+                guard case .unavailable = error else { Issue.record("\(error)"); return }
+            }
         }
     }
 

@@ -51,6 +51,16 @@ extension PostgresStore: TestStore {
         try await open(address, connectTimeout: .seconds(120), operationTimeout: .seconds(60), maximumConnections: 8)
     }
 
+    /// Waits (10 s at most) until the database server has been up for longer than `duration`:
+    /// no node is judged dead by its heartbeat before that (`interruptDeadNodes`).
+    func waitUntilServerUp(longerThan duration: Duration) async throws {
+        for _ in 0..<200 {
+            let up = try await rows(PostgresQuery(unsafeSQL: "SELECT " + PostgresStore.databaseUpMs)).first!.decode(Int64.self)
+            if up > PostgresStore.milliseconds(duration) { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
     func executionCount() async throws -> Int {
         Int(try await rows("SELECT COUNT(*) FROM execution").first?.decode(Int64.self) ?? 0)
     }

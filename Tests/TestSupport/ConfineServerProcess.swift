@@ -123,6 +123,15 @@ public final class ConfineServerProcess: @unchecked Sendable {
         process.waitUntilExit()
     }
 
+    /// SIGTERM (a graceful stop), waiting up to `grace` for the exit (then SIGKILL); the
+    /// folder stays, so the log can be read. Returns the exit status (a signal's number for a
+    /// process killed by it).
+    @discardableResult
+    public func stopGracefully(grace: TimeInterval = 15) -> Int32 {
+        terminate(grace: grace)
+        return process.terminationStatus
+    }
+
     /// SIGKILL at once (a node lost mid-work), waiting for the exit; the folder stays.
     public func killHard() {
         guard process.isRunning else { return }
