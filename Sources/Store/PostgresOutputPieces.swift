@@ -19,11 +19,24 @@ enum PostgresOutputPieces {
         return try await connection.first(q.query, logger)?.decode(Int64.self) ?? 0
     }
 
-    /// A column giving how many bytes of `stream` are stored for the execution `e`.
-    static func endColumn(_ stream: Stream) -> String {
+    /// A column giving how many bytes of `stream` are stored for the execution row `table`
+    /// (the table's name or alias in the statement).
+    static func endColumn(_ stream: Stream, of table: String = "execution") -> String {
         """
-        COALESCE((SELECT o.start + octet_length(o.data) FROM execution_output o WHERE o.execution_id = execution.id \
+        COALESCE((SELECT o.start + octet_length(o.data) FROM execution_output o WHERE o.execution_id = \(table).id \
         AND o.stream = \(stream.rawValue) ORDER BY o.start DESC LIMIT 1), 0)
+        """
+    }
+
+    /// A column giving the stored bytes of `stream` of the execution row `execution` from byte
+    /// `from` up to `to` (both SQL expressions: binds), the pieces covering the range cut and
+    /// joined in order (empty when none).
+    static func rangeColumn(_ stream: Stream, from: String, to: String) -> String {
+        """
+        COALESCE((SELECT string_agg(substring(o.data FROM (GREATEST(\(from), o.start) - o.start + 1)::int \
+        FOR (LEAST(\(to), o.start + octet_length(o.data)) - GREATEST(\(from), o.start))::int), ''::bytea ORDER BY o.start) \
+        FROM execution_output o WHERE o.execution_id = execution.id AND o.stream = \(stream.rawValue) \
+        AND o.start < \(to) AND o.start + octet_length(o.data) > \(from)), ''::bytea)
         """
     }
 

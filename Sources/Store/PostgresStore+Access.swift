@@ -1,5 +1,6 @@
 import Domain
 import Foundation
+import NIOCore
 import PostgresNIO
 
 // Tokens, the audit trail, idempotency keys and retention on PostgreSQL.
@@ -38,9 +39,9 @@ extension PostgresStore {
     }
 
     public func token(digest: Data) async throws -> (token: AccessToken, digest: Data)? {
-        var q = SQL(Records.tokenSelect)
-        q.append(" WHERE digest = \(q.bind(digest))")
-        return try await rows(q.query).first.map(PostgresRecords.token)
+        var binds = PostgresBindings()
+        binds.append(ByteBuffer(bytes: digest))
+        return try await rows(PostgresStatements.TokenByDigest.self, binds).first.map(PostgresRecords.token)
     }
 
     public func token(id: Int64) async throws -> AccessToken? {

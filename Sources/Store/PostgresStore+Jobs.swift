@@ -52,8 +52,9 @@ extension PostgresStore {
     }
 
     public func job(id: Int64) async throws -> Job? {
-        let logger = self.logger
-        return try await withConnection { try await Self.fetchJob($0, id: id, logger) }
+        var binds = PostgresBindings()
+        binds.append(id)
+        return try await rows(PostgresStatements.JobByID.self, binds).first.map(PostgresRecords.job)
     }
 
     public func job(named name: String) async throws -> Job? {

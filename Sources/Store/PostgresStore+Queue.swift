@@ -11,40 +11,46 @@ extension PostgresStore {
         let logger = self.logger
         return try await transaction { connection in
             try await PostgresLocks.take(.enqueue, connection, logger)
-            let execution = try await Self.insertExecution(connection, new, queueLimit: queueLimit, logger)
-            // Every node's workers look for work once this commits.
-            try await Self.notify(connection, PostgresChannel.queued, logger)
-            return execution
+            // Every node's workers look for work once this commits (NOTIFY sent by the insert).
+            return try await Self.insertExecution(connection, new, queueLimit: queueLimit, notify: true, logger)
         }
     }
 
     /// Stores a new PENDING execution inside the caller's transaction, which holds the
     /// `.enqueue` lock: the job's concurrency rule, the submitter's quota and the queue bound
-    /// checked first (as SQLite's `insertExecution`).
-    static func insertExecution(_ connection: PostgresConnection, _ new: NewExecution, queueLimit: Int,
+    /// checked first (as SQLite's `insertExecution`), all read by one statement; then the row,
+    /// its audit entry and (with `notify`) the `queued` NOTIFY written by another.
+    static func insertExecution(_ connection: PostgresConnection, _ new: NewExecution, queueLimit: Int, notify: Bool = false,
                                 _ logger: Logger) async throws -> Execution {
+        var checks = SQL()
+        let job = checks.bind(new.jobID)
+        checks.append("""
+            SELECT (SELECT tenant FROM job WHERE id = \(job)), (SELECT name FROM job WHERE id = \(job)),
+                   (SELECT id FROM execution WHERE job_id = \(job) AND status IN ('PENDING', 'RUNNING') LIMIT 1),
+                   (SELECT COUNT(*) FROM execution WHERE status IN ('PENDING', 'RUNNING')
+                      AND submitted_by = \(checks.bind(new.submittedBy))),
+                   (SELECT COUNT(*) FROM execution WHERE status = 'PENDING')
+            """)
+        let (jobTenant, jobName, active, mine, pending) = try await connection.first(checks.query, logger)!
+            .decode((String?, String?, Int64?, Int64, Int64).self)
         var tenant = new.tenant
         if let jobID = new.jobID {
-            guard let job = try await Self.fetchJob(connection, id: jobID, logger) else { throw StoreError.notFound("job \(jobID)") }
-            if new.concurrency == .forbid, let active = try await Self.activeExecution(connection, jobID: jobID, logger) {
+            guard let jobTenant, let jobName else { throw StoreError.notFound("job \(jobID)") }
+            if new.concurrency == .forbid, let active {
                 throw StoreError.conflict("""
-                    job \(job.name) (\(job.id)) already has execution \(active) pending or running, and its concurrency \
+                    job \(jobName) (\(jobID)) already has execution \(active) pending or running, and its concurrency \
                     rule is forbid
                     """)
             }
-            tenant = job.tenant
+            tenant = jobTenant
         }
-        if let submitter = new.submittedBy, let maxActive = new.maxActive {
-            var q = SQL("SELECT COUNT(*) FROM execution WHERE status IN ('PENDING', 'RUNNING') AND submitted_by = ")
-            q.append(q.bind(submitter))
-            let active = try await connection.first(q.query, logger)?.decode(Int64.self) ?? 0
-            if active >= maxActive { throw StoreError.quotaExceeded(limit: maxActive) }
+        if new.submittedBy != nil, let maxActive = new.maxActive, mine >= maxActive {
+            throw StoreError.quotaExceeded(limit: maxActive)
         }
-        let pending = try await connection.first("SELECT COUNT(*) FROM execution WHERE status = 'PENDING'", logger)?
-            .decode(Int64.self) ?? 0
         if pending >= queueLimit { throw StoreError.queueFull(limit: queueLimit) }
         var q = SQL()
         q.append("""
+            WITH made AS (
             INSERT INTO execution (job_id, status, script_type, script_snapshot, policy_name, policy_snapshot, concurrency,
                                    arguments, environment, stdin, priority, created_at, secret_environment, tenant,
                                    submitted_by, weaker_isolation, files, outputs, run_trigger, scheduled_for, callback)
@@ -56,14 +62,21 @@ extension PostgresStore {
                     \(q.bind(FileColumn.encode(new.files))), \(q.bind(JSONText.encode(new.outputs))),
                     \(q.bind(new.trigger.rawValue)), \(q.bind(new.scheduledFor.map(Millis.of))),
                     \(q.bind(new.callback.map { JSONText.encode($0) })))
-            RETURNING id
+            RETURNING \(Records.ExecutionColumn.allCases.map(\.name).joined(separator: ", ")))
             """)
-        let id = try await connection.first(q.query, logger)!.decode(Int64.self)
-        if var audit = new.audit {
-            audit.targetID = String(id)
-            _ = try await Self.insertAudit(connection, audit, logger)
+        if let audit = new.audit {
+            // Its target is the new execution's id.
+            q.append("""
+                , audited AS (INSERT INTO audit (at, token_id, token_name, role, action, target_type, target_id, address, detail)
+                  SELECT \(q.bind(Millis.of(audit.at))), \(q.bind(audit.tokenID)), \(q.bind(audit.tokenName)),
+                         \(q.bind(audit.role?.rawValue)), \(q.bind(audit.action)), \(q.bind(audit.targetType)), id::text,
+                         \(q.bind(audit.address)), \(q.bind(audit.detail)) FROM made)
+                """)
         }
-        return try await Self.fetchExecution(connection, id: id, withOutput: false, logger)!
+        q.append(" SELECT made.*")
+        if notify { q.append(", pg_notify(\(q.bind(PostgresChannel.name)), \(q.bind(PostgresChannel.queued)))") }
+        q.append(" FROM made")
+        return try PostgresRecords.execution(try await connection.first(q.query, logger)!)
     }
 
     /// The next runnable PENDING execution: highest priority, then oldest; a `queue` job's
@@ -113,9 +126,48 @@ extension PostgresStore {
         return (id, priority, concurrency, jobID)
     }
 
+    /// The execution columns of the table `alias`, in `Records.ExecutionColumn`'s order (for
+    /// `RETURNING`).
+    static func executionColumns(of alias: String) -> String {
+        Records.ExecutionColumn.allCases.map { "\(alias).\($0.name)" }.joined(separator: ", ")
+    }
+
+    /// The claim in one statement (one round trip, no transaction of its own): the runnable
+    /// PENDING execution in the priority/FIFO order with the tenants' fairness — at the top
+    /// priority, the tenant with the fewest RUNNING first (`nextFairPending`'s choice, as one
+    /// ORDER BY) — locked with SKIP LOCKED and made RUNNING, its row returned. A `queue` job's
+    /// run is not claimed here (its rule needs the per-job lock): its id comes back alone, and
+    /// the caller claims in a transaction.
+    static let claimStatement = """
+        WITH running AS (SELECT tenant, COUNT(*) AS n FROM execution WHERE status = 'RUNNING' GROUP BY tenant),
+        candidate AS (
+          SELECT e.id, e.concurrency FROM execution e LEFT JOIN running r ON r.tenant = e.tenant
+          WHERE e.status = 'PENDING' AND (e.not_before IS NULL OR e.not_before <= $1)
+            AND (e.concurrency != 'queue' OR NOT EXISTS
+                 (SELECT 1 FROM execution q WHERE q.job_id = e.job_id AND q.status = 'RUNNING'))
+          ORDER BY e.priority DESC, COALESCE(r.n, 0), e.id
+          LIMIT 1 FOR UPDATE OF e SKIP LOCKED),
+        claimed AS (
+          UPDATE execution x SET status = 'RUNNING', started_at = $1, worker = $2, lease_deadline = $3
+          FROM candidate c WHERE x.id = c.id AND c.concurrency != 'queue' AND x.status = 'PENDING'
+          RETURNING \(executionColumns(of: "x")))
+        SELECT claimed.*, candidate.id, candidate.concurrency FROM candidate LEFT JOIN claimed ON true
+        """
+
     public func claimNext(worker: String, leaseUntil: Date, now: Date) async throws -> Execution? {
         let logger = self.logger
         let nowMs = Millis.of(now), leaseMs = Millis.of(leaseUntil)
+        var binds = PostgresBindings()
+        binds.append(nowMs)
+        binds.append(worker)
+        binds.append(leaseMs)
+        guard let row = try await rows(PostgresStatements.Claim.self, binds).first else { return nil }
+        let r = row.makeRandomAccess()
+        let columns = Records.ExecutionColumn.allCases.count
+        if try r[columns + 1].decode(String.self) != "queue" {
+            return try PostgresRecords.execution(r)
+        }
+        // A `queue` job's run comes first: claimed under its job's lock.
         return try await transaction { connection in
             // No take-over of expired leases here: a dead node's RUNNING executions end
             // `interrupted` once its heartbeat is older than node_timeout (`interruptDeadNodes`),
@@ -147,15 +199,15 @@ extension PostgresStore {
                 }
                 var q = SQL()
                 q.append("""
-                    UPDATE execution SET status = 'RUNNING', started_at = \(q.bind(nowMs)), worker = \(q.bind(worker)),
+                    UPDATE execution x SET status = 'RUNNING', started_at = \(q.bind(nowMs)), worker = \(q.bind(worker)),
                       lease_deadline = \(q.bind(leaseMs))
-                    WHERE id = \(q.bind(candidate.id)) AND status = 'PENDING' RETURNING id
+                    WHERE id = \(q.bind(candidate.id)) AND status = 'PENDING' RETURNING \(Self.executionColumns(of: "x"))
                     """)
-                guard try await connection.changed(q.query, logger) == 1 else {
+                // A claimed execution has no output yet.
+                guard let claimed = try await connection.first(q.query, logger) else {
                     throw StoreError.unavailable("execution \(candidate.id) changed while it was claimed")
                 }
-                // A claimed execution has no output yet.
-                return try await Self.fetchExecution(connection, id: candidate.id, withOutput: false, logger)
+                return try PostgresRecords.execution(claimed)
             }
             return nil
         }
@@ -173,6 +225,7 @@ extension PostgresStore {
     }
 
     public func finish(executionID: Int64, _ outcome: ExecutionOutcome) async throws -> Execution {
+        if let finished = try await finishAtOnce(executionID: executionID, outcome) { return finished }
         let logger = self.logger
         return try await transaction { connection in
             var q = SQL()
@@ -213,6 +266,47 @@ extension PostgresStore {
             try await Self.queueDeliveries(connection, executionID: executionID, now: Millis.of(outcome.finishedAt), logger)
             return try await Self.fetchExecution(connection, id: executionID, withOutput: false, logger)!
         }
+    }
+
+    /// The common end in one statement (one round trip, atomic by itself): an execution
+    /// without a callback, retry or collected file, whose streams' rest is empty or, with
+    /// nothing stored of that stream yet, one piece at most. Its row is updated (guarded on
+    /// RUNNING and on the stored ends being where the outcome's rest starts) and its rest
+    /// inserted in the same statement. nil when the end is not of that kind or the guard did
+    /// not hold: `finish` then stores it in a transaction, which also says precisely why a
+    /// guard failed.
+    func finishAtOnce(executionID: Int64, _ outcome: ExecutionOutcome) async throws -> Execution? {
+        func fits(_ bytes: Data, at offset: Int64) -> Bool { bytes.isEmpty || (offset == 0 && bytes.count <= OutputPieces.pieceBytes) }
+        guard !outcome.keepsStoredOutput, outcome.retry == nil, outcome.artifacts.isEmpty,
+              fits(outcome.stdout, at: outcome.stdoutOffset), fits(outcome.stderr, at: outcome.stderrOffset) else { return nil }
+        var q = SQL()
+        let id = q.bind(executionID)
+        q.append("""
+            WITH done AS (
+              UPDATE execution x SET status = \(q.bind(outcome.status.rawValue)), verdict = \(q.bind(outcome.verdict.rawValue)),
+                exit_code = \(q.bind(outcome.exitCode.map(Int64.init))), signal = \(q.bind(outcome.signal.map(Int64.init))),
+                reason = \(q.bind(outcome.reason)), stdout_bytes = \(q.bind(outcome.stdoutBytes)),
+                stderr_bytes = \(q.bind(outcome.stderrBytes)), stdout_truncated = \(q.bind(outcome.stdoutTruncated)),
+                stderr_truncated = \(q.bind(outcome.stderrTruncated)), wall_ms = \(q.bind(outcome.usage.wallMs)),
+                cpu_ms = \(q.bind(outcome.usage.cpuMs)), memory_peak_bytes = \(q.bind(outcome.usage.memoryPeakBytes)),
+                finished_at = \(q.bind(Millis.of(outcome.finishedAt))), lease_deadline = NULL,
+                weaker_isolation = \(q.bind(JSONText.encode(outcome.weakerIsolation))),
+                denied = \(q.bind(outcome.denied.map { JSONText.encode($0) })),
+                artifacts_skipped = \(q.bind(JSONText.encode(outcome.skippedArtifacts)))
+              WHERE x.id = \(id) AND x.status = 'RUNNING' AND x.callback IS NULL
+                AND \(PostgresOutputPieces.endColumn(.stdout, of: "x")) = \(q.bind(outcome.stdoutOffset))
+                AND \(PostgresOutputPieces.endColumn(.stderr, of: "x")) = \(q.bind(outcome.stderrOffset))
+              RETURNING \(Self.executionColumns(of: "x")))
+            """)
+        for (stream, bytes) in [(OutputPieces.Stream.stdout, outcome.stdout), (.stderr, outcome.stderr)] where !bytes.isEmpty {
+            q.append("""
+                , \(stream)_rest AS (INSERT INTO execution_output (execution_id, stream, start, data)
+                  SELECT id, \(stream.rawValue), 0, \(q.bind(bytes)) FROM done)
+                """)
+        }
+        q.append(" SELECT * FROM done")
+        guard let row = try await rows(q.query).first else { return nil }
+        return try PostgresRecords.execution(row)
     }
 
     public func cancel(executionID: Int64, now: Date) async throws -> Execution {

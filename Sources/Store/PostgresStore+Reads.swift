@@ -24,44 +24,47 @@ extension PostgresStore {
     }
 
     public func output(executionID: Int64, stdoutFrom: Int64, stderrFrom: Int64, limit: Int) async throws -> OutputSlice? {
-        let logger = self.logger
-        // One snapshot for the row and both slices.
-        return try await withConnection { connection in
-            try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
-            do {
-                var q = SQL("SELECT " + Records.executionSummaryColumns + ", " + PostgresOutputPieces.endColumn(.stdout) + ", "
-                            + PostgresOutputPieces.endColumn(.stderr) + " FROM execution WHERE id = ")
-                q.append(q.bind(executionID))
-                guard let row = try await connection.first(q.query, logger) else {
-                    try await connection.query("COMMIT", logger: logger)
-                    return nil
-                }
-                let r = row.makeRandomAccess()
-                let ends = Records.ExecutionColumn.allCases.count
-                let execution = try PostgresRecords.execution(r)
-                let storedStdout = try r[ends].decode(Int64.self), storedStderr = try r[ends + 1].decode(Int64.self)
-                let limit = max(0, limit)
-                let stdoutLeft = max(0, storedStdout - stdoutFrom), stderrLeft = max(0, storedStderr - stderrFrom)
-                let stderrShare = Int(min(stderrLeft, Int64(limit / 2)))
-                let stdoutTake = Int(min(stdoutLeft, Int64(limit - stderrShare)))
-                let stderrTake = Int(min(stderrLeft, Int64(limit - stdoutTake)))
-                let slice = OutputSlice(
-                    execution: execution,
-                    stdout: try await PostgresOutputPieces.read(connection, executionID, .stdout, from: stdoutFrom, limit: stdoutTake, logger),
-                    stderr: try await PostgresOutputPieces.read(connection, executionID, .stderr, from: stderrFrom, limit: stderrTake, logger),
-                    storedStdout: storedStdout, storedStderr: storedStderr)
-                try await connection.query("COMMIT", logger: logger)
-                return slice
-            } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
-                throw error
-            }
+        // One statement (one snapshot, one round trip): the row, both streams' stored ends, and
+        // each stream's bytes from its offset, `limit` at most each; shared out below.
+        let limit = max(0, limit)
+        /// A stream's range: from its offset, `limit` bytes (saturating).
+        func range(_ from: Int64) -> (Int64, Int64) {
+            let start = max(0, from)
+            let (end, overflow) = start.addingReportingOverflow(Int64(limit))
+            return (start, overflow ? Int64.max : end)
         }
+        var binds = PostgresBindings()
+        binds.append(executionID)
+        for from in [stdoutFrom, stderrFrom] {
+            let (start, end) = range(from)
+            binds.append(start)
+            binds.append(end)
+        }
+        guard let row = try await rows(PostgresStatements.OutputSlice.self, binds).first else { return nil }
+        let r = row.makeRandomAccess()
+        let ends = Records.ExecutionColumn.allCases.count
+        let execution = try PostgresRecords.execution(r)
+        let storedStdout = try r[ends].decode(Int64.self), storedStderr = try r[ends + 1].decode(Int64.self)
+        let stdoutBytes = try r[ends + 2].decode(Data.self), stderrBytes = try r[ends + 3].decode(Data.self)
+        // As SQLite's: stderr gets up to half when both have more, stdout the rest.
+        let stderrShare = min(stderrBytes.count, limit / 2)
+        let stdoutTake = min(stdoutBytes.count, limit - stderrShare)
+        let stderrTake = min(stderrBytes.count, limit - stdoutTake)
+        return OutputSlice(execution: execution, stdout: stdoutBytes.prefix(stdoutTake), stderr: stderrBytes.prefix(stderrTake),
+                           storedStdout: storedStdout, storedStderr: storedStderr)
     }
 
     public func execution(id: Int64) async throws -> Execution? {
-        let logger = self.logger
-        return try await transaction { connection in try await Self.fetchExecution(connection, id: id, logger) }
+        // One statement: the row and both streams whole.
+        var binds = PostgresBindings()
+        binds.append(id)
+        guard let row = try await rows(PostgresStatements.ExecutionWhole.self, binds).first else { return nil }
+        let r = row.makeRandomAccess()
+        let output = Records.ExecutionColumn.allCases.count
+        var execution = try PostgresRecords.execution(r)
+        execution.stdout = try r[output].decode(Data.self)
+        execution.stderr = try r[output + 1].decode(Data.self)
+        return execution
     }
 
     public func executions(_ query: ExecutionQuery) async throws -> ExecutionPage {
