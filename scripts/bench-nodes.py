@@ -11,6 +11,8 @@ scripts/with-postgres.sh, which gives CONFINE_TEST_POSTGRES_URL; standard librar
 2. Cost per trivial execution on one node: BENCH_TRIVIAL (300) `true` executions on PostgreSQL,
    then on SQLite, in one sitting: executions/s and the server's CPU (user+system from /proc) per
    execution, side by side.
+3. Reads (issue 21) on the same two servers: wrk -t2 -c16 for BENCH_SECONDS (5) on GET /health,
+   GET /executions/{id} (3 bytes of output) and GET /jobs/{id}, PostgreSQL beside SQLite.
 Prints measurements and ratios; asserts no timing. Exits non-zero only when something broke.
 """
 import os
@@ -97,6 +99,37 @@ def run_batch(servers, script, count):
     return elapsed, statuses
 
 
+def wrk(server, path, seconds):
+    """wrk -t2 -c16 on one route of the server (the admin token sent): (requests/s, mean latency ms)."""
+    out = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}s", "-H", f"Authorization: Bearer {server.token}",
+                          f"http://127.0.0.1:{server.port}{path}"], capture_output=True, text=True, check=True).stdout
+    rps = float(next(line.split()[1] for line in out.splitlines() if line.startswith("Requests/sec:")))
+    mean = next(line.split()[1] for line in out.splitlines() if line.strip().startswith("Latency"))
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    unit = next(u for u in ("us", "ms", "s") if mean.endswith(u))
+    return rps, float(mean[:-len(unit)]) * scale[unit]
+
+
+def read_figures(server, seconds):
+    """Issue 21's point reads on this server beside GET /health: a job and its one execution
+    (3 bytes of output), then wrk on each route. {route: (requests/s, mean ms)}."""
+    client = Client(server, timeout=60)
+    status, job = client.request("POST", "/jobs", {"name": "read-" + uuid.uuid4().hex[:8], "script_type": "bash",
+                                                   "script_content": "echo hi"})
+    if status != 200:
+        raise HarnessError(f"POST /jobs: {status} {job}")
+    status, run = client.request("POST", f"/jobs/{job['id']}/run")
+    execution = run.get("execution_id", run.get("id"))
+    for _ in range(600):
+        status, e = client.request("GET", f"/executions/{execution}")
+        if e.get("status") in FINAL:
+            break
+        time.sleep(0.05)
+    client.close()
+    return {route: wrk(server, route, seconds)
+            for route in ("/health", f"/executions/{execution}", f"/jobs/{job['id']}")}
+
+
 def start_nodes(binary, root, url, count, workers):
     servers = []
     for n in range(count):
@@ -147,7 +180,8 @@ def main():
                 f"{rates[count]:.2f} executions/s (ideal {ideal:.0f}/s); scaling ×{rates[count] / rates[1]:.2f} "
                 f"(target ≥ {0.8 * count:.1f})")
 
-        results = {}
+        results, reads = {}, {}
+        read_seconds = int(os.environ.get("BENCH_SECONDS", "5"))
         for kind in ("postgresql", "sqlite"):
             folder = os.path.join(root, "trivial-" + kind)
             os.makedirs(folder)
@@ -162,6 +196,8 @@ def main():
                 before = cpu_ticks(server.proc.pid)
                 elapsed, statuses = run_batch([server], "true", trivial)
                 cpu = (cpu_ticks(server.proc.pid) - before) / TICKS
+                if shutil.which("wrk"):
+                    reads[kind] = read_figures(server, read_seconds)
             finally:
                 server.stop()
             bad = [s for s in statuses.values() if s != "SUCCESS"]
@@ -172,6 +208,14 @@ def main():
         log(f"trivial `true` on one node: PostgreSQL {pg[0]:.1f} executions/s, {pg[1]:.2f} ms server CPU each; "
             f"SQLite {lite[0]:.1f} executions/s, {lite[1]:.2f} ms server CPU each; PostgreSQL/SQLite: "
             f"rate ×{pg[0] / lite[0]:.2f}, CPU ×{pg[1] / lite[1]:.2f}")
+        if reads:
+            for index, name in enumerate(("GET /health", "GET /executions/{id}", "GET /jobs/{id}")):
+                (p_rps, p_ms), (l_rps, l_ms) = (list(reads[k].values())[index] for k in ("postgresql", "sqlite"))
+                p_base, l_base = reads["postgresql"]["/health"][0], reads["sqlite"]["/health"][0]
+                log(f"wrk -t2 -c16 -d{read_seconds}s {name}: PostgreSQL {p_rps:,.0f} requests/s ({p_ms:.2f} ms, "
+                    f"×{p_rps / p_base:.2f} of /health); SQLite {l_rps:,.0f} requests/s ({l_ms:.2f} ms, ×{l_rps / l_base:.2f})")
+        else:
+            log("reads: wrk is not installed (apt-get install wrk); no read figures")
         return 0
     except HarnessError as e:
         log(f"failed: {e}")
