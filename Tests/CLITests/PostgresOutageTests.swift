@@ -43,7 +43,8 @@ struct PostgresOutageTests {
         try #require(!token.isEmpty, "the first node wrote admin.token")
         let pids = nodes.map(\.pid)
         let made = Node.object(try await Node.call(node, "POST", "/jobs", """
-            {"name": "outlast", "script_type": "bash", "script_content": "sleep 5; echo finished", "concurrency": "allow"}
+            {"name": "outlast", "script_type": "bash", "script_content": "sleep 5; echo finished", "concurrency": "allow",
+             "policy": "networked"}
             """, token: token))
         let job = try #require(made["id"] as? Int, "\(made)")
         var ids: [Int] = []
@@ -51,6 +52,7 @@ struct PostgresOutageTests {
             let run = Node.object(try await Node.call(nodes[n], "POST", "/jobs/\(job)/run", token: token))
             ids.append(try #require(run["execution_id"] as? Int, "\(run)"))
         }
+        // (networked.yaml: a 30 s wall_time, room for a loaded machine's slow starts.)
         // One worker per node: both running means one on each.
         for id in ids {
             let running = try await Node.waitFor(node, id, token: token) { $0["status"] as? String == "RUNNING" }
