@@ -3,15 +3,19 @@ import Foundation
 import Glibc
 #endif
 
-/// A file beside the database (`<database>-tokens`) rewritten after every change to the token
-/// set (a token made or revoked, by the server or by `confine token --database` in another
-/// process). Its identity and modification time are the token set's version: a server may
-/// keep verified tokens in memory while the version stays the same, and must read them again
-/// once it changes. Reading the version is one `stat`, no SQL.
-struct TokenSentinel: Sendable {
+/// A file beside the database rewritten after every change of one kind, by any process using
+/// the database: `<database>-tokens` after a token is made or revoked (by the server or by
+/// `confine token --database` in another process), `<database>-deletions` after executions are
+/// deleted (retention, a job deleted with its executions). Its identity and modification time
+/// are that kind's version: a server may keep what it read in memory (verified tokens,
+/// finished executions' answers) while the version stays the same, and must read it again once
+/// it changes. Reading the version is one `stat`, no SQL. Touched after the change committed,
+/// so whatever was read before the touch is dropped at the next version check.
+struct ChangeSentinel: Sendable {
     let path: String
 
-    init(databasePath: String) { path = databasePath + "-tokens" }
+    /// The sentinel `<databasePath><suffix>` (`-tokens`, `-deletions`).
+    init(databasePath: String, suffix: String) { path = databasePath + suffix }
 
     /// The version now: inode, size and modification time in nanoseconds; nil when the file
     /// does not exist yet or cannot be read (then nothing may be trusted from memory).
