@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,6 +14,13 @@ import Glibc
 /// so whatever was read before the touch is dropped at the next version check.
 struct ChangeSentinel: Sendable {
     let path: String
+    /// The last version read, with its text: the text is written again only when the file
+    /// changed (it is read at every request).
+    private let last = LastVersion()
+
+    private final class LastVersion: Sendable {
+        let value = Mutex<(stamp: [Int], text: String)?>(nil)
+    }
 
     /// The sentinel `<databasePath><suffix>` (`-tokens`, `-deletions`).
     init(databasePath: String, suffix: String) { path = databasePath + suffix }
@@ -22,7 +30,13 @@ struct ChangeSentinel: Sendable {
     func version() -> String? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
-        return "\(info.st_ino):\(info.st_size):\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+        let stamp = [Int(bitPattern: UInt(info.st_ino)), Int(info.st_size), Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec)]
+        return last.value.withLock { last in
+            if let last, last.stamp == stamp { return last.text }
+            let text = "\(info.st_ino):\(info.st_size):\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+            last = (stamp, text)
+            return text
+        }
     }
 
     /// Marks a change. Written as a new file renamed over the old one (a new inode each time, so
