@@ -27,7 +27,8 @@
 # something broke (the server did not start, a request or an execution failed).
 #
 # Environment: BENCH_SECONDS (5) per wrk run and probe, BENCH_EXECUTIONS (1000), BENCH_CONNECTIONS (4)
-# submitting clients, BENCH_WORKERS (nproc) server workers.
+# submitting clients, BENCH_WORKERS (nproc) server workers, BENCH_E2E_WORKERS (twice that) the
+# workers of the second end-to-end server (0: none).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -51,9 +52,10 @@ export BENCH_TARGETS_FILE="$tmp/targets"
 server_pid=""
 burn_pid=""
 big_pid=""
+wide_pid=""
 cleanup() {
   local rc=$?
-  for pid in "$burn_pid" "$server_pid" "$big_pid"; do
+  for pid in "$burn_pid" "$server_pid" "$big_pid" "$wide_pid"; do
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
       kill -TERM "$pid" 2>/dev/null || true
       for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -133,11 +135,34 @@ measure "GET /executions/{id} RUNNING" "/executions/$running_id"
 #    the spawner and the sandboxes' inits (from /proc/PID/stat) against the program's own.
 cc -O2 -o "$tmp/bare_spawn" "$here/bare_spawn.c"
 export BENCH_SERVER_PID="$server_pid"
-read -r bare_rate bare_cpu < <("$tmp/bare_spawn" 2 "$executions" /bin/bash -c true)
-"${driver[@]}" e2e "$base" "$executions" "$connections" bash true "$bare_rate" "$bare_cpu" 0.18
 python_runs=$(( executions / 4 ))
-read -r bare_rate bare_cpu < <("$tmp/bare_spawn" 2 "$python_runs" /usr/bin/python3 -c "print('hi')")
-"${driver[@]}" e2e "$base" "$python_runs" "$connections" python "print('hi')" "$bare_rate" "$bare_cpu" 0.6
+end_to_end() {  # end_to_end BASE: the bash and python runs, each beside its bare baseline
+  local rate cpu
+  read -r rate cpu < <("$tmp/bare_spawn" 2 "$executions" /bin/bash -c true)
+  "${driver[@]}" e2e "$1" "$executions" "$connections" bash true "$rate" "$cpu" 0.18
+  read -r rate cpu < <("$tmp/bare_spawn" 2 "$python_runs" /usr/bin/python3 -c "print('hi')")
+  "${driver[@]}" e2e "$1" "$python_runs" "$connections" python "print('hi')" "$rate" "$cpu" 0.6
+}
+echo "End to end, $workers workers (one a core):"
+end_to_end "$base"
+# The same on a second server with more workers than cores (BENCH_E2E_WORKERS, default twice as
+# many; 0 skips): between two runs a worker's core waits on the run's launch, its end and the
+# store's round trips (about a fifth of the time idle with one worker a core, measured), and an
+# operator after throughput runs more workers than cores.
+e2e_workers="${BENCH_E2E_WORKERS:-$(( workers * 2 ))}"
+if [ "$e2e_workers" -gt 0 ] && [ "$e2e_workers" -ne "$workers" ]; then
+  wide_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  sed -e "s/^listen: .*/listen: 127.0.0.1:$wide_port/" -e "s|^database: .*|database: $tmp/wide.sqlite|" \
+      -e "s/^workers: .*/workers: $e2e_workers/" "$tmp/confine.yaml" > "$tmp/wide.yaml"
+  echo "admin_token_file: $tmp/wide.token" >> "$tmp/wide.yaml"
+  "$bin" serve --config "$tmp/wide.yaml" > "$tmp/wide.log" 2>&1 &
+  wide_pid=$!
+  "${driver[@]}" wait-health "http://127.0.0.1:$wide_port" 30 || { tail -n 20 "$tmp/wide.log" >&2; exit 1; }
+  echo "End to end, $e2e_workers workers:"
+  BENCH_SERVER_PID="$wide_pid" CONFINE_TOKEN="$(cat "$tmp/wide.token")" end_to_end "http://127.0.0.1:$wide_port"
+  kill -TERM "$wide_pid"; wait "$wide_pid" || true
+  wide_pid=""
+fi
 # Ad-hoc runs (POST /executions, the script in the request) against runs of a stored job of the
 # same script, in interleaved rounds: the difference should be the script's storage, nothing more.
 "${driver[@]}" adhoc "$base" "$(( executions / 2 ))" "$connections" bash true

@@ -22,6 +22,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import signal
 import sys
 import threading
@@ -157,6 +158,12 @@ def process_cpu(pid):
     return utime + stime, cutime + cstime
 
 
+def client_cpu():
+    """CPU seconds this driver has used (every thread): it shares the cores with the server."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def spawner_pids(server):
     """The server's spawner(s): its children in the host's pid namespace (inits have two NSpids)."""
     found = []
@@ -186,6 +193,7 @@ def cmd_e2e(base, count, connections, script_type="bash", content="true", bare_r
     if status != 200 or payload.get("status") != "SUCCESS":
         fail(f"warm-up run -> {status} {payload}")
     cpu_before = process_cpu(server) if server else None
+    client_before = client_cpu()
     spawners = spawner_pids(server) if server else []
     spawner_before = sum(process_cpu(p)[0] for p in spawners)
     errors, accepted, retried = [], [0] * connections, [0] * connections
@@ -247,6 +255,7 @@ def cmd_e2e(base, count, connections, script_type="bash", content="true", bare_r
     t_done = time.monotonic()
 
     cpu_after = process_cpu(server) if server else None
+    client_used = client_cpu() - client_before
     spawner_after = sum(process_cpu(p)[0] for p in spawners if os.path.exists(f"/proc/{p}"))
     executions = list_all(poll, job)
     by_status = {}
@@ -270,7 +279,7 @@ def cmd_e2e(base, count, connections, script_type="bash", content="true", bare_r
         spawner = (spawner_after - spawner_before) * 1000 / count
         program = f" (the program alone, bare: {float(bare_cpu_ms):.2f} ms → inits ≈ {children - float(bare_cpu_ms):.2f} ms)" if bare_cpu_ms else ""
         print(f"api:   CPU per execution (/proc/PID/stat): server {own:.2f} ms, spawner {spawner:.2f} ms, "
-              f"inits + programs {children:.2f} ms{program}")
+              f"inits + programs {children:.2f} ms{program}; this Python client {client_used * 1000 / count:.2f} ms")
     extra = f"; {sum(retried)} queue-full retries" if sum(retried) else ""
     posts = sorted(x for per in post_ms for x in per)
     print(f"api:   submissions accepted at {submit_rate:.0f}/s over {connections} keep-alive connections "

@@ -217,7 +217,7 @@ struct ExecutionRoutes {
         // Recorded with the execution, in its transaction (the store sets the target's id).
         options.audit = server.auditEntry("execution.run", "execution", nil, "job \(jobID) (\(job.name)), policy \(policy.name)")
         return try await server.engineCall { () async throws(EngineError) in
-            try await server.engine.submit(jobID: jobID, options: options)
+            try await server.engine.submit(job: job, options: options)
         }
     }
 

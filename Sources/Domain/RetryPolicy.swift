@@ -37,9 +37,15 @@ public struct RetryPolicy: Sendable, Equatable, Codable {
     /// The most attempts a policy may ask for.
     public static let attemptsRange = 2...100
 
+    /// Whether any policy could retry an attempt that ended so: only failures are ever retried
+    /// (the engine reads the job's policy only then).
+    public static func mayRetry(status: ExecutionStatus, verdict: ExecutionVerdict?) -> Bool {
+        (status == .failed || status == .timedOut) && verdict != .cancelled
+    }
+
     /// Whether an attempt that ended so is retried (attempts left aside).
     public func retries(status: ExecutionStatus, verdict: ExecutionVerdict?) -> Bool {
-        guard status == .failed || status == .timedOut, verdict != .cancelled else { return false }
+        guard Self.mayRetry(status: status, verdict: verdict) else { return false }
         if let verdict, on.contains(verdict.rawValue) { return true }
         // A crash or shutdown of the server is not the script's failure: only when listed.
         if verdict == .interrupted { return false }

@@ -13,8 +13,11 @@ extension Engine {
     /// cannot be reached (a PostgreSQL server down or unreachable): the end waits in memory
     /// (one per worker at most: the worker takes no new work meanwhile, so it is bounded by
     /// `workers` and the output caps), said once in the log, and is stored when the database
-    /// answers again. Returns what was stored, or nil.
-    func storeEnd(_ outcome: ExecutionOutcome, of execution: Execution) async -> ExecutionOutcome? {
+    /// answers again. With `claimingNext`, the worker's next execution is claimed in the same
+    /// transaction (unless the engine is draining). Returns what was stored and the next
+    /// execution, or nil.
+    func storeEnd(_ outcome: ExecutionOutcome, of execution: Execution,
+                  claimingNext: Bool = false) async -> (stored: ExecutionOutcome, next: Execution?)? {
         let about = Self.metadata(execution)
         var outcome = outcome
         outcome.weakerIsolation = weakerIsolation
@@ -28,11 +31,15 @@ extension Engine {
         while true {
             attempts: for attempt in [outcome, lean] {
                 do {
-                    _ = try await store.finish(executionID: execution.id, attempt)
+                    let claim = claimingNext && !state.withLock({ $0.draining })
+                        ? ClaimRequest(worker: configuration.workerName, leaseUntil: Date() + configuration.leaseDuration.seconds,
+                                       now: Date())
+                        : nil
+                    let next = try await store.finish(executionID: execution.id, attempt, thenClaim: claim).next
                     if unreachable {
                         configuration.logger.notice("the database answers again: the end of this execution was stored", metadata: about)
                     }
-                    return attempt
+                    return (attempt, next)
                 } catch StoreError.diskFull {
                     continue
                 } catch StoreError.unavailable(let why) {

@@ -13,7 +13,7 @@ extension Engine {
     /// attempt). The delay counts from `finishedAt`.
     func retryRequest(for execution: Execution, status: ExecutionStatus, verdict: ExecutionVerdict?,
                       finishedAt: Date) async -> RetryRequest? {
-        guard let jobID = execution.jobID, !execution.cancelRequested,
+        guard let jobID = execution.jobID, !execution.cancelRequested, RetryPolicy.mayRetry(status: status, verdict: verdict),
               let job = try? await store.job(id: jobID), let policy = job.retry,
               execution.attempt < policy.maxAttempts, policy.retries(status: status, verdict: verdict) else { return nil }
         let delay = policy.delay(afterAttempt: execution.attempt)

@@ -12,27 +12,35 @@ extension Engine {
         for wakeUp in state.withLock({ $0.wakeUps }) { wakeUp.yield() }
     }
 
-    /// One worker: claims and runs executions until the engine drains; sleeps until woken.
+    /// One worker: claims and runs executions until the engine drains; sleeps until woken. The
+    /// next execution usually comes claimed with the previous one's end (one transaction); one
+    /// claimed so is run even when draining began meanwhile, as any claimed execution is.
     func work(index: Int, wakeUps: AsyncStream<Void>) async {
         var wakeUp = wakeUps.makeAsyncIterator()
-        while !state.withLock({ $0.draining }) {
+        var next: Execution?
+        while next != nil || !state.withLock({ $0.draining }) {
             let claimed: Execution?
-            do {
-                claimed = try await store.claimNext(worker: configuration.workerName,
-                                                    leaseUntil: Date() + configuration.leaseDuration.seconds, now: Date())
-                if state.withLock({ s in defer { s.claimsFailing = false }; return s.claimsFailing }) {
-                    configuration.logger.notice("claiming works again")
+            if let taken = next {
+                claimed = taken
+                next = nil
+            } else {
+                do {
+                    claimed = try await store.claimNext(worker: configuration.workerName,
+                                                        leaseUntil: Date() + configuration.leaseDuration.seconds, now: Date())
+                    if state.withLock({ s in defer { s.claimsFailing = false }; return s.claimsFailing }) {
+                        configuration.logger.notice("claiming works again")
+                    }
+                } catch {
+                    // Said once per outage (every worker retries at each wake-up, at least every second).
+                    if state.withLock({ s in defer { s.claimsFailing = true }; return !s.claimsFailing }) {
+                        configuration.logger.warning("claiming failed: \(error); retrying every second", metadata: ["worker": "\(index)"])
+                    }
+                    claimed = nil
                 }
-            } catch {
-                // Said once per outage (every worker retries at each wake-up, at least every second).
-                if state.withLock({ s in defer { s.claimsFailing = true }; return !s.claimsFailing }) {
-                    configuration.logger.warning("claiming failed: \(error); retrying every second", metadata: ["worker": "\(index)"])
-                }
-                claimed = nil
             }
             if let claimed {
                 metrics.workersBusy.increment()
-                await run(claimed)
+                next = await run(claimed)
                 metrics.workersBusy.decrement()
             } else if await wakeUp.next() == nil {
                 return
@@ -40,8 +48,9 @@ extension Engine {
         }
     }
 
-    /// Runs one claimed execution to its end and stores the outcome.
-    func run(_ execution: Execution) async {
+    /// Runs one claimed execution to its end and stores the outcome; returns the worker's next
+    /// execution when one was claimed with it.
+    func run(_ execution: Execution) async -> Execution? {
         let (flushRequests, requestFlush) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let live = LiveOutput(executionID: execution.id, caps: outputCaps(of: execution),
                               flushBytes: configuration.outputFlushBytes, onBacklog: { requestFlush.yield() })
@@ -64,7 +73,7 @@ extension Engine {
         }
         outcome.retry = await retryRequest(for: execution, status: outcome.status, verdict: outcome.verdict,
                                            finishedAt: outcome.finishedAt)
-        guard let stored = await storeEnd(outcome, of: execution) else { return }
+        guard let (stored, next) = await storeEnd(outcome, of: execution, claimingNext: true) else { return nil }
         if let retry = stored.retry {
             var details = Self.metadata(execution)
             details["attempt"] = "\(retry.attempt)"
@@ -77,5 +86,6 @@ extension Engine {
         if let code = stored.exitCode { details["exit_code"] = "\(code)" }
         details["wall_ms"] = "\(stored.usage.wallMs)"
         configuration.logger.info("execution finished", metadata: details)
+        return next
     }
 }

@@ -167,6 +167,13 @@ public final class Engine: Sendable {
         } catch {
             throw Self.wrap(error)
         }
+        return try await submit(job: job, options: options)
+    }
+
+    /// Queues a run of `job` as the caller has just read it (the API checks the caller's quotas
+    /// against the same row it snapshots: one read, one version of the job).
+    public func submit(job: Job, options: RunOptions = RunOptions()) async throws(EngineError) -> Execution {
+        if state.withLock({ $0.draining }) { throw .shuttingDown }
         var new = try newExecution(jobID: job.id, scriptType: job.scriptType, script: job.scriptContent, policyName: job.policy,
                                    jobLimits: job.limits, concurrency: job.concurrency, arguments: job.arguments,
                                    environment: job.environment, secretEnvironment: job.secretEnvironment, options: options)

@@ -66,12 +66,15 @@ struct MeasuredStore: ExecutionStore {
 
     func claimNext(worker: String, leaseUntil: Date, now: Date) async throws -> Execution? {
         let claimed = try await metrics.timed(.claim) { try await base.claimNext(worker: worker, leaseUntil: leaseUntil, now: now) }
-        if let claimed {
-            // A take-over was RUNNING already; only a first claim leaves the queue.
-            if claimed.takeovers == 0 { metrics.queueDepth.decrement() }
-            metrics.started.increment()
-        }
+        counted(claim: claimed)
         return claimed
+    }
+
+    private func counted(claim claimed: Execution?) {
+        guard let claimed else { return }
+        // A take-over was RUNNING already; only a first claim leaves the queue.
+        if claimed.takeovers == 0 { metrics.queueDepth.decrement() }
+        metrics.started.increment()
     }
 
     func renewLease(executionID: Int64, worker: String, until: Date) async throws {
@@ -88,9 +91,21 @@ struct MeasuredStore: ExecutionStore {
 
     func finish(executionID: Int64, _ outcome: ExecutionOutcome) async throws -> Execution {
         let finished = try await metrics.timed(.finish) { try await base.finish(executionID: executionID, outcome) }
+        counted(finish: finished, outcome)
+        return finished
+    }
+
+    func finish(executionID: Int64, _ outcome: ExecutionOutcome,
+                thenClaim claim: ClaimRequest?) async throws -> (finished: Execution, next: Execution?) {
+        let both = try await metrics.timed(.finish) { try await base.finish(executionID: executionID, outcome, thenClaim: claim) }
+        counted(finish: both.finished, outcome)
+        counted(claim: both.next)
+        return both
+    }
+
+    private func counted(finish finished: Execution, _ outcome: ExecutionOutcome) {
         metrics.finished(finished)
         if outcome.retry != nil { metrics.queueDepth.increment() }
-        return finished
     }
 
     func cancel(executionID: Int64, now: Date) async throws -> Execution {

@@ -63,6 +63,12 @@ public protocol ExecutionStore: NodeStore, ScheduleStore, WebhookStore {
     /// execution as stored without its output (`stdout` and `stderr` empty, which can be a
     /// cap's worth of bytes: `execution(id:)` reads them).
     func finish(executionID: Int64, _ outcome: ExecutionOutcome) async throws -> Execution
+    /// `finish`, then `claimNext` for the worker going on to its next run (`claim`; nil claims
+    /// nothing) — in the same transaction where the store can: a worker's cycle is one write
+    /// fewer. The finish is stored whatever the claim does: a claim that fails returns no next
+    /// execution (the worker then claims on its own, and hears why).
+    func finish(executionID: Int64, _ outcome: ExecutionOutcome,
+                thenClaim claim: ClaimRequest?) async throws -> (finished: Execution, next: Execution?)
     /// PENDING → CANCELLED at once. For a RUNNING one, records the request (the engine kills
     /// the sandbox and finishes it as CANCELLED). Returns the execution as it is now;
     /// `.invalidTransition` when it is already final.
@@ -111,6 +117,28 @@ public extension ExecutionStore {
 
     /// All jobs, or those of one script type, by id.
     func jobs(scriptType: ScriptType?) async throws -> [Job] { try await jobs(scriptType: scriptType, tenant: nil) }
+
+    /// Two transactions: `finish`, then `claimNext`.
+    func finish(executionID: Int64, _ outcome: ExecutionOutcome,
+                thenClaim claim: ClaimRequest?) async throws -> (finished: Execution, next: Execution?) {
+        let finished = try await finish(executionID: executionID, outcome)
+        guard let claim else { return (finished, nil) }
+        let next = try? await claimNext(worker: claim.worker, leaseUntil: claim.leaseUntil, now: claim.now)
+        return (finished, next ?? nil)
+    }
+}
+
+/// What `claimNext` is asked: for which worker, its lease, and the time of the claim.
+public struct ClaimRequest: Sendable, Equatable {
+    public var worker: String
+    public var leaseUntil: Date
+    public var now: Date
+
+    public init(worker: String, leaseUntil: Date, now: Date) {
+        self.worker = worker
+        self.leaseUntil = leaseUntil
+        self.now = now
+    }
 }
 
 /// A job to create.

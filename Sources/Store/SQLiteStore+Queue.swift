@@ -113,31 +113,35 @@ extension SQLiteStore {
     }
 
     public func claimNext(worker: String, leaseUntil: Date, now: Date) async throws -> Execution? {
-        try await write { db in
-            // No new work while the disk is full: its output would have nowhere to go.
-            guard self.reserve.admits() else { return nil }
-            let nowMs = Millis.of(now), leaseMs = Millis.of(leaseUntil)
-            // A lease that expired: its worker is gone. Take the execution over; the new worker
-            // runs the script from its start, so the dead run's partial output goes.
-            if let expired = try Int64.fetchOne(db.cached(Self.expiredLeaseSQL), arguments: [nowMs]) {
-                try db.cached("""
-                    UPDATE execution SET worker = ?, lease_deadline = ?, takeovers = takeovers + 1,
-                      stdout_bytes = 0, stderr_bytes = 0, stdout_truncated = 0, stderr_truncated = 0
-                    WHERE id = ? AND status = 'RUNNING' AND lease_deadline < ?
-                    """).execute(arguments: [worker, leaseMs, expired, nowMs])
-                guard db.changesCount == 1 else { throw StoreError.unavailable("execution \(expired) changed during its take-over") }
-                try OutputPieces.clear(db, expired)
-                // A claimed execution has no output: its take-over cleared it, and a PENDING one has none.
-                return try Self.fetchExecution(db, id: expired, withOutput: false)
-            }
-            guard let id = try Self.nextFairPending(db, now: nowMs) else { return nil }
+        try await write { db in try self.claim(db, ClaimRequest(worker: worker, leaseUntil: leaseUntil, now: now)) }
+    }
+
+    /// `claimNext` inside a transaction.
+    private func claim(_ db: Database, _ request: ClaimRequest) throws -> Execution? {
+        let worker = request.worker
+        // No new work while the disk is full: its output would have nowhere to go.
+        guard self.reserve.admits() else { return nil }
+        let nowMs = Millis.of(request.now), leaseMs = Millis.of(request.leaseUntil)
+        // A lease that expired: its worker is gone. Take the execution over; the new worker
+        // runs the script from its start, so the dead run's partial output goes.
+        if let expired = try Int64.fetchOne(db.cached(Self.expiredLeaseSQL), arguments: [nowMs]) {
             try db.cached("""
-                UPDATE execution SET status = 'RUNNING', started_at = ?, worker = ?, lease_deadline = ?
-                WHERE id = ? AND status = 'PENDING'
-                """).execute(arguments: [nowMs, worker, leaseMs, id])
-            guard db.changesCount == 1 else { throw StoreError.unavailable("execution \(id) changed while it was claimed") }
-            return try Self.fetchExecution(db, id: id, withOutput: false)
+                UPDATE execution SET worker = ?, lease_deadline = ?, takeovers = takeovers + 1,
+                  stdout_bytes = 0, stderr_bytes = 0, stdout_truncated = 0, stderr_truncated = 0
+                WHERE id = ? AND status = 'RUNNING' AND lease_deadline < ?
+                """).execute(arguments: [worker, leaseMs, expired, nowMs])
+            guard db.changesCount == 1 else { throw StoreError.unavailable("execution \(expired) changed during its take-over") }
+            try OutputPieces.clear(db, expired)
+            // A claimed execution has no output: its take-over cleared it, and a PENDING one has none.
+            return try Self.fetchExecution(db, id: expired, withOutput: false)
         }
+        guard let id = try Self.nextFairPending(db, now: nowMs) else { return nil }
+        try db.cached("""
+            UPDATE execution SET status = 'RUNNING', started_at = ?, worker = ?, lease_deadline = ?
+            WHERE id = ? AND status = 'PENDING'
+            """).execute(arguments: [nowMs, worker, leaseMs, id])
+        guard db.changesCount == 1 else { throw StoreError.unavailable("execution \(id) changed while it was claimed") }
+        return try Self.fetchExecution(db, id: id, withOutput: false)
     }
 
     public func renewLease(executionID: Int64, worker: String, until: Date) async throws {
@@ -148,35 +152,60 @@ extension SQLiteStore {
     }
 
     public func finish(executionID: Int64, _ outcome: ExecutionOutcome) async throws -> Execution {
+        try await write { db in try Self.finish(db, executionID: executionID, outcome) }
+    }
+
+    /// The finish and the worker's next claim in one transaction; the claim in a savepoint of
+    /// its own (statements cached: GRDB's `inSavepoint` compiles its own each time), so that
+    /// its failure leaves the finish stored.
+    public func finish(executionID: Int64, _ outcome: ExecutionOutcome,
+                       thenClaim claim: ClaimRequest?) async throws -> (finished: Execution, next: Execution?) {
         try await write { db in
-            try db.cached("""
-                UPDATE execution SET status = ?, verdict = ?, exit_code = ?, signal = ?, reason = ?,
-                  stdout_bytes = ?, stderr_bytes = ?, stdout_truncated = ?, stderr_truncated = ?, wall_ms = ?, cpu_ms = ?,
-                  memory_peak_bytes = ?, finished_at = ?, lease_deadline = NULL, weaker_isolation = ?, denied = ?
-                WHERE id = ? AND status = 'RUNNING'
-                """).execute(arguments: [outcome.status.rawValue, outcome.verdict.rawValue, outcome.exitCode, outcome.signal,
-                                 outcome.reason, outcome.stdoutBytes, outcome.stderrBytes,
-                                 outcome.stdoutTruncated, outcome.stderrTruncated, outcome.usage.wallMs, outcome.usage.cpuMs,
-                                 outcome.usage.memoryPeakBytes, Millis.of(outcome.finishedAt),
-                                 JSONText.encode(outcome.weakerIsolation), outcome.denied.map(JSONText.encode), executionID])
-            if db.changesCount == 0 { try Self.requireStatus(db, executionID, .running, to: outcome.status.rawValue) }
-            if outcome.keepsStoredOutput {
-                // The disk had no room for the rest: the output stored while it ran stays, and a
-                // stream is marked truncated when less was kept than was written.
-                for (stream, column, written) in [(OutputPieces.Stream.stdout, "stdout_truncated", outcome.stdoutBytes),
-                                                  (.stderr, "stderr_truncated", outcome.stderrBytes)]
-                where try OutputPieces.end(db, executionID, stream) < written {
-                    try db.cached("UPDATE execution SET \(column) = 1 WHERE id = ?").execute(arguments: [executionID])
-                }
-            } else {
-                try OutputPieces.replace(db, executionID, .stdout, from: outcome.stdoutOffset, with: outcome.stdout)
-                try OutputPieces.replace(db, executionID, .stderr, from: outcome.stderrOffset, with: outcome.stderr)
-                try Self.storeArtifacts(db, executionID, outcome)
+            let finished = try Self.finish(db, executionID: executionID, outcome)
+            guard let claim else { return (finished, nil) }
+            try db.cached("SAVEPOINT claim").execute()
+            do {
+                let next = try self.claim(db, claim)
+                try db.cached("RELEASE claim").execute()
+                return (finished, next)
+            } catch {
+                // The worker claims again on its own, and hears why.
+                try db.cached("ROLLBACK TO claim").execute()
+                try db.cached("RELEASE claim").execute()
+                return (finished, nil)
             }
-            if let retry = outcome.retry { _ = try Self.insertRetry(db, of: executionID, retry) }
-            try Self.queueDeliveries(db, executionID: executionID, now: Millis.of(outcome.finishedAt))
-            return try Self.fetchExecution(db, id: executionID, withOutput: false)!
         }
+    }
+
+    /// `finish` inside a transaction.
+    static func finish(_ db: Database, executionID: Int64, _ outcome: ExecutionOutcome) throws -> Execution {
+        try db.cached("""
+            UPDATE execution SET status = ?, verdict = ?, exit_code = ?, signal = ?, reason = ?,
+              stdout_bytes = ?, stderr_bytes = ?, stdout_truncated = ?, stderr_truncated = ?, wall_ms = ?, cpu_ms = ?,
+              memory_peak_bytes = ?, finished_at = ?, lease_deadline = NULL, weaker_isolation = ?, denied = ?
+            WHERE id = ? AND status = 'RUNNING'
+            """).execute(arguments: [outcome.status.rawValue, outcome.verdict.rawValue, outcome.exitCode, outcome.signal,
+                             outcome.reason, outcome.stdoutBytes, outcome.stderrBytes,
+                             outcome.stdoutTruncated, outcome.stderrTruncated, outcome.usage.wallMs, outcome.usage.cpuMs,
+                             outcome.usage.memoryPeakBytes, Millis.of(outcome.finishedAt),
+                             JSONText.encode(outcome.weakerIsolation), outcome.denied.map(JSONText.encode), executionID])
+        if db.changesCount == 0 { try Self.requireStatus(db, executionID, .running, to: outcome.status.rawValue) }
+        if outcome.keepsStoredOutput {
+            // The disk had no room for the rest: the output stored while it ran stays, and a
+            // stream is marked truncated when less was kept than was written.
+            for (stream, column, written) in [(OutputPieces.Stream.stdout, "stdout_truncated", outcome.stdoutBytes),
+                                              (.stderr, "stderr_truncated", outcome.stderrBytes)]
+            where try OutputPieces.end(db, executionID, stream) < written {
+                try db.cached("UPDATE execution SET \(column) = 1 WHERE id = ?").execute(arguments: [executionID])
+            }
+        } else {
+            try OutputPieces.replace(db, executionID, .stdout, from: outcome.stdoutOffset, with: outcome.stdout)
+            try OutputPieces.replace(db, executionID, .stderr, from: outcome.stderrOffset, with: outcome.stderr)
+            try Self.storeArtifacts(db, executionID, outcome)
+        }
+        if let retry = outcome.retry { _ = try Self.insertRetry(db, of: executionID, retry) }
+        try Self.queueDeliveries(db, executionID: executionID, now: Millis.of(outcome.finishedAt))
+        return try Self.fetchExecution(db, id: executionID, withOutput: false)!
     }
 
     public func cancel(executionID: Int64, now: Date) async throws -> Execution {

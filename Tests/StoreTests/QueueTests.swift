@@ -71,6 +71,33 @@ struct QueueTests {
         }
     }
 
+    @Test("A finish that claims the worker's next: the end stored, the next claimed in order (a queue job's waiting run included), nil when none is left or none is asked", arguments: StoreKind.allCases)
+    func finishThenClaim(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let job = try await store.makeJob(concurrency: .queue)
+            let q1 = try await store.enqueue(job)
+            let q2 = try await store.enqueue(job)
+            #expect(try await store.claim()?.id == q1.id)
+            let now = Date()
+            let claim = ClaimRequest(worker: "w2", leaseUntil: now + 60, now: now)
+            let outcome = ExecutionOutcome(verdict: .exited, exitCode: 0, stdout: Data("one\n".utf8), stdoutBytes: 4, finishedAt: now)
+            let (finished, next) = try await store.finish(executionID: q1.id, outcome, thenClaim: claim)
+            #expect(finished.id == q1.id && finished.status == .success)
+            #expect(next?.id == q2.id, "the queue job's waiting run is runnable once the first ended, in the same call")
+            #expect(next?.status == .running && next?.worker == "w2")
+            #expect(try await store.execution(id: q1.id)?.stdout == Data("one\n".utf8), "the end is stored with its output")
+            #expect(try await store.execution(id: q2.id)?.status == .running)
+            let last = try await store.finish(executionID: q2.id, outcome, thenClaim: claim)
+            #expect(last.finished.status == .success && last.next == nil, "nothing left to claim")
+            let q3 = try await store.enqueue(job)
+            let q4 = try await store.enqueue(job)
+            #expect(try await store.claim()?.id == q3.id)
+            let alone = try await store.finish(executionID: q3.id, outcome, thenClaim: nil)
+            #expect(alone.next == nil, "no claim asked, none made")
+            #expect(try await store.execution(id: q4.id)?.status == .pending)
+        }
+    }
+
     @Test("allow: runs of one job are claimed alongside each other", arguments: StoreKind.allCases)
     func allowRule(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in

@@ -16,7 +16,11 @@ final class RefusalListener {
     private(set) var control: Int32
     /// The listener; -1 until it came, and once every process of the filter is gone.
     private(set) var fd: Int32 = -1
-    private let rules: RefusalRules
+    private let policy: SeccompPolicy
+    /// Built at the first refusal: most runs refuse nothing, and building the rules (the
+    /// policy's permitted and denied names as sets) costs more than the rest of a launch's
+    /// bookkeeping.
+    private lazy var rules = RefusalRules(policy)
     private let learning: Bool
     private let startedAtMs: Int64
     private let ratePerSecond: Double
@@ -34,7 +38,7 @@ final class RefusalListener {
 
     init(control: Int32, policy: SeccompPolicy, learning: Bool, startedAtMs: Int64, ratePerSecond: Int) {
         self.control = control
-        rules = RefusalRules(policy)
+        self.policy = policy
         self.learning = learning
         self.startedAtMs = startedAtMs
         self.ratePerSecond = Double(max(1, ratePerSecond))

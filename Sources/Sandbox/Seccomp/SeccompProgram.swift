@@ -107,6 +107,20 @@ public final class SeccompProgram: Sendable {
     /// every syscall of this architecture less what is denied. Names this libseccomp does not
     /// know are left out.
     public static func permittedSyscalls(_ policy: SeccompPolicy) -> [String] {
+        if let known = permittedCache.withLock({ $0[policy] }) { return known }
+        let names = computePermittedSyscalls(policy)
+        permittedCache.withLock { cache in
+            if cache.count >= 64 { cache.removeAll() }  // policies are few; a bound all the same
+            cache[policy] = names
+        }
+        return names
+    }
+
+    /// `permittedSyscalls` per policy: asked on every launch (whether refusals can be reported,
+    /// whether the filter can be loaded early), and building it hashes some 300 names.
+    private static let permittedCache = Mutex<[SeccompPolicy: [String]]>([:])
+
+    private static func computePermittedSyscalls(_ policy: SeccompPolicy) -> [String] {
         let denied = Set(deniedSyscalls(policy))
         let base: [String]
         switch policy.mode {
@@ -155,10 +169,10 @@ public final class SeccompProgram: Sendable {
     /// With `watch` too (a trial run), connect and the opens are notifications as well, let
     /// through once their destination or path is read.
     public static func compile(_ policy: SeccompPolicy, notify: Bool = false, watch: Bool = false) throws(SeccompError) -> SeccompProgram {
-        let notify = notify && canReportRefusals(policy)
-        let watch = watch && notify
         let key = Key(policy: policy, notify: notify, watch: watch)
         if let cached = cache.withLock({ $0[key] }) { return cached }
+        let notify = notify && canReportRefusals(policy)
+        let watch = watch && notify
         let names = deniedSyscalls(policy)
         let action: UInt32
         switch policy.action {
