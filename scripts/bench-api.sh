@@ -3,9 +3,12 @@
 #
 #   scripts/bench-api.sh [BIN]        BIN: the confine binary (default .build/release/confine)
 #
-# 1. Reads: wrk on GET /health (the baseline), GET /executions/{id} and GET /jobs/{id} —
-#    requests/s, p50/p90/p99, and each read's ratio to /health (targets ≥ 10,000 req/s and
-#    ≥ ×0.5); after the end-to-end runs, a 100-row page of GET /executions (target ≥ 2,000/s).
+# 1. Reads: wrk on GET /health (the baseline), GET /whoami (the token check alone),
+#    GET /executions/{id} of a finished execution and GET /jobs/{id} — requests/s,
+#    p50/p90/p99, and each read's ratio to /health (targets ≥ 10,000 req/s and ≥ ×0.5); also
+#    GET /executions/{id} of a RUNNING execution (no target: its row still changes, so it is
+#    read from the store every time, where a finished one's answer is kept in memory); after
+#    the end-to-end runs, a 100-row page of GET /executions (target ≥ 2,000/s).
 # 2. End-to-end: BENCH_EXECUTIONS (1000) `bash true` runs (and a quarter as many python
 #    `print('hi')`) submitted over HTTP on a few keep-alive connections; executions/s from the
 #    first submission until none is left PENDING/RUNNING, beside bare fork+exec of the same
@@ -19,8 +22,9 @@
 # Beside each wrk figure for GET /executions/{id}, a paced probe (BENCH_PROBE_RATE, 200 GETs/s on
 # one keep-alive connection): wrk -c16 saturates the cores it shares with the server, so its
 # percentiles are mostly queueing; the probe shows the latency a client sees at a light load.
-# Prints measurements and ratios; asserts no timing. Exits non-zero only when something broke
-# (the server did not start, a request or an execution failed).
+# Prints measurements and ratios, each target on a line of its own with PASS or MISS, and all
+# of them again at the end ("Targets: N of M PASS"); asserts no timing. Exits non-zero only when
+# something broke (the server did not start, a request or an execution failed).
 #
 # Environment: BENCH_SECONDS (5) per wrk run and probe, BENCH_EXECUTIONS (1000), BENCH_CONNECTIONS (4)
 # submitting clients, BENCH_WORKERS (nproc) server workers, BENCH_E2E_WORKERS (twice that) the
@@ -44,6 +48,7 @@ fi
 command -v python3 >/dev/null || { echo "bench-api: python3 needed (apt-get install python3)" >&2; exit 1; }
 
 tmp="$(mktemp -d /tmp/confine-bench-api.XXXXXX)"
+export BENCH_TARGETS_FILE="$tmp/targets"
 server_pid=""
 burn_pid=""
 big_pid=""
@@ -111,11 +116,15 @@ health_rps="$(cat "$tmp/rps")"
 health_p99="$(cat "$tmp/p99")"
 probe "GET /health" /health
 health_probe_p99="$(cat "$tmp/p99")"
+measure "GET /whoami" /whoami
 BENCH_TARGET_RPS=10000 BENCH_TARGET_RATIO=0.5 measure "GET /executions/{id}" "/executions/$execution_id"
 idle_p99="$(cat "$tmp/p99")"
 BENCH_TARGET_RPS=10000 BENCH_TARGET_RATIO=0.5 measure "GET /jobs/{id}" "/jobs/$job_id"
 probe "GET /executions/{id}" "/executions/$execution_id"
 idle_probe_p99="$(cat "$tmp/p99")"
+running_id="$(BURNER_POLICY=bench-burner "${driver[@]}" running "$base")"
+measure "GET /executions/{id} RUNNING" "/executions/$running_id"
+"${driver[@]}" cancel-one "$base" "$running_id"
 
 # Cancellation latency of a running execution.
 "${driver[@]}" cancel "$base" "${BENCH_CANCEL_ROUNDS:-10}"
@@ -239,3 +248,4 @@ if grep -qiE '\b(error|critical|failed)\b' "$tmp/server.log"; then
   echo "bench-api: the server logged errors or failures:" >&2
   grep -iE '\b(error|critical|failed)\b' "$tmp/server.log" | head -n 10 >&2
 fi
+"${driver[@]}" targets "$BENCH_TARGETS_FILE"
