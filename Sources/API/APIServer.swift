@@ -26,6 +26,8 @@ public struct APIServer: Sendable {
     /// with `metrics.engine`, or its metrics are missing there.
     public let metrics: ServerMetrics
     let authenticator: Authenticator
+    /// Finished executions' answers kept in memory (`GET /executions/{id}`).
+    let finishedAnswers = FinishedAnswers()
     /// When this server was made: an idempotency key held since before belongs to a request
     /// that a stopped server will never answer.
     let startedAt = Date()

@@ -28,7 +28,7 @@ struct ExecutionRoutes {
             return try await Idempotency(server: server).run(request) { try await run($0, jobID: jobID) }
         }
         table.on(.get, "/executions/{id}", .role(.viewer)) { request, path in
-            try await answer(server.id(path, "id"), encoding: try encoding(request))
+            try await answer(server.id(path, "id"), encoding: try encoding(request), keep: true)
         }
         table.on(.get, "/executions/job/{job_id}", .role(.viewer)) { request, path in
             let jobID = try server.id(path, "job_id")
@@ -226,9 +226,19 @@ struct ExecutionRoutes {
     /// is written in one piece; else the rest streams from the store a chunk at a time, so that
     /// no answer holds more than a chunk of output in memory whatever is stored. Another
     /// tenant's execution is not found, as one that does not exist.
-    func answer(_ id: Int64, encoding: Representations.OutputEncoding, executionID: Bool = false,
+    ///
+    /// With `keep` (`GET /executions/{id}`), a finished execution's answer written in one piece
+    /// is kept in memory and answered from there while no execution is deleted
+    /// (`FinishedAnswers`).
+    func answer(_ id: Int64, encoding: Representations.OutputEncoding, executionID: Bool = false, keep: Bool = false,
                 status: (Execution) -> HTTPResponse.Status = { _ in .ok }) async throws -> Response {
         let caller = try server.caller
+        // Read before the store is (see FinishedAnswers).
+        let version = keep ? server.store.finishedExecutionsVersion() : nil
+        if let version, let kept = server.finishedAnswers.answer(id, encoding, version: version) {
+            guard caller.sees(tenant: kept.tenant) else { throw Problem.notFound("execution \(id) not found") }
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: kept.body))
+        }
         guard let slice = try await server.storeCall({
             try await server.store.output(executionID: id, stdoutFrom: 0, stderrFrom: 0, limit: StreamedAnswers.inlineOutput)
         }), caller.sees(tenant: slice.execution.tenant) else {
@@ -238,8 +248,14 @@ struct ExecutionRoutes {
             var whole = slice.execution
             whole.stdout = slice.stdout
             whole.stderr = slice.stderr
-            return try APIServer.respond(Representations.execution(whole, encoding: encoding, executionID: executionID),
-                                     status: status(whole))
+            let bytes = try WireJSON.encode(Representations.execution(whole, encoding: encoding, executionID: executionID))
+            let answer = status(whole)
+            if let version, whole.status.isFinal, answer == .ok {
+                let body = ByteBuffer(bytes: bytes)
+                server.finishedAnswers.keep(id, encoding, version: version, tenant: whole.tenant, body: body)
+                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
+            }
+            return APIServer.respond(bytes: bytes, status: answer)
         }
         return StreamedAnswers(server: server).execution(slice.execution, encoding: encoding, executionID: executionID,
                                                          status: status(slice.execution))

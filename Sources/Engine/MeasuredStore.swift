@@ -54,6 +54,8 @@ struct MeasuredStore: ExecutionStore {
         try await metrics.timed(.deleteJob) { try await base.deleteJob(id: id) }
     }
 
+    func finishedExecutionsVersion() -> String? { base.finishedExecutionsVersion() }
+
     // MARK: Executions
 
     func enqueue(_ execution: NewExecution, queueLimit: Int) async throws -> Execution {

@@ -105,9 +105,16 @@ public protocol ExecutionStore: NodeStore, ScheduleStore, WebhookStore {
     /// Why the store takes no new data now (`.diskFull`), or nil. Cheap enough for a readiness
     /// check; asking may itself end a full state whose disk has room again.
     func refusalOfNewData() async -> StoreError?
+    /// The version of the finished executions, cheap to read (no query): it changes whenever
+    /// any process deletes executions, the only change a finished execution can undergo. A
+    /// server may answer a finished execution from memory while it stays the same. nil: unknown
+    /// (every read goes to the store); the default.
+    func finishedExecutionsVersion() -> String?
 }
 
 public extension ExecutionStore {
+    func finishedExecutionsVersion() -> String? { nil }
+
     /// All jobs, or those of one script type, by id.
     func jobs(scriptType: ScriptType?) async throws -> [Job] { try await jobs(scriptType: scriptType, tenant: nil) }
 

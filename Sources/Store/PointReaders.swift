@@ -18,7 +18,10 @@ import Synchronization
 /// parked here, and at most `count` threads are inside SQLite at once.
 ///
 /// Each read is one deferred transaction (BEGIN and COMMIT cached), so the statements of one
-/// read see one snapshot, and a read begun after a write committed sees that write.
+/// read see one snapshot, and a read begun after a write committed sees that write. A read of
+/// one statement (`transaction: false`) needs none: SQLite runs a lone statement in a
+/// transaction of its own, with the same guarantees, and BEGIN and COMMIT were two of its
+/// three statements.
 final class PointReaders: Sendable {
     private let idle: Mutex<[DatabaseQueue]>
 
@@ -37,11 +40,13 @@ final class PointReaders: Sendable {
 
     /// `body` in a read transaction on an idle connection, on this thread; nil when no
     /// connection is idle or the database is busy (then nothing of `body` took effect).
-    func read<T>(_ body: (Database) throws -> T) throws -> T? {
+    /// Without `transaction`, `body` must run a single statement.
+    func read<T>(transaction: Bool = true, _ body: (Database) throws -> T) throws -> T? {
         guard let queue = idle.withLock({ $0.popLast() }) else { return nil }
         defer { idle.withLock { $0.append(queue) } }
         return try queue.inDatabase { db -> T? in
             do {
+                guard transaction else { return try body(db) }
                 try db.cached("BEGIN DEFERRED TRANSACTION").execute()
                 defer { try? db.cached("COMMIT TRANSACTION").execute() }
                 return try body(db)

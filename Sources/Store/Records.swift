@@ -64,11 +64,11 @@ enum Records {
         }
     }.joined(separator: ", ")
 
-    static func job(_ row: Row) -> Job {
+    static func job<R: ColumnReading>(_ row: R) -> Job {
         // Typed as StatementColumnConvertible, each column is read straight from SQLite's row;
         // the generic DatabaseValue path instantiated type metadata for every column of every
         // row (a fifth of a 100-row listing's time).
-        func at<T: DatabaseValueConvertible & StatementColumnConvertible>(_ c: JobColumn) -> T { row[c.rawValue] }
+        func at<T: DatabaseValueConvertible & StatementColumnConvertible>(_ c: JobColumn) -> T { row.decoded(c.rawValue) }
         var job = Job(id: at(.id), name: at(.name), scriptType: ScriptType(at(.scriptType) as String),
                    scriptContent: at(.scriptContent), policy: at(.policy),
                    limits: JSONText.decode([String].self, at(.limits), empty: []),
@@ -81,17 +81,19 @@ enum Records {
                    createdAt: Millis.date(at(.createdAt)), updatedAt: Millis.date(at(.updatedAt)))
         job.outputs = JSONText.decode([String].self, at(.outputs), empty: [])
         job.schedule = schedule(row)
-        let retry: String? = row[JobColumn.retry.rawValue]
+        let retry: String? = row.decodedIfPresent(JobColumn.retry.rawValue)
         job.retry = JSONText.decode(RetryPolicy?.self, retry, empty: nil)
-        let callback: String? = row[JobColumn.callback.rawValue]
+        let callback: String? = row.decodedIfPresent(JobColumn.callback.rawValue)
         job.callback = JSONText.decode(WebhookCallback?.self, callback, empty: nil)
         return job
     }
 
     /// The execution of a row, its `stdout` and `stderr` empty (`OutputPieces` reads them).
-    static func execution(_ row: Row) -> Execution {
-        func at<T: DatabaseValueConvertible & StatementColumnConvertible>(_ c: ExecutionColumn) -> T { row[c.rawValue] }
-        func optional<T: DatabaseValueConvertible & StatementColumnConvertible>(_ c: ExecutionColumn) -> T? { row[c.rawValue] }
+    static func execution<R: ColumnReading>(_ row: R) -> Execution {
+        func at<T: DatabaseValueConvertible & StatementColumnConvertible>(_ c: ExecutionColumn) -> T { row.decoded(c.rawValue) }
+        func optional<T: DatabaseValueConvertible & StatementColumnConvertible>(_ c: ExecutionColumn) -> T? {
+            row.decodedIfPresent(c.rawValue)
+        }
         let verdict: String? = optional(.verdict)
         let started: Int64? = optional(.startedAt)
         let finished: Int64? = optional(.finishedAt)
@@ -131,8 +133,8 @@ enum Records {
     }
 
     /// A job row's schedule (nil when `schedule_cron` is NULL).
-    static func schedule(_ row: Row) -> JobSchedule? {
-        func optional<T: DatabaseValueConvertible & StatementColumnConvertible>(_ c: JobColumn) -> T? { row[c.rawValue] }
+    static func schedule<R: ColumnReading>(_ row: R) -> JobSchedule? {
+        func optional<T: DatabaseValueConvertible & StatementColumnConvertible>(_ c: JobColumn) -> T? { row.decodedIfPresent(c.rawValue) }
         guard let cron: String = optional(.scheduleCron) else { return nil }
         let next: Int64? = optional(.nextRunAt), last: Int64? = optional(.lastSlotAt), skipped: Int64? = optional(.lastSkippedAt)
         let overlap: String? = optional(.scheduleOverlap), catchUp: String? = optional(.scheduleCatchUp)

@@ -44,11 +44,11 @@ extension SQLiteStore {
 /// what else lives there); the caller says so, naming the folder and what else is in it.
 enum FolderPrivacy {
     /// What the store and the server keep beside a database: the file, SQLite's `-wal`,
-    /// `-shm` and `-journal`, the disk reserve, the token sentinel, the admin token and the
-    /// secrets key.
+    /// `-shm` and `-journal`, the disk reserve, the change sentinels (`-tokens`, `-deletions`),
+    /// the admin token and the secrets key.
     static func storeFiles(databasePath: String) -> Set<String> {
         let name = (databasePath as NSString).lastPathComponent
-        return Set(["", "-wal", "-shm", "-journal", "-reserve", "-tokens"].map { name + $0 } + ["admin.token", "secrets.key"])
+        return Set(["", "-wal", "-shm", "-journal", "-reserve", "-tokens", "-deletions"].map { name + $0 } + ["admin.token", "secrets.key"])
     }
 
     /// nil when the folder is private (already, or narrowed now), else why it was left open.

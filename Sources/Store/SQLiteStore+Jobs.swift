@@ -35,7 +35,7 @@ extension SQLiteStore {
     }
 
     public func job(id: Int64) async throws -> Job? {
-        try await pointRead { db in try Self.fetchJob(db, id: id) }
+        try await pointRead(singleStatement: true) { db in try Self.fetchJob(db, id: id) }
     }
 
     public func job(named name: String) async throws -> Job? {
@@ -113,6 +113,8 @@ extension SQLiteStore {
     }
 
     public func deleteJob(id: Int64) async throws {
+        // Its executions went with it (ON DELETE CASCADE): marked once committed.
+        defer { deletionSentinel.touch() }
         try await write { db in
             guard let job = try Self.fetchJob(db, id: id) else { throw StoreError.notFound("job \(id)") }
             if let active = try Self.activeExecution(db, jobID: id) {

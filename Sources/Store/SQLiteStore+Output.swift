@@ -24,10 +24,17 @@ extension SQLiteStore {
         let body: @Sendable (Database) throws -> OutputSlice? = { db in
             let ends = Records.ExecutionColumn.allCases.count
             guard let (execution, storedStdout, storedStderr) = try db.first(cached: Self.rowAndEndsSQL, arguments: [executionID], { row in
-                (Records.execution(row), (row[ends] as Int64?) ?? 0, (row[ends + 1] as Int64?) ?? 0)
+                (Records.execution(row), (row.decodedIfPresent(ends) as Int64?) ?? 0, (row.decodedIfPresent(ends + 1) as Int64?) ?? 0)
             }) else { return nil }
-            // Both streams get half of the limit; what one does not need goes to the other.
             let limit = max(0, limit)
+            // All of both streams (a finished run's small output, what GET /executions/{id}
+            // asks for): every piece in one statement.
+            if stdoutFrom == 0, stderrFrom == 0, storedStdout + storedStderr <= Int64(limit), storedStdout + storedStderr > 0 {
+                let both = try OutputPieces.all(db, [executionID])[executionID] ?? (Data(), Data())
+                return OutputSlice(execution: execution, stdout: both.stdout, stderr: both.stderr,
+                                   storedStdout: storedStdout, storedStderr: storedStderr)
+            }
+            // Both streams get half of the limit; what one does not need goes to the other.
             let stdoutLeft = max(0, storedStdout - stdoutFrom), stderrLeft = max(0, storedStderr - stderrFrom)
             let stderrShare = Int(min(stderrLeft, Int64(limit / 2)))
             let stdoutTake = Int(min(stdoutLeft, Int64(limit - stderrShare)))

@@ -24,30 +24,39 @@ extension SQLiteStore {
             while start < ids.count {
                 let batch = Array(ids[start..<min(ids.count, start + Self.pruneBatch)])
                 start += batch.count
-                deleted += try await write { db in
+                deleted += markDeleted(try await write { db in
                     try db.execute(sql: """
                         DELETE FROM execution
                         WHERE id IN (\(batch.map { _ in "?" }.joined(separator: ", "))) AND status NOT IN ('PENDING', 'RUNNING')
                         """, arguments: StatementArguments(batch))
                     return db.changesCount
-                }
+                })
             }
         }
         if let olderThan {
             let cutoff = Millis.of(olderThan)
             while true {
-                let count = try await write { db in
+                let count = markDeleted(try await write { db in
                     try db.execute(sql: """
                         DELETE FROM execution WHERE id IN (
                           SELECT id FROM execution
                           WHERE finished_at < ? AND status NOT IN ('PENDING', 'RUNNING') LIMIT ?)
                         """, arguments: [cutoff, Self.pruneBatch])
                     return db.changesCount
-                }
+                })
                 deleted += count
                 if count < Self.pruneBatch { break }
             }
         }
         return deleted
     }
+
+    /// Marks a committed batch that deleted executions (servers drop the finished executions
+    /// they answer from memory: `finishedExecutionsVersion`); returns `count`.
+    private func markDeleted(_ count: Int) -> Int {
+        if count > 0 { deletionSentinel.touch() }
+        return count
+    }
+
+    public func finishedExecutionsVersion() -> String? { deletionSentinel.version() }
 }

@@ -156,22 +156,24 @@ extension SQLiteStore {
     }
 
     /// The finish and the worker's next claim in one transaction; the claim in a savepoint of
-    /// its own, so that its failure leaves the finish stored.
+    /// its own (statements cached: GRDB's `inSavepoint` compiles its own each time), so that
+    /// its failure leaves the finish stored.
     public func finish(executionID: Int64, _ outcome: ExecutionOutcome,
                        thenClaim claim: ClaimRequest?) async throws -> (finished: Execution, next: Execution?) {
         try await write { db in
             let finished = try Self.finish(db, executionID: executionID, outcome)
             guard let claim else { return (finished, nil) }
-            var next: Execution?
+            try db.cached("SAVEPOINT claim").execute()
             do {
-                try db.inSavepoint {
-                    next = try self.claim(db, claim)
-                    return .commit
-                }
+                let next = try self.claim(db, claim)
+                try db.cached("RELEASE claim").execute()
+                return (finished, next)
             } catch {
-                next = nil  // the worker claims again on its own, and hears why
+                // The worker claims again on its own, and hears why.
+                try db.cached("ROLLBACK TO claim").execute()
+                try db.cached("RELEASE claim").execute()
+                return (finished, nil)
             }
-            return (finished, next)
         }
     }
 

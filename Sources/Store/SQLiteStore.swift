@@ -32,7 +32,10 @@ public final class SQLiteStore: ExecutionStore {
     /// Room held back for finishing running executions when the disk fills.
     let reserve: DiskReserve
     /// Marks every change to the token set, for servers that keep verified tokens in memory.
-    let tokenSentinel: TokenSentinel
+    let tokenSentinel: ChangeSentinel
+    /// Marks every deletion of executions, for servers that keep finished executions' answers
+    /// in memory (a finished execution changes in no other way).
+    let deletionSentinel: ChangeSentinel
     /// Read-only connections for bounded reads on the caller's thread (`pointRead`).
     let pointReaders: PointReaders
 
@@ -101,8 +104,10 @@ public final class SQLiteStore: ExecutionStore {
         }
         self.pool = pool
         self.reserve = DiskReserve(databasePath: path, bytes: reserveBytes)
-        self.tokenSentinel = TokenSentinel(databasePath: path)
+        self.tokenSentinel = ChangeSentinel(databasePath: path, suffix: "-tokens")
+        self.deletionSentinel = ChangeSentinel(databasePath: path, suffix: "-deletions")
         if tokenSentinel.version() == nil { tokenSentinel.touch() }
+        if deletionSentinel.version() == nil { deletionSentinel.touch() }
     }
 
     // MARK: Helpers
@@ -113,16 +118,33 @@ public final class SQLiteStore: ExecutionStore {
 
     /// A bounded read (a row or a job, at most `pointReadBytes` of output) on the caller's
     /// thread when a point reader is idle and the database not busy (see `PointReaders`: it
-    /// never waits), else on GRDB's pool as `read`.
-    func pointRead<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    /// never waits), else on GRDB's pool as `read`. `singleStatement`: `body` runs one
+    /// statement, which needs no transaction around it (see `PointReaders`).
+    func pointRead<T: Sendable>(singleStatement: Bool = false, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         let inline: T?
-        do { inline = try pointReaders.read(body) } catch { throw Self.storeError(error, path: path) }
+        do { inline = try pointReaders.read(transaction: !singleStatement, body) } catch { throw Self.storeError(error, path: path) }
         if let inline { return inline }
         return try await read(body)
     }
 
+    /// `body` in one IMMEDIATE transaction on the writer. The transaction's own statements
+    /// are cached like every other (GRDB's `write` compiles BEGIN and COMMIT anew each time,
+    /// with its authorizer called back for each: a few percent of the server's CPU per
+    /// execution). A failed body or COMMIT rolls back.
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        do { return try await pool.write(body) } catch {
+        do {
+            return try await pool.writeWithoutTransaction { db in
+                try db.cached("BEGIN IMMEDIATE").execute()
+                do {
+                    let result = try body(db)
+                    try db.cached("COMMIT").execute()
+                    return result
+                } catch {
+                    if db.isInsideTransaction { try? db.cached("ROLLBACK").execute() }
+                    throw error
+                }
+            }
+        } catch {
             let failure = Self.storeError(error, path: path)
             if case .diskFull = failure { reserve.release() }
             throw failure

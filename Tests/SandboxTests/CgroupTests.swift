@@ -73,6 +73,17 @@ struct CgroupTests {
         }
     }
 
+    @Test("A counter file's number: blanks around it allowed, anything else (max, a sign, two numbers, overflow) is no number")
+    func counterNumbers() {
+        #expect(CgroupFile.number("123\n") == 123)
+        #expect(CgroupFile.number("  42 \t\r\n") == 42)
+        #expect(CgroupFile.number("0") == 0)
+        #expect(CgroupFile.number("18446744073709551615\n") == UInt64.max)
+        for text in ["", "\n", "max\n", "-1", "+1", "12 3", "1.5", "18446744073709551616"] {
+            #expect(CgroupFile.number(text) == nil, "\(text.debugDescription)")
+        }
+    }
+
     @Test("v1 weight maps onto shares")
     func sharesMapping() throws {
         #expect(CgroupV1.shares(weight: 100) == 1024)

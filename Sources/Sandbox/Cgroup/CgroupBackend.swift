@@ -181,8 +181,26 @@ enum CgroupFile {
 
     // The files' formats (also read through `KeptCgroupFile`).
 
-    /// A file holding one unsigned number.
-    static func number(_ text: String) -> UInt64? { UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    /// A file holding one unsigned number (blanks around it allowed). Parsed from its bytes:
+    /// Foundation's trimming bridges through NSString, and the counters are read on every run.
+    static func number(_ text: String) -> UInt64? { number(utf8: Array(text.utf8)[...]) }
+
+    /// `number(_:)` of a file's bytes.
+    static func number(utf8 bytes: ArraySlice<UInt8>) -> UInt64? {
+        func blank(_ b: UInt8) -> Bool { b == 0x20 || b == 0x0a || b == 0x09 || b == 0x0d }
+        guard let first = bytes.firstIndex(where: { !blank($0) }), let last = bytes.lastIndex(where: { !blank($0) }) else {
+            return nil
+        }
+        var value: UInt64 = 0
+        for b in bytes[first...last] {
+            guard b >= 0x30 && b <= 0x39 else { return nil }
+            let (times, o1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, o2) = times.addingReportingOverflow(UInt64(b - 0x30))
+            if o1 || o2 { return nil }
+            value = sum
+        }
+        return value
+    }
 
     /// The value of `key` in "key value" lines.
     static func value(of key: String, in text: String) -> UInt64? {

@@ -172,7 +172,7 @@ final class CgroupV2Run: RunCgroup, @unchecked Sendable {
         var buffer = [UInt8](repeating: 0, count: 32)
         let n = buffer.withUnsafeMutableBytes { pread(peakDescriptor, $0.baseAddress, 32, 0) }
         guard n > 0 else { return CgroupFile.readUInt(dir + "/memory.peak") }
-        return UInt64(String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        return CgroupFile.number(utf8: buffer[0..<n])
     }
 
     func stats() -> CgroupStats {

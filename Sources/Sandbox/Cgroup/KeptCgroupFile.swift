@@ -27,7 +27,10 @@ final class KeptCgroupFile: @unchecked Sendable {
     }
 
     /// The whole file, or nil when it cannot be opened or read.
-    func readString() -> String? {
+    func readString() -> String? { readBytes().map { String(decoding: $0, as: UTF8.self) } }
+
+    /// The whole file's bytes (a counter's fit in the first read), or nil.
+    private func readBytes() -> [UInt8]? {
         guard let fd = descriptor() else { return nil }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
@@ -38,11 +41,11 @@ final class KeptCgroupFile: @unchecked Sendable {
             if n == 0 { break }
             bytes.append(contentsOf: buffer[0..<n])
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return bytes
     }
 
     /// The file as one unsigned number.
-    func readUInt() -> UInt64? { readString().flatMap(CgroupFile.number) }
+    func readUInt() -> UInt64? { readBytes().flatMap { CgroupFile.number(utf8: $0[...]) } }
 
     /// The value of `key` in a "key value" file (memory.oom_control, memory.events, cpu.stat).
     func readKey(_ key: String) -> UInt64? { readString().flatMap { CgroupFile.value(of: key, in: $0) } }

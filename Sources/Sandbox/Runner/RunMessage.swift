@@ -82,6 +82,10 @@ final class RunMessage {
         }
     }
 
+    /// Whether sending it cannot wait on init reading: it fits, whole, in a unix socket's
+    /// buffer (a run's strings are usually a few hundred bytes; at most 1 MiB).
+    var sendsWithoutWaiting: Bool { strings.count <= 64 << 10 }
+
     /// Sends the run to init; nil on success, else the errno.
     func send(over socket: Int32) -> Int32? {
         let rc = strings.withUnsafeBufferPointer { s in

@@ -191,6 +191,7 @@ public final class Sandbox: Sendable {
     private func launch(_ work: RunSupervisor.SupervisedRun) -> RunHandle {
         let handle = RunHandle()
         let supervisor = RunSupervisor(sandbox: self, work: work, handle: handle)
+        supervisor.sendToWarmSandbox()
         SupervisorThreads.shared.run { supervisor.run() }
         return handle
     }

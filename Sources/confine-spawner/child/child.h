@@ -66,6 +66,8 @@ int cs_join(char *dst, const char *a, const char *b);
 int cs_mkdirs(const char *path, int with_last);
 int cs_read_full(int fd, void *buf, size_t n);
 int cs_write_decimal(const char *path, uint64_t value);
+/* The same through an open descriptor (written at offset 0). */
+int cs_write_decimal_fd(int fd, uint64_t value);
 void cs_reset_signals(void);
 int cs_close_from(unsigned int first);
 

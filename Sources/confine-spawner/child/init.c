@@ -18,6 +18,7 @@ int cs_receive_run(int sock);
 int cs_place_file(int i);
 int cs_write_user_limits(const uint64_t values[CS_USER_LIMIT_COUNT], int *index);
 extern const uint64_t cs_no_namespaces[CS_USER_LIMIT_COUNT];
+void cs_open_run_limits(void);
 
 /* Maps stdin/stdout/stderr to 0/1/2, the report pipe to 3 and the control socket to 4 (both
  * close-on-exec), and closes everything else at once: a sandbox waiting for its run holds
@@ -103,6 +104,8 @@ int cs_init_main(void *arg) {
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, start) != 0) cs_fail(rep, CS_STAGE_FORK_PROGRAM, 0);
     pid_t program = cs_prepare_program(c, start[1], start[0]);
     if (program < 0) cs_fail(rep, CS_STAGE_FORK_PROGRAM, 0);
+    /* Opened now, after the program's process was made: it never holds them. */
+    cs_open_run_limits();
     /* Only the program (and what it starts) holds the stdio pipes now. */
     close(start[1]);
     close(0);

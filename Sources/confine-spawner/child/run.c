@@ -94,17 +94,34 @@ int cs_place_file(int i) {
  * CS_USER_LIMIT_KEEP leaves one as it is. Returns -1 with errno and *index set on failure.
  * A ceiling the kernel does not have (ENOENT: an older kernel) is skipped only when the
  * value is 0 (nothing to allow). */
+extern int cs_run_limit_fds[CS_USER_LIMIT_COUNT];
+extern const uint64_t cs_no_namespaces[CS_USER_LIMIT_COUNT];
+
 int cs_write_user_limits(const uint64_t values[CS_USER_LIMIT_COUNT], int *index) {
     for (int i = 0; i < CS_USER_LIMIT_COUNT; i++) {
         uint64_t v = values[i];
         if (v == CS_USER_LIMIT_KEEP) continue;
-        if (cs_write_decimal(cs_user_limit_files[i], v) != 0) {
+        int fd = cs_run_limit_fds[i] - 1;
+        if ((fd >= 0 ? cs_write_decimal_fd(fd, v) : cs_write_decimal(cs_user_limit_files[i], v)) != 0) {
             if (errno == ENOENT && v == 0) continue;
             *index = i;
             return -1;
         }
     }
     return 0;
+}
+
+/* The ceilings a run may set (those `cs_no_namespaces` keeps), opened while the sandbox waits:
+ * on the run's path they are written without a path lookup in /proc. Descriptor + 1; 0 when
+ * not open (the path is used then, and says what failed). */
+int cs_run_limit_fds[CS_USER_LIMIT_COUNT];
+
+void cs_open_run_limits(void) {
+    for (int i = 0; i < CS_USER_LIMIT_COUNT; i++) {
+        if (cs_no_namespaces[i] != CS_USER_LIMIT_KEEP) continue;
+        int fd = open(cs_user_limit_files[i], O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd >= 0) cs_run_limit_fds[i] = fd + 1;
+    }
 }
 
 /* Before the run is known: no fanotify and no new namespaces of any kind, whatever the run. */

@@ -75,23 +75,29 @@ int cs_read_full(int fd, void *buf, size_t n) {
 }
 
 /* Writes `value` in decimal into an existing file (a sysctl); 0, or -1 with errno. */
-int cs_write_decimal(const char *path, uint64_t value) {
+int cs_write_decimal_fd(int fd, uint64_t value) {
     char digits[24];
     int n = 0;
     do {
         digits[sizeof digits - 1 - (size_t)n++] = (char)('0' + value % 10);
         value /= 10;
     } while (value > 0 && n < (int)sizeof digits);
-    int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) return -1;
-    ssize_t w = write(fd, digits + sizeof digits - (size_t)n, (size_t)n);
-    int e = errno;
-    close(fd);
+    ssize_t w = pwrite(fd, digits + sizeof digits - (size_t)n, (size_t)n, 0);
     if (w != n) {
-        errno = w < 0 ? e : EIO;
+        if (w >= 0) errno = EIO;
         return -1;
     }
     return 0;
+}
+
+int cs_write_decimal(const char *path, uint64_t value) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return -1;
+    int r = cs_write_decimal_fd(fd, value);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return r;
 }
 
 void cs_reset_signals(void) {
