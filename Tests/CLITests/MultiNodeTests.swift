@@ -175,6 +175,12 @@ struct MultiNodeTests {
             }
             #expect(!onVictim.isEmpty, "node-2 ran something")
             nodes[2].killHard()
+            // What node-2 ran when it died, read after the kill: its rows stay RUNNING until the
+            // take-over (node_timeout later), while the listing above may have raced a run of it
+            // that ended just before the kill.
+            let atKill = Self.object(try await Self.call(nodes[0], "GET", "/executions?status=RUNNING&limit=100", token: token))
+            onVictim = Set((atKill["executions"] as? [[String: Any]] ?? []).filter { $0["node"] as? String == "node-2" }
+                .compactMap { $0["id"] as? Int })
             var interrupted: Set<Int> = []
             for id in ids {
                 let e = try await Self.waitFor(nodes[id % 2], id, token: token, until: Self.isFinal)
