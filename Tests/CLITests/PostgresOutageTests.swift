@@ -25,7 +25,7 @@ struct PostgresOutageTests {
             print("SKIP \(#function): \(CLITests.binary) is not built")
             return
         }
-        guard let cluster = try ThrowawayPostgres.make() else { return }
+        guard let cluster = try await ThrowawayPostgres.make() else { return }
         defer { cluster.remove() }
         // node_timeout (3 s) shorter than the outage, which lasts until both runs (5 s) ended:
         // when the database returns, every node's heartbeat is older than node_timeout, and
@@ -59,7 +59,7 @@ struct PostgresOutageTests {
             try #require(running["status"] as? String == "RUNNING", "\(running)")
         }
 
-        try cluster.stop()
+        try await cluster.stop()
 
         // /ready (open to probes on node 0): not ready, the store's check saying why.
         let ready = try await Node.exchange(node, "GET", "/ready", token: "")
@@ -87,7 +87,7 @@ struct PostgresOutageTests {
             #expect(kept, "node \(n) kept the end of its run while the database was down:\n\(nodes[n].log)")
         }
 
-        try cluster.start()
+        try await cluster.start()
 
         // Back by themselves: ready again, the same processes.
         for n in nodes.indices {
@@ -135,7 +135,7 @@ struct PostgresOutageTests {
             print("SKIP \(#function): \(CLITests.binary) is not built")
             return
         }
-        guard let cluster = try ThrowawayPostgres.make() else { return }
+        guard let cluster = try await ThrowawayPostgres.make() else { return }
         defer { cluster.remove() }
         let failure = await Self.failedStart(database: cluster.url(user: ThrowawayPostgres.guardedUser, password: "wrong-secret"))
         #expect(failure.contains("exited with status 74"), "\(failure)")

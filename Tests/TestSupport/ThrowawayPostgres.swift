@@ -47,12 +47,23 @@ public final class ThrowawayPostgres: @unchecked Sendable {
 
     /// Makes the cluster (initdb, the users, the authentication rules) and starts it; nil, with
     /// the reason printed as a SKIP line for `what`, when it cannot be made here.
-    public static func make(_ what: String = #function) throws -> ThrowawayPostgres? {
+    public static func make(_ what: String = #function) async throws -> ThrowawayPostgres? {
         if let reason = unavailableReason {
             print("SKIP \(what): \(reason)")
             return nil
         }
-        return try ThrowawayPostgres(bin: serverBinaries()!)
+        let bin = serverBinaries()!
+        return try await offPool { try ThrowawayPostgres(bin: bin) }
+    }
+
+    /// Runs `body` on a thread of its own: it waits for child processes (initdb and pg_ctl take
+    /// seconds), and a wait on one of the few threads Swift's concurrency runs every test on
+    /// would stall all the others meanwhile (seen: trivial tests taking 10 s and CPU burners
+    /// starved past their wall limit while clusters were made).
+    private static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
+        }
     }
 
     private init(bin: String) throws {
@@ -71,7 +82,7 @@ public final class ThrowawayPostgres: @unchecked Sendable {
                 local all confine trust
                 local all all scram-sha-256
                 """.write(toFile: "\(folder)/data/pg_hba.conf", atomically: false, encoding: .utf8)
-            try start()
+            try startNow()
             try psql("CREATE ROLE \(Self.guardedUser) LOGIN PASSWORD '\(Self.guardedPassword)'", database: "postgres")
             try psql("CREATE DATABASE confine", database: "postgres")
         } catch {
@@ -83,7 +94,9 @@ public final class ThrowawayPostgres: @unchecked Sendable {
     deinit { remove() }
 
     /// Starts the server and waits until it takes connections.
-    public func start() throws {
+    public func start() async throws { try await Self.offPool { try self.startNow() } }
+
+    private func startNow() throws {
         try runAsOwner("\(bin)/pg_ctl", [
             "-D", "\(folder)/data", "-l", "\(folder)/server.log", "-w", "-t", "60", "-o",
             "-k \(folder) -p \(port) -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
@@ -93,8 +106,8 @@ public final class ThrowawayPostgres: @unchecked Sendable {
 
     /// Stops the server the way an operator's restart does (`pg_ctl stop -m fast`: every
     /// session is ended, the socket removed) and waits until it is down.
-    public func stop() throws {
-        try runAsOwner("\(bin)/pg_ctl", ["-D", "\(folder)/data", "-m", "fast", "-w", "-t", "60", "stop"])
+    public func stop() async throws {
+        try await Self.offPool { try self.runAsOwner("\(self.bin)/pg_ctl", ["-D", "\(self.folder)/data", "-m", "fast", "-w", "-t", "60", "stop"]) }
     }
 
     /// Stops the server (immediately) and removes the folder; safe to call more than once.
