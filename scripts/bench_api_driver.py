@@ -484,15 +484,7 @@ def cmd_cancel(base, rounds):
                          "concurrency": "allow"})
     latencies = []
     for _ in range(int(rounds)):
-        status, run, _ = c.request("POST", f"/executions/{job}/run")
-        if status != 200:
-            fail(f"run -> {status} {run}")
-        eid = run["execution_id"]
-        deadline = time.monotonic() + 30
-        while c.request("GET", f"/executions/{eid}")[1]["status"] != "RUNNING":
-            if time.monotonic() > deadline:
-                fail(f"execution {eid} never RUNNING")
-            time.sleep(0.005)
+        eid = run_until_running(c, job, poll=0.005)
         time.sleep(0.05)
         start = time.monotonic()
         status, e, _ = c.request("POST", f"/executions/{eid}/cancel")
@@ -516,6 +508,12 @@ def cmd_running(base):
     c = Client(base)
     job = create_job(c, {"name": unique("bench-running"), "script_type": "bash", "script_content": "sleep 600",
                          "policy": os.environ.get("BURNER_POLICY", "default"), "concurrency": "allow"})
+    print(run_until_running(c, job, poll=0.01))
+    return 0
+
+
+def run_until_running(c, job, poll):
+    """Submits a run of `job` and returns its execution's id once it is RUNNING (30 s at most)."""
     status, run, _ = c.request("POST", f"/executions/{job}/run")
     if status != 200:
         fail(f"run of job {job} -> {status} {run}")
@@ -524,9 +522,8 @@ def cmd_running(base):
     while c.request("GET", f"/executions/{eid}")[1]["status"] != "RUNNING":
         if time.monotonic() > deadline:
             fail(f"execution {eid} never RUNNING")
-        time.sleep(0.01)
-    print(eid)
-    return 0
+        time.sleep(poll)
+    return eid
 
 
 def cmd_cancel_one(base, eid):

@@ -230,15 +230,7 @@ extension PostgresStore {
         return try await transaction { connection in
             var q = SQL()
             q.append("""
-                UPDATE execution SET status = \(q.bind(outcome.status.rawValue)), verdict = \(q.bind(outcome.verdict.rawValue)),
-                  exit_code = \(q.bind(outcome.exitCode.map(Int64.init))), signal = \(q.bind(outcome.signal.map(Int64.init))),
-                  reason = \(q.bind(outcome.reason)), stdout_bytes = \(q.bind(outcome.stdoutBytes)),
-                  stderr_bytes = \(q.bind(outcome.stderrBytes)), stdout_truncated = \(q.bind(outcome.stdoutTruncated)),
-                  stderr_truncated = \(q.bind(outcome.stderrTruncated)), wall_ms = \(q.bind(outcome.usage.wallMs)),
-                  cpu_ms = \(q.bind(outcome.usage.cpuMs)), memory_peak_bytes = \(q.bind(outcome.usage.memoryPeakBytes)),
-                  finished_at = \(q.bind(Millis.of(outcome.finishedAt))), lease_deadline = NULL,
-                  weaker_isolation = \(q.bind(JSONText.encode(outcome.weakerIsolation))),
-                  denied = \(q.bind(outcome.denied.map { JSONText.encode($0) }))
+                UPDATE execution SET \(Self.endAssignments(&q, outcome))
                 WHERE id = \(q.bind(executionID)) AND status = 'RUNNING' RETURNING id
                 """)
             if try await connection.changed(q.query, logger) == 0 {
@@ -268,6 +260,21 @@ extension PostgresStore {
         }
     }
 
+    /// What every finish sets from its outcome: the `SET` list, its values bound in `q`.
+    static func endAssignments(_ q: inout SQL, _ outcome: ExecutionOutcome) -> String {
+        """
+        status = \(q.bind(outcome.status.rawValue)), verdict = \(q.bind(outcome.verdict.rawValue)),
+          exit_code = \(q.bind(outcome.exitCode.map(Int64.init))), signal = \(q.bind(outcome.signal.map(Int64.init))),
+          reason = \(q.bind(outcome.reason)), stdout_bytes = \(q.bind(outcome.stdoutBytes)),
+          stderr_bytes = \(q.bind(outcome.stderrBytes)), stdout_truncated = \(q.bind(outcome.stdoutTruncated)),
+          stderr_truncated = \(q.bind(outcome.stderrTruncated)), wall_ms = \(q.bind(outcome.usage.wallMs)),
+          cpu_ms = \(q.bind(outcome.usage.cpuMs)), memory_peak_bytes = \(q.bind(outcome.usage.memoryPeakBytes)),
+          finished_at = \(q.bind(Millis.of(outcome.finishedAt))), lease_deadline = NULL,
+          weaker_isolation = \(q.bind(JSONText.encode(outcome.weakerIsolation))),
+          denied = \(q.bind(outcome.denied.map { JSONText.encode($0) }))
+        """
+    }
+
     /// The common end in one statement (one round trip, atomic by itself): an execution
     /// without a callback, retry or collected file, whose streams' rest is empty or, with
     /// nothing stored of that stream yet, one piece at most. Its row is updated (guarded on
@@ -283,15 +290,7 @@ extension PostgresStore {
         let id = q.bind(executionID)
         q.append("""
             WITH done AS (
-              UPDATE execution x SET status = \(q.bind(outcome.status.rawValue)), verdict = \(q.bind(outcome.verdict.rawValue)),
-                exit_code = \(q.bind(outcome.exitCode.map(Int64.init))), signal = \(q.bind(outcome.signal.map(Int64.init))),
-                reason = \(q.bind(outcome.reason)), stdout_bytes = \(q.bind(outcome.stdoutBytes)),
-                stderr_bytes = \(q.bind(outcome.stderrBytes)), stdout_truncated = \(q.bind(outcome.stdoutTruncated)),
-                stderr_truncated = \(q.bind(outcome.stderrTruncated)), wall_ms = \(q.bind(outcome.usage.wallMs)),
-                cpu_ms = \(q.bind(outcome.usage.cpuMs)), memory_peak_bytes = \(q.bind(outcome.usage.memoryPeakBytes)),
-                finished_at = \(q.bind(Millis.of(outcome.finishedAt))), lease_deadline = NULL,
-                weaker_isolation = \(q.bind(JSONText.encode(outcome.weakerIsolation))),
-                denied = \(q.bind(outcome.denied.map { JSONText.encode($0) })),
+              UPDATE execution x SET \(Self.endAssignments(&q, outcome)),
                 artifacts_skipped = \(q.bind(JSONText.encode(outcome.skippedArtifacts)))
               WHERE x.id = \(id) AND x.status = 'RUNNING' AND x.callback IS NULL
                 AND \(PostgresOutputPieces.endColumn(.stdout, of: "x")) = \(q.bind(outcome.stdoutOffset))
