@@ -236,6 +236,23 @@ def judge(execution, expected_stdout, kills):
     return f"{status} (verdict {verdict}, reason {reason!r})"
 
 
+def tally(executions, accepted, expected, kills):
+    """The executions a client was given ids for, judged: those lost (missing or never final),
+    those final without a true reason, and the counts by status/verdict and by node."""
+    lost, untrue, statuses, nodes = [], [], {}, {}
+    for i, e in sorted(executions.items()):
+        if e is None or e["status"] not in FINAL:
+            lost.append(f"{i}: {'missing' if e is None else e['status']}")
+            continue
+        why = judge(e, expected[accepted[i]], kills)
+        if why:
+            untrue.append(f"{i} ({accepted[i]}): {why}")
+        key = e["status"] + ("/" + e["verdict"] if e["status"] != "SUCCESS" else "")
+        statuses[key] = statuses.get(key, 0) + 1
+        nodes[e.get("node")] = nodes.get(e.get("node"), 0) + 1
+    return lost, untrue, statuses, nodes
+
+
 def main_postgres(binary, url):
     """Three nodes on one PostgreSQL database; each cycle kills one at random and restarts it."""
     import subprocess
@@ -319,17 +336,7 @@ def main_postgres(binary, url):
             if not open_ or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        lost, untrue, statuses, nodes = [], [], {}, {}
-        for i, e in sorted(executions.items()):
-            if e is None or e["status"] not in FINAL:
-                lost.append(f"{i}: {'missing' if e is None else e['status']}")
-                continue
-            why = judge(e, expected[accepted[i]], kills)
-            if why:
-                untrue.append(f"{i} ({accepted[i]}): {why}")
-            key = e["status"] + ("/" + e["verdict"] if e["status"] != "SUCCESS" else "")
-            statuses[key] = statuses.get(key, 0) + 1
-            nodes[e.get("node")] = nodes.get(e.get("node"), 0) + 1
+        lost, untrue, statuses, nodes = tally(executions, accepted, expected, kills)
         finished = sum(statuses.values())
         print()
         print(f"Confine chaos, PostgreSQL mode — {CYCLES} kill -9 of one of 3 nodes under load (seed {SEED})")
@@ -440,16 +447,7 @@ def main():
             if not open_ or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        lost, untrue, statuses = [], [], {}
-        for i, e in sorted(executions.items()):
-            if e is None or e["status"] not in FINAL:
-                lost.append(f"{i}: {'missing' if e is None else e['status']}")
-                continue
-            why = judge(e, expected[accepted[i]], kills)
-            if why:
-                untrue.append(f"{i} ({accepted[i]}): {why}")
-            key = e["status"] + ("/" + e["verdict"] if e["status"] != "SUCCESS" else "")
-            statuses[key] = statuses.get(key, 0) + 1
+        lost, untrue, statuses, _ = tally(executions, accepted, expected, kills)
         rc = server.stop()
         stopped_clean = rc == 0
 

@@ -189,6 +189,26 @@ struct LifecycleTests {
         #expect(third.verdict == .exited, "\(third.summary)")
     }
 
+    @Test("A run too large to send without waiting (arguments past a socket's buffer) is sent from the supervisor's thread, to a warm sandbox all the same")
+    func largeRunToAWarmSandbox() async throws {
+        var configuration = SandboxConfiguration()
+        configuration.warmPoolSize = 1
+        let sandbox = try Sandbox(configuration: configuration)
+        defer { sandbox.shutdown() }
+        let p = try TestSupport.policy()
+        let count = ["/bin/bash", "-c", "echo ${#1}", "count"]
+        // The first run leaves one warm for the image; the next two take it, small then large.
+        let first = try await sandbox.run(RunRequest(policy: p, command: count + ["x"]))
+        #expect(first.verdict == .exited && first.out == "1\n", "\(first.summary)")
+        try await Task.sleep(for: .milliseconds(300))
+        let big = String(repeating: "a", count: 100_000)
+        let large = try await sandbox.run(RunRequest(policy: p, command: count + [big]))
+        #expect(large.verdict == .exited && large.out == "100000\n", "\(large.summary)")
+        try await Task.sleep(for: .milliseconds(300))
+        let after = try await sandbox.run(RunRequest(policy: p, command: count + ["xyz"]))
+        #expect(after.verdict == .exited && after.out == "3\n", "\(after.summary)")
+    }
+
     @Test("Recovery: a run cgroup a dead process left in one v1 hierarchy only (it died while removing them) is found and removed")
     func staleRunInOneHierarchyRemoved() throws {
         let backend = try CgroupDetection.detect(parent: "confine")
