@@ -35,6 +35,7 @@ enum Migrations {
         Version(name: "v13", migrate: v13),
         Version(name: "v14", migrate: v14),
         Version(name: "v15", migrate: v15),
+        Version(name: "v16", migrate: v16),
     ]
 
     /// The versions' names, oldest first.
@@ -492,6 +493,16 @@ enum Migrations {
               duration_ms INTEGER NOT NULL,
               PRIMARY KEY (delivery_id, number)
             );
+            """)
+    }
+
+    /// The queue's fairness between tenants by index: the PENDING executions by priority and
+    /// tenant, so that a claim finds the other tenants' oldest runnable executions with one
+    /// seek each (`SQLiteStore.nextFairPending`) instead of scanning every queued one.
+    @Sendable
+    static func v16(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE INDEX execution_pending_tenant ON execution(priority, tenant, id) WHERE status = 'PENDING';
             """)
     }
 }

@@ -100,6 +100,9 @@ enum PostgresSchema {
             )
             """,
         ]),
+        Step(versions: ["v16"], statements: [
+            "CREATE INDEX execution_pending_tenant ON execution(priority, tenant, id) WHERE status = 'PENDING'",
+        ]),
     ]
 
     /// The version names, oldest first (equal to `Migrations.versions`).

@@ -140,8 +140,18 @@ extension SQLiteStore {
         }
     }
 
+    /// Asked once per run, almost always of an execution without files: a point read on the
+    /// caller's thread (no hop to GRDB's pool) that brings the files when they are small; larger
+    /// ones are read on the pool.
     public func executionFiles(id: Int64) async throws -> [InputFile] {
-        try await read { db in
+        let small = try await pointRead(singleStatement: true) { db -> (files: Data?, complete: Bool) in
+            let row = try Row.fetchOne(db.cached("""
+                SELECT CASE WHEN length(files) <= ? THEN files END, files IS NULL OR length(files) <= ? FROM execution WHERE id = ?
+                """), arguments: [Self.pointReadBytes, Self.pointReadBytes, id])
+            return (row?[0], row.map { $0[1] } ?? true)
+        }
+        if small.complete { return FileColumn.decode(small.files) }
+        return try await read { db in
             FileColumn.decode(try Data.fetchOne(db.cached("SELECT files FROM execution WHERE id = ?"), arguments: [id]))
         }
     }

@@ -72,23 +72,44 @@ extension SQLiteStore {
         ORDER BY e.priority DESC, e.id LIMIT 1
         """
 
-    /// The oldest runnable PENDING execution due at the first argument, at one priority (the
-    /// second), whose tenant is not among `excluded` of them (one `?` each, after the priority's).
-    static func nextPendingOfOtherTenantsSQL(excluded: Int) -> String {
-        """
+    /// The oldest runnable PENDING execution of one tenant at one priority (arguments: the
+    /// priority, the tenant, the time it must be due by): a walk of that tenant's part of the
+    /// partial index `execution_pending_tenant`.
+    static let nextPendingOfTenantSQL = """
         SELECT e.id FROM execution e
-        WHERE e.status = 'PENDING' AND (e.not_before IS NULL OR e.not_before <= ?) AND e.priority = ?
-          AND e.tenant NOT IN (\(Array(repeating: "?", count: max(1, excluded)).joined(separator: ", ")))
+        WHERE e.status = 'PENDING' AND e.priority = ? AND e.tenant = ? AND (e.not_before IS NULL OR e.not_before <= ?)
           AND (e.concurrency != 'queue' OR NOT EXISTS
                (SELECT 1 FROM execution r WHERE r.job_id = e.job_id AND r.status = 'RUNNING'))
-        ORDER BY e.priority DESC, e.id LIMIT 1
+        ORDER BY e.id LIMIT 1
         """
+
+    /// The tenants with PENDING executions at one priority, each with its oldest runnable one,
+    /// but for `tenant`: one index seek per tenant (`execution_pending_tenant`), however many
+    /// executions are queued.
+    static func nextPendingOfOtherTenants(_ db: Database, now: Int64, priority: Int, except tenant: String) throws -> [(tenant: String, id: Int64)] {
+        var found: [(tenant: String, id: Int64)] = []
+        var next = try String.fetchOne(db.cached("""
+            SELECT MIN(tenant) FROM execution WHERE status = 'PENDING' AND priority = ?
+            """), arguments: [priority])
+        while let current = next {
+            if current != tenant,
+               let id = try Int64.fetchOne(db.cached(nextPendingOfTenantSQL), arguments: [priority, current, now]) {
+                found.append((current, id))
+            }
+            next = try String.fetchOne(db.cached("""
+                SELECT MIN(tenant) FROM execution WHERE status = 'PENDING' AND priority = ? AND tenant > ?
+                """), arguments: [priority, current])
+        }
+        return found
     }
 
     /// The execution to claim: the first runnable one (highest priority, then oldest), unless
     /// a tenant with fewer RUNNING executions has one runnable at the same priority — then the
     /// oldest of the tenant with the fewest. One tenant with a thousand queued executions thus
-    /// does not stall another tenant's single one: the workers are shared fairly.
+    /// does not stall another tenant's single one: the workers are shared fairly. The other
+    /// tenants are found through an index of PENDING executions by priority and tenant, so a
+    /// claim costs the same with ten or a hundred thousand queued (a scan of every PENDING row
+    /// of the priority, as before v16, took 0.4 ms per claim with 1,500 queued).
     static func nextFairPending(_ db: Database, now: Int64) throws -> Int64? {
         guard let first = try Row.fetchOne(db.cached("""
             SELECT id, priority, tenant FROM execution WHERE id = (\(nextPendingSQL))
@@ -100,13 +121,12 @@ extension SQLiteStore {
         }
         let mine = running[tenant, default: 0]
         guard mine > 0 else { return id }
-        // Tenants with fewer running than the first's, the fewest first: at each level, the
-        // tenants with more running (and the first's) are left out.
+        let others = try nextPendingOfOtherTenants(db, now: now, priority: priority, except: tenant)
+        // The tenants with the fewest running first: at each level, the oldest of those with
+        // no more running than the level.
         for level in Set(running.values.filter { $0 < mine } + [0]).sorted() {
-            let excluded = running.filter { $0.value > level }.map(\.key) + [tenant]
-            let arguments = StatementArguments([now, Int64(priority)]) + StatementArguments(excluded)
-            if let other = try Int64.fetchOne(db.cached(nextPendingOfOtherTenantsSQL(excluded: excluded.count)), arguments: arguments) {
-                return other
+            if let other = others.filter({ running[$0.tenant, default: 0] <= level }).min(by: { $0.id < $1.id }) {
+                return other.id
             }
         }
         return id

@@ -252,6 +252,32 @@ struct MigrationTests {
                         && delivery.attempts == [WebhookAttempt(at: Date(timeIntervalSince1970: 1_700_000_001), statusCode: 500,
                                                                 error: "answered 500", durationMs: 12)])
             }),
+        "v16": Fixture(
+            fill: { db in
+                // Tenant "ops" has one running and two queued; tenant "data" one queued, newer.
+                try db.execute(sql: """
+                    INSERT INTO job (id, name, script_type, script_content, policy, created_at, updated_at, tenant)
+                    VALUES (17, 'shared', 'bash', 'x', 'default', 1700000000000, 1700000000000, 'ops');
+                    INSERT INTO execution (id, job_id, status, script_type, script_snapshot, policy_name, policy_snapshot,
+                                           concurrency, created_at, tenant, started_at, worker, lease_deadline)
+                    VALUES (101, 17, 'RUNNING', 'bash', 'x', 'default', 'name: default', 'allow', 1700000000000, 'ops',
+                            1700000000100, 'w', 4102444800000);
+                    INSERT INTO execution (id, job_id, status, script_type, script_snapshot, policy_name, policy_snapshot,
+                                           concurrency, created_at, tenant)
+                    VALUES (102, 17, 'PENDING', 'bash', 'x', 'default', 'name: default', 'allow', 1700000000200, 'ops'),
+                           (103, 17, 'PENDING', 'bash', 'x', 'default', 'name: default', 'allow', 1700000000300, 'ops'),
+                           (104, 17, 'PENDING', 'bash', 'x', 'default', 'name: default', 'allow', 1700000000400, 'data');
+                    """)
+            },
+            check: { store in
+                // The tenant with none running goes first, through the v16 index; then the oldest.
+                var claimed: [Int64?] = []
+                for _ in 0..<3 {
+                    claimed.append(try await store.claimNext(worker: "w2", leaseUntil: Date(timeIntervalSince1970: 4_102_444_800),
+                                                             now: Date())?.id)
+                }
+                #expect(claimed == [104, 102, 103])
+            }),
         "v2": Fixture(
             fill: { db in
                 try db.execute(sql: """
@@ -335,7 +361,7 @@ struct MigrationTests {
             #expect(Set(tables).isSuperset(of: ["job", "execution", "execution_output", "grdb_migrations"]))
             #expect(Set(tables).isSuperset(of: ["access_token", "audit"]))
             #expect(indexes == ["audit_action", "audit_target", "audit_token", "execution_created", "execution_finished",
-                                "execution_job", "execution_job_status", "execution_lease", "execution_not_before", "execution_queue", "execution_status",
+                                "execution_job", "execution_job_status", "execution_lease", "execution_not_before", "execution_pending_tenant", "execution_queue", "execution_status",
                                 "execution_submitter", "execution_tenant", "execution_verdict", "idempotency_created", "job_name",
                                 "job_next_run", "job_script_type", "webhook_delivery_due", "webhook_delivery_execution"])
             #expect(applied == Migrations.versions && applied.last == Migrations.latest)

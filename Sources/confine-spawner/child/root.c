@@ -185,10 +185,13 @@ void cs_prepare_root(const cs_config *c) {
     for (int i = 0; i < c->n_mounts; i++) {
         if (cs_do_mount(&c->mounts[i]) != 0) cs_fail(rep, CS_STAGE_MOUNT, i);
     }
-    /* Into the new root, the host's gone: detaching its tree waits for an RCU grace period,
-     * which belongs here, before the run is known, not on the run's path. */
-    if (umount2("/oldroot", MNT_DETACH) != 0 || chdir("/newroot") != 0 ||
-        syscall(SYS_pivot_root, ".", ".") != 0 || umount2(".", MNT_DETACH) != 0 || chdir("/") != 0)
+    /* Into the new root, the host's gone: pivot_root(".", ".") stacks the scratch root (with
+     * the host's tree under its /oldroot) on top of the new root, and one lazy unmount detaches
+     * the scratch and everything below it. Every unmount waits for an expedited RCU grace
+     * period (IPIs to every CPU): one here, not one for the host's tree and one for the
+     * scratch; and here, before the run is known, not on the run's path. */
+    if (chdir("/newroot") != 0 || syscall(SYS_pivot_root, ".", ".") != 0 || umount2(".", MNT_DETACH) != 0 ||
+        chdir("/") != 0)
         cs_fail(rep, CS_STAGE_PIVOT_ROOT, 0);
 }
 
