@@ -33,15 +33,9 @@ build: deps
 # more with its servers on PostgreSQL (CONFINE_TEST_STORE=postgres), beside three real nodes.
 API_RECORD   := .build/api-exchanges.jsonl
 
-# GLIBC_TUNABLES: Foundation's Process.run() on Linux copies each /proc/self/fd entry's whole
-# 256-byte name, reading past readdir's buffer when an entry ends it (swift-corelibs-foundation
-# PR 5472, not in this toolchain); the test process holds thousands of descriptors, so the
-# buffer fills and a launch crashed now and then. Buffers of 16 KiB and more come from mmap
-# then, rounded up to pages: the over-read stays inside the mapping.
 test: deps
 	$(SWIFT) build --build-tests
 	@rm -f $(API_RECORD)
-	GLIBC_TUNABLES=glibc.malloc.mmap_threshold=16384 \
 	CONFINE_API_RECORD=$(CURDIR)/$(API_RECORD) CONFINE_SANDBOX_CPU_WEIGHT=100 CONFINE_TEST_SECRET=hunter2 \
 	  scripts/with-postgres.sh sh -c '$(SWIFT) test --skip-build && CONFINE_TEST_STORE=postgres $(SWIFT) test --skip-build --filter "APITests|MultiNodeTests"'
 	@scripts/check-leftovers.sh

@@ -195,10 +195,11 @@ struct AccessTests {
             #expect(over.object["quota"] as? String == "max_active")
             // Another token of the same tenant has its own count.
             let id = try #require(first.object["execution_id"] as? Int)
-            // Cancelled, or (on a machine so loaded that ten seconds passed) already ended by its
-            // policy's wall_time: either way it stops counting once final.
+            // Cancelled (200; 202 when the run took more than the answer's two seconds to end, on a
+            // machine loaded by the rest of the suite), or already ended by its policy's wall_time
+            // (409): either way it stops counting once final.
             let cancel = try await s.post("/executions/\(id)/cancel", as: .token(limited))
-            #expect(cancel.status == 200 || cancel.status == 409, "\(cancel)")
+            #expect(cancel.status == 200 || cancel.status == 202 || cancel.status == 409, "\(cancel)")
             _ = try await s.waitFinal(id, as: .token(limited))
             let again = try await s.post("/executions/\(job)/run", as: .token(limited))
             #expect(again.status == 200, "room again once the first ended: \(again)")
