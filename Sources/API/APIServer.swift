@@ -192,7 +192,12 @@ public struct APIServer: Sendable {
     }
 
     static func respond(bytes: [UInt8], status: HTTPResponse.Status = .ok) -> Response {
-        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        respond(buffer: ByteBuffer(bytes: bytes), status: status)
+    }
+
+    /// A JSON answer whose body is already in a buffer (one kept to be answered again).
+    static func respond(buffer: ByteBuffer, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
     }
 
     /// Runs an engine call, turning its refusals into problems.

@@ -237,7 +237,7 @@ struct ExecutionRoutes {
         let version = keep ? server.store.finishedExecutionsVersion() : nil
         if let version, let kept = server.finishedAnswers.answer(id, encoding, version: version) {
             guard caller.sees(tenant: kept.tenant) else { throw Problem.notFound("execution \(id) not found") }
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: kept.body))
+            return APIServer.respond(buffer: kept.body)
         }
         guard let slice = try await server.storeCall({
             try await server.store.output(executionID: id, stdoutFrom: 0, stderrFrom: 0, limit: StreamedAnswers.inlineOutput)
@@ -253,7 +253,7 @@ struct ExecutionRoutes {
             if let version, whole.status.isFinal, answer == .ok {
                 let body = ByteBuffer(bytes: bytes)
                 server.finishedAnswers.keep(id, encoding, version: version, tenant: whole.tenant, body: body)
-                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
+                return APIServer.respond(buffer: body)
             }
             return APIServer.respond(bytes: bytes, status: answer)
         }

@@ -63,7 +63,7 @@ enum PostgresStatements {
 
     /// An execution with all its columns and both streams whole ($1 the id).
     enum ExecutionWhole: PostgresStatementText {
-        static let sql = "SELECT " + Records.ExecutionColumn.allCases.map(\.name).joined(separator: ", ") + ", "
+        static let sql = "SELECT " + Records.executionColumns + ", "
             + PostgresOutputPieces.rangeColumn(.stdout, from: "0", to: "9223372036854775807") + ", "
             + PostgresOutputPieces.rangeColumn(.stderr, from: "0", to: "9223372036854775807") + " FROM execution WHERE id = $1"
     }

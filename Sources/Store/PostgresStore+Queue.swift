@@ -62,7 +62,7 @@ extension PostgresStore {
                     \(q.bind(FileColumn.encode(new.files))), \(q.bind(JSONText.encode(new.outputs))),
                     \(q.bind(new.trigger.rawValue)), \(q.bind(new.scheduledFor.map(Millis.of))),
                     \(q.bind(new.callback.map { JSONText.encode($0) })))
-            RETURNING \(Records.ExecutionColumn.allCases.map(\.name).joined(separator: ", ")))
+            RETURNING \(Records.executionColumns))
             """)
         if let audit = new.audit {
             // Its target is the new execution's id.

@@ -46,7 +46,9 @@ enum Records {
     /// `SELECT <job columns> FROM job`, to which a WHERE clause may follow.
     static let jobSelect = "SELECT " + JobColumn.allCases.map(\.name).joined(separator: ", ") + " FROM job"
     /// `SELECT <execution columns> FROM execution`, to which a WHERE clause may follow.
-    static let executionSelect = "SELECT " + ExecutionColumn.allCases.map(\.name).joined(separator: ", ") + " FROM execution"
+    /// Every execution column, in `ExecutionColumn`'s order (what `execution(_:)` decodes).
+    static let executionColumns = ExecutionColumn.allCases.map(\.name).joined(separator: ", ")
+    static let executionSelect = "SELECT " + executionColumns + " FROM execution"
 
     /// What an answer to a client reads: `executionSelect` with the columns a client is never
     /// answered left out — the script and policy snapshots (empty), the environment, stdin and

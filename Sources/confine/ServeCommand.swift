@@ -107,22 +107,16 @@ struct ServeCommand: AsyncParsableCommand {
             try await app.runService()
         } catch {
             await engine.shutdown()
-            await Self.closeStore(store)
+            await store.shutdown()
             throw ServeFailure(code: 71, message: "server: \(error)")
         }
         // The engine has stopped (its node row says `stopped`): the database's connections go last.
-        await Self.closeStore(store)
+        await store.shutdown()
         logger.info("stopped")
     }
 }
 
 extension ServeCommand {
-    /// Closes the store's connections when it has any to close (PostgreSQL's pool and its
-    /// listening connection; SQLite's file closes with the process).
-    static func closeStore(_ store: any ConfineStore) async {
-        if let postgres = store as? PostgresStore { await postgres.shutdown() }
-    }
-
     /// Every connection holds a descriptor, and thousands of clients may connect at once: the
     /// soft limit on open files goes up to the hard one. Returns the limit now in force.
     static func raiseOpenFileLimit() -> UInt64 {

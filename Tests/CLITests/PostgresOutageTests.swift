@@ -164,13 +164,7 @@ struct PostgresOutageTests {
             _ = FileManager.default.createFile(atPath: log.path, contents: nil)
             let handle = try FileHandle(forWritingTo: log)
             defer { try? handle.close() }
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: CLITests.binary)
-            process.arguments = ["serve", "--config", config.path]
-            process.currentDirectoryURL = folder
-            process.standardOutput = handle
-            process.standardError = handle
-            process.standardInput = FileHandle.nullDevice
+            let process = ConfineServerProcess.serveProcess(binary: CLITests.binary, config: config, folder: folder, log: handle)
             try ProcessLaunch.run(process)
             let deadline = Date().addingTimeInterval(90)
             while process.isRunning, Date() < deadline { try? await Task.sleep(for: .milliseconds(100)) }

@@ -34,6 +34,26 @@ struct PointReadTests {
         }
     }
 
+    @Test("A run's input files: none, small ones read on the caller's thread, and ones past pointReadBytes read whole from the pool")
+    func executionFilesBothWays() async throws {
+        try await withStore { store in
+            let job = try await store.makeJob()
+            let none = try await store.enqueue(job)
+            #expect(try await store.executionFiles(id: none.id) == [])
+            let small = [InputFile(path: "data/a.txt", content: Data("hello\n".utf8)),
+                         InputFile(path: "run.sh", content: Data("echo hi\n".utf8), executable: true)]
+            // Past the point read's bound once encoded (base64 in JSON: 4/3 of it and more).
+            let large = [InputFile(path: "big.bin", content: Data((0..<(SQLiteStore.pointReadBytes)).map { UInt8(truncatingIfNeeded: $0 &* 31) }))]
+            for files in [small, large] {
+                var new = makeNewExecution(job)
+                new.files = files
+                let made = try await store.enqueue(new, queueLimit: 100)
+                #expect(try await store.executionFiles(id: made.id) == files)
+            }
+            #expect(try await store.executionFiles(id: 999_999) == [])
+        }
+    }
+
     @Test("What a point read answers has no snapshots, environment, stdin or secrets; execution(id:) has them")
     func answersLeaveSnapshotsOut() async throws {
         try await withStore { store in

@@ -73,18 +73,26 @@ public final class ConfineServerProcess: @unchecked Sendable {
 
     deinit { stop() }
 
+    /// `confine serve --config CONFIG` in `folder`, its stdout and stderr into `log`, stdin
+    /// empty; not started yet. `environment`: the whole environment (nil: this process's).
+    public static func serveProcess(binary: String, config: URL, folder: URL, log: FileHandle,
+                                    environment: [String: String]? = nil) -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["serve", "--config", config.path]
+        process.currentDirectoryURL = folder
+        process.environment = environment
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        return process
+    }
+
     /// Starts `confine serve --config FILE` in the folder and waits (30 s at most) for GET /health.
     private func launch() async throws {
         let handle = try FileHandle(forWritingTo: logFile)
         handle.seekToEndOfFile()
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--config", configFile.path]
-        process.currentDirectoryURL = folder
-        process.environment = environment
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
+        process = Self.serveProcess(binary: binary, config: configFile, folder: folder, log: handle, environment: environment)
         try ProcessLaunch.run(process)
         let deadline = Date().addingTimeInterval(30)
         while true {

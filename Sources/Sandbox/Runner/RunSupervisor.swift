@@ -109,18 +109,8 @@ final class RunSupervisor: @unchecked Sendable {
             message.close()
             return
         }
-        do {
-            try warm.cgroup?.apply(CgroupLimits(work.policy.limits))
-            warm.cgroup?.startCounting()
-        } catch {
+        guard send(message, toWarm: warm, limits: work.policy.limits) else {
             refusedWarm = warm
-            message.close()
-            return
-        }
-        holdWorkdir(of: warm)
-        guard message.send(over: warm.control) == nil else {
-            capture = nil
-            refusedWarm = warm  // it died while idle
             message.close()
             return
         }
@@ -191,15 +181,8 @@ final class RunSupervisor: @unchecked Sendable {
     private func sandboxTakingRun(image: SandboxImage, plan: LaunchPlan, message: RunMessage,
                                   limits: Limits) throws(LaunchError) -> (SandboxProcess, sendError: Int32?) {
         if let warm = sandbox.pool?.take(image, plan: plan, limits: limits) {
-            do {
-                try warm.cgroup?.apply(CgroupLimits(limits))
-                warm.cgroup?.startCounting()
-                holdWorkdir(of: warm)
-                if message.send(over: warm.control) == nil { return (warm, nil) }
-                warm.discard()  // it died while idle: build a fresh one
-            } catch {
-                warm.discard()
-            }
+            if send(message, toWarm: warm, limits: limits) { return (warm, nil) }
+            warm.discard()  // build a fresh one
         }
         let cold = try SandboxProcess.spawn(plan: plan, spawner: sandbox.spawner, cgroups: sandbox.cgroups,
                                             cgroupName: sandbox.nextRunName(), limits: limits,
@@ -207,6 +190,20 @@ final class RunSupervisor: @unchecked Sendable {
         cold.cgroup?.startCounting()
         holdWorkdir(of: cold)
         return (cold, message.send(over: cold.control))
+    }
+
+    /// Readies a warm sandbox for this run — its cgroup's limits and counters, its working
+    /// directory held when outputs are collected — and sends it the run. false when it cannot
+    /// take it (a limit not written, or it died while idle): the caller discards it.
+    private func send(_ message: RunMessage, toWarm warm: SandboxProcess, limits: Limits) -> Bool {
+        do { try warm.cgroup?.apply(CgroupLimits(limits)) } catch { return false }
+        warm.cgroup?.startCounting()
+        holdWorkdir(of: warm)
+        guard message.send(over: warm.control) == nil else {
+            capture = nil
+            return false
+        }
+        return true
     }
 
     /// Output files: the sandbox's mount namespace held before its run is sent (the program
