@@ -39,7 +39,10 @@ final class WarmPool: @unchecked Sendable {
 
     /// A ready sandbox for `image`, or nil (the caller then builds one itself). Either way the
     /// image is kept warm from now on: refilled once the caller says its run has ended
-    /// (`refill()`), so that building the next sandbox never competes with this run's launch.
+    /// (`refill()`), so that building the next sandbox does not compete with this run's launch
+    /// — unless the take leaves fewer than half of `size` ready: then the refill starts at once,
+    /// or an image taken from faster than runs end finds its pool empty (with a pool of 2 and a
+    /// worker a core, a quarter of the runs end to end were built on their own launch path).
     func take(_ image: SandboxImage, plan: LaunchPlan, limits: Limits) -> SandboxProcess? {
         condition.lock()
         clock += 1
@@ -51,6 +54,7 @@ final class WarmPool: @unchecked Sendable {
             }
             entry.lastUsed = clock
             entries[image] = entry
+            if taken != nil && entry.ready.count < size / 2 { condition.signal() }  // running low
         } else {
             entries[image] = Entry(plan: plan, limits: limits, lastUsed: clock)
             evictIfNeeded()
