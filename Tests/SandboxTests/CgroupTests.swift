@@ -118,4 +118,37 @@ struct CgroupTests {
         try run.destroy()
         #expect(!backend.existingRuns().contains(name))
     }
+
+    @Test("The real hierarchy: a run cgroup's process list and its init-alone check follow processes as they join and end (v1 serves a kept cgroup.procs descriptor a cached list)",
+          .enabled(if: TestSupport.canSandbox))
+    func processListFollows() throws {
+        let backend = try CgroupDetection.detect(parent: "confine")
+        let run = try backend.create(name: "test-\(getpid())-\(Int.random(in: 0..<1_000_000))",
+                                     limits: CgroupLimits(memoryBytes: 32 << 20, processes: 8, cpuQuota: 1, cpuWeight: 50))
+        defer { try? run.destroy() }
+        let sleepArgs = [strdup("/bin/sleep"), strdup("600"), nil]
+        defer { sleepArgs.forEach { free($0) } }
+        func sleeper() throws -> pid_t {
+            var pid: pid_t = 0
+            #expect(posix_spawn(&pid, "/bin/sleep", nil, nil, sleepArgs, environ) == 0)
+            try run.join(pid: pid)
+            return pid
+        }
+        func end(_ pid: pid_t) {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+        let first = try sleeper()
+        defer { end(first) }
+        #expect(run.processes() == [first])
+        #expect(run.holdsOnly(first))
+        // Within the second a kept descriptor would serve the list it read first.
+        let second = try sleeper()
+        #expect(run.processes().sorted() == [first, second].sorted())
+        #expect(!run.holdsOnly(first))
+        end(second)
+        #expect(run.processes() == [first])
+        #expect(run.holdsOnly(first))
+    }
 }

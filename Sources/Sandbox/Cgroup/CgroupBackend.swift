@@ -85,6 +85,8 @@ public protocol RunCgroup: Sendable {
     func cpuUsageNs() -> UInt64?
     /// The processes in the cgroup now (host pids).
     func processes() -> [pid_t]
+    /// Whether the process `pid` (the run's init, not yet reaped) is all the cgroup holds now.
+    func holdsOnly(_ pid: pid_t) -> Bool
     /// SIGKILLs every process in the cgroup.
     func killAll()
     /// The run is over: kills what is left, then recycles the cgroup for a later run (v1,
@@ -96,6 +98,10 @@ public protocol RunCgroup: Sendable {
     /// `clone3(CLONE_INTO_CGROUP)` (the child is born in the cgroup: no move afterwards); nil
     /// where the hierarchy has no such thing (cgroup v1). The caller closes it.
     func openDirectory() throws(CgroupError) -> Int32?
+}
+
+extension RunCgroup {
+    public func holdsOnly(_ pid: pid_t) -> Bool { processes().allSatisfy { $0 == pid } }
 }
 
 /// Picks the hierarchy this host offers: a pure cgroup2 mount with the controllers we need,
@@ -238,14 +244,16 @@ enum CgroupFile {
 
     static func pids(_ procsFile: String) -> [pid_t] { pidList(readString(procsFile) ?? "") }
 
-    /// SIGKILLs the processes listed in `procsFile` until it is empty (bounded).
-    static func killAll(_ procsFile: String) {
+    /// SIGKILLs the processes listed in `procsFile` until it is empty (bounded); whether it is.
+    @discardableResult
+    static func killAll(_ procsFile: String) -> Bool {
         for _ in 0..<200 {
             let pids = pids(procsFile)
-            if pids.isEmpty { return }
+            if pids.isEmpty { return true }
             for pid in pids { kill(pid, SIGKILL) }
             usleep(1000)
         }
+        return false
     }
 
     /// rmdir, retried while the kernel finishes taking the cgroup's last processes away.

@@ -103,7 +103,9 @@ final class CgroupV1Run: RunCgroup, @unchecked Sendable {
     }
 
     private func kept(_ controller: String, _ name: String, writable: Bool = false) -> KeptCgroupFile {
-        let path = dirs[controller]! + "/" + name
+        kept(path: dirs[controller]! + "/" + name, writable: writable)
+    }
+    private func kept(path: String, writable: Bool) -> KeptCgroupFile {
         if let file = kept[path] { return file }
         let file = KeptCgroupFile(path, writable: writable)
         kept[path] = file
@@ -113,14 +115,21 @@ final class CgroupV1Run: RunCgroup, @unchecked Sendable {
     private var memoryMaxUsage: KeptCgroupFile { kept("memory", "memory.max_usage_in_bytes", writable: true) }
     private var tcpMaxUsage: KeptCgroupFile { kept("memory", "memory.kmem.tcp.max_usage_in_bytes", writable: true) }
     private var oomControl: KeptCgroupFile { kept("memory", "memory.oom_control") }
-    private var procs: KeptCgroupFile { kept("pids", "cgroup.procs") }
+    /// Tasks (processes and threads) in the cgroup now: a plain counter, exact at every read.
+    private var tasks: KeptCgroupFile { kept("pids", "pids.current") }
+    private var memoryUsage: KeptCgroupFile { kept("memory", "memory.usage_in_bytes") }
+    /// The process list, always read through a descriptor of its own: v1 keeps the list an open
+    /// cgroup.procs first read and serves it again to every later read through that descriptor
+    /// until a second has passed without one — a kept descriptor shows processes long gone and
+    /// misses new ones. (Writes, `join`, go through kept descriptors: they are not cached.)
+    private var procsPath: String { dirs["pids"]! + "/cgroup.procs" }
 
     private var rawOOMKills: Int { Int(oomControl.readKey("oom_kill") ?? 0) }
     private var rawCPU: UInt64? { cpuUsage.readUInt() }
 
     func join(pid: pid_t) throws(CgroupError) {
         for dir in Set(dirs.values).sorted() {
-            try CgroupFile.write(dir + "/cgroup.procs", String(pid))
+            try kept(path: dir + "/cgroup.procs", writable: true).write(String(pid))
         }
     }
 
@@ -187,16 +196,14 @@ final class CgroupV1Run: RunCgroup, @unchecked Sendable {
     func cpuUsageNs() -> UInt64? { rawCPU.map { $0 >= cpuBase ? $0 - cpuBase : 0 } }
 
     func finish() throws(CgroupError) {
-        killAll()
-        guard let owner, procs.pids().isEmpty else { return try destroy() }
+        guard let owner, CgroupFile.killAll(procsPath) else { return try destroy() }
         // Page cache the run read stays charged here: hand it to the parent, so that the next
         // run's limit is its own. What every run leaves (0.3–0.9 MiB measured after a bash
         // run, half of it kernel memory: directory entries, inodes) is left up to `keptResidue`:
         // emptying is a reclaim pass over every slab shrinker, a tenth of a warm launch's CPU,
         // and the next run's peak counts from what it found (`memoryBase`).
-        let memory = dirs["memory"]!
-        if (CgroupFile.readUInt(memory + "/memory.usage_in_bytes") ?? 0) > Self.keptResidue {
-            try? CgroupFile.write(memory + "/memory.force_empty", "0")
+        if (memoryUsage.readUInt() ?? 0) > Self.keptResidue {
+            try? CgroupFile.write(dirs["memory"]! + "/memory.force_empty", "0")
         }
         try owner.recycle(self)
     }
@@ -204,17 +211,22 @@ final class CgroupV1Run: RunCgroup, @unchecked Sendable {
     /// The most a recycled cgroup keeps of earlier runs without being emptied.
     static let keptResidue: UInt64 = 4 << 20
 
-    func processes() -> [pid_t] { procs.pids() }
+    func processes() -> [pid_t] { CgroupFile.pids(procsPath) }
+
+    /// By the task counter, exact and cheap (no list to build, and never a stale one): a task
+    /// stays counted until it is reaped, and `pid` — init, unreaped while this is asked —
+    /// outlives every other process of its pid namespace, so one task left is init alone.
+    func holdsOnly(_ pid: pid_t) -> Bool { tasks.readUInt() == 1 }
 
     /// cgroup v1 has no CLONE_INTO_CGROUP: the child is moved with `join(pid:)`.
     func openDirectory() throws(CgroupError) -> Int32? { nil }
 
-    func killAll() { CgroupFile.killAll(dirs["pids"]! + "/cgroup.procs") }
+    func killAll() { CgroupFile.killAll(procsPath) }
 
     func destroy() throws(CgroupError) {
+        killAll()
         kept.values.forEach { $0.close() }
         kept = [:]
-        killAll()
         var firstError: CgroupError?
         for dir in Set(dirs.values).sorted() {
             do { try CgroupFile.removeDirectory(dir, procsFile: dir + "/cgroup.procs") } catch {

@@ -156,7 +156,7 @@ final class RunSupervisor: @unchecked Sendable {
         let observed = watch(Channels(stdin: process.takeStdin(), stdout: process.stdout, stderr: process.stderr, report: process.report,
                                       refusals: refusals),
                              cgroup: process.cgroup, kill: process.kill,
-                             programGone: { cgroup in cgroup.processes().allSatisfy { $0 == initPID } })
+                             programGone: { cgroup in cgroup.holdsOnly(initPID) })
         let collected = collectOutputs(process, observed: observed)
         let (usage, stats) = settle(process, observed: observed)
         var result = result(observed: observed, usage: usage, stats: stats, plan: plan, message: message, sendError: sendError,
