@@ -7,16 +7,26 @@ import Sandbox
 
 let rounds = Int(ProcessInfo.processInfo.environment["BENCH_ROUNDS"] ?? "") ?? 200
 let policiesDir = ProcessInfo.processInfo.environment["CONFINE_POLICIES"] ?? "policies"
-let policy = try PolicyLoader.load(file: policiesDir + "/default.yaml")
-let sandbox = try Sandbox()
+/// The value, or what went wrong in words and exit status 1: a benchmark that cannot start
+/// says why, not with a crash report.
+func orExit<T>(_ what: String, _ body: () throws -> T) -> T {
+    do { return try body() } catch {
+        FileHandle.standardError.write(Data("confine-bench: \(what): \(error)\n".utf8))
+        exit(1)
+    }
+}
+let policy = orExit("loading the default policy (run from the repository, or set CONFINE_POLICIES to the policies' folder)") {
+    try PolicyLoader.load(file: policiesDir + "/default.yaml")
+}
+let sandbox = orExit("starting the sandbox") { try Sandbox() }
 var coldConfiguration = SandboxConfiguration()
 coldConfiguration.warmPoolSize = 0
-let coldSandbox = try Sandbox(configuration: coldConfiguration)
+let coldSandbox = orExit("starting the sandbox without a warm pool") { try Sandbox(configuration: coldConfiguration) }
 // The same warm launch with refusals unreported (the filter answers them itself, no listener
 // handed up): what reporting refusals costs a run that refuses nothing.
 var unreportedConfiguration = SandboxConfiguration()
 unreportedConfiguration.reportRefusals = false
-let unreportedSandbox = try Sandbox(configuration: unreportedConfiguration)
+let unreportedSandbox = orExit("starting the sandbox with refusals unreported") { try Sandbox(configuration: unreportedConfiguration) }
 
 /// Wall time of one posix_spawn + waitpid of argv (the minimum a launcher can cost).
 func spawnAndWait(_ argv: [String]) -> Double {
@@ -132,7 +142,10 @@ for payload in payloads {
     }
 }
 let engineCount = Int(ProcessInfo.processInfo.environment["BENCH_EXECUTIONS"] ?? "") ?? 1000
-if engineCount > 0 { try await EngineBench.run(count: engineCount, policies: try PolicySet.load(directory: policiesDir)) }
+if engineCount > 0 {
+    let policies = orExit("loading the policies of \(policiesDir)") { try PolicySet.load(directory: policiesDir) }
+    try await EngineBench.run(count: engineCount, policies: policies)
+}
 
 if which("bwrap") == nil { print("\n(bwrap not installed: `apt-get install bubblewrap` to compare)") }
 if which("nsjail") == nil { print("(nsjail not installed: not in Debian 12's archive; build it to compare)") }
