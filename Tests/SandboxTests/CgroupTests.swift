@@ -128,16 +128,19 @@ struct CgroupTests {
         defer { try? run.destroy() }
         let sleepArgs = [strdup("/bin/sleep"), strdup("600"), nil]
         defer { sleepArgs.forEach { free($0) } }
-        func sleeper() throws -> pid_t {
-            var pid: pid_t = 0
-            #expect(posix_spawn(&pid, "/bin/sleep", nil, nil, sleepArgs, environ) == 0)
-            try run.join(pid: pid)
-            return pid
-        }
         func end(_ pid: pid_t) {
             kill(pid, SIGKILL)
             var status: Int32 = 0
             waitpid(pid, &status, 0)
+        }
+        func sleeper() throws -> pid_t {
+            var pid: pid_t = 0
+            try #require(posix_spawn(&pid, "/bin/sleep", nil, nil, sleepArgs, environ) == 0)
+            do { try run.join(pid: pid) } catch {
+                end(pid)
+                throw error
+            }
+            return pid
         }
         let first = try sleeper()
         defer { end(first) }
