@@ -57,9 +57,6 @@ final class WALCheckpointer: Sendable {
             if let queue { return queue }
             var configuration = Configuration()
             configuration.label = "confine-checkpoint"
-            configuration.prepareDatabase { db in
-                try db.execute(sql: "PRAGMA wal_autocheckpoint = \(WALCheckpointer.writerCheckpointPages)")
-            }
             queue = try? DatabaseQueue(path: path, configuration: configuration)
             return queue
         }

@@ -169,9 +169,7 @@ struct CgroupV2Tests {
     @Test("Real v2: inits are born in their run's cgroup (clone3 with CLONE_INTO_CGROUP), and runs work as ever")
     func realBornInCgroup() async throws {
         guard Self.realV2 != nil else { return }
-        var configuration = SandboxConfiguration()
-        configuration.warmPoolSize = 0
-        let sandbox = try Sandbox(configuration: configuration)
+        let sandbox = try TestSupport.sandbox(warmPoolSize: 0)
         print("inits are \(sandbox.cgroupPlacement)")
         let before = sandbox.launchesBornInCgroup
         let r = try await sandbox.run(RunRequest(policy: try TestSupport.policy(), command: ["/bin/bash", "-c", "cat /proc/self/cgroup"]))

@@ -97,7 +97,7 @@ struct HostIDRefusalTests {
 
     @Test("A cgroup directory the kernel will not put init into (here not a cgroup at all): init is cloned as before, and the reply says why")
     func intoCgroupRefused() throws {
-        let sandbox = try Sandbox(configuration: { var c = SandboxConfiguration(); c.warmPoolSize = 0; return c }())
+        let sandbox = try TestSupport.sandbox(warmPoolSize: 0)
         defer { sandbox.shutdown() }
         let policy = try TestSupport.policy()
         let plan = try sandbox.plan(for: SandboxImage(policy: policy, configuration: sandbox.configuration),

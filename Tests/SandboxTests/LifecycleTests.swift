@@ -1,7 +1,7 @@
 import ConfineTestSupport
 import Foundation
 import Glibc
-import Sandbox
+@testable import Sandbox
 import Synchronization
 import Testing
 
@@ -169,9 +169,7 @@ struct LifecycleTests {
 
     @Test("A warm sandbox takes its run's own, tighter limits")
     func warmSandboxGetsRunLimits() async throws {
-        var configuration = SandboxConfiguration()
-        configuration.warmPoolSize = 1
-        let sandbox = try Sandbox(configuration: configuration)
+        let sandbox = try TestSupport.sandbox(warmPoolSize: 1)
         defer { sandbox.shutdown() }
         let p = try TestSupport.policy()
         let hog = ["/usr/bin/python3", "-c", "x = bytearray(100 << 20); print(len(x))"]
@@ -189,11 +187,41 @@ struct LifecycleTests {
         #expect(third.verdict == .exited, "\(third.summary)")
     }
 
+    @Test("The warm pool: refilled as runs end, and at once when a take leaves fewer than half of its size; never above it")
+    func warmPoolRefillsWhenLow() async throws {
+        let sandbox = try TestSupport.sandbox(warmPoolSize: 4)
+        defer { sandbox.shutdown() }
+        var p = try TestSupport.policy()
+        p.limits.wallTimeMs = 120_000  // the runs below outlast every wait of the test
+        func waitForReady(_ count: Int) async throws -> Bool {
+            for _ in 0..<1000 where sandbox.warmSandboxCount != count { try await Task.sleep(for: .milliseconds(20)) }
+            return sandbox.warmSandboxCount == count
+        }
+        // The first run builds its own sandbox; its end fills the image's pool.
+        let first = try await sandbox.run(RunRequest(policy: p, command: ["/bin/true"]))
+        #expect(first.verdict == .exited, "\(first.summary)")
+        #expect(try await waitForReady(4), "ready: \(sandbox.warmSandboxCount)")
+        // Runs that go on: the first two takes leave half or more, and the pool waits for a run's end.
+        var handles: [RunHandle] = []
+        defer { handles.forEach { $0.cancel() } }
+        for left in [3, 2] {
+            handles.append(try sandbox.start(RunRequest(policy: p, command: ["/bin/sleep", "120"])))
+            #expect(sandbox.warmSandboxCount == left)
+        }
+        // The third leaves one: refilled while all three still run.
+        handles.append(try sandbox.start(RunRequest(policy: p, command: ["/bin/sleep", "120"])))
+        #expect(try await waitForReady(4), "ready: \(sandbox.warmSandboxCount)")
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(sandbox.warmSandboxCount == 4)
+        for handle in handles {
+            handle.cancel()
+            #expect(await handle.result().verdict == .cancelled)
+        }
+    }
+
     @Test("A run too large to send without waiting (arguments past a socket's buffer) is sent from the supervisor's thread, to a warm sandbox all the same")
     func largeRunToAWarmSandbox() async throws {
-        var configuration = SandboxConfiguration()
-        configuration.warmPoolSize = 1
-        let sandbox = try Sandbox(configuration: configuration)
+        let sandbox = try TestSupport.sandbox(warmPoolSize: 1)
         defer { sandbox.shutdown() }
         let p = try TestSupport.policy()
         let count = ["/bin/bash", "-c", "echo ${#1}", "count"]

@@ -65,9 +65,7 @@ struct SpawnerTests {
 
     @Test("A canary in this process's memory is nowhere in a live init's memory (read through /proc/PID/mem)")
     func noParentMemoryInInit() async throws {
-        var configuration = SandboxConfiguration()
-        configuration.warmPoolSize = 0  // an init made after the canary exists
-        let sandbox = try Sandbox(configuration: configuration)
+        let sandbox = try TestSupport.sandbox(warmPoolSize: 0)  // an init made after the canary exists
         defer { sandbox.shutdown() }
         let canary = Array("confine-canary-\(UUID().uuidString)-\(UUID().uuidString)".utf8)
         // The marker is in this run's argv: init holds it (it received the run), so finding it
@@ -218,9 +216,7 @@ struct SpawnerTests {
 
     @Test("A spawner killed with SIGKILL is restarted: later runs go on, and its status says what happened")
     func spawnerRestarts() async throws {
-        var configuration = SandboxConfiguration()
-        configuration.warmPoolSize = 0
-        let sandbox = try Sandbox(configuration: configuration)
+        let sandbox = try TestSupport.sandbox(warmPoolSize: 0)
         defer { sandbox.shutdown() }
         let policy = try TestSupport.policy()
         let before = sandbox.spawnerStatus

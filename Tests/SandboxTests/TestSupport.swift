@@ -39,6 +39,14 @@ enum TestSupport {
 
     static let sandbox: Sandbox = try! Sandbox()
 
+    /// A Sandbox of the test's own, with `warmPoolSize` warm sandboxes per image; the test shuts
+    /// it down.
+    static func sandbox(warmPoolSize: Int) throws -> Sandbox {
+        var configuration = SandboxConfiguration()
+        configuration.warmPoolSize = warmPoolSize
+        return try Sandbox(configuration: configuration)
+    }
+
     /// Runs `script` with /bin/bash under `policy` (default.yaml when nil), after `adjust`.
     static func bash(_ script: String, policy: Policy? = nil, stdin: [UInt8]? = nil,
                      adjust: (inout Policy) -> Void = { _ in }) async throws -> RunResult {

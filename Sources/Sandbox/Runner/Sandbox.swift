@@ -143,6 +143,9 @@ public final class Sandbox: Sendable {
     /// How many launch plans are kept now.
     var cachedPlanCount: Int { plans.withLock { $0.byImage.count } }
 
+    /// How many warm sandboxes are ready now.
+    var warmSandboxCount: Int { pool?.readyCount ?? 0 }
+
     /// The launch plan of an image, built on first use.
     func plan(for image: SandboxImage, seccomp: SeccompProgram?) throws(LaunchError) -> LaunchPlan {
         let cached = plans.withLock { state -> LaunchPlan? in

@@ -64,6 +64,13 @@ final class WarmPool: @unchecked Sendable {
         return taken
     }
 
+    /// Ready sandboxes, every image together.
+    var readyCount: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return entries.values.reduce(0) { $0 + $1.ready.count }
+    }
+
     /// Wakes the refilling thread: a run has ended (its result is out), so the images it
     /// drew from are topped up while nothing waits on the launch path.
     func refill() {
