@@ -74,6 +74,20 @@ int cs_send_run(int sock, const cs_run_header *header, const int *fds, int n_fds
     return 0;
 }
 
+int cs_send_go(int sock, const int *join_fds, int n) {
+    if (n < 0 || n > CS_MAX_JOIN_FILES) return -EINVAL;
+    char control[CMSG_SPACE(sizeof(int) * CS_MAX_JOIN_FILES)];
+    struct iovec iov;
+    struct msghdr msg;
+    cs_message_to_send(&msg, &iov, "g", 1, control, join_fds, n);
+    ssize_t sent;
+    do {
+        sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    if (sent < 0) return -errno;
+    return sent == 1 ? 0 : -EPROTO;
+}
+
 const char *cs_stage_name(int stage) {
     switch (stage) {
     case CS_STAGE_CLONE: return "clone";
@@ -107,6 +121,7 @@ const char *cs_stage_name(int stage) {
     case CS_STAGE_RUN_AREA: return "map the run's shared memory";
     case CS_STAGE_START_PROGRAM: return "start the program";
     case CS_STAGE_SECCOMP_LISTENER: return "hand the seccomp listener to the server";
+    case CS_STAGE_CGROUP_JOIN: return "move into the run's cgroup";
     case CS_STAGE_SPAWNER_REQUEST: return "spawner: read the request";
     case CS_STAGE_SPAWNER_PIPES: return "spawner: make pipes";
     case CS_STAGE_SPAWNER_PRIVILEGES: return "spawner: drop privileges";

@@ -154,4 +154,55 @@ struct CgroupTests {
         #expect(run.processes() == [first])
         #expect(run.holdsOnly(first))
     }
+
+    @Test("The real v1 hierarchy: an unprivileged process moves itself into a run cgroup, every hierarchy, through the tasks files the server opened (the opener's rights are checked)",
+          .enabled(if: TestSupport.canSandbox))
+    func selfJoinThroughOpenedFiles() throws {
+        let backend = try CgroupDetection.detect(parent: "confine")
+        guard backend.version == .v1 else {
+            print("SKIP self-join test: this host's runs are in cgroup \(backend.version.rawValue) (inits are born in their cgroup or moved by pid there)")
+            return
+        }
+        let name = "test-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        let run = try backend.create(name: name, limits: CgroupLimits(memoryBytes: 32 << 20, processes: 8, cpuQuota: 1, cpuWeight: 50))
+        defer { try? run.destroy() }
+        let files = try #require(try run.selfJoinFiles())
+        #expect(files.count == Set(backend.baseDirectories).count, "one file a hierarchy: \(files.map(\.path))")
+        #expect(files.allSatisfy { $0.path.hasSuffix("/\(name)/tasks") }, "\(files.map(\.path))")
+
+        // As nobody (no right to these files of its own), with the files as 3, 4, ...: it writes
+        // "0" to each, then waits.
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        var writes: [String] = []
+        for (i, file) in files.enumerated() {
+            posix_spawn_file_actions_adddup2(&actions, file.fd, Int32(3 + i))
+            writes.append("printf 0 >&\(3 + i) || exit 3;")
+        }
+        let script = writes.joined(separator: " ") + " exec sleep 600"
+        let words = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/bin/sh", "-c", script]
+        let args: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
+        defer { args.forEach { free($0) } }
+        var pid: pid_t = 0
+        try #require(posix_spawn(&pid, words[0], &actions, nil, args, environ) == 0)
+        defer {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+        var joined = false
+        for _ in 0..<500 where !joined {
+            joined = run.processes() == [pid]
+            if !joined { usleep(10_000) }
+        }
+        #expect(joined, "the process is in the run cgroup: \(run.processes())")
+        let own = try String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)
+        for controller in ["memory", "pids", "cpu", "cpuacct"] {
+            let line = own.split(separator: "\n").first { $0.split(separator: ":")[1].split(separator: ",").contains(Substring(controller)) }
+            #expect(line?.hasSuffix("/\(name)") == true, "\(controller): \(line ?? "none") in\n\(own)")
+        }
+        let uid = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8).split(separator: "\n").first { $0.hasPrefix("Uid:") }
+        #expect(uid?.split(whereSeparator: \.isWhitespace).dropFirst().first == "65534", "it ran unprivileged: \(uid ?? "")")
+    }
 }

@@ -107,6 +107,7 @@ enum cs_stage {
     CS_STAGE_RUN_AREA,     /* the memory init shares with the waiting program */
     CS_STAGE_START_PROGRAM,/* telling the waiting program to go */
     CS_STAGE_SECCOMP_LISTENER, /* handing the filter's listener to init, and init to the server */
+    CS_STAGE_CGROUP_JOIN,  /* index = cgroup file init writes "0" to, to move itself in (v1 `tasks`) */
     /* Stages of the spawner itself (before clone, or while starting). */
     CS_STAGE_SPAWNER_REQUEST,   /* a malformed or oversized spawn request */
     CS_STAGE_SPAWNER_PIPES,     /* pipe2/socketpair for the new init */
@@ -262,7 +263,7 @@ static inline int cs_message_descriptors(struct msghdr *msg, int *fds, int max) 
 /* ------------------------------------------------------------ the spawner's protocol */
 
 #define CS_SPAWNER_MAGIC 0x43535057u   /* "CSPW" */
-#define CS_SPAWNER_VERSION 2u
+#define CS_SPAWNER_VERSION 3u
 /* The largest spawn request (header, mounts, seccomp program, strings). */
 #define CS_SPAWN_MAX_REQUEST (192 * 1024)
 #define CS_SPAWN_MAX_MOUNTS 512
@@ -369,6 +370,15 @@ pid_t cs_spawn_bare(const char *const *exec_paths, int n_exec_paths, char *const
 /* Sends the run header with `fds` attached (SCM_RIGHTS), then `strings`. 0 or -errno. */
 int cs_send_run(int sock, const cs_run_header *header, const int *fds, int n_fds,
                 const char *strings, size_t strings_len);
+
+/* The most cgroup files init is handed to move itself in with (one a v1 hierarchy: memory,
+ * pids, cpu, cpuacct). */
+#define CS_MAX_JOIN_FILES 4
+
+/* Releases a waiting init (its ids are mapped): one byte, with the `n` cgroup files it moves
+ * itself in through (it writes "0" to each: cgroup v1's `tasks`; none when it was born in its
+ * cgroup or was moved in by pid). 0 or -errno. */
+int cs_send_go(int sock, const int *join_fds, int n);
 
 /* Words for a stage: "mount", "pivot_root", ... */
 const char *cs_stage_name(int stage);

@@ -74,6 +74,14 @@ extension CgroupBackend {
 public protocol RunCgroup: Sendable {
     /// Moves `pid` into the cgroup (every controller).
     func join(pid: pid_t) throws(CgroupError)
+    /// The files a process moves itself in through by writing "0" to each, with their paths
+    /// (cgroup v1's `tasks`, one a hierarchy). A thread moving itself takes no lock over every
+    /// process of the host; `join(pid:)` does, and waits for an RCU grace period (about 6 ms
+    /// here) whenever no other move came just before — on the launch path, or holding
+    /// `cgroup_mutex` while other launches wait. Opened here, with this process's rights (the
+    /// kernel checks the opener's); the descriptors stay the cgroup's. nil where the hierarchy
+    /// has no such file (v2: the child is born in its cgroup, or moved by `join(pid:)`).
+    func selfJoinFiles() throws(CgroupError) -> [(path: String, fd: Int32)]?
     /// Sets the limits (again): a warm sandbox gets its run's limits when it is claimed.
     func apply(_ limits: CgroupLimits) throws(CgroupError)
     /// Counts from now on: CPU time, OOM kills and (where the hierarchy can reset it, v1) peak
@@ -102,6 +110,7 @@ public protocol RunCgroup: Sendable {
 
 extension RunCgroup {
     public func holdsOnly(_ pid: pid_t) -> Bool { processes().allSatisfy { $0 == pid } }
+    public func selfJoinFiles() throws(CgroupError) -> [(path: String, fd: Int32)]? { nil }
 }
 
 /// Picks the hierarchy this host offers: a pure cgroup2 mount with the controllers we need,

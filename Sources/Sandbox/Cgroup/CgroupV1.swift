@@ -133,6 +133,17 @@ final class CgroupV1Run: RunCgroup, @unchecked Sendable {
         }
     }
 
+    /// Each hierarchy's `tasks`, kept open: written "0", it moves the writing thread (init,
+    /// single-threaded: the process) without the host-wide threadgroup lock a move by pid takes.
+    func selfJoinFiles() throws(CgroupError) -> [(path: String, fd: Int32)]? {
+        var files: [(path: String, fd: Int32)] = []
+        for dir in Set(dirs.values).sorted() {
+            let file = kept(path: dir + "/tasks", writable: true)
+            files.append((file.path, try file.openedDescriptor()))
+        }
+        return files
+    }
+
     func apply(_ limits: CgroupLimits) throws(CgroupError) {
         if applied == limits { return }
         applied = nil
@@ -218,7 +229,7 @@ final class CgroupV1Run: RunCgroup, @unchecked Sendable {
     /// outlives every other process of its pid namespace, so one task left is init alone.
     func holdsOnly(_ pid: pid_t) -> Bool { tasks.readUInt() == 1 }
 
-    /// cgroup v1 has no CLONE_INTO_CGROUP: the child is moved with `join(pid:)`.
+    /// cgroup v1 has no CLONE_INTO_CGROUP: init moves itself in (`selfJoinFiles`).
     func openDirectory() throws(CgroupError) -> Int32? { nil }
 
     func killAll() { CgroupFile.killAll(procsPath) }

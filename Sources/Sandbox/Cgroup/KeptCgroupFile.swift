@@ -26,6 +26,13 @@ final class KeptCgroupFile: @unchecked Sendable {
         return fd >= 0 ? fd : nil
     }
 
+    /// The descriptor, opened now if it is not yet: for a file handed to another process
+    /// (which gets a copy; this one stays open here).
+    func openedDescriptor() throws(CgroupError) -> Int32 {
+        guard let fd = descriptor() else { throw CgroupError(operation: "open", path: path, errno: errno) }
+        return fd
+    }
+
     /// The whole file, or nil when it cannot be opened or read.
     func readString() -> String? { readBytes().map { String(decoding: $0, as: UTF8.self) } }
 

@@ -160,7 +160,7 @@ final class RunSupervisor: @unchecked Sendable {
         let collected = collectOutputs(process, observed: observed)
         let (usage, stats) = settle(process, observed: observed)
         var result = result(observed: observed, usage: usage, stats: stats, plan: plan, message: message, sendError: sendError,
-                            launchMicros: launchMicros)
+                            launchMicros: launchMicros, joinPaths: process.joinPaths)
         (result.artifacts, result.skippedArtifacts) = collected
         return result
     }
@@ -247,7 +247,7 @@ final class RunSupervisor: @unchecked Sendable {
 
     /// The result: usage, output, how the program ended, and the verdict (`RunVerdict.classify`).
     private func result(observed: Observed, usage: rusage, stats: CgroupStats?, plan: LaunchPlan, message: RunMessage,
-                        sendError: Int32?, launchMicros: Int64) -> RunResult {
+                        sendError: Int32?, launchMicros: Int64, joinPaths: [String]) -> RunResult {
         let limits = work.policy.limits
         var result = RunResult(verdict: .exited, launchMicros: launchMicros)
         fill(&result, observed: observed, usage: usage)
@@ -270,7 +270,7 @@ final class RunSupervisor: @unchecked Sendable {
             let stage = cs_stage(UInt32(setup.stage))
             result.setupFailure = SetupFailure(
                 stage: String(cString: cs_stage_name(setup.stage)),
-                subject: stage == CS_STAGE_MOUNT ? plan.subject(mount: setup.index) : message.subject(stage: stage, index: setup.index),
+                subject: subject(of: stage, index: Int(setup.index), plan: plan, message: message, joinPaths: joinPaths),
                 errno: setup.err)
             result.exitCode = nil
             result.signal = nil
@@ -281,6 +281,15 @@ final class RunSupervisor: @unchecked Sendable {
         }
         if result.verdict == .setupFailed { result.launchMicros = 0 }  // the sandbox never took the run
         return result
+    }
+
+    /// What a failing stage of init was working on: a mount, a cgroup file, or a part of the run.
+    private func subject(of stage: cs_stage, index: Int, plan: LaunchPlan, message: RunMessage, joinPaths: [String]) -> String? {
+        switch stage {
+        case CS_STAGE_MOUNT: return plan.subject(mount: Int32(index))
+        case CS_STAGE_CGROUP_JOIN: return joinPaths.indices.contains(index) ? joinPaths[index] : nil
+        default: return message.subject(stage: stage, index: Int32(index))
+        }
     }
 
     /// The benchmarks' baseline: the same pipes and watch loop, no isolation at all.

@@ -18,6 +18,9 @@ final class SandboxProcess: @unchecked Sendable {
     /// The host uid and gid its root maps to, its own while it lives; given back once it is
     /// reaped and its descriptors closed.
     let hostID: UInt32
+    /// The cgroup files init was given to move itself in through, in order: a failure
+    /// report's index (CS_STAGE_CGROUP_JOIN) names one.
+    private(set) var joinPaths: [String] = []
     private let hostIDs: HostIDs
     private var holdsHostID = true
 
@@ -78,18 +81,23 @@ final class SandboxProcess: @unchecked Sendable {
                 throw LaunchError(stage: "write \(file)", subject: path, errno: err)
             }
         }
+        // Not born in its cgroup: init moves itself in through the files it is given (cgroup v1:
+        // no host-wide lock, see `RunCgroup.selfJoinFiles`), or is moved in by pid here.
+        var joinFiles: [(path: String, fd: Int32)] = []
         if let cgroup, !spawned.bornInCgroup {
-            do { try cgroup.join(pid: spawned.pid) } catch {
+            do {
+                if let files = try cgroup.selfJoinFiles() { joinFiles = files } else { try cgroup.join(pid: spawned.pid) }
+            } catch {
                 process.discard()
                 throw LaunchError(stage: "cgroup: \(error.operation)", subject: error.path, errno: error.errno)
             }
         }
-        var go: UInt8 = 1
-        guard write(spawned.control, &go, 1) == 1 else {
-            let err = errno
+        let sent = joinFiles.map(\.fd).withUnsafeBufferPointer { cs_send_go(spawned.control, $0.baseAddress, Int32($0.count)) }
+        guard sent == 0 else {
             process.discard()
-            throw LaunchError(stage: "release init", errno: err)
+            throw LaunchError(stage: "release init", errno: -sent)
         }
+        process.joinPaths = joinFiles.map(\.path)
         return process
     }
 

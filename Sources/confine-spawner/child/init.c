@@ -64,6 +64,44 @@ int cs_forward_listener(int go_end, int control) {
     return -1;
 }
 
+/* The server's word to go (the ids are mapped), with the cgroup files init moves itself in
+ * through, if any (cgroup v1's `tasks`): "0" written to one moves the writing thread alone, so
+ * the kernel takes no lock over every process of the host — a move by pid does, and waits for
+ * an RCU grace period (about 6 ms) whenever no other move came just before. The files were
+ * opened by the server: the kernel checks the opener's rights, not init's. None is kept. */
+static void cs_receive_go(int ctl, int rep) {
+    char go = 0;
+    int fds[CS_MAX_JOIN_FILES];
+    char control[CMSG_SPACE(sizeof(int) * CS_MAX_JOIN_FILES)];
+    struct iovec iov;
+    struct msghdr msg;
+    cs_message_to_receive(&msg, &iov, &go, 1, control, sizeof control);
+    ssize_t r = cs_receive_message(ctl, &msg);
+    if (r != 1) {
+        if (r == 0) errno = EPIPE;
+        cs_fail(rep, CS_STAGE_SYNC, 0);
+    }
+    int n = cs_message_descriptors(&msg, fds, CS_MAX_JOIN_FILES);
+    if (n > CS_MAX_JOIN_FILES || (msg.msg_flags & MSG_CTRUNC)) {
+        for (int i = 0; i < n && i < CS_MAX_JOIN_FILES; i++) close(fds[i]);
+        errno = EPROTO;
+        cs_fail(rep, CS_STAGE_CGROUP_JOIN, 0);
+    }
+    for (int i = 0; i < n; i++) {
+        ssize_t w;
+        do {
+            w = pwrite(fds[i], "0", 1, 0);
+        } while (w < 0 && errno == EINTR);
+        if (w != 1) {
+            int e = w < 0 ? errno : EIO;
+            for (int k = i; k < n; k++) close(fds[k]);
+            errno = e;
+            cs_fail(rep, CS_STAGE_CGROUP_JOIN, i);
+        }
+        close(fds[i]);
+    }
+}
+
 int cs_init_main(void *arg) {
     const cs_config *c = (const cs_config *)arg;
     int rep = CS_FD_REPORT, ctl = CS_FD_CONTROL;
@@ -72,9 +110,8 @@ int cs_init_main(void *arg) {
     if (c->pdeathsig) (void)prctl(PR_SET_PDEATHSIG, c->pdeathsig, 0, 0, 0);
     if (cs_compact_fds(c) != 0) cs_fail(c->report_fd, CS_STAGE_FDS, 0);
 
-    /* Wait for the server: id maps written, cgroup joined. */
-    char go;
-    if (cs_read_full(ctl, &go, 1) != 0) cs_fail(rep, CS_STAGE_SYNC, 0);
+    /* Wait for the server: id maps written; in the cgroup, or the files to move in with. */
+    cs_receive_go(ctl, rep);
 
     /* glibc's set*id() may wait for threads that do not exist here: raw system calls. */
     if (syscall(SYS_setgroups, 0, NULL) != 0) cs_fail(rep, CS_STAGE_SETGROUPS, 0);
