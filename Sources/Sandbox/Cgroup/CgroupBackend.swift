@@ -60,7 +60,7 @@ public protocol CgroupBackend: Sendable {
     func removeIdle()
     /// Places the spawner (`pid`, running as `uid`/`gid`) where it may create inits directly
     /// in run cgroups (clone3 with CLONE_INTO_CGROUP): nil when done, else why not — then
-    /// inits are moved into their cgroup by the server after clone, as on cgroup v1.
+    /// inits are moved into their cgroup after clone (`selfJoinFiles`, else `join(pid:)`).
     func adoptSpawner(pid: pid_t, uid: UInt32, gid: UInt32) -> String?
 }
 

@@ -3,7 +3,8 @@ import Synchronization
 
 /// How inits get into their run's cgroup: born there (cgroup v2, clone3 with
 /// CLONE_INTO_CGROUP, once the backend has placed the spawner where it may do that) or moved
-/// in by the server after clone (cgroup v1, or where the kernel or the delegation refuses).
+/// in after clone: on cgroup v1 by init itself (`RunCgroup.selfJoinFiles`), elsewhere — where
+/// the kernel or the delegation refuses — by the server, by pid.
 final class CgroupPlacement: Sendable {
     private struct State {
         var intoCgroup = false
