@@ -34,7 +34,10 @@ let package = Package(
         .executableTarget(
             name: "confine-spawner",
             dependencies: ["CSandbox"],
-            cSettings: [.define("_GNU_SOURCE")]
+            cSettings: [.define("_GNU_SOURCE")],
+            // Every symbol bound at start (and the table read-only): code after clone() never
+            // enters the dynamic linker — the program's process shares init's memory until execve.
+            linkerSettings: [.unsafeFlags(["-Xlinker", "-z", "-Xlinker", "now", "-Xlinker", "-z", "-Xlinker", "relro"])]
         ),
         // Words for people: human units, "did you mean", errno and signal names, quoting.
         // The bottom of the house: it imports nothing of Confine.
