@@ -53,10 +53,7 @@ int cs_send_run(int sock, const cs_run_header *header, const int *fds, int n_fds
     struct iovec iov;
     struct msghdr msg;
     cs_message_to_send(&msg, &iov, header, sizeof *header, control, fds, n_fds);
-    ssize_t sent;
-    do {
-        sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
-    } while (sent < 0 && errno == EINTR);
+    ssize_t sent = cs_send_message(sock, &msg);
     if (sent < 0) return -errno;
     const char *p = (const char *)header + sent;
     size_t left = sizeof *header - (size_t)sent;
@@ -80,10 +77,7 @@ int cs_send_go(int sock, const int *join_fds, int n) {
     struct iovec iov;
     struct msghdr msg;
     cs_message_to_send(&msg, &iov, "g", 1, control, join_fds, n);
-    ssize_t sent;
-    do {
-        sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
-    } while (sent < 0 && errno == EINTR);
+    ssize_t sent = cs_send_message(sock, &msg);
     if (sent < 0) return -errno;
     return sent == 1 ? 0 : -EPROTO;
 }

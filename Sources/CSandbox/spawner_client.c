@@ -93,10 +93,7 @@ int cs_spawner_exchange(int sock, const void *request, size_t len, int cgroup_fd
     struct iovec out_iov;
     struct msghdr out;
     cs_message_to_send(&out, &out_iov, request, len, out_control, &cgroup_fd, cgroup_fd >= 0 ? 1 : 0);
-    ssize_t n_sent;
-    do {
-        n_sent = sendmsg(sock, &out, MSG_NOSIGNAL);
-    } while (n_sent < 0 && errno == EINTR);
+    ssize_t n_sent = cs_send_message(sock, &out);
     if (n_sent < 0) return -errno;
     if ((size_t)n_sent != len) return -EMSGSIZE;
     *sent = 1;

@@ -138,10 +138,7 @@ static void cs_reply(int sock, uint64_t id, pid_t pid, int err, int stage, const
     struct iovec iov;
     struct msghdr msg;
     cs_message_to_send(&msg, &iov, &reply, sizeof reply, control, fds, fds ? CS_SPAWN_FD_COUNT : 0);
-    ssize_t r;
-    do {
-        r = sendmsg(sock, &msg, MSG_NOSIGNAL);
-    } while (r < 0 && errno == EINTR);
+    (void)cs_send_message(sock, &msg);
 }
 
 /* init born in the cgroup `cgroup_fd` (clone3 with CLONE_INTO_CGROUP: no moment outside it,

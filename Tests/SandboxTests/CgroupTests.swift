@@ -21,6 +21,19 @@ struct CgroupTests {
         return root
     }
 
+    /// A run cgroup of this host's real hierarchy, named for this test alone; the caller destroys it.
+    static func realRun(_ backend: any CgroupBackend) throws -> (name: String, run: any RunCgroup) {
+        let name = "test-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        return (name, try backend.create(name: name, limits: CgroupLimits(memoryBytes: 32 << 20, processes: 8, cpuQuota: 1, cpuWeight: 50)))
+    }
+
+    /// SIGKILLs and reaps a child of this process.
+    static func end(_ pid: pid_t) {
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+
     static func populateRun(_ dir: String) throws {
         let files = ["memory.max": "max\n", "memory.swap.max": "max\n", "pids.max": "max\n",
                      "cpu.max": "max 100000\n", "cpu.weight": "100\n", "cgroup.procs": "",
@@ -122,17 +135,11 @@ struct CgroupTests {
     @Test("The real hierarchy: a run cgroup's process list and its init-alone check follow processes as they join and end (v1 serves a kept cgroup.procs descriptor a cached list)",
           .enabled(if: TestSupport.canSandbox))
     func processListFollows() throws {
-        let backend = try CgroupDetection.detect(parent: "confine")
-        let run = try backend.create(name: "test-\(getpid())-\(Int.random(in: 0..<1_000_000))",
-                                     limits: CgroupLimits(memoryBytes: 32 << 20, processes: 8, cpuQuota: 1, cpuWeight: 50))
+        let (_, run) = try Self.realRun(try CgroupDetection.detect(parent: "confine"))
         defer { try? run.destroy() }
         let sleepArgs = [strdup("/bin/sleep"), strdup("600"), nil]
         defer { sleepArgs.forEach { free($0) } }
-        func end(_ pid: pid_t) {
-            kill(pid, SIGKILL)
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
-        }
+        let end = Self.end
         func sleeper() throws -> pid_t {
             var pid: pid_t = 0
             try #require(posix_spawn(&pid, "/bin/sleep", nil, nil, sleepArgs, environ) == 0)
@@ -163,8 +170,7 @@ struct CgroupTests {
             print("SKIP self-join test: this host's runs are in cgroup \(backend.version.rawValue) (inits are born in their cgroup or moved by pid there)")
             return
         }
-        let name = "test-\(getpid())-\(Int.random(in: 0..<1_000_000))"
-        let run = try backend.create(name: name, limits: CgroupLimits(memoryBytes: 32 << 20, processes: 8, cpuQuota: 1, cpuWeight: 50))
+        let (name, run) = try Self.realRun(backend)
         defer { try? run.destroy() }
         let files = try #require(try run.selfJoinFiles())
         #expect(files.count == Set(backend.baseDirectories).count, "one file a hierarchy: \(files.map(\.path))")
@@ -186,11 +192,7 @@ struct CgroupTests {
         defer { args.forEach { free($0) } }
         var pid: pid_t = 0
         try #require(posix_spawn(&pid, words[0], &actions, nil, args, environ) == 0)
-        defer {
-            kill(pid, SIGKILL)
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
-        }
+        defer { Self.end(pid) }
         var joined = false
         for _ in 0..<500 where !joined {
             joined = run.processes() == [pid]
@@ -204,5 +206,50 @@ struct CgroupTests {
         }
         let uid = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8).split(separator: "\n").first { $0.hasPrefix("Uid:") }
         #expect(uid?.split(whereSeparator: \.isWhitespace).dropFirst().first == "65534", "it ran unprivileged: \(uid ?? "")")
+    }
+
+    /// A hierarchy that is only this: each run hands init `files` to move itself in through.
+    final class StandInCgroups: CgroupBackend {
+        final class Run: RunCgroup {
+            let files: [(path: String, fd: Int32)]
+            init(files: [(path: String, fd: Int32)]) { self.files = files }
+            func join(pid: pid_t) throws(CgroupError) {}
+            func apply(_ limits: CgroupLimits) throws(CgroupError) {}
+            func startCounting() {}
+            func stats() -> CgroupStats { CgroupStats(cpuUsageNs: nil, memoryPeakBytes: nil, oomKills: 0) }
+            func cpuUsageNs() -> UInt64? { nil }
+            func processes() -> [pid_t] { [] }
+            func killAll() {}
+            func finish() throws(CgroupError) {}
+            func destroy() throws(CgroupError) {}
+            func openDirectory() throws(CgroupError) -> Int32? { nil }
+            func selfJoinFiles() throws(CgroupError) -> [(path: String, fd: Int32)]? { files }
+        }
+        let version = CgroupVersion.v1
+        let files: [(path: String, fd: Int32)]
+        init(files: [(path: String, fd: Int32)]) { self.files = files }
+        var baseDirectories: [String] { [] }
+        func create(name: String, limits: CgroupLimits) throws(CgroupError) -> any RunCgroup { Run(files: files) }
+        func existingRuns() -> [String] { [] }
+        func remove(name: String) throws(CgroupError) {}
+        func removeIdle() {}
+    }
+
+    @Test("A cgroup file init cannot move itself in through: setup_failed naming that file and the errno, and the program never runs",
+          .enabled(if: TestSupport.canSandbox))
+    func selfJoinFailureNamesTheFile() async throws {
+        let writable = open("/dev/null", O_WRONLY | O_CLOEXEC), readOnly = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(writable); close(readOnly) }
+        try #require(writable >= 0 && readOnly >= 0)
+        let files = [(path: "/stand-in/memory/tasks", fd: writable), (path: "/stand-in/pids/tasks", fd: readOnly)]
+        var configuration = SandboxConfiguration()
+        configuration.warmPoolSize = 0
+        let sandbox = try Sandbox(configuration: configuration) { StandInCgroups(files: files) }
+        defer { sandbox.shutdown() }
+        let result = try await sandbox.run(RunRequest(policy: try TestSupport.policy(), command: ["/bin/echo", "ran"]))
+        #expect(result.verdict == .setupFailed, "\(result.summary)")
+        #expect(result.setupFailure == SetupFailure(stage: "move into the run's cgroup", subject: "/stand-in/pids/tasks", errno: EBADF),
+                "\(String(describing: result.setupFailure))")
+        #expect(result.stdout.isEmpty, "the program ran: \(result.out)")
     }
 }

@@ -234,6 +234,15 @@ static inline void cs_message_to_receive(struct msghdr *msg, struct iovec *iov, 
     msg->msg_controllen = control_len;
 }
 
+/* sendmsg without SIGPIPE, again after EINTR: the bytes sent, or -1 with errno. */
+static inline ssize_t cs_send_message(int sock, const struct msghdr *msg) {
+    ssize_t r;
+    do {
+        r = sendmsg(sock, msg, MSG_NOSIGNAL);
+    } while (r < 0 && errno == EINTR);
+    return r;
+}
+
 /* recvmsg, again after EINTR; received descriptors are close-on-exec. */
 static inline ssize_t cs_receive_message(int sock, struct msghdr *msg) {
     ssize_t r;

@@ -39,7 +39,24 @@ public final class Sandbox: Sendable {
     /// How many inits were born in their run's cgroup (cgroup v2's CLONE_INTO_CGROUP).
     public var launchesBornInCgroup: Int { placement.bornCount }
 
-    public init(configuration: SandboxConfiguration = SandboxConfiguration()) throws(SandboxError) {
+    public convenience init(configuration: SandboxConfiguration = SandboxConfiguration()) throws(SandboxError) {
+        try self.init(configuration: configuration) { () throws(SandboxError) -> (any CgroupBackend)? in
+            switch configuration.cgroups {
+            case .required:
+                do throws(CgroupError) {
+                    return try CgroupDetection.detect(parent: configuration.cgroupParent, groupWeight: configuration.groupCPUWeight)
+                } catch {
+                    throw .cgroup(error)
+                }
+            case .disabled:
+                return nil
+            }
+        }
+    }
+
+    /// `cgroupBackend` gives the hierarchy runs are placed in, once the configuration has been
+    /// checked (the tests' stand-ins; `init(configuration:)` detects the host's).
+    init(configuration: SandboxConfiguration, cgroupBackend: () throws(SandboxError) -> (any CgroupBackend)?) throws(SandboxError) {
         self.configuration = configuration
         if configuration.spawnerUID == 0 || configuration.spawnerGID == 0 {
             throw .configuration("spawner_uid and spawner_gid must name an unprivileged user and group, not root (0)")
@@ -57,15 +74,7 @@ public final class Sandbox: Sendable {
         hostIDs = HostIDs.shared(configuration.hostIDs)
         // A program that closes its stdin early must not kill the server with SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
-        switch configuration.cgroups {
-        case .required:
-            do { cgroups = try CgroupDetection.detect(parent: configuration.cgroupParent,
-                                                                    groupWeight: configuration.groupCPUWeight) } catch {
-                throw .cgroup(error)
-            }
-        case .disabled:
-            cgroups = nil
-        }
+        cgroups = try cgroupBackend()
         names = RunNames()
         if let cgroups { Self.removeStaleRuns(cgroups) }
         let placement = CgroupPlacement()

@@ -59,6 +59,17 @@ typedef struct cs_config {
 /* init's entry point (clone()'s fn): never returns. */
 int cs_init_main(void *arg);
 
+/* A setup failure's record for the report pipe (written by cs_report_failure, or raw by the
+ * program's process, which may not touch errno). */
+static inline cs_report cs_failure_record(int stage, int index, int err) {
+    cs_report r = {0};
+    r.kind = CS_REPORT_SETUP_FAILED;
+    r.stage = stage;
+    r.index = index;
+    r.err = err;
+    return r;
+}
+
 /* util.c */
 void cs_report_failure(int fd, int stage, int index, int err);
 __attribute__((noreturn)) void cs_fail(int fd, int stage, int index);

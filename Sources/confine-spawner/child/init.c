@@ -54,9 +54,7 @@ int cs_forward_listener(int go_end, int control) {
     uint32_t magic = CS_LISTENER_MAGIC;
     char out[CMSG_SPACE(sizeof(int))];
     cs_message_to_send(&msg, &iov, &magic, sizeof magic, out, &fd, 1);
-    do {
-        r = sendmsg(control, &msg, MSG_NOSIGNAL);
-    } while (r < 0 && errno == EINTR);
+    r = cs_send_message(control, &msg);
     int e = errno;
     close(fd);
     if (r == (ssize_t)sizeof magic) return 0;

@@ -55,16 +55,15 @@ static long cs_sys(long n, long a, long b, long c, long d, long e) {
 #endif
 #define CS_SYS(n, a, b, c, d, e) cs_sys((n), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e))
 
+__attribute__((noreturn)) static void cs_program_exit(int status) {
+    for (;;) (void)CS_SYS(SYS_exit_group, status, 0, 0, 0, 0);
+}
+
 /* Reports the failed stage (with -ret as its errno) to init's report pipe and ends. */
 __attribute__((noreturn)) static void cs_program_fail(int stage, int index, long ret) {
-    cs_report r;
-    memset(&r, 0, sizeof r);
-    r.kind = CS_REPORT_SETUP_FAILED;
-    r.stage = stage;
-    r.index = index;
-    r.err = (int)-ret;
+    cs_report r = cs_failure_record(stage, index, (int)-ret);
     (void)CS_SYS(SYS_write, CS_FD_REPORT, &r, sizeof r, 0, 0);
-    for (;;) (void)CS_SYS(SYS_exit_group, 127, 0, 0, 0, 0);
+    cs_program_exit(127);
 }
 
 #ifndef SECBIT_NOROOT
@@ -168,7 +167,7 @@ static int cs_program_main(void *arg) {
     do {
         n = CS_SYS(SYS_read, a->go_fd, &go, 1, 0, 0);
     } while (n == -EINTR);
-    if (n != 1) for (;;) (void)CS_SYS(SYS_exit_group, 0, 0, 0, 0, 0);
+    if (n != 1) cs_program_exit(0);
     const cs_run_header *h = &cs_run->header;
     for (uint32_t i = 0; i < h->n_rlimits; i++) {
         struct rlimit rl = {(rlim_t)h->rlimits[i].soft, (rlim_t)h->rlimits[i].hard};

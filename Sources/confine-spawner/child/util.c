@@ -12,12 +12,7 @@
 #include <unistd.h>
 
 void cs_report_failure(int fd, int stage, int index, int err) {
-    cs_report r;
-    memset(&r, 0, sizeof r);
-    r.kind = CS_REPORT_SETUP_FAILED;
-    r.stage = stage;
-    r.index = index;
-    r.err = err;
+    cs_report r = cs_failure_record(stage, index, err);
     (void)!write(fd, &r, sizeof r);
 }
 
